@@ -1,0 +1,114 @@
+"""The embedded store of local mode: readings in SQLite, answering the same history queries.
+
+It takes the same line protocol as InfluxDB (so the spool and the sink worker are the same)
+and keeps InfluxDB's semantics for a repeated point: the same series and timestamp overwrite.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from pathlib import Path
+
+from safety_hub.errors import SinkError
+from safety_hub.lineproto import READING_MEASUREMENT, parse_line
+from safety_hub.ports import HistoryPoint
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS reading (
+    enterprise TEXT NOT NULL,
+    tag TEXT NOT NULL,
+    ts INTEGER NOT NULL,
+    value REAL NOT NULL,
+    quality TEXT NOT NULL,
+    hazard_source TEXT,
+    kind TEXT,
+    PRIMARY KEY (enterprise, tag, ts)
+) WITHOUT ROWID;
+"""
+
+
+class SqliteStore:
+    name = "sqlite-store"
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.execute("PRAGMA synchronous=NORMAL")
+        self._conn.executescript(_SCHEMA)
+        self._lock = threading.Lock()
+
+    def write(self, lines: str) -> None:
+        rows = []
+        for number, line in enumerate(lines.split("\n"), start=1):
+            if not line:
+                continue
+            try:
+                parsed = parse_line(line)
+            except ValueError as exc:
+                raise SinkError(self.name, f"line {number}: {exc}", retryable=False) from exc
+            if parsed.measurement != READING_MEASUREMENT or parsed.timestamp is None:
+                raise SinkError(self.name, f"line {number}: not a timed reading", retryable=False)
+            value = parsed.fields.get("value")
+            if not isinstance(value, float | int) or isinstance(value, bool):
+                raise SinkError(self.name, f"line {number}: value is not a number", retryable=False)
+            rows.append(
+                (
+                    parsed.tags.get("enterprise", ""),
+                    parsed.tags.get("tag", ""),
+                    parsed.timestamp,
+                    float(value),
+                    str(parsed.fields.get("quality", "good")),
+                    parsed.tags.get("hazard_source"),
+                    parsed.tags.get("kind"),
+                )
+            )
+        with self._lock:
+            try:
+                self._conn.execute("BEGIN")
+                self._conn.executemany(
+                    "INSERT OR REPLACE INTO reading VALUES (?,?,?,?,?,?,?)", rows
+                )
+                self._conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                self._conn.execute("ROLLBACK")
+                raise SinkError(self.name, f"sqlite: {exc}", retryable=True) from exc
+
+    def count(self) -> int:
+        with self._lock:
+            return int(self._conn.execute("SELECT COUNT(*) FROM reading").fetchone()[0])
+
+    def history(
+        self,
+        enterprise: str,
+        tag: str,
+        start_ms: int,
+        end_ms: int,
+        *,
+        limit: int = 10_000,
+        every_s: int | None = None,
+    ) -> list[HistoryPoint]:
+        args = (enterprise, tag, start_ms, end_ms)
+        with self._lock:
+            if every_s:
+                width = every_s * 1000
+                rows = self._conn.execute(
+                    f"SELECT (ts / {width}) * {width} AS bucket, AVG(value), MIN(value), "
+                    "MAX(value), COUNT(value) FROM reading "
+                    "WHERE enterprise = ? AND tag = ? AND ts >= ? AND ts < ? "
+                    "GROUP BY bucket ORDER BY bucket LIMIT ?",
+                    (*args, limit),
+                ).fetchall()
+                return [HistoryPoint(r[0], r[1], None, r[2], r[3], r[4]) for r in rows]
+            rows = self._conn.execute(
+                "SELECT ts, value, quality FROM reading "
+                "WHERE enterprise = ? AND tag = ? AND ts >= ? AND ts < ? ORDER BY ts LIMIT ?",
+                (*args, limit),
+            ).fetchall()
+        return [HistoryPoint(r[0], r[1], r[2]) for r in rows]
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()

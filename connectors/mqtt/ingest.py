@@ -1,0 +1,204 @@
+"""MQTT ingest over paho-mqtt 2.x: a persistent v5 session with manual acknowledgement.
+
+The callbacks only hand work over. A message is acknowledged (``ack``) by the core once its
+readings are durably spooled; a message received on an earlier connection is never acked on a
+later one (its packet id may by then name another message): the broker redelivers it instead,
+and storage overwrites the repeated reading with itself.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import ssl
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
+
+from safety_hub.ports import InboundMessage
+
+log = logging.getLogger("connectors.mqtt")
+
+
+@dataclass(frozen=True)
+class MqttConfig:
+    host: str
+    port: int
+    client_id: str
+    username: str | None = None
+    password: str | None = None
+    tls: bool = False
+    protocol: str = "v5"  # or "v311" for brokers that only speak 3.1.1
+    session_expiry_s: int = 7 * 86_400
+    receive_maximum: int = 1000
+    keepalive_s: int = 30
+    subscriptions: tuple[str, ...] = field(default_factory=tuple)
+    min_reconnect_s: int = 1
+    max_reconnect_s: int = 30
+
+    def validate(self) -> None:
+        """Check the configuration without any I/O."""
+        if not self.host:
+            raise ValueError("mqtt: host is empty")
+        if not 0 < self.port < 65536:
+            raise ValueError(f"mqtt: port {self.port} is out of range")
+        if self.protocol not in ("v5", "v311"):
+            raise ValueError(f"mqtt: protocol must be v5 or v311, got {self.protocol!r}")
+        if not self.subscriptions:
+            raise ValueError("mqtt: no subscriptions")
+
+
+@dataclass(frozen=True, slots=True)
+class _AckToken:
+    generation: int
+    mid: int
+    qos: int
+
+
+ConnectionListener = Callable[[bool, str], None]
+
+
+class MqttIngest:
+    """Implements the core's ``MessageSource`` protocol."""
+
+    def __init__(self, config: MqttConfig, on_connection: ConnectionListener | None = None) -> None:
+        config.validate()
+        self.config = config
+        self._on_connection = on_connection
+        self._handler: Callable[[InboundMessage], None] | None = None
+        self._generation = 0
+        self._connected = threading.Event()
+        self._lock = threading.Lock()
+        v5 = config.protocol == "v5"
+        self._client = mqtt.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=config.client_id,
+            protocol=mqtt.MQTTv5 if v5 else mqtt.MQTTv311,
+            clean_session=None if v5 else False,
+            manual_ack=True,
+        )
+        self._client.max_queued_messages_set(0)  # outgoing publishes queue while offline
+        self._client.max_inflight_messages_set(100)
+        if config.username:
+            self._client.username_pw_set(config.username, config.password)
+        if config.tls:
+            self._client.tls_set(cert_reqs=ssl.CERT_REQUIRED)
+        self._client.reconnect_delay_set(config.min_reconnect_s, config.max_reconnect_s)
+        self._client.on_connect = self._handle_connect
+        self._client.on_disconnect = self._handle_disconnect
+        self._client.on_message = self._handle_message
+        self._client.on_socket_open = self._handle_socket_open
+        self.acks_skipped = 0
+
+    # -- MessageSource ----------------------------------------------------------------------
+    @property
+    def connected(self) -> bool:
+        return self._connected.is_set()
+
+    def start(self, handler: Callable[[InboundMessage], None]) -> None:
+        self._handler = handler
+        kwargs: dict[str, Any] = {"keepalive": self.config.keepalive_s}
+        if self.config.protocol == "v5":
+            props = Properties(PacketTypes.CONNECT)
+            props.SessionExpiryInterval = self.config.session_expiry_s
+            props.ReceiveMaximum = self.config.receive_maximum
+            kwargs["clean_start"] = False
+            kwargs["properties"] = props
+        self._client.connect_async(self.config.host, self.config.port, **kwargs)
+        self._client.loop_start()
+        log.info(
+            "mqtt: connecting",
+            extra={
+                "host": self.config.host,
+                "port": self.config.port,
+                "client_id": self.config.client_id,
+            },
+        )
+
+    def wait_connected(self, timeout: float) -> bool:
+        return self._connected.wait(timeout)
+
+    def ack(self, message: InboundMessage) -> None:
+        token = message.token
+        if not isinstance(token, _AckToken) or token.qos == 0:
+            return
+        with self._lock:
+            current = self._generation
+        if token.generation != current or not self._connected.is_set():
+            self.acks_skipped += 1  # the broker will redeliver it on this connection
+            return
+        self._client.ack(token.mid, token.qos)
+
+    def publish(self, topic: str, payload: bytes, *, qos: int = 1, retain: bool = False) -> None:
+        info = self._client.publish(topic, payload, qos=qos, retain=retain)
+        if info.rc not in (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_NO_CONN):
+            raise RuntimeError(f"mqtt: publish to {topic!r} failed: {mqtt.error_string(info.rc)}")
+
+    def stop(self) -> None:
+        self._client.disconnect()
+        self._client.loop_stop()
+        self._connected.clear()
+
+    # -- paho callbacks (network thread: hand over only) -------------------------------------
+    def _handle_socket_open(self, client: mqtt.Client, userdata: Any, sock: Any) -> None:
+        # paho never sets TCP_NODELAY; Nagle's algorithm would add tens of ms to every PUBACK.
+        if isinstance(sock, socket.socket):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def _handle_connect(
+        self,
+        client: mqtt.Client,
+        userdata: Any,
+        flags: Any,
+        reason: ReasonCode,
+        properties: Properties | None,
+    ) -> None:
+        if reason.is_failure:
+            log.error("mqtt: connection refused", extra={"reason": str(reason)})
+            return
+        with self._lock:
+            self._generation += 1
+        session_present = bool(getattr(flags, "session_present", False))
+        for topic in self.config.subscriptions:
+            client.subscribe(topic, qos=1)
+        self._connected.set()
+        log.info(
+            "mqtt: connected",
+            extra={"session_present": session_present, "generation": self._generation},
+        )
+        if self._on_connection is not None:
+            self._on_connection(True, "connected")
+
+    def _handle_disconnect(
+        self,
+        client: mqtt.Client,
+        userdata: Any,
+        flags: Any,
+        reason: ReasonCode,
+        properties: Properties | None,
+    ) -> None:
+        self._connected.clear()
+        log.warning("mqtt: disconnected", extra={"reason": str(reason)})
+        if self._on_connection is not None:
+            self._on_connection(False, str(reason))
+
+    def _handle_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        handler = self._handler
+        token = _AckToken(self._generation, msg.mid, msg.qos)
+        inbound = InboundMessage(
+            topic=msg.topic,
+            payload=msg.payload,
+            received_ms=time.time_ns() // 1_000_000,
+            token=token,
+            redelivered=bool(msg.dup),
+        )
+        if handler is not None:
+            handler(inbound)

@@ -1,0 +1,64 @@
+"""Liveness, readiness and Prometheus metrics."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel
+
+from safety_hub.api.deps import HubDep
+
+router = APIRouter(tags=["health"])
+
+
+class Health(BaseModel):
+    status: str
+
+
+class Readiness(BaseModel):
+    ready: bool
+    mqtt_connected: bool
+    spool_has_room: bool
+    storage_ok: bool
+    problems: list[str]
+
+
+@router.get("/healthz", response_model=Health, summary="The process is alive")
+def healthz() -> Health:
+    return Health(status="ok")
+
+
+@router.get(
+    "/readyz",
+    response_model=Readiness,
+    summary="Ready to ingest: connected to the broker and the spool has room (503 otherwise)",
+    responses={503: {"model": Readiness}},
+)
+def readyz(hub: HubDep, response: Response) -> Readiness:
+    source = hub.source
+    connected = bool(source is not None and source.connected)
+    room = hub.spool.has_room()
+    storage_ok = hub.sink_worker.last_error is None
+    problems = []
+    if not connected:
+        problems.append(f"not connected to the MQTT broker {hub.mqtt_url}")
+    if not room:
+        problems.append("spool full: ingest is held back")
+    if not storage_ok:
+        problems.append(f"storage unavailable (readings are spooled): {hub.sink_worker.last_error}")
+    ready = connected and room
+    if not ready:
+        response.status_code = 503
+    return Readiness(
+        ready=ready,
+        mqtt_connected=connected,
+        spool_has_room=room,
+        storage_ok=storage_ok,
+        problems=problems,
+    )
+
+
+@router.get("/metrics", summary="Prometheus metrics", response_class=Response)
+def metrics(hub: HubDep) -> Response:
+    hub.sink_worker.update_gauges()
+    return Response(generate_latest(hub.metrics.registry), media_type=CONTENT_TYPE_LATEST)

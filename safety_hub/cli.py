@@ -1,0 +1,259 @@
+"""The ``safety-hub`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from safety_hub import __version__
+from safety_hub.errors import ConfigError, LoadError, SafetyHubError
+
+log = logging.getLogger("safety_hub.cli")
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+ENV_HELP = """\
+configuration (environment variables, all optional; see docs/configuration.md):
+  SAFETY_HUB_PLANT         plant registry YAML (default: the bundled sample park)
+  SAFETY_HUB_MQTT_URL      mqtt://user:pass@host:port (default: start an embedded broker)
+  SAFETY_HUB_INFLUX_URL    InfluxDB URL (default: embedded SQLite store in the data dir)
+  SAFETY_HUB_INFLUX_API    v2 (default; token, org, bucket) or v1 (/write?db=)
+  SAFETY_HUB_INFLUX_TOKEN / _ORG / _BUCKET (the database name with v1)
+  SAFETY_HUB_DATA_DIR      spool and local stores (default: .hub-data)
+  SAFETY_HUB_API_HOST / SAFETY_HUB_API_PORT   (default: 127.0.0.1:8080)
+A bad value stops the hub with a message naming the variable (exit code 2).
+"""
+
+
+def _settings(**overrides: object) -> object:
+    from safety_hub.settings import load_settings
+
+    return load_settings(**overrides)
+
+
+def _serve(hub: object, host: str, port: int, on_started: object = None) -> None:
+    import uvicorn
+
+    from safety_hub.api.app import create_app
+    from safety_hub.hub import Hub
+
+    assert isinstance(hub, Hub)
+    app = create_app(hub)
+    config = uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False)
+    server = uvicorn.Server(config)
+    if on_started is not None:
+        threading.Thread(target=on_started, args=(server,), daemon=True).start()  # type: ignore[arg-type]
+    server.run()
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from safety_hub.hub import Hub
+    from safety_hub.logs import setup_logging
+    from safety_hub.settings import Settings
+
+    settings = _settings()
+    assert isinstance(settings, Settings)
+    setup_logging(settings.log_level, settings.log_format)
+    hub = Hub(settings)
+    log.info(
+        "api listening",
+        extra={
+            "url": f"http://{settings.api_host}:{settings.api_port}",
+            "local_mode": settings.local_mode,
+        },
+    )
+    _serve(hub, settings.api_host, settings.api_port)
+    return EXIT_OK
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """The hub in local mode with the sample park's gateways publishing into it."""
+    from safety_hub.hub import Hub
+    from safety_hub.logs import setup_logging
+    from safety_hub.settings import Settings
+    from simulators.park import ParkSimulator, SimStats
+
+    overrides: dict[str, object] = {}
+    if "SAFETY_HUB_DATA_DIR" not in os.environ:
+        overrides["data_dir"] = Path(".hub-data/demo")
+    settings = _settings(**overrides)
+    assert isinstance(settings, Settings)
+    setup_logging("warning" if not args.verbose else "info", "text")
+    hub = Hub(settings)
+    api = f"http://{settings.api_host}:{settings.api_port}"
+    stop = threading.Event()
+
+    def publish(server: object) -> None:
+        while not hub.started and not stop.is_set():
+            time.sleep(0.1)
+        assert hub.mqtt_url is not None
+        host, port = hub.mqtt_url.removeprefix("mqtt://").rsplit(":", 1)
+        sim = ParkSimulator(hub.plant, host, int(port), rate=args.rate or None)
+        first = next(iter(sim.tags))
+        tag = sim.tags[first][0].tag
+        print(
+            f"\nsafety-hub demo: park {hub.plant.park_code}, {len(hub.plant.enterprises)} "
+            f"enterprises, {len(hub.plant.tags)} tags\n"
+            f"  broker   {hub.mqtt_url}   (topics hazard/v1/<enterprise>/telemetry)\n"
+            f"  storage  {hub.storage.description}\n"
+            f"  API      {api}/api/v1/tags   {api}/metrics   {api}/api/v1/system\n"
+            f"  try      curl {api}/api/v1/tags/{first}/{tag}/latest\n"
+            f"Press Ctrl-C to stop.\n",
+            flush=True,
+        )
+
+        def progress(stats: SimStats) -> None:
+            depth = hub.spool.depth()
+            print(
+                f"[demo] published {stats.readings} readings in {stats.messages} messages; "
+                f"hub processed {hub.ingest.processed_messages} messages, "
+                f"spool {depth.readings} readings waiting",
+                flush=True,
+            )
+
+        try:
+            sim.run(args.duration, progress=progress, progress_every_s=5.0)
+        finally:
+            if args.duration is not None:
+                time.sleep(1.0)
+                progress(sim.stats)
+                server.should_exit = True  # type: ignore[attr-defined]
+
+    _serve(hub, settings.api_host, settings.api_port, on_started=publish)
+    stop.set()
+    return EXIT_OK
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from safety_hub.registry import default_plant_path, load_plant
+    from safety_hub.settings import MqttTarget
+    from simulators.park import ParkSimulator, SimStats
+
+    target = MqttTarget(args.url)
+    plant = load_plant(args.plant or default_plant_path())
+    sim = ParkSimulator(
+        plant,
+        target.host,
+        target.port,
+        enterprises=args.enterprises,
+        tags=args.tags,
+        rate=args.rate,
+        batch=args.batch,
+        username=target.username,
+        password=target.password,
+    )
+    total_tags = sum(len(v) for v in sim.tags.values())
+    print(
+        f"simulate: {len(sim.tags)} enterprise gateways, {total_tags} tags -> {target.redacted()}"
+        + (f" at {args.rate:g} readings/s" if args.rate else " at each tag's interval"),
+        file=sys.stderr,
+        flush=True,
+    )
+    signal.signal(signal.SIGTERM, lambda *_: sim.stop())
+
+    def progress(stats: SimStats) -> None:
+        print(
+            f"simulate: {stats.readings} readings in {stats.messages} messages "
+            f"({stats.rate():.0f} readings/s)",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    try:
+        stats = sim.run(args.duration, progress=progress, progress_every_s=args.progress)
+    except KeyboardInterrupt:
+        sim.stop()
+        stats = sim.stats
+    progress(stats)
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="safety-hub",
+        description="Hazardous-chemicals safety monitoring hub for a chemical industrial park.",
+        epilog=ENV_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"safety-hub {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    run = sub.add_parser(
+        "run",
+        help="run the hub: MQTT ingest, spool, storage sink and the HTTP API",
+        description="Run the hub. Configured by SAFETY_HUB_* environment variables; with none "
+        "set it runs in local mode (embedded broker, embedded SQLite store).",
+        epilog=ENV_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    run.set_defaults(func=cmd_run)
+
+    demo = sub.add_parser(
+        "demo",
+        help="run the hub in local mode with the sample park's gateways publishing into it",
+        description="Local-mode hub plus simulated gateways for every enterprise of the sample "
+        "park; prints where to look and progress every 5 s. Data under .hub-data/demo.",
+    )
+    demo.add_argument("--duration", type=float, default=None, help="stop after N seconds")
+    demo.add_argument(
+        "--rate", type=float, default=0, help="readings/s in total (default: each tag's interval)"
+    )
+    demo.add_argument("-v", "--verbose", action="store_true", help="show the hub's logs")
+    demo.set_defaults(func=cmd_demo)
+
+    sim = sub.add_parser(
+        "simulate",
+        help="publish simulated gateway telemetry to a broker (load mode for benchmarks)",
+        description="Publish the plant's tags by the telemetry contract v1, one gateway per "
+        "enterprise (QoS 1, retained online status, last-will offline).",
+    )
+    sim.add_argument(
+        "--url", default="mqtt://127.0.0.1:1883", help="broker URL (mqtt://user:pass@host:port)"
+    )
+    sim.add_argument(
+        "--plant", type=Path, default=None, help="plant registry (default: sample park)"
+    )
+    sim.add_argument("--enterprises", type=int, default=None, help="use the first N enterprises")
+    sim.add_argument("--tags", type=int, default=None, help="use the first M tags of each")
+    sim.add_argument("--rate", type=float, default=None, help="readings/s in total (load mode)")
+    sim.add_argument("--batch", type=int, default=100, help="readings per message (load mode)")
+    sim.add_argument("--duration", type=float, default=None, help="stop after N seconds")
+    sim.add_argument("--progress", type=float, default=5.0, help="progress every N seconds")
+    sim.set_defaults(func=cmd_simulate)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return EXIT_USAGE
+    try:
+        code: int = args.func(args)
+        return code
+    except ConfigError as exc:
+        print(f"safety-hub: configuration error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except LoadError as exc:
+        print(f"safety-hub: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except ValueError as exc:
+        print(f"safety-hub: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except SafetyHubError as exc:
+        print(f"safety-hub: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,59 @@
+"""Exception hierarchy: one root, a few typed subclasses that carry context.
+
+Messages name the thing, the key and the bad value, e.g.
+``influx sink: write batch 42: HTTP 503``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+
+class SafetyHubError(Exception):
+    """Root of every error the hub raises on purpose."""
+
+
+class ConfigError(SafetyHubError):
+    """A setting is missing or has a bad value; names the variable and the value."""
+
+    def __init__(self, variable: str, value: object, reason: str) -> None:
+        self.variable = variable
+        self.value = value
+        self.reason = reason
+        super().__init__(f"{variable}={value!r}: {reason}")
+
+
+class LoadError(SafetyHubError):
+    """A data file (plant registry, rule pack, scenario) failed validation.
+
+    ``errors`` holds every problem found, each already formatted as
+    ``path:line:col: message`` so that a user sees all of them at once.
+    """
+
+    def __init__(self, path: str, errors: Sequence[str]) -> None:
+        self.path = path
+        self.errors = list(errors)
+        head = f"{path}: {len(self.errors)} error(s)"
+        super().__init__(head + "\n" + "\n".join(self.errors))
+
+
+class RegistryError(LoadError):
+    """The plant registry file is invalid."""
+
+
+class SinkError(SafetyHubError):
+    """A storage sink could not take a batch.
+
+    ``retryable`` is true for outages (5xx, network) and false for bad data (4xx).
+    """
+
+    def __init__(self, sink: str, detail: str, *, retryable: bool, status: int | None = None):
+        self.sink = sink
+        self.detail = detail
+        self.retryable = retryable
+        self.status = status
+        super().__init__(f"{sink}: {detail}")
+
+
+class BrokerError(SafetyHubError):
+    """The MQTT broker could not be reached or refused us."""

@@ -1,0 +1,217 @@
+"""Composition root: builds the hub from settings and wires the connectors to the core.
+
+This is the one module of ``safety_hub`` that imports ``connectors``; the domain modules
+(registry, telemetry, pipeline, ...) only know the Protocols in :mod:`safety_hub.ports`.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from safety_hub.clock import Clock, WallClock
+from safety_hub.live import LiveTable
+from safety_hub.metrics import HubMetrics
+from safety_hub.pipeline import IngestWorker, SinkWorker, build_prefixes
+from safety_hub.ports import HistoryStore, LineSink, MessageSource
+from safety_hub.registry import Plant, default_plant_path, load_plant
+from safety_hub.settings import Settings
+from safety_hub.spool import Spool
+from safety_hub.system_alarms import SystemAlarms
+from safety_hub.telemetry import (
+    STATUS_SUBSCRIPTION,
+    TELEMETRY_SUBSCRIPTION,
+    DecodeLimits,
+    TelemetryDecoder,
+    parse_status,
+)
+
+log = logging.getLogger("safety_hub.hub")
+
+
+@dataclass(frozen=True)
+class Storage:
+    sink: LineSink
+    history: HistoryStore
+    description: str
+
+
+def build_storage(settings: Settings) -> Storage:
+    """InfluxDB (v1 or v2) when ``SAFETY_HUB_INFLUX_URL`` is set, else the embedded SQLite store."""
+    from connectors.influx import InfluxQLHistory, InfluxV1Sink, InfluxV2Sink, SqliteStore
+
+    if settings.influx_url is None:
+        store = SqliteStore(settings.data_dir / "readings.sqlite")
+        return Storage(store, store, f"embedded SQLite store {store.path}")
+    if settings.influx_api == "v1":
+        sink: LineSink = InfluxV1Sink(
+            settings.influx_url,
+            settings.influx_bucket,
+            username=settings.influx_username,
+            password=settings.influx_password,
+            timeout_s=settings.influx_timeout_s,
+        )
+    else:
+        assert settings.influx_token is not None  # checked by Settings
+        sink = InfluxV2Sink(
+            settings.influx_url,
+            token=settings.influx_token,
+            org=settings.influx_org,
+            bucket=settings.influx_bucket,
+            timeout_s=settings.influx_timeout_s,
+        )
+    history = InfluxQLHistory(
+        settings.influx_url,
+        settings.influx_bucket,
+        token=settings.influx_token if settings.influx_api == "v2" else None,
+        username=settings.influx_username,
+        password=settings.influx_password,
+        timeout_s=settings.influx_timeout_s,
+    )
+    return Storage(sink, history, f"InfluxDB {settings.influx_api} at {settings.influx_url}")
+
+
+class Hub:
+    """The running hub: ingest, spool, sink, live table, metrics."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        clock: Clock | None = None,
+        plant: Plant | None = None,
+        storage: Storage | None = None,
+        source: MessageSource | None = None,
+    ) -> None:
+        self.settings = settings
+        self.clock: Clock = clock or WallClock()
+        self.plant = plant or load_plant(settings.plant or default_plant_path())
+        self.metrics = HubMetrics()
+        self.system_alarms = SystemAlarms(self.clock, self.metrics)
+        self.live = LiveTable()
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        self.spool = Spool(
+            settings.data_dir / "spool.sqlite",
+            max_readings=settings.spool_max_readings,
+            max_bytes=settings.spool_max_bytes,
+            sync=settings.spool_sync,
+        )
+        self.storage = storage or build_storage(settings)
+        self.decoder = TelemetryDecoder(
+            self.plant.tags,
+            set(self.plant.enterprises),
+            self.clock.now_ms,
+            DecodeLimits(
+                max_payload_bytes=settings.max_payload_bytes,
+                max_future_ms=settings.max_future_s * 1000,
+                max_age_ms=settings.horizon_s * 1000,
+            ),
+        )
+        self.ingest = IngestWorker(
+            decoder=self.decoder,
+            prefixes=build_prefixes(self.plant.tags),
+            spool=self.spool,
+            live=self.live,
+            metrics=self.metrics,
+            system_alarms=self.system_alarms,
+            clock=self.clock,
+            on_status=self._on_status,
+        )
+        self.sink_worker = SinkWorker(
+            spool=self.spool,
+            sink=self.storage.sink,
+            metrics=self.metrics,
+            system_alarms=self.system_alarms,
+            clock=self.clock,
+            batch_readings=settings.sink_batch_readings,
+        )
+        self._source = source
+        self._embedded_broker: object | None = None
+        self.mqtt_url: str | None = None
+        self.started = False
+
+    @property
+    def source(self) -> MessageSource | None:
+        return self._source
+
+    def _on_status(self, enterprise: str, payload: bytes, received_ms: int) -> None:
+        online, detail = parse_status(payload)
+        self.live.set_gateway(enterprise, online, received_ms, detail)
+        self.metrics.gateway_online.labels(enterprise).set(1 if online else 0)
+        log.info(
+            "gateway status", extra={"enterprise": enterprise, "online": online, "detail": detail}
+        )
+
+    def _on_connection(self, connected: bool, detail: str) -> None:
+        self.metrics.mqtt_connected.set(1 if connected else 0)
+        if connected:
+            self.metrics.mqtt_reconnects.inc()
+        self.system_alarms.set(
+            "broker_disconnected",
+            not connected,
+            f"MQTT broker {self.mqtt_url}: {detail}",
+        )
+
+    def _build_source(self) -> MessageSource:
+        from connectors.mqtt import EmbeddedBroker, MqttConfig, MqttIngest
+
+        target = self.settings.mqtt_target()
+        if target is None:
+            broker = EmbeddedBroker(
+                self.settings.data_dir / "broker", self.settings.embedded_mqtt_port
+            )
+            broker.start()
+            self._embedded_broker = broker
+            host, port, user, password, tls = broker.host, broker.port, None, None, False
+        else:
+            host, port = target.host, target.port
+            user, password, tls = target.username, target.password, target.tls
+        self.mqtt_url = f"mqtt{'s' if tls else ''}://{host}:{port}"
+        config = MqttConfig(
+            host=host,
+            port=port,
+            client_id=self.settings.mqtt_client_id,
+            username=user,
+            password=password,
+            tls=tls,
+            session_expiry_s=self.settings.mqtt_session_expiry_s,
+            receive_maximum=self.settings.mqtt_receive_maximum,
+            keepalive_s=self.settings.mqtt_keepalive_s,
+            subscriptions=(TELEMETRY_SUBSCRIPTION, STATUS_SUBSCRIPTION),
+        )
+        return MqttIngest(config, on_connection=self._on_connection)
+
+    def start(self) -> None:
+        log.info(
+            "hub starting",
+            extra={
+                "plant": self.plant.park_code,
+                "enterprises": len(self.plant.enterprises),
+                "tags": len(self.plant.tags),
+                "storage": self.storage.description,
+                "spool_readings": self.spool.depth().readings,
+            },
+        )
+        self.sink_worker.start()
+        self.ingest.start()
+        if self._source is None:
+            self._source = self._build_source()
+        self.ingest.attach(self._source)
+        self._source.start(self.ingest.submit)
+        self.started = True
+
+    def stop(self, drain_timeout: float = 5.0) -> None:
+        """Stop taking messages, finish what was handed over, drain what the sink can, close."""
+        if self._source is not None:
+            self._source.stop()
+        self.ingest.stop()
+        self.sink_worker.stop(drain_timeout)
+        self.storage.sink.close()
+        if self.storage.history is not self.storage.sink:
+            self.storage.history.close()
+        self.spool.close()
+        broker = self._embedded_broker
+        if broker is not None:
+            broker.stop()  # type: ignore[attr-defined]
+        self.started = False
+        log.info("hub stopped")

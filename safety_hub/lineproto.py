@@ -1,0 +1,149 @@
+"""InfluxDB line protocol for the ``reading`` measurement: encoding, escaping and parsing.
+
+Schema (documented in docs/storage.md):
+
+    reading,enterprise=<e>,equipment=<q>,hazard_source=<h>,kind=<k>,park=<p>,tag=<t>,unit=<u>
+        value=<float>,quality="good|bad|uncertain" <epoch ms>
+
+Tag keys are written in sorted order (what InfluxDB prefers); empty tag values are left out
+because InfluxDB rejects them. Escaping follows the line protocol reference: in tag keys and
+values ``,`` ``=`` and space take a backslash; in string field values ``"`` and ``\\``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+READING_MEASUREMENT = "reading"
+
+_TAG_ESCAPES = str.maketrans({",": r"\,", "=": r"\=", " ": r"\ "})
+_MEAS_ESCAPES = str.maketrans({",": r"\,", " ": r"\ "})
+
+
+def escape_tag(text: str) -> str:
+    """Escape a tag key or tag value."""
+    return text.translate(_TAG_ESCAPES)
+
+
+def escape_measurement(text: str) -> str:
+    return text.translate(_MEAS_ESCAPES)
+
+
+def escape_string_field(text: str) -> str:
+    return text.replace("\\", "\\\\").replace('"', '\\"')
+
+
+def series_prefix(measurement: str, tags: dict[str, str]) -> str:
+    """``measurement,k=v,...`` followed by a space, ready to take the field set."""
+    parts = [escape_measurement(measurement)]
+    for key in sorted(tags):
+        value = tags[key]
+        if value == "":
+            continue
+        parts.append(f"{escape_tag(key)}={escape_tag(value)}")
+    return ",".join(parts) + " "
+
+
+def format_float(value: float) -> str:
+    """A float field value; ``repr`` round-trips exactly and line protocol accepts it."""
+    return repr(float(value))
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedLine:
+    measurement: str
+    tags: dict[str, str]
+    fields: dict[str, float | int | str | bool]
+    timestamp: int | None
+
+
+def _split_unescaped(text: str, sep: str, *, quotes: bool = False) -> list[str]:
+    """Split on ``sep`` outside backslash escapes (and, if ``quotes``, outside "...")."""
+    out: list[str] = []
+    buf: list[str] = []
+    i = 0
+    in_quotes = False
+    n = len(text)
+    while i < n:
+        ch = text[i]
+        if ch == "\\" and i + 1 < n:
+            buf.append(ch)
+            buf.append(text[i + 1])
+            i += 2
+            continue
+        if quotes and ch == '"':
+            in_quotes = not in_quotes
+        elif ch == sep and not in_quotes:
+            out.append("".join(buf))
+            buf = []
+            i += 1
+            continue
+        buf.append(ch)
+        i += 1
+    out.append("".join(buf))
+    return out
+
+
+def _split_first_unescaped_space(text: str) -> tuple[str, str, str]:
+    i = 0
+    n = len(text)
+    while i < n:
+        if text[i] == "\\":
+            i += 2
+            continue
+        if text[i] == " ":
+            return text[:i], " ", text[i + 1 :]
+        i += 1
+    return text, "", ""
+
+
+def _unescape(text: str) -> str:
+    out: list[str] = []
+    i = 0
+    n = len(text)
+    while i < n:
+        ch = text[i]
+        if ch == "\\" and i + 1 < n and text[i + 1] in ', ="\\':
+            out.append(text[i + 1])
+            i += 2
+            continue
+        out.append(ch)
+        i += 1
+    return "".join(out)
+
+
+def _parse_field_value(raw: str) -> float | int | str | bool:
+    if raw.startswith('"') and raw.endswith('"') and len(raw) >= 2:
+        return _unescape(raw[1:-1])
+    if raw.endswith("i"):
+        return int(raw[:-1])
+    if raw in ("t", "T", "true", "True", "TRUE"):
+        return True
+    if raw in ("f", "F", "false", "False", "FALSE"):
+        return False
+    return float(raw)
+
+
+def parse_line(line: str) -> ParsedLine:
+    """Parse one line of line protocol (the subset this hub writes, plus the common forms)."""
+    # The series part has no quoting (a '"' there is an ordinary character); the field part does.
+    series_part, _, rest = _split_first_unescaped_space(line)
+    sections = [series_part, *(s for s in _split_unescaped(rest, " ", quotes=True) if s != "")]
+    if len(sections) not in (2, 3):
+        raise ValueError(f"line protocol: expected 2 or 3 sections, got {len(sections)}: {line!r}")
+    series = _split_unescaped(sections[0], ",")
+    measurement = _unescape(series[0])
+    tags: dict[str, str] = {}
+    for item in series[1:]:
+        kv = _split_unescaped(item, "=")
+        if len(kv) != 2 or kv[1] == "":
+            raise ValueError(f"line protocol: bad tag {item!r}")
+        tags[_unescape(kv[0])] = _unescape(kv[1])
+    fields: dict[str, float | int | str | bool] = {}
+    for item in _split_unescaped(sections[1], ",", quotes=True):
+        kv = _split_unescaped(item, "=", quotes=True)
+        if len(kv) != 2:
+            raise ValueError(f"line protocol: bad field {item!r}")
+        fields[_unescape(kv[0])] = _parse_field_value(kv[1])
+    timestamp = int(sections[2]) if len(sections) == 3 else None
+    return ParsedLine(measurement, tags, fields, timestamp)

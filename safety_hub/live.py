@@ -1,0 +1,63 @@
+"""Live table: the latest value and quality of every tag, and each gateway's link state."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from safety_hub.telemetry import Reading
+
+
+@dataclass(frozen=True, slots=True)
+class LiveValue:
+    ts_ms: int
+    value: float
+    quality: str
+    received_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayState:
+    online: bool
+    since_ms: int
+    detail: str
+
+
+class LiveTable:
+    def __init__(self) -> None:
+        self._values: dict[tuple[str, str], LiveValue] = {}
+        self._gateways: dict[str, GatewayState] = {}
+        self._last_seen: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def update(self, readings: Iterable[Reading], received_ms: int) -> None:
+        """Keep the newest reading per tag by event time; late readings do not go back."""
+        values = self._values
+        with self._lock:
+            for r in readings:
+                key = (r.enterprise, r.tag)
+                current = values.get(key)
+                if current is None or r.ts_ms >= current.ts_ms:
+                    values[key] = LiveValue(r.ts_ms, r.value, r.quality, received_ms)
+                self._last_seen[r.enterprise] = received_ms
+
+    def latest(self, enterprise: str, tag: str) -> LiveValue | None:
+        with self._lock:
+            return self._values.get((enterprise, tag))
+
+    def snapshot(self) -> dict[tuple[str, str], LiveValue]:
+        with self._lock:
+            return dict(self._values)
+
+    def set_gateway(self, enterprise: str, online: bool, since_ms: int, detail: str) -> None:
+        with self._lock:
+            self._gateways[enterprise] = GatewayState(online, since_ms, detail)
+
+    def gateways(self) -> dict[str, GatewayState]:
+        with self._lock:
+            return dict(self._gateways)
+
+    def last_seen(self) -> dict[str, int]:
+        with self._lock:
+            return dict(self._last_seen)

@@ -1,0 +1,95 @@
+"""Prometheus metrics of one hub instance (own registry, so tests can run several hubs)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+
+class HubMetrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.messages_received = Counter(
+            "safety_hub_mqtt_messages_received", "MQTT telemetry messages received", registry=r
+        )
+        self.readings_received = Counter(
+            "safety_hub_readings_received",
+            "Readings received (accepted + rejected)",
+            ["enterprise"],
+            registry=r,
+        )
+        self.readings_accepted = Counter(
+            "safety_hub_readings_accepted",
+            "Readings accepted into the spool",
+            ["enterprise"],
+            registry=r,
+        )
+        self.readings_rejected = Counter(
+            "safety_hub_readings_rejected",
+            "Readings (or whole messages) rejected, by reason",
+            ["enterprise", "reason"],
+            registry=r,
+        )
+        self.messages_rejected = Counter(
+            "safety_hub_messages_rejected",
+            "Whole messages rejected before any reading could be read, by reason",
+            ["enterprise", "reason"],
+            registry=r,
+        )
+        self.rejection_reports_failed = Counter(
+            "safety_hub_rejection_reports_failed",
+            "Rejection reports that could not be published to the enterprise",
+            registry=r,
+        )
+        self.spool_readings = Gauge(
+            "safety_hub_spool_readings", "Readings waiting in the spool", registry=r
+        )
+        self.spool_batches = Gauge("safety_hub_spool_batches", "Batches in the spool", registry=r)
+        self.spool_bytes = Gauge(
+            "safety_hub_spool_bytes", "Bytes of line protocol spooled", registry=r
+        )
+        self.spool_age = Gauge(
+            "safety_hub_spool_age_seconds", "Age of the oldest spooled batch", registry=r
+        )
+        self.spool_full = Gauge(
+            "safety_hub_spool_full", "1 while the spool is full and ingest is held back", registry=r
+        )
+        self.dead_letters = Gauge(
+            "safety_hub_spool_dead_letters", "Batches the database refused (4xx)", registry=r
+        )
+        self.sink_written = Counter(
+            "safety_hub_sink_readings_written", "Readings the database accepted", registry=r
+        )
+        self.sink_errors = Counter(
+            "safety_hub_sink_errors",
+            "Failed writes, by kind (outage = retried, bad_data = dead-lettered)",
+            ["kind"],
+            registry=r,
+        )
+        self.sink_up = Gauge(
+            "safety_hub_sink_up", "1 when the last write to the database succeeded", registry=r
+        )
+        self.write_latency = Histogram(
+            "safety_hub_sink_write_seconds",
+            "Time of one write request to the database",
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+            registry=r,
+        )
+        self.mqtt_connected = Gauge(
+            "safety_hub_mqtt_connected", "1 while connected to the broker", registry=r
+        )
+        self.mqtt_reconnects = Counter(
+            "safety_hub_mqtt_connects", "Successful connections to the broker", registry=r
+        )
+        self.system_alarm = Gauge(
+            "safety_hub_system_alarm",
+            "1 while a system alarm is active",
+            ["name"],
+            registry=r,
+        )
+        self.gateway_online = Gauge(
+            "safety_hub_gateway_online",
+            "1 when the enterprise's gateway last reported online",
+            ["enterprise"],
+            registry=r,
+        )

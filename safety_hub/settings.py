@@ -1,0 +1,155 @@
+"""Settings from environment variables ``SAFETY_HUB_*`` (pydantic-settings).
+
+Defaults run with nothing installed ("local mode": embedded broker, embedded SQLite store).
+Nothing is built at import time: call :func:`load_settings`. A bad value raises
+:class:`~safety_hub.errors.ConfigError` naming the variable and the value; the CLI turns it
+into exit code 2. The full list is in docs/configuration.md.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+from urllib.parse import unquote, urlsplit
+
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from safety_hub.errors import ConfigError
+
+ENV_PREFIX = "SAFETY_HUB_"
+
+
+class MqttTarget:
+    """A parsed ``mqtt://user:pass@host:port`` (or ``mqtts://``) URL."""
+
+    def __init__(self, url: str) -> None:
+        parts = urlsplit(url)
+        if parts.scheme not in ("mqtt", "mqtts", "tcp", "ssl"):
+            raise ValueError(f"scheme must be mqtt:// or mqtts://, got {parts.scheme or 'none'!r}")
+        if not parts.hostname:
+            raise ValueError("no host in the URL")
+        self.tls = parts.scheme in ("mqtts", "ssl")
+        self.host = parts.hostname
+        try:
+            port = parts.port
+        except ValueError as exc:
+            raise ValueError(f"bad port: {exc}") from None
+        self.port = port or (8883 if self.tls else 1883)
+        self.username = unquote(parts.username) if parts.username else None
+        self.password = unquote(parts.password) if parts.password else None
+
+    def redacted(self) -> str:
+        user = f"{self.username}:***@" if self.username else ""
+        return f"{'mqtts' if self.tls else 'mqtt'}://{user}{self.host}:{self.port}"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", frozen=True)
+
+    plant: Path | None = Field(
+        None, description="plant registry YAML; default: bundled sample park"
+    )
+    rules: Path | None = Field(None, description="rule pack file or folder; default: alert_rules/")
+    data_dir: Path = Field(Path(".hub-data"), description="spool, stores and journals")
+
+    mqtt_url: str | None = Field(None, description="broker URL; unset: start an embedded broker")
+    mqtt_client_id: str = Field("safety-hub-ingest", min_length=1, max_length=64)
+    mqtt_session_expiry_s: int = Field(7 * 86_400, ge=60)
+    mqtt_receive_maximum: int = Field(1000, ge=1, le=65_535)
+    mqtt_keepalive_s: int = Field(30, ge=5, le=3600)
+    embedded_mqtt_port: int = Field(
+        1883, ge=0, le=65_535, description="preferred port of the embedded broker; 0: any free"
+    )
+
+    influx_url: str | None = Field(None, description="InfluxDB URL; unset: embedded SQLite store")
+    influx_api: Literal["v1", "v2"] = "v2"
+    influx_token: str | None = None
+    influx_org: str | None = None
+    influx_bucket: str = Field("safety_hub", min_length=1)
+    influx_username: str | None = None
+    influx_password: str | None = None
+    influx_timeout_s: float = Field(10.0, gt=0, le=300)
+    sink_batch_readings: int = Field(10_000, ge=1, le=1_000_000)
+
+    spool_max_readings: int = Field(20_000_000, ge=1)
+    spool_max_bytes: int = Field(4 * 1024**3, ge=1024)
+    spool_sync: Literal["full", "normal"] = "full"
+
+    max_payload_bytes: int = Field(1_048_576, ge=64)
+    max_future_s: int = Field(300, ge=0)
+    horizon_s: int = Field(7 * 86_400, ge=60, description="oldest reading accepted, seconds")
+
+    api_host: str = "127.0.0.1"
+    api_port: int = Field(8080, ge=0, le=65_535)
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["json", "text"] = "json"
+
+    @field_validator("mqtt_url")
+    @classmethod
+    def _check_mqtt_url(cls, value: str | None) -> str | None:
+        if value in (None, ""):
+            return None
+        MqttTarget(value)  # raises ValueError with the reason
+        return value
+
+    @field_validator("influx_url")
+    @classmethod
+    def _check_influx_url(cls, value: str | None) -> str | None:
+        if value in (None, ""):
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("must be an http:// or https:// URL with a host")
+        return value.rstrip("/")
+
+    @field_validator("plant")
+    @classmethod
+    def _check_plant(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_file():
+            raise ValueError("file not found")
+        return value
+
+    @field_validator("rules")
+    @classmethod
+    def _check_rules(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.exists():
+            raise ValueError("file or folder not found")
+        return value
+
+    @model_validator(mode="after")
+    def _check_v2(self) -> Settings:
+        if self.influx_url and self.influx_api == "v2" and not self.influx_token:
+            raise ValueError(
+                "SAFETY_HUB_INFLUX_TOKEN is required with SAFETY_HUB_INFLUX_API=v2 "
+                "(no default secrets outside local mode)"
+            )
+        return self
+
+    @property
+    def local_mode(self) -> bool:
+        return self.mqtt_url is None and self.influx_url is None
+
+    def mqtt_target(self) -> MqttTarget | None:
+        return MqttTarget(self.mqtt_url) if self.mqtt_url else None
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build settings from the environment (and explicit overrides, for tests)."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        loc = [str(x) for x in first["loc"]]
+        variable = ENV_PREFIX + loc[0].upper() if loc else ENV_PREFIX + "*"
+        if not loc and "SAFETY_HUB_INFLUX_TOKEN" in first["msg"]:
+            variable = ENV_PREFIX + "INFLUX_TOKEN"
+        value = first.get("input")
+        if not loc:
+            value = os.environ.get(variable, "<unset>")
+        message = first["msg"].removeprefix("Value error, ")
+        others = len(exc.errors()) - 1
+        if others:
+            message += f" (and {others} more problem(s))"
+        raise ConfigError(variable, value, message) from None

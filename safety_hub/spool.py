@@ -1,0 +1,219 @@
+"""Durable on-disk spool between ingest and the storage sink.
+
+A SQLite database in WAL mode. Ingest appends one row per MQTT message (its readings already
+encoded as line protocol) and commits before the message is acknowledged; the sink reads the
+oldest rows, writes them, and deletes them only after the database accepted them. Rows whose
+data the database refused (HTTP 4xx) move to a dead-letter table with the reason, never
+silently away.
+
+Durability: ``sync="full"`` (the default) fsyncs every commit, surviving power loss;
+``sync="normal"`` survives a killed process (kill -9) but not a power cut. Commits are grouped:
+one commit covers every message waiting at that moment.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS batch (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    created_ms INTEGER NOT NULL,
+    n INTEGER NOT NULL,
+    bytes INTEGER NOT NULL,
+    lines TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS dead_letter (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    batch_id INTEGER NOT NULL,
+    created_ms INTEGER NOT NULL,
+    failed_ms INTEGER NOT NULL,
+    error TEXT NOT NULL,
+    n INTEGER NOT NULL,
+    lines TEXT NOT NULL
+);
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class SpoolBatch:
+    id: int
+    created_ms: int
+    n: int
+    lines: str
+
+
+@dataclass(frozen=True, slots=True)
+class SpoolDepth:
+    batches: int
+    readings: int
+    bytes: int
+    oldest_ms: int | None
+    dead_letters: int
+
+
+class Spool:
+    """Thread-safe: one writer connection (ingest) and one reader connection (sink)."""
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        max_readings: int = 20_000_000,
+        max_bytes: int = 4 * 1024**3,
+        sync: Literal["full", "normal"] = "full",
+    ) -> None:
+        self.path = path
+        self.max_readings = max_readings
+        self.max_bytes = max_bytes
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._sync = sync
+        self._write_conn = self._connect()
+        self._write_conn.executescript(_SCHEMA)
+        self._read_conn = self._connect()
+        self._read_lock = threading.Lock()  # the sink and the API share the read connection
+        self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)
+        row = self._write_conn.execute(
+            "SELECT COUNT(*), COALESCE(SUM(n), 0), COALESCE(SUM(bytes), 0), MIN(created_ms) "
+            "FROM batch"
+        ).fetchone()
+        self._batches, self._readings, self._bytes, self._oldest = (
+            int(row[0]),
+            int(row[1]),
+            int(row[2]),
+            row[3],
+        )
+        self._dead = int(self._write_conn.execute("SELECT COUNT(*) FROM dead_letter").fetchone()[0])
+        self._closed = False
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute(f"PRAGMA synchronous={self._sync.upper()}")
+        conn.execute("PRAGMA busy_timeout=10000")
+        return conn
+
+    # -- ingest side -------------------------------------------------------------------------
+    def has_room(self) -> bool:
+        with self._lock:
+            return self._readings < self.max_readings and self._bytes < self.max_bytes
+
+    def wait_for_room(self, timeout: float) -> bool:
+        """Block until the spool has room again or the timeout passes; True when it has room."""
+        with self._changed:
+            return self._changed.wait_for(
+                lambda: (
+                    self._closed
+                    or (self._readings < self.max_readings and self._bytes < self.max_bytes)
+                ),
+                timeout,
+            )
+
+    def append(self, batches: Sequence[tuple[str, int]], created_ms: int) -> None:
+        """Durably append ``(lines, n)`` rows in one transaction; returns once committed."""
+        rows = [(created_ms, n, len(lines), lines) for lines, n in batches if n > 0]
+        if not rows:
+            return
+        conn = self._write_conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.executemany(
+                "INSERT INTO batch (created_ms, n, bytes, lines) VALUES (?,?,?,?)", rows
+            )
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        with self._changed:
+            self._batches += len(rows)
+            self._readings += sum(r[1] for r in rows)
+            self._bytes += sum(r[2] for r in rows)
+            if self._oldest is None:
+                self._oldest = created_ms
+            self._changed.notify_all()
+
+    # -- sink side ---------------------------------------------------------------------------
+    def peek(self, max_readings: int, after_id: int = 0) -> list[SpoolBatch]:
+        """The oldest batches, up to about ``max_readings`` readings (at least one batch)."""
+        out: list[SpoolBatch] = []
+        total = 0
+        with self._read_lock:
+            cursor = self._read_conn.execute(
+                "SELECT id, created_ms, n, lines FROM batch WHERE id > ? ORDER BY id", (after_id,)
+            )
+            for row in cursor:
+                if out and total + row[2] > max_readings:
+                    break
+                out.append(SpoolBatch(row[0], row[1], row[2], row[3]))
+                total += row[2]
+            cursor.close()
+        return out
+
+    def wait_for_data(self, timeout: float) -> bool:
+        with self._changed:
+            return self._changed.wait_for(lambda: self._closed or self._batches > 0, timeout)
+
+    def remove(self, batches: Sequence[SpoolBatch]) -> None:
+        if not batches:
+            return
+        self._delete(batches, None, 0)
+
+    def dead_letter(self, batches: Sequence[SpoolBatch], error: str, failed_ms: int) -> None:
+        """Move batches the database refused to the dead-letter table, with the reason."""
+        if not batches:
+            return
+        self._delete(batches, error, failed_ms)
+
+    def _delete(self, batches: Sequence[SpoolBatch], error: str | None, failed_ms: int) -> None:
+        conn = self._read_conn
+        with self._read_lock:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                if error is not None:
+                    conn.executemany(
+                        "INSERT INTO dead_letter (batch_id, created_ms, failed_ms, error, n, lines) "
+                        "VALUES (?,?,?,?,?,?)",
+                        [(b.id, b.created_ms, failed_ms, error, b.n, b.lines) for b in batches],
+                    )
+                conn.executemany("DELETE FROM batch WHERE id = ?", [(b.id,) for b in batches])
+                oldest = conn.execute("SELECT MIN(created_ms) FROM batch").fetchone()[0]
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        with self._changed:
+            self._batches -= len(batches)
+            self._readings -= sum(b.n for b in batches)
+            self._bytes -= sum(len(b.lines) for b in batches)
+            self._oldest = oldest
+            if error is not None:
+                self._dead += len(batches)
+            self._changed.notify_all()
+
+    def dead_letters(self, limit: int = 100) -> list[dict[str, object]]:
+        with self._read_lock:
+            rows = self._read_conn.execute(
+                "SELECT id, batch_id, created_ms, failed_ms, error, n FROM dead_letter "
+                "ORDER BY id DESC LIMIT ?",
+                (limit,),
+            ).fetchall()
+        keys = ("id", "batch_id", "created_ms", "failed_ms", "error", "readings")
+        return [dict(zip(keys, row, strict=True)) for row in rows]
+
+    # -- both --------------------------------------------------------------------------------
+    def depth(self) -> SpoolDepth:
+        with self._lock:
+            return SpoolDepth(self._batches, self._readings, self._bytes, self._oldest, self._dead)
+
+    def close(self) -> None:
+        with self._changed:
+            self._closed = True
+            self._changed.notify_all()
+        self._write_conn.close()
+        self._read_conn.close()

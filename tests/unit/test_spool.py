@@ -1,0 +1,87 @@
+"""The durable spool: append, read, remove, dead-letter, survive a killed process."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+from safety_hub.spool import Spool
+
+
+def test_append_peek_remove_and_depth(tmp_path: Path) -> None:
+    """Batches come out oldest first; depth follows appends and removals."""
+    spool = Spool(tmp_path / "s.sqlite")
+    spool.append([("a1\na2", 2), ("b1", 1), ("", 0)], created_ms=1000)
+    depth = spool.depth()
+    assert (depth.batches, depth.readings, depth.oldest_ms) == (2, 3, 1000)
+    batches = spool.peek(10)
+    assert [b.lines for b in batches] == ["a1\na2", "b1"]
+    spool.remove(batches[:1])
+    assert spool.depth().readings == 1
+    spool.remove(batches[1:])
+    assert spool.depth().batches == 0
+    assert spool.depth().oldest_ms is None
+    spool.close()
+
+
+def test_peek_respects_the_batch_size_but_returns_at_least_one(tmp_path: Path) -> None:
+    """The sink reads about max_readings at a time, and never stalls on one big batch."""
+    spool = Spool(tmp_path / "s.sqlite")
+    spool.append([("x", 5), ("y", 5), ("z", 5)], created_ms=1)
+    assert [b.lines for b in spool.peek(10)] == ["x", "y"]
+    assert [b.lines for b in spool.peek(1)] == ["x"]
+    spool.close()
+
+
+def test_dead_letter_keeps_the_data_and_the_reason(tmp_path: Path) -> None:
+    """Refused batches move to the dead-letter table with the error, never away."""
+    spool = Spool(tmp_path / "s.sqlite")
+    spool.append([("bad line", 1)], created_ms=5)
+    batch = spool.peek(10)
+    spool.dead_letter(batch, "HTTP 400 field type conflict", failed_ms=9)
+    assert spool.depth().batches == 0
+    assert spool.depth().dead_letters == 1
+    assert spool.dead_letters()[0]["error"] == "HTTP 400 field type conflict"
+    spool.close()
+
+
+def test_full_spool_reports_no_room(tmp_path: Path) -> None:
+    """Past max_readings the spool says it has no room (ingest then holds back acks)."""
+    spool = Spool(tmp_path / "s.sqlite", max_readings=3)
+    spool.append([("a", 2)], created_ms=1)
+    assert spool.has_room()
+    spool.append([("b", 2)], created_ms=1)
+    assert not spool.has_room()
+    assert not spool.wait_for_room(0.05)
+    spool.remove(spool.peek(2))
+    assert spool.has_room()
+    spool.close()
+
+
+def test_committed_batches_survive_kill_9(tmp_path: Path) -> None:
+    """What append() returned for is on disk even if the process is killed right after."""
+    path = tmp_path / "s.sqlite"
+    script = textwrap.dedent(
+        f"""
+        import os, signal, sys
+        from pathlib import Path
+        from safety_hub.spool import Spool
+        spool = Spool(Path({str(path)!r}))
+        for i in range(200):
+            spool.append([(f"line{{i}}", 1)], created_ms=i)
+        sys.stdout.write("appended\\n"); sys.stdout.flush()
+        os.kill(os.getpid(), signal.SIGKILL)
+        """
+    )
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert proc.returncode == -signal.SIGKILL
+    assert "appended" in proc.stdout
+    reopened = Spool(path)
+    assert reopened.depth().readings == 200
+    assert [b.lines for b in reopened.peek(1000)][-1] == "line199"
+    reopened.close()
+    assert os.path.exists(path)
