@@ -50,16 +50,20 @@ def _serve(hub: object, host: str, port: int, on_started: object = None) -> None
     server = uvicorn.Server(config)
     if on_started is not None:
         threading.Thread(target=on_started, args=(server,), daemon=True).start()  # type: ignore[arg-type]
+    # uvicorn re-raises a caught SIGTERM once it has shut down gracefully; with this handler in
+    # place that re-raise is a no-op, so a graceful stop exits 0 as service managers expect.
+    signal.signal(signal.SIGTERM, lambda *_: None)
     server.run()
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from safety_hub.hub import Hub
-    from safety_hub.logs import setup_logging
     from safety_hub.settings import Settings
 
-    settings = _settings()
+    settings = _settings()  # first: a bad value must stop us before anything else happens
     assert isinstance(settings, Settings)
+    from safety_hub.hub import Hub
+    from safety_hub.logs import setup_logging
+
     setup_logging(settings.log_level, settings.log_format)
     hub = Hub(settings)
     log.info(

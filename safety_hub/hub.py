@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import cast
 
 from safety_hub.clock import Clock, WallClock
 from safety_hub.live import LiveTable
@@ -207,7 +208,7 @@ class Hub:
         self.ingest.stop()
         self.sink_worker.stop(drain_timeout)
         self.storage.sink.close()
-        if self.storage.history is not self.storage.sink:
+        if self.storage.history is not cast(object, self.storage.sink):
             self.storage.history.close()
         self.spool.close()
         broker = self._embedded_broker

@@ -46,13 +46,26 @@ StatusListener = Callable[[str, bytes, int], None]
 class TagChain(Protocol):
     """What the pipeline needs of a registry tag: its identifier chain."""
 
-    park: str
-    enterprise: str
-    hazard_source: str
-    unit: str
-    equipment: str
-    tag: str
-    kind: str
+    @property
+    def park(self) -> str: ...
+
+    @property
+    def enterprise(self) -> str: ...
+
+    @property
+    def hazard_source(self) -> str: ...
+
+    @property
+    def unit(self) -> str: ...
+
+    @property
+    def equipment(self) -> str: ...
+
+    @property
+    def tag(self) -> str: ...
+
+    @property
+    def kind(self) -> str: ...
 
 
 def build_prefixes(tags: Mapping[tuple[str, str], TagChain]) -> dict[tuple[str, str], str]:
@@ -160,12 +173,29 @@ class IngestWorker:
                     continue
                 batch.append(nxt)
             if batch:
-                try:
-                    self.process(batch)
-                except Exception:  # keep ingesting; the messages stay unacked and come back
-                    log.exception("ingest: batch of %d messages failed", len(batch))
+                self._process_until_spooled(batch)
             if stop and self._stopping.is_set():
                 return
+
+    def _process_until_spooled(self, batch: list[InboundMessage]) -> None:
+        """Retry a batch the spool could not take (disk full, I/O error): it is never dropped.
+
+        Its messages stay unacknowledged meanwhile, so the broker keeps them as well.
+        """
+        delay = 0.1
+        while True:
+            try:
+                self.process(batch)
+            except Exception as exc:
+                log.exception("ingest: could not spool a batch of %d messages", len(batch))
+                self._alarms.set("spool_error", True, f"spool write failed: {exc!r}")
+                if self._stopping.wait(delay):
+                    return  # unacked: the broker redelivers after the restart
+                delay = min(5.0, delay * 2)
+                continue
+            if delay > 0.1:
+                self._alarms.set("spool_error", False, "spool writes succeed again")
+            return
 
     def process(self, batch: list[InboundMessage]) -> None:
         """Decode, spool durably (one commit), ack, then fan out. Public for in-memory tests."""

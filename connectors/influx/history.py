@@ -56,7 +56,7 @@ class InfluxQLHistory:
         every_s: int | None = None,
     ) -> list[HistoryPoint]:
         where = (
-            f"enterprise = {influxql_string(enterprise)} AND tag = {influxql_string(tag)} "
+            f'"enterprise" = {influxql_string(enterprise)} AND "tag" = {influxql_string(tag)} '
             f"AND time >= {start_ms}ms AND time < {end_ms}ms"
         )
         if every_s:

@@ -97,7 +97,7 @@ class InfluxV2Sink:
     def __init__(
         self, url: str, *, token: str, org: str | None, bucket: str, timeout_s: float = 10.0
     ) -> None:
-        from influxdb_client import InfluxDBClient
+        from influxdb_client.client.influxdb_client import InfluxDBClient
         from influxdb_client.client.write_api import SYNCHRONOUS
 
         self.url = url.rstrip("/")
@@ -110,13 +110,16 @@ class InfluxV2Sink:
         self._batch = 0
 
     def write(self, lines: str) -> None:
-        from influxdb_client import WritePrecision
+        from influxdb_client.domain.write_precision import WritePrecision
         from influxdb_client.rest import ApiException
 
         self._batch += 1
         try:
             self._write_api.write(
-                bucket=self.bucket, org=self.org, record=lines, write_precision=WritePrecision.MS
+                bucket=self.bucket,
+                org=self.org,
+                record=lines,
+                write_precision=WritePrecision.MS,  # type: ignore[arg-type]
             )
         except ApiException as exc:
             status = int(exc.status or 0)
@@ -132,5 +135,5 @@ class InfluxV2Sink:
             ) from exc
 
     def close(self) -> None:
-        self._write_api.close()
-        self._client.close()
+        self._write_api.close()  # type: ignore[no-untyped-call]
+        self._client.close()  # type: ignore[no-untyped-call]

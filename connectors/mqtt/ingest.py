@@ -107,7 +107,7 @@ class MqttIngest:
         self._handler = handler
         kwargs: dict[str, Any] = {"keepalive": self.config.keepalive_s}
         if self.config.protocol == "v5":
-            props = Properties(PacketTypes.CONNECT)
+            props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
             props.SessionExpiryInterval = self.config.session_expiry_s
             props.ReceiveMaximum = self.config.receive_maximum
             kwargs["clean_start"] = False
@@ -195,7 +195,7 @@ class MqttIngest:
         token = _AckToken(self._generation, msg.mid, msg.qos)
         inbound = InboundMessage(
             topic=msg.topic,
-            payload=msg.payload,
+            payload=bytes(msg.payload),
             received_ms=time.time_ns() // 1_000_000,
             token=token,
             redelivered=bool(msg.dup),

@@ -96,8 +96,11 @@ def test_non_finite_values_are_rejected_per_reading(
 ) -> None:
     """NaN, Infinity and overflowing numbers cost only their own reading."""
     raw = (
-        '{"readings": [{"tag": "GT-1101", "v": 1, "ts": %d}, {"tag": "GT-1101", "v": %s}]}'
-        % (NOW - 1, literal)
+        '{"readings": [{"tag": "GT-1101", "v": 1, "ts": '
+        + str(NOW - 1)
+        + '}, {"tag": "GT-1101", "v": '
+        + literal
+        + "}]}"
     ).encode()
     result = decoder.decode(TOPIC, raw)
     assert reasons(result) == [(1, "non_finite_value")]

@@ -1,0 +1,10 @@
+"""Run every benchmark: ``python -m bench`` (``make bench``)."""
+
+from __future__ import annotations
+
+from bench import decode, pipeline
+
+if __name__ == "__main__":
+    decode.run()
+    print()
+    pipeline.run()
