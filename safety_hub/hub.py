@@ -130,6 +130,7 @@ class Hub:
         self._embedded_broker: object | None = None
         self.mqtt_url: str | None = None
         self.started = False
+        self._stopping = False
 
     @property
     def source(self) -> MessageSource | None:
@@ -145,6 +146,8 @@ class Hub:
 
     def _on_connection(self, connected: bool, detail: str) -> None:
         self.metrics.mqtt_connected.set(1 if connected else 0)
+        if self._stopping:
+            return  # our own disconnect at shutdown is no alarm
         if connected:
             self.metrics.mqtt_reconnects.inc()
         self.system_alarms.set(
@@ -203,6 +206,7 @@ class Hub:
 
     def stop(self, drain_timeout: float = 5.0) -> None:
         """Stop taking messages, finish what was handed over, drain what the sink can, close."""
+        self._stopping = True
         if self._source is not None:
             self._source.stop()
         self.ingest.stop()

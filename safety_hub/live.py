@@ -26,7 +26,8 @@ class GatewayState:
 
 class LiveTable:
     def __init__(self) -> None:
-        self._values: dict[tuple[str, str], LiveValue] = {}
+        # Plain tuples (ts, value, quality, received) on the hot path; LiveValue on the way out.
+        self._values: dict[tuple[str, str], tuple[int, float, str, int]] = {}
         self._gateways: dict[str, GatewayState] = {}
         self._last_seen: dict[str, int] = {}
         self._lock = threading.Lock()
@@ -34,21 +35,27 @@ class LiveTable:
     def update(self, readings: Iterable[Reading], received_ms: int) -> None:
         """Keep the newest reading per tag by event time; late readings do not go back."""
         values = self._values
+        get = values.get
+        enterprises: set[str] = set()
         with self._lock:
-            for r in readings:
-                key = (r.enterprise, r.tag)
-                current = values.get(key)
-                if current is None or r.ts_ms >= current.ts_ms:
-                    values[key] = LiveValue(r.ts_ms, r.value, r.quality, received_ms)
-                self._last_seen[r.enterprise] = received_ms
+            for enterprise, tag, ts_ms, value, quality in readings:
+                key = (enterprise, tag)
+                current = get(key)
+                if current is None or ts_ms >= current[0]:
+                    values[key] = (ts_ms, value, quality, received_ms)
+                enterprises.add(enterprise)
+            for enterprise in enterprises:
+                self._last_seen[enterprise] = received_ms
 
     def latest(self, enterprise: str, tag: str) -> LiveValue | None:
         with self._lock:
-            return self._values.get((enterprise, tag))
+            found = self._values.get((enterprise, tag))
+        return None if found is None else LiveValue(*found)
 
     def snapshot(self) -> dict[tuple[str, str], LiveValue]:
         with self._lock:
-            return dict(self._values)
+            items = list(self._values.items())
+        return {key: LiveValue(*value) for key, value in items}
 
     def set_gateway(self, enterprise: str, online: bool, since_ms: int, detail: str) -> None:
         with self._lock:

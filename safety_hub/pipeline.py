@@ -23,7 +23,7 @@ import msgspec
 
 from safety_hub.clock import Clock
 from safety_hub.errors import SinkError
-from safety_hub.lineproto import READING_MEASUREMENT, format_float, series_prefix
+from safety_hub.lineproto import READING_MEASUREMENT, series_prefix
 from safety_hub.live import LiveTable
 from safety_hub.metrics import HubMetrics
 from safety_hub.ports import InboundMessage, LineSink, MessageSource
@@ -88,10 +88,10 @@ def build_prefixes(tags: Mapping[tuple[str, str], TagChain]) -> dict[tuple[str, 
 
 
 def encode_lines(readings: Iterable[Reading], prefixes: Mapping[tuple[str, str], str]) -> str:
+    # The decoder hands over floats already, so repr() is the exact, round-tripping form.
     return "\n".join(
-        f'{prefixes[(r.enterprise, r.tag)]}value={format_float(r.value)},quality="{r.quality}" '
-        f"{r.ts_ms}"
-        for r in readings
+        f'{prefixes[(enterprise, tag)]}value={value!r},quality="{quality}" {ts_ms}'
+        for enterprise, tag, ts_ms, value, quality in readings
     )
 
 

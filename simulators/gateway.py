@@ -26,6 +26,7 @@ class SimTag:
     kind: str
     lo: float
     hi: float
+    interval_s: float = 10.0
 
 
 def normal_value(tag: SimTag, t_s: float, rng: random.Random) -> float:

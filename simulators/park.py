@@ -36,7 +36,7 @@ def sim_tags(
     out: dict[str, list[SimTag]] = {}
     for code in sorted(plant.enterprises)[:enterprises]:
         chosen = [
-            SimTag(t.tag, t.kind, t.range_lo, t.range_hi)
+            SimTag(t.tag, t.kind, t.range_lo, t.range_hi, t.interval_s)
             for t in plant.tags_of(code)
             if t.in_service
         ]
@@ -111,15 +111,21 @@ class ParkSimulator:
         return self.stats
 
     def _tick(self) -> None:
-        """One simulated second: every tag due at this second publishes."""
+        """One second: every tag due at this second publishes (each at its own interval,
+        spread over the interval so that a gateway does not publish everything at once)."""
         now_ms = time.time_ns() // 1_000_000
-        t_s = now_ms / 1000
+        second = int(now_ms / 1000)
         for code, tags in self.tags.items():
-            due = [t for i, t in enumerate(tags) if int(t_s) % 10 == i % 10]
+            due = [
+                t
+                for i, t in enumerate(tags)
+                if second % max(1, round(t.interval_s)) == i % max(1, round(t.interval_s))
+            ]
             for start in range(0, len(due), self.batch):
                 chunk = due[start : start + self.batch]
                 readings = [
-                    {"tag": t.tag, "v": normal_value(t, t_s, self.rng), "ts": now_ms} for t in chunk
+                    {"tag": t.tag, "v": normal_value(t, now_ms / 1000, self.rng), "ts": now_ms}
+                    for t in chunk
                 ]
                 self._gateways[code].publish(readings)
                 self.stats.messages += 1

@@ -147,3 +147,31 @@ def test_local_mode_end_to_end(tmp_path: Path) -> None:
         assert hub.get(f"/api/v1/tags/{first['enterprise']}/NO-SUCH-TAG/latest").status_code == 404
     finally:
         assert hub.stop() == 0
+
+
+def test_demo_runs_publishes_and_stores(tmp_path: Path) -> None:
+    """`safety-hub demo` starts everything itself, shows progress, and the readings get stored."""
+    from tests.integration.hubproc import free_port
+
+    result = subprocess.run(
+        [sys.executable, "-m", "safety_hub.cli", "demo", "--duration", "8"],
+        capture_output=True,
+        text=True,
+        timeout=90,
+        cwd=tmp_path,
+        env={**os.environ, "SAFETY_HUB_API_PORT": str(free_port())},
+    )
+    assert result.returncode == 0, result.stderr
+    assert "safety-hub demo: park alxa-hitech" in result.stdout
+    progress = [line for line in result.stdout.splitlines() if line.startswith("[demo] published")]
+    assert progress, result.stdout
+    published = int(progress[-1].split()[2])
+    assert published > 100
+    import sqlite3
+
+    stored = (
+        sqlite3.connect(tmp_path / ".hub-data/demo/readings.sqlite")
+        .execute("SELECT COUNT(*) FROM reading")
+        .fetchone()[0]
+    )
+    assert stored == published
