@@ -341,6 +341,7 @@ class SinkWorker:
         ):
             time.sleep(0.05)
         self._stopping.set()
+        self._spool.wake()
         if self._thread is not None:
             self._thread.join(max(1.0, deadline - time.monotonic()))
 
@@ -348,7 +349,7 @@ class SinkWorker:
         backoff = self._min_backoff
         while not self._stopping.is_set():
             self.update_gauges()
-            if not self._spool.wait_for_data(0.5):
+            if not self._spool.wait_for_data(0.5) or self._stopping.is_set():
                 continue
             batches = self._spool.peek(self._batch_readings)
             if not batches:

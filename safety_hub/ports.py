@@ -32,6 +32,10 @@ class MessageSource(Protocol):
         self, topic: str, payload: bytes, *, qos: int = 1, retain: bool = False
     ) -> None: ...
 
+    def publish_confirmed(self, topic: str, payload: bytes, timeout_s: float) -> bool:
+        """QoS 1 publish that returns True only once the broker acknowledged it."""
+        ...
+
     def stop(self) -> None: ...
 
 

@@ -159,6 +159,11 @@ class Spool:
         with self._changed:
             return self._changed.wait_for(lambda: self._closed or self._batches > 0, timeout)
 
+    def wake(self) -> None:
+        """Wake every waiter (a worker that is stopping re-checks its flag at once)."""
+        with self._changed:
+            self._changed.notify_all()
+
     def remove(self, batches: Sequence[SpoolBatch]) -> None:
         if not batches:
             return

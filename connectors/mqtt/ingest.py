@@ -142,6 +142,19 @@ class MqttIngest:
         if info.rc not in (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_NO_CONN):
             raise RuntimeError(f"mqtt: publish to {topic!r} failed: {mqtt.error_string(info.rc)}")
 
+    def publish_confirmed(self, topic: str, payload: bytes, timeout_s: float) -> bool:
+        """Publish with QoS 1 and wait for the broker's PUBACK; False when it did not come."""
+        if not self._connected.is_set():
+            return False
+        info = self._client.publish(topic, payload, qos=1)
+        if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
+            return False
+        try:
+            info.wait_for_publish(timeout_s)
+        except (RuntimeError, ValueError):
+            return False
+        return info.is_published()
+
     def stop(self) -> None:
         self._client.disconnect()
         self._client.loop_stop()

@@ -53,6 +53,10 @@ class MemorySource:
     def publish(self, topic: str, payload: bytes, *, qos: int = 1, retain: bool = False) -> None:
         self.published.append((topic, payload))
 
+    def publish_confirmed(self, topic: str, payload: bytes, timeout_s: float) -> bool:
+        self.published.append((topic, payload))
+        return True
+
     def stop(self) -> None:
         pass
 

@@ -1,0 +1,112 @@
+"""A durable outbox for messages the hub must publish at least once (alarm events).
+
+Rows are committed before anything is sent; a publisher thread sends them in order with QoS 1
+and deletes a row only after the broker acknowledged it. After a crash or a broker outage the
+rest is sent when the hub runs again, so an alarm event is never lost on the way out.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+log = logging.getLogger("safety_hub.outbox")
+
+# publish(topic, payload, timeout_s) -> True once the broker acknowledged it
+ConfirmedPublish = Callable[[str, bytes, float], bool]
+
+
+class Outbox:
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.execute("PRAGMA synchronous=FULL")
+        self._conn.execute(
+            "CREATE TABLE IF NOT EXISTS outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, "
+            "topic TEXT NOT NULL, payload BLOB NOT NULL, created_ms INTEGER NOT NULL)"
+        )
+        self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)
+
+    def put(self, topic: str, payload: bytes, created_ms: int) -> None:
+        with self._changed:
+            self._conn.execute(
+                "INSERT INTO outbox (topic, payload, created_ms) VALUES (?,?,?)",
+                (topic, payload, created_ms),
+            )
+            self._changed.notify_all()
+
+    def pending(self, limit: int = 100) -> list[tuple[int, str, bytes]]:
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT id, topic, payload FROM outbox ORDER BY id LIMIT ?", (limit,)
+            ).fetchall()
+        return [(int(r[0]), str(r[1]), bytes(r[2])) for r in rows]
+
+    def done(self, row_id: int) -> None:
+        with self._lock:
+            self._conn.execute("DELETE FROM outbox WHERE id = ?", (row_id,))
+
+    def depth(self) -> int:
+        with self._lock:
+            return int(self._conn.execute("SELECT COUNT(*) FROM outbox").fetchone()[0])
+
+    def wait(self, timeout: float) -> None:
+        with self._changed:
+            self._changed.wait(timeout)
+
+    def wake(self) -> None:
+        with self._changed:
+            self._changed.notify_all()
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+
+class OutboxPublisher:
+    """Sends the outbox in order; one unacknowledged message blocks the ones behind it."""
+
+    def __init__(
+        self, outbox: Outbox, publish: ConfirmedPublish, *, timeout_s: float = 5.0
+    ) -> None:
+        self._outbox = outbox
+        self._publish = publish
+        self._timeout = timeout_s
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.sent = 0
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="outbox", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._outbox.wake()
+        if self._thread is not None:
+            self._thread.join(self._timeout + 2)
+
+    def _run(self) -> None:
+        while not self._stopping.is_set():
+            rows = self._outbox.pending()
+            if not rows:
+                self._outbox.wait(1.0)
+                continue
+            for row_id, topic, payload in rows:
+                if self._stopping.is_set():
+                    return
+                try:
+                    ok = self._publish(topic, payload, self._timeout)
+                except Exception:
+                    log.exception("outbox: publish to %s failed", topic)
+                    ok = False
+                if not ok:
+                    self._stopping.wait(1.0)  # broker away: retry the same row, keep the order
+                    break
+                self._outbox.done(row_id)
+                self.sent += 1

@@ -1,0 +1,136 @@
+"""HTTP API on an in-memory transport and the embedded store."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from connectors.influx import SqliteStore
+from safety_hub.api.app import create_app
+from safety_hub.clock import VirtualClock
+from safety_hub.hub import Hub, Storage
+from safety_hub.ports import InboundMessage
+from safety_hub.settings import load_settings
+from tests.unit.fakes import MemorySource
+
+NOW = 1_790_000_000_000
+
+
+@pytest.fixture
+def hub(tmp_path: Path) -> Iterator[Hub]:
+    store = SqliteStore(tmp_path / "readings.sqlite")
+    source = MemorySource()
+    hub = Hub(
+        load_settings(data_dir=tmp_path),
+        clock=VirtualClock(NOW),
+        storage=Storage(store, store, "test store"),
+        source=source,
+    )
+    yield hub
+
+
+@pytest.fixture
+def client(hub: Hub) -> Iterator[TestClient]:
+    with TestClient(create_app(hub)) as client:
+        yield client
+
+
+def publish(hub: Hub, enterprise: str, readings: list[dict[str, object]]) -> None:
+    message = InboundMessage(
+        f"hazard/v1/{enterprise}/telemetry", json.dumps({"readings": readings}).encode(), NOW
+    )
+    hub.ingest.process([message])
+    hub.sink_worker._write(hub.spool.peek(10_000))  # drain synchronously for the test
+
+
+def test_tags_list_has_setpoints_keyed_by_kind(client: TestClient) -> None:
+    """Gas tags carry l1/l2 setpoints, process tags ll/l/h/hh; every tag has its chain and unit."""
+    tags = client.get("/api/v1/tags").json()
+    assert len(tags) >= 280
+    gas = next(t for t in tags if t["kind"] == "toxic_gas")
+    assert set(gas["setpoints"]) <= {"l1", "l2"} and gas["setpoints"]
+    level = next(t for t in tags if t["kind"] == "level" and t["setpoints"])
+    assert set(level["setpoints"]) <= {"ll", "l", "h", "hh"}
+    assert level["eu"] and level["range"]["hi"] > level["range"]["lo"]
+    assert level["enterprise"] and level["hazard_source"]
+    only = client.get(
+        "/api/v1/tags", params={"enterprise": gas["enterprise"], "kind": "toxic_gas"}
+    ).json()
+    assert only and all(
+        t["enterprise"] == gas["enterprise"] and t["kind"] == "toxic_gas" for t in only
+    )
+
+
+def test_latest_and_history_after_ingest(client: TestClient, hub: Hub) -> None:
+    """A reading shows as the latest value and in the raw and aggregated history."""
+    publish(
+        hub,
+        "e01-chloralkali",
+        [
+            {"tag": "GT-1101", "v": 0.1, "ts": NOW - 20_000},
+            {"tag": "GT-1101", "v": 0.3, "ts": NOW - 10_000},
+        ],
+    )
+    latest = client.get("/api/v1/tags/e01-chloralkali/GT-1101/latest").json()
+    assert (latest["has_value"], latest["value"], latest["ts"], latest["age_s"]) == (
+        True,
+        0.3,
+        NOW - 10_000,
+        10.0,
+    )
+    history = client.get("/api/v1/tags/e01-chloralkali/GT-1101/history").json()
+    assert [p["value"] for p in history["points"]] == [0.1, 0.3]
+    agg = client.get(
+        "/api/v1/tags/e01-chloralkali/GT-1101/history",
+        params={"every": 3600, "start": NOW - 3_600_000},
+    ).json()
+    assert sum(p["count"] for p in agg["points"]) == 2
+    assert max(p["max"] for p in agg["points"]) == 0.3
+
+
+def test_latest_without_data_and_unknown_tags(client: TestClient) -> None:
+    """No reading yet is has_value false; an unknown tag or enterprise is a 404 naming it."""
+    assert client.get("/api/v1/tags/e01-chloralkali/GT-1101/latest").json()["has_value"] is False
+    missing = client.get("/api/v1/tags/e01-chloralkali/NOPE/latest")
+    assert missing.status_code == 404 and "NOPE" in missing.json()["detail"]
+    assert client.get("/api/v1/tags/nobody/GT-1101/history").status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("params", "needle"),
+    [
+        ({"start": "yesterday"}, "start='yesterday'"),
+        ({"start": "2026-01-01T00:00:00"}, "offset"),
+        ({"start": str(NOW), "end": str(NOW - 1)}, "before end"),
+        ({"limit": "0"}, "limit"),
+    ],
+)
+def test_bad_history_parameters_are_4xx(
+    client: TestClient, params: dict[str, str], needle: str
+) -> None:
+    """Bad history parameters get a 422 naming the problem, never a 5xx."""
+    resp = client.get("/api/v1/tags/e01-chloralkali/GT-1101/history", params=params)
+    assert resp.status_code == 422
+    assert needle in resp.text
+
+
+def test_health_ready_metrics_and_system(client: TestClient, hub: Hub) -> None:
+    """healthz, readyz, metrics and the system view answer and reflect the state."""
+    assert client.get("/healthz").json() == {"status": "ok"}
+    assert client.get("/readyz").status_code == 200
+    publish(hub, "e01-chloralkali", [{"tag": "NOPE", "v": 1}])
+    metrics = client.get("/metrics").text
+    assert (
+        'safety_hub_readings_rejected_total{enterprise="e01-chloralkali",reason="unknown_tag"} 1.0'
+        in metrics
+    )
+    system = client.get("/api/v1/system").json()
+    assert system["mqtt_connected"] is True
+    assert system["spool"]["readings"] == 0
+    assert len(system["gateways"]) == len(hub.plant.enterprises)
+    openapi = client.get("/openapi.json").json()
+    assert "/api/v1/tags/{enterprise}/{tag}/history" in openapi["paths"]
