@@ -22,6 +22,7 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 ENV_HELP = """\
 configuration (environment variables, all optional; see docs/configuration.md):
   SAFETY_HUB_PLANT         plant registry YAML (default: the bundled sample park)
+  SAFETY_HUB_RULES         rule pack file or folder (default: alert_rules/)
   SAFETY_HUB_MQTT_URL      mqtt://user:pass@host:port (default: start an embedded broker)
   SAFETY_HUB_INFLUX_URL    InfluxDB URL (default: embedded SQLite store in the data dir)
   SAFETY_HUB_INFLUX_API    v2 (default; token, org, bucket) or v1 (/write?db=)
@@ -179,6 +180,22 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_rules_check(args: argparse.Namespace) -> int:
+    from safety_hub.hub import default_rules_path
+    from safety_hub.rules import main_check
+
+    paths = args.paths or [default_rules_path()]
+    return main_check(paths, plant_path=args.plant)
+
+
+def cmd_rules_test(args: argparse.Namespace) -> int:
+    from safety_hub.hub import default_rules_path
+    from safety_hub.rules import main_test
+
+    paths = args.paths or [default_rules_path() / "tests"]
+    return main_test(paths)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="safety-hub",
@@ -231,6 +248,32 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--duration", type=float, default=None, help="stop after N seconds")
     sim.add_argument("--progress", type=float, default=5.0, help="progress every N seconds")
     sim.set_defaults(func=cmd_simulate)
+
+    rules = sub.add_parser(
+        "rules",
+        help="check rule packs, or run their rule unit tests",
+        description="Rule packs (alert_rules/*.yaml): validate them against a plant, or run "
+        "their promtool-style unit tests. Exit code 1 on any error or failed test.",
+    )
+    rules_sub = rules.add_subparsers(dest="rules_command", metavar="ACTION", required=True)
+    check = rules_sub.add_parser(
+        "check",
+        help="validate rule files or folders; every error as file:line:col",
+        description="Load each rule file or folder against the plant; print every error as "
+        "file:line:col with its group and rule. Default: alert_rules/.",
+    )
+    check.add_argument("paths", nargs="*", type=Path, help="rule files or folders")
+    check.add_argument(
+        "--plant", type=Path, default=None, help="plant registry (default: sample park)"
+    )
+    check.set_defaults(func=cmd_rules_check)
+    test = rules_sub.add_parser(
+        "test",
+        help="run rule unit tests (input series, evaluation times, expected alarms)",
+        description="Run rule test files or folders of them. Default: alert_rules/tests/.",
+    )
+    test.add_argument("paths", nargs="*", type=Path, help="rule test files or folders")
+    test.set_defaults(func=cmd_rules_test)
     return parser
 
 

@@ -8,14 +8,19 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 from typing import cast
 
+from safety_hub.alarm_runtime import AlarmRuntime
 from safety_hub.clock import Clock, WallClock
+from safety_hub.errors import ConfigError
 from safety_hub.live import LiveTable
 from safety_hub.metrics import HubMetrics
+from safety_hub.outbox import Outbox, OutboxPublisher
 from safety_hub.pipeline import IngestWorker, SinkWorker, build_prefixes
 from safety_hub.ports import HistoryStore, LineSink, MessageSource
 from safety_hub.registry import Plant, default_plant_path, load_plant
+from safety_hub.rules import RulePack, load_rules
 from safety_hub.settings import Settings
 from safety_hub.spool import Spool
 from safety_hub.system_alarms import SystemAlarms
@@ -28,6 +33,16 @@ from safety_hub.telemetry import (
 )
 
 log = logging.getLogger("safety_hub.hub")
+
+
+def default_rules_path() -> Path:
+    """The shipped rule packs: ``alert_rules/`` beside the package, else in the working dir."""
+    for candidate in (Path(__file__).resolve().parent.parent / "alert_rules", Path("alert_rules")):
+        if candidate.is_dir():
+            return candidate
+    raise ConfigError(
+        "SAFETY_HUB_RULES", None, "no alert_rules/ folder found; set the rule pack path"
+    )
 
 
 @dataclass(frozen=True)
@@ -83,6 +98,7 @@ class Hub:
         plant: Plant | None = None,
         storage: Storage | None = None,
         source: MessageSource | None = None,
+        rules: RulePack | None = None,
     ) -> None:
         self.settings = settings
         self.clock: Clock = clock or WallClock()
@@ -126,6 +142,18 @@ class Hub:
             clock=self.clock,
             batch_readings=settings.sink_batch_readings,
         )
+        self.rules = rules or load_rules(settings.rules or default_rules_path(), self.plant)
+        self.outbox = Outbox(settings.data_dir / "outbox.sqlite")
+        self.alarms = AlarmRuntime(
+            plant=self.plant,
+            pack=self.rules,
+            data_dir=settings.data_dir,
+            clock=self.clock,
+            spool=self.spool,
+            outbox=self.outbox,
+        )
+        self.ingest.add_listener(self.alarms.on_readings)
+        self._outbox_publisher: OutboxPublisher | None = None
         self._source = source
         self._embedded_broker: object | None = None
         self.mqtt_url: str | None = None
@@ -140,6 +168,7 @@ class Hub:
         online, detail = parse_status(payload)
         self.live.set_gateway(enterprise, online, received_ms, detail)
         self.metrics.gateway_online.labels(enterprise).set(1 if online else 0)
+        self.alarms.on_gateway_status(enterprise, online, received_ms)
         log.info(
             "gateway status", extra={"enterprise": enterprise, "online": online, "detail": detail}
         )
@@ -202,19 +231,26 @@ class Hub:
             self._source = self._build_source()
         self.ingest.attach(self._source)
         self._source.start(self.ingest.submit)
+        self._outbox_publisher = OutboxPublisher(self.outbox, self._source.publish_confirmed)
+        self._outbox_publisher.start()
+        self.alarms.start()
         self.started = True
 
     def stop(self, drain_timeout: float = 5.0) -> None:
         """Stop taking messages, finish what was handed over, drain what the sink can, close."""
         self._stopping = True
+        if self._outbox_publisher is not None:
+            self._outbox_publisher.stop()
         if self._source is not None:
             self._source.stop()
         self.ingest.stop()
+        self.alarms.stop()
         self.sink_worker.stop(drain_timeout)
         self.storage.sink.close()
         if self.storage.history is not cast(object, self.storage.sink):
             self.storage.history.close()
         self.spool.close()
+        self.outbox.close()
         broker = self._embedded_broker
         if broker is not None:
             broker.stop()  # type: ignore[attr-defined]

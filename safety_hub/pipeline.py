@@ -214,12 +214,26 @@ class IngestWorker:
         self._wait_for_room()
         now = self._clock.now_ms()
         self._spool.append([(d.lines, len(d.decoded.readings)) for d in decoded], now)
+        # Listeners (the rule engine) see the readings before the ack: a hub killed in between
+        # gets them again, and the engine's late-reading policy raises nothing twice.
+        self._fan_out(decoded, now)
         source = self._source
         if source is not None:
             for d in decoded:
                 source.ack(d.message)
         self.processed_messages += len(batch)
         self._account(decoded, now)
+
+    def _fan_out(self, decoded: list[_Decoded], now: int) -> None:
+        all_readings = [r for d in decoded for r in d.decoded.readings]
+        if not all_readings:
+            return
+        self._live.update(all_readings, now)
+        for listener in self._listeners:
+            try:
+                listener(all_readings)
+            except Exception:
+                log.exception("ingest: reading listener %r failed", listener)
 
     def _wait_for_room(self) -> None:
         if self._spool.has_room():
@@ -239,7 +253,6 @@ class IngestWorker:
 
     def _account(self, decoded: list[_Decoded], now: int) -> None:
         m = self._metrics
-        all_readings: list[Reading] = []
         for d in decoded:
             result = d.decoded
             if d.is_status:
@@ -252,7 +265,6 @@ class IngestWorker:
             m.readings_received.labels(ent).inc(max(result.total, accepted + per_reading))
             if accepted:
                 m.readings_accepted.labels(ent).inc(accepted)
-                all_readings.extend(result.readings)
             for rej in result.rejections:
                 if rej.index is None:
                     m.messages_rejected.labels(ent, rej.reason.value).inc()
@@ -260,13 +272,6 @@ class IngestWorker:
                     m.readings_rejected.labels(ent, rej.reason.value).inc()
             if result.rejections:
                 self._report(d, now)
-        if all_readings:
-            self._live.update(all_readings, now)
-            for listener in self._listeners:
-                try:
-                    listener(all_readings)
-                except Exception:
-                    log.exception("ingest: reading listener %r failed", listener)
 
     def _report(self, d: _Decoded, now: int) -> None:
         result = d.decoded

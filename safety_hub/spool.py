@@ -76,6 +76,7 @@ class Spool:
         self._write_conn = self._connect()
         self._write_conn.executescript(_SCHEMA)
         self._read_conn = self._connect()
+        self._write_lock = threading.Lock()
         self._read_lock = threading.Lock()  # the sink and the API share the read connection
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
@@ -121,15 +122,16 @@ class Spool:
         if not rows:
             return
         conn = self._write_conn
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            conn.executemany(
-                "INSERT INTO batch (created_ms, n, bytes, lines) VALUES (?,?,?,?)", rows
-            )
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
+        with self._write_lock:  # ingest, and alarm events from the API and ticker threads
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                conn.executemany(
+                    "INSERT INTO batch (created_ms, n, bytes, lines) VALUES (?,?,?,?)", rows
+                )
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
         with self._changed:
             self._batches += len(rows)
             self._readings += sum(r[1] for r in rows)

@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from safety_hub import __version__
-from safety_hub.api.routes import health, system, tags
+from safety_hub.api.routes import alarms, health, system, tags
 from safety_hub.hub import Hub
 
 
@@ -35,4 +35,5 @@ def create_app(hub: Hub, *, manage_hub: bool = True) -> FastAPI:
     app.include_router(health.router)
     app.include_router(tags.router)
     app.include_router(system.router)
+    app.include_router(alarms.router)
     return app

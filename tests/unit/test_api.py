@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -134,3 +135,45 @@ def test_health_ready_metrics_and_system(client: TestClient, hub: Hub) -> None:
     assert len(system["gateways"]) == len(hub.plant.enterprises)
     openapi = client.get("/openapi.json").json()
     assert "/api/v1/tags/{enterprise}/{tag}/history" in openapi["paths"]
+
+
+def test_gas_alarm_lifecycle_through_the_api(client: TestClient, hub: Hub) -> None:
+    """Cl2 over level 2 raises latched level-1 and level-2 alarms; ack, clear and reset them."""
+    publish(hub, "e01-chloralkali", [{"tag": "GT-1101", "v": 0.8, "ts": NOW - 1000}])
+    alarms = client.get("/api/v1/alarms", params={"enterprise": "e01-chloralkali"}).json()
+    by_alert = {a["alert"]: a for a in alarms}
+    assert {"ToxicGasLevel1", "ToxicGasLevel2"} <= set(by_alert)
+    level2 = by_alert["ToxicGasLevel2"]
+    assert (level2["state"], level2["tag"], level2["latched"]) == (
+        "unacknowledged",
+        "GT-1101",
+        True,
+    )
+    assert level2["priority"] in ("high", "critical")  # grade-1 source: never below high
+    alarm_id = level2["id"]
+    # Reset before acknowledge is refused with a 409 naming the problem.
+    refused = client.post(f"/api/v1/alarms/{alarm_id}/reset", json={"user": "op1"})
+    assert refused.status_code == 409 and "acknowledged" in refused.json()["detail"]
+    acked = client.post(
+        f"/api/v1/alarms/{alarm_id}/acknowledge", json={"user": "op1", "comment": "seen"}
+    )
+    assert acked.json()["state"] == "acknowledged"
+    publish(hub, "e01-chloralkali", [{"tag": "GT-1101", "v": 0.0, "ts": NOW - 500}])
+    assert client.get(f"/api/v1/alarms/{alarm_id}").json()["state"] == "latched"
+    reset = client.post(f"/api/v1/alarms/{alarm_id}/reset", json={"user": "op1"})
+    assert reset.json()["state"] == "normal"
+    journal = client.get(f"/api/v1/alarms/{alarm_id}/journal").json()
+    assert [e["action"] for e in journal] == ["raise", "ack", "clear", "reset"]
+    assert any(e["user"] == "op1" and e["comment"] == "seen" for e in journal)
+    # Bad input: unknown alarm, missing operator.
+    assert client.post("/api/v1/alarms/999999/acknowledge", json={"user": "op1"}).status_code == 404
+    assert client.post(f"/api/v1/alarms/{alarm_id}/acknowledge", json={}).status_code == 422
+    assert client.get("/api/v1/alarms", params={"state": "bogus"}).status_code == 422
+    # Every transition went out on the enterprise's alarm topic, in order.
+    wait_for_published = [t for t, _ in hub.source.published if t.endswith("/alarms")]  # type: ignore[union-attr]
+    deadline = time.monotonic() + 5
+    while len(wait_for_published) < len(journal) and time.monotonic() < deadline:
+        time.sleep(0.05)
+        wait_for_published = [t for t, _ in hub.source.published if t.endswith("/alarms")]  # type: ignore[union-attr]
+    assert set(wait_for_published) == {"hazard/v1/e01-chloralkali/alarms"}
+    assert client.get("/api/v1/alarms/kpis").json()["annunciations"] >= 2
