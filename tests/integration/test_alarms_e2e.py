@@ -1,0 +1,109 @@
+"""Alarms end to end through a real Mosquitto: MQTT alarm events, the API, kill -9 and restart."""
+
+from __future__ import annotations
+
+import json
+import queue
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as mqtt
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion
+
+from tests.integration.hubproc import HubProcess, wait_for
+
+pytestmark = pytest.mark.integration
+
+ENT = "e01-chloralkali"
+
+
+def client_for(port: int, topic: str) -> tuple[mqtt.Client, queue.Queue[dict[str, Any]]]:
+    got: queue.Queue[dict[str, Any]] = queue.Queue()
+    ready: queue.Queue[int] = queue.Queue()
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+    client.on_message = lambda c, u, m: got.put(json.loads(m.payload))
+    client.on_subscribe = lambda *a: ready.put(1)
+    client.on_connect = lambda c, *a: c.subscribe(topic, qos=1)
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    ready.get(timeout=10)
+    return client, got
+
+
+def alarms(hub: HubProcess) -> dict[str, dict[str, Any]]:
+    return {a["alert"]: a for a in hub.get(f"/api/v1/alarms?enterprise={ENT}").json()}
+
+
+def test_readings_raise_alarms_on_mqtt_and_api_and_survive_kill_9(
+    mosquitto: Any, tmp_path: Path
+) -> None:
+    """Cl2 over level 2: alarms on the MQTT topic and the API; after kill -9 the same list, no
+    second raise, and a pending on-delay still fires on its original schedule."""
+    hub = HubProcess(tmp_path / "hub", {"SAFETY_HUB_MQTT_URL": mosquitto.url})
+    hub.start()
+    watcher, events = client_for(mosquitto.port, f"hazard/v1/{ENT}/alarms")
+    stop = threading.Event()
+    try:
+        t0 = int(time.time() * 1000)
+        # The zone's three detectors keep reporting (one high), as a live gateway would, so
+        # that none goes stale while the discrepancy's on-delay runs.
+
+        def gateway() -> None:
+            ts = t0
+            while not stop.is_set():
+                readings = [
+                    {"tag": "GT-1101", "v": 0.8, "ts": ts},
+                    {"tag": "GT-1102", "v": 0.0, "ts": ts},
+                    {"tag": "GT-1103", "v": 0.0, "ts": ts},
+                ]
+                topic = f"hazard/v1/{ENT}/telemetry"
+                watcher.publish(topic, json.dumps({"readings": readings}), qos=1)
+                stop.wait(2)
+                ts = int(time.time() * 1000)
+
+        threading.Thread(target=gateway, daemon=True).start()
+        raised: set[str] = set()
+        deadline = time.monotonic() + 15
+        while not {"ToxicGasLevel1", "ToxicGasLevel2"} <= raised and time.monotonic() < deadline:
+            event = events.get(timeout=15)
+            assert event["schema"] == "safety-hub/alarm-event/v1"
+            if event["action"] == "raise":
+                raised.add(event["alarm"]["alert"])
+                assert event["alarm"]["tag"] == "GT-1101"
+        assert {"ToxicGasLevel1", "ToxicGasLevel2"} <= raised
+        before = alarms(hub)
+        assert before["ToxicGasLevel2"]["state"] == "unacknowledged"
+        assert "GasVoteDiscrepancy" not in before  # its 30 s on-delay is pending
+        import httpx
+
+        httpx.post(
+            f"{hub.url}/api/v1/alarms/{before['ToxicGasLevel1']['id']}/acknowledge",
+            json={"user": "op1"},
+        ).raise_for_status()
+        before = alarms(hub)
+
+        hub.kill9()
+        hub.start()
+        after = alarms(hub)
+        assert {k: (v["id"], v["state"], v["latched"]) for k, v in after.items()} == {
+            k: (v["id"], v["state"], v["latched"]) for k, v in before.items()
+        }
+        wait_for(lambda: "GasVoteDiscrepancy" in alarms(hub), 45, "the pending on-delay to fire")
+        discrepancy = alarms(hub)["GasVoteDiscrepancy"]
+        # On schedule: 30 s after the reading's event time, not 30 s after the restart.
+        assert t0 + 30_000 <= discrepancy["raised_ms"] <= t0 + 34_000
+        journal = hub.get("/api/v1/alarms/journal").json()
+        level2_raises = [
+            e
+            for e in journal
+            if e["action"] == "raise" and e["alarm_id"] == before["ToxicGasLevel2"]["id"]
+        ]
+        assert len(level2_raises) == 1
+    finally:
+        stop.set()
+        watcher.loop_stop()
+        watcher.disconnect()
+        hub.stop()
