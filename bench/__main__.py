@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from bench import decode, pipeline
+from bench import alarm_latency, decode, pipeline
 
 if __name__ == "__main__":
     decode.run()
     print()
     pipeline.run()
+    print()
+    alarm_latency.run()
