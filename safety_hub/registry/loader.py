@@ -39,7 +39,7 @@ from safety_hub.registry.schema import (
     PlantDoc,
     TagModel,
 )
-from safety_hub.registry.yamlpos import YamlPath, YamlSyntaxError, parse_yaml
+from safety_hub.registry.yamlpos import YamlPath, YamlSyntaxError, copy_without, parse_yaml
 
 T = TypeVar("T")
 
@@ -101,7 +101,7 @@ def _validate(
     if targets is None:
         return None, {}, set()
     index_map: dict[YamlPath, list[int]] = {}
-    pruned = _copy_without(data, (), targets, index_map)
+    pruned = copy_without(data, (), targets, index_map)
     broken_gases = {str(t[1]) for t in targets if t[0] == "gases"}
     try:
         return PlantDoc.model_validate(pruned), index_map, broken_gases
@@ -127,23 +127,6 @@ def _prune_targets(locs: Sequence[tuple[YamlPath, bool]]) -> set[YamlPath] | Non
             return None
         out.add(loc[:cut])
     return out
-
-
-def _copy_without(
-    node: Any, path: YamlPath, targets: set[YamlPath], index_map: dict[YamlPath, list[int]]
-) -> Any:
-    if isinstance(node, dict):
-        return {
-            key: _copy_without(value, (*path, key), targets, index_map)
-            for key, value in node.items()
-            if (*path, key) not in targets
-        }
-    if isinstance(node, list):
-        kept = [i for i in range(len(node)) if (*path, i) not in targets]
-        if len(kept) != len(node):
-            index_map[path] = kept
-        return [_copy_without(node[i], (*path, i), targets, index_map) for i in kept]
-    return node
 
 
 class _Build:

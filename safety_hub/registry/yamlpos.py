@@ -116,3 +116,22 @@ def parse_yaml(text: str) -> Parsed:
         raise YamlSyntaxError(1, 1, f"YAML error: {exc}") from None
     finally:
         loader.dispose()
+
+
+def copy_without(
+    node: Any, path: YamlPath, targets: set[YamlPath], index_map: dict[YamlPath, list[int]]
+) -> Any:
+    """A copy of ``node`` without the entries at ``targets``; ``index_map`` records, per list
+    that lost items, which original indexes were kept (to map errors back to lines)."""
+    if isinstance(node, dict):
+        return {
+            key: copy_without(value, (*path, key), targets, index_map)
+            for key, value in node.items()
+            if (*path, key) not in targets
+        }
+    if isinstance(node, list):
+        kept = [i for i in range(len(node)) if (*path, i) not in targets]
+        if len(kept) != len(node):
+            index_map[path] = kept
+        return [copy_without(node[i], (*path, i), targets, index_map) for i in kept]
+    return node

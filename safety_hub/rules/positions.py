@@ -18,7 +18,7 @@ from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
 from safety_hub.registry.locate import Located, Locator, render_path, show
-from safety_hub.registry.yamlpos import Parsed, YamlPath
+from safety_hub.registry.yamlpos import Parsed, YamlPath, copy_without
 
 _MISSING = object()
 
@@ -208,28 +208,11 @@ def validate_pruned(
             return None, {}
         targets.add(path[:cut])
     index_map: dict[YamlPath, list[int]] = {}
-    pruned = _copy_without(data, (), targets, index_map)
+    pruned = copy_without(data, (), targets, index_map)
     try:
         return root.model_validate(pruned), index_map
     except ValidationError:
         return None, {}
-
-
-def _copy_without(
-    node: Any, path: YamlPath, targets: set[YamlPath], index_map: dict[YamlPath, list[int]]
-) -> Any:
-    if isinstance(node, dict):
-        return {
-            key: _copy_without(value, (*path, key), targets, index_map)
-            for key, value in node.items()
-            if (*path, key) not in targets
-        }
-    if isinstance(node, list):
-        kept = [i for i in range(len(node)) if (*path, i) not in targets]
-        if len(kept) != len(node):
-            index_map[path] = kept
-        return [_copy_without(node[i], (*path, i), targets, index_map) for i in kept]
-    return node
 
 
 def original_index(index_map: Mapping[YamlPath, list[int]], list_path: YamlPath, i: int) -> int:
