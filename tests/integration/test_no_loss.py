@@ -142,7 +142,7 @@ def test_100k_readings_from_three_publishers_land_exactly(
         wait_for(
             lambda: safe_count(influxdb1, influx_db) >= 100_000, 120, "100,000 readings in InfluxDB"
         )
-        time.sleep(0.5)
+        wait_for(lambda: hub.metric("safety_hub_spool_readings") == 0, 30, "an empty spool")
         assert count(influxdb1, influx_db) == 100_000
         assert count(influxdb1, influx_db, E1) == 33_400
         assert count(influxdb1, influx_db, E2) == 33_300
@@ -206,7 +206,7 @@ def test_kill_9_the_hub_mid_stream_loses_nothing(
     wait_for(
         lambda: safe_count(influxdb1, influx_db) >= 60_000, 120, "60,000 readings after the restart"
     )
-    time.sleep(0.5)
+    wait_for(lambda: hub.metric("safety_hub_spool_readings") == 0, 30, "an empty spool")
     assert count(influxdb1, influx_db) == 60_000
     hub.stop()
 
@@ -284,6 +284,6 @@ def test_broker_restart_mid_stream(
     wait_for(lambda: hub.metric("safety_hub_mqtt_connects_total") >= 2, 60, "the hub to reconnect")
     stream.finish()
     wait_for(lambda: safe_count(influxdb1, influx_db) >= 50_000, 120, "50,000 readings")
-    time.sleep(0.5)
+    wait_for(lambda: hub.metric("safety_hub_spool_readings") == 0, 30, "an empty spool")
     assert count(influxdb1, influx_db) == 50_000
     hub.stop()
