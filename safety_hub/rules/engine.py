@@ -364,22 +364,31 @@ class _Threshold(_ValueInst):
         return super().is_default() and not self.cmp
 
 
+RATE_SAMPLES = 60
+"""Samples a rate-of-change window keeps at most (one per window / RATE_SAMPLES)."""
+
+
 class _Rate(_ValueInst):
     """Rate of change per minute between the newest reading and the oldest one inside the
-    window; judged once the readings span at least half the window."""
+    window; judged once the readings span at least half the window.
 
-    __slots__ = ("cmp", "mode", "reset", "samples", "trip", "window")
+    The window keeps at most one sample per ``window / RATE_SAMPLES`` (the first of each
+    step), so a tag reporting many times a second costs bounded memory and snapshot space."""
+
+    __slots__ = ("cmp", "mode", "reset", "samples", "step", "trip", "window")
     kind = "rate_of_change"
     cmp: bool
     mode: str
     trip: float
     reset: float
     window: int
+    step: int
     samples: deque[tuple[int, float]]
 
     def feed(self, ts: int, v: float, eng: RuleEngine) -> None:
         samples = self.samples
-        samples.append((ts, v))
+        if not samples or ts - samples[-1][0] >= self.step:
+            samples.append((ts, v))
         horizon = ts - self.window
         while samples[0][0] < horizon:
             samples.popleft()
@@ -1017,6 +1026,7 @@ class RuleEngine:
             ro.trip = cond.rate.resolve(span)
             ro.reset = ro.trip - cond.deadband.resolve(span)
             ro.window = cond.window
+            ro.step = max(1, cond.window // RATE_SAMPLES)
             ro.samples = deque()
             ro.setpoint = ro.trip
             fields["setpoint"] = _fmt(ro.trip)

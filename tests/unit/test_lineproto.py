@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-from hypothesis import given
+from collections.abc import Callable
+
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from safety_hub import lineproto
 from safety_hub.lineproto import (
+    ParsedLine,
     escape_string_field,
     format_float,
     parse_line,
@@ -52,3 +56,69 @@ def test_round_trip_of_any_tags(tags: dict[str, str], value: float, quality: str
     assert parsed.tags == tags
     assert parsed.fields == {"value": value, "quality": quality}
     assert parsed.timestamp == 1700000000000
+
+
+def _parse_or_error(parse: Callable[[str], ParsedLine], line: str) -> ParsedLine | str:
+    try:
+        return parse(line)
+    except ValueError as exc:
+        return f"ValueError: {exc}"
+
+
+_tokens = st.sampled_from(
+    [
+        "m",
+        "t",
+        "k",
+        "=",
+        "=",
+        ",",
+        " ",
+        '"',
+        "1",
+        "1.5",
+        "-2",
+        "7i",
+        "true",
+        '"a"',
+        '"a b"',
+        '"x,y"',
+    ]
+)
+_token_lines = st.lists(_tokens, max_size=14).map("".join)
+_key = st.sampled_from(["t", "k", "value", "q", 'a"', "m"])
+_val = st.sampled_from(
+    ["1", "1.5", "-2", "7i", "true", "x", '"a"', '"a b"', '"x,y"', '"q=1"', '"', "", "1 2"]
+)
+_structured_lines = st.builds(
+    lambda m, tags, fields, ts: (
+        m
+        + "".join(f",{k}={v}" for k, v in tags)
+        + " "
+        + ",".join(f"{k}={v}" for k, v in fields)
+        + ts
+    ),
+    st.sampled_from(["m", "reading", 'm"']),
+    st.lists(st.tuples(_key, _val), max_size=3),
+    st.lists(st.tuples(_key, _val), min_size=1, max_size=3),
+    st.sampled_from(["", " 1700000000000", " x", "  5"]),
+)
+
+
+@settings(max_examples=1500)
+@given(st.one_of(_token_lines, _structured_lines))
+def test_plain_fast_path_agrees_with_the_escape_aware_parser(line: str) -> None:
+    # Any line the fast path takes must parse (or fail) exactly as the full parser does.
+    if lineproto._plain(line):
+        assert _parse_or_error(lineproto._parse_plain, line) == _parse_or_error(
+            lineproto._parse_escaped, line
+        )
+
+
+def test_fast_path_is_taken_for_the_hubs_own_lines_and_not_for_escapes() -> None:
+    plain = 'reading,enterprise=e1,tag=GT-1 value=0.5,quality="good" 1700000000000'
+    assert lineproto._plain(plain)
+    assert parse_line(plain).fields == {"value": 0.5, "quality": "good"}
+    assert not lineproto._plain(r"reading,tag=GT\ 1 value=1 1")
+    assert not lineproto._plain('reading,tag=a value=1,note="x, y" 1')
+    assert parse_line('reading,tag=a value=1,note="x, y" 1').fields["note"] == "x, y"
