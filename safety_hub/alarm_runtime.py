@@ -111,7 +111,8 @@ class AlarmRuntime:
         self._outbox = outbox
         self._lock = threading.RLock()
         grades = {code: hs.computed_grade for code, hs in plant.hazard_sources.items()}
-        self.service = AlarmService(AlarmJournal(data_dir / "alarms.sqlite"), clock, grades)
+        journal = AlarmJournal(data_dir / "alarms.sqlite")
+        self.service = AlarmService(journal, clock, grades)
         self._snapshots = _SnapshotStore(data_dir / "engine.sqlite")
         saved = self._snapshots.load()
         self.engine: RuleEngine
@@ -124,6 +125,7 @@ class AlarmRuntime:
                 self.engine = RuleEngine(pack, plant, clock)
         else:
             self.engine = RuleEngine(pack, plant, clock)
+        self.recovered = self._recover_outputs(journal)
         self.service.subscribe(self._on_transition)
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
@@ -158,10 +160,45 @@ class AlarmRuntime:
 
     def _on_transition(self, t: Transition) -> None:
         self.transitions += 1
+        self._emit(t, t.as_json())
+
+    def _emit(self, t: Transition, event: Mapping[str, object]) -> None:
+        # The spool line first, then the outbox row with the journal seq as its marker: a crash
+        # in between re-sends both on restart (InfluxDB keeps one point per series and time).
         now = self._clock.now_ms()
-        payload = msgspec.json.encode(t.as_json())
-        self._outbox.put(alarm_topic(t.alarm.enterprise), payload, now)
         self._spool.append([(alarm_event_line(t), 1)], now)
+        self._outbox.put(alarm_topic(t.alarm.enterprise), msgspec.json.encode(event), now, t.seq)
+
+    def _recover_outputs(self, journal: AlarmJournal) -> int:
+        """Re-send the transitions the journal committed but the outbox never received (a
+        crash between the two). Their events carry ``"recovered": true`` and the alarm as it is
+        now. Returns how many were re-sent."""
+        marker = self._outbox.marker()
+        if marker is None:
+            # A new outbox (or one from before the marker): start from the journal's end.
+            newest = journal.entries(limit=1, newest=True)
+            self._outbox.set_marker(newest[0].id if newest else 0)
+            return 0
+        count = 0
+        for entry in journal.entries(after_id=marker):
+            if entry.alarm_id is None or entry.from_state is None or entry.to_state is None:
+                self._outbox.set_marker(entry.id)  # a suppression note: nothing to publish
+                continue
+            t = Transition(
+                seq=entry.id,
+                alarm=self.service.get(entry.alarm_id),
+                action=entry.action,
+                from_state=entry.from_state,
+                to_state=entry.to_state,
+                ts_ms=entry.ts_ms,
+                user=entry.user,
+                comment=entry.comment,
+            )
+            self._emit(t, {**t.as_json(), "recovered": True})
+            count += 1
+        if count:
+            log.warning("re-sent %d alarm events the outbox missed before a crash", count)
+        return count
 
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self, interval_s: float = 1.0) -> None:

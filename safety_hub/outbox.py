@@ -29,16 +29,47 @@ class Outbox:
             "CREATE TABLE IF NOT EXISTS outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, "
             "topic TEXT NOT NULL, payload BLOB NOT NULL, created_ms INTEGER NOT NULL)"
         )
+        # The newest alarm-journal sequence number put here, committed with its row: after a
+        # crash between the journal commit and ``put``, the runtime re-sends what is missing.
+        self._conn.execute(
+            "CREATE TABLE IF NOT EXISTS marker (id INTEGER PRIMARY KEY CHECK (id = 1), seq INTEGER)"
+        )
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
 
-    def put(self, topic: str, payload: bytes, created_ms: int) -> None:
+    def put(self, topic: str, payload: bytes, created_ms: int, seq: int | None = None) -> None:
+        """Commit one message; with ``seq`` the marker moves to it in the same transaction."""
         with self._changed:
-            self._conn.execute(
-                "INSERT INTO outbox (topic, payload, created_ms) VALUES (?,?,?)",
-                (topic, payload, created_ms),
-            )
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                self._conn.execute(
+                    "INSERT INTO outbox (topic, payload, created_ms) VALUES (?,?,?)",
+                    (topic, payload, created_ms),
+                )
+                if seq is not None:
+                    self._set_marker(seq)
+                self._conn.execute("COMMIT")
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
             self._changed.notify_all()
+
+    def marker(self) -> int | None:
+        """The newest sequence number put with a message (None: never set)."""
+        with self._lock:
+            row = self._conn.execute("SELECT seq FROM marker WHERE id = 1").fetchone()
+        return None if row is None else int(row[0])
+
+    def set_marker(self, seq: int) -> None:
+        with self._lock:
+            self._set_marker(seq)
+
+    def _set_marker(self, seq: int) -> None:
+        self._conn.execute(
+            "INSERT INTO marker (id, seq) VALUES (1, ?) "
+            "ON CONFLICT (id) DO UPDATE SET seq = max(seq, excluded.seq)",
+            (seq,),
+        )
 
     def pending(self, limit: int = 100) -> list[tuple[int, str, bytes]]:
         with self._lock:

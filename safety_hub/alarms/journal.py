@@ -226,16 +226,21 @@ class AlarmJournal:
         until_ms: int | None = None,
         limit: int | None = None,
         newest: bool = False,
+        after_id: int | None = None,
     ) -> list[JournalEntry]:
         """Journal rows, oldest first; ``since_ms``/``until_ms`` bound the clock time (inclusive).
 
-        ``limit`` keeps the first rows, or with ``newest`` the last ones (still oldest first).
+        ``limit`` keeps the first rows, or with ``newest`` the last ones (still oldest first);
+        ``after_id`` keeps the rows after that journal id.
         """
         where: list[str] = []
         args: list[Any] = []
         if alarm_id is not None:
             where.append("alarm_id = ?")
             args.append(alarm_id)
+        if after_id is not None:
+            where.append("id > ?")
+            args.append(after_id)
         if since_ms is not None:
             where.append("ts_ms >= ?")
             args.append(since_ms)
