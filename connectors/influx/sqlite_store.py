@@ -6,6 +6,7 @@ and keeps InfluxDB's semantics for a repeated point: the same series and timesta
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import threading
 from pathlib import Path
@@ -25,6 +26,14 @@ CREATE TABLE IF NOT EXISTS reading (
     kind TEXT,
     PRIMARY KEY (enterprise, tag, ts)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS point (
+    measurement TEXT NOT NULL,
+    series TEXT NOT NULL,
+    ts INTEGER NOT NULL,
+    tags TEXT NOT NULL,
+    fields TEXT NOT NULL,
+    PRIMARY KEY (measurement, series, ts)
+) WITHOUT ROWID;
 """
 
 
@@ -42,6 +51,7 @@ class SqliteStore:
 
     def write(self, lines: str) -> None:
         rows = []
+        others: list[tuple[str, str, int, str, str]] = []
         for number, line in enumerate(lines.split("\n"), start=1):
             if not line:
                 continue
@@ -49,8 +59,22 @@ class SqliteStore:
                 parsed = parse_line(line)
             except ValueError as exc:
                 raise SinkError(self.name, f"line {number}: {exc}", retryable=False) from exc
-            if parsed.measurement != READING_MEASUREMENT or parsed.timestamp is None:
-                raise SinkError(self.name, f"line {number}: not a timed reading", retryable=False)
+            if parsed.timestamp is None:
+                raise SinkError(self.name, f"line {number}: no timestamp", retryable=False)
+            if parsed.measurement != READING_MEASUREMENT:
+                # Any other measurement (alarm_event, ...): kept as tags and fields, with the
+                # same overwrite rule as InfluxDB (one point per series and time).
+                series = ",".join(f"{k}={v}" for k, v in sorted(parsed.tags.items()))
+                others.append(
+                    (
+                        parsed.measurement,
+                        series,
+                        parsed.timestamp,
+                        json.dumps(parsed.tags, ensure_ascii=False, sort_keys=True),
+                        json.dumps(parsed.fields, ensure_ascii=False, sort_keys=True),
+                    )
+                )
+                continue
             value = parsed.fields.get("value")
             if not isinstance(value, float | int) or isinstance(value, bool):
                 raise SinkError(self.name, f"line {number}: value is not a number", retryable=False)
@@ -71,10 +95,23 @@ class SqliteStore:
                 self._conn.executemany(
                     "INSERT OR REPLACE INTO reading VALUES (?,?,?,?,?,?,?)", rows
                 )
+                if others:
+                    self._conn.executemany(
+                        "INSERT OR REPLACE INTO point VALUES (?,?,?,?,?)", others
+                    )
                 self._conn.execute("COMMIT")
             except sqlite3.Error as exc:
                 self._conn.execute("ROLLBACK")
                 raise SinkError(self.name, f"sqlite: {exc}", retryable=True) from exc
+
+    def points(self, measurement: str) -> list[tuple[int, dict[str, str], dict[str, object]]]:
+        """Every stored point of a measurement other than readings: (ts, tags, fields)."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT ts, tags, fields FROM point WHERE measurement = ? ORDER BY ts, series",
+                (measurement,),
+            ).fetchall()
+        return [(int(r[0]), json.loads(r[1]), json.loads(r[2])) for r in rows]
 
     def count(self) -> int:
         with self._lock:
