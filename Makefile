@@ -1,11 +1,12 @@
 # safety-hub: `make demo` runs the hub with embedded defaults, `make test` runs the tests.
 # `make setup` is what both run first: a .venv with the pinned Python packages and, when run
-# as root, the Debian packages the hub and its tests use (mosquitto, influxdb, victoria-metrics).
+# as root, the Debian packages the hub and its tests use (mosquitto, influxdb, victoria-metrics,
+# chromium and a CJK font for the console's browser test and screenshots).
 
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-DEBS   := mosquitto mosquitto-clients influxdb victoria-metrics
+DEBS   := mosquitto mosquitto-clients influxdb victoria-metrics chromium fonts-noto-cjk
 PYTEST_ARGS ?=
 
 .PHONY: setup system-deps demo run test lint typecheck bench clean help
@@ -24,6 +25,8 @@ system-deps:
 	command -v mosquitto_pub >/dev/null 2>&1 || missing="$$missing mosquitto-clients"; \
 	command -v influxd >/dev/null 2>&1 || missing="$$missing influxdb"; \
 	command -v victoria-metrics >/dev/null 2>&1 || missing="$$missing victoria-metrics"; \
+	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
+	fc-list :lang=zh 2>/dev/null | grep -q . || missing="$$missing fonts-noto-cjk"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 	    echo "setup: installing Debian packages:$$missing"; \
