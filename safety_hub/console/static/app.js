@@ -324,11 +324,11 @@ function rowHtml(a) {
     `data-priority="${esc(a.priority)}" data-acknowledged="${a.acknowledged}">` +
     `<td class="c-prio"><span class="prio">${esc(t(`prio.${a.priority}`))}</span>${fo}</td>` +
     `<td class="c-time">${esc(fmtTime(a.raised_ms ?? a.changed_ms))}</td>` +
-    `<td class="c-ent" title="${esc(entName(a.enterprise))}">${esc(entName(a.enterprise))}</td>` +
-    `<td class="c-hs" title="${esc(hsName(a.hazard_source))}">${esc(hsName(a.hazard_source))}</td>` +
+    `<td class="c-where" title="${esc(hsName(a.hazard_source))} · ${esc(entName(a.enterprise))}">` +
+    `${esc(hsName(a.hazard_source))}<span class="sub">${esc(entName(a.enterprise))}</span></td>` +
     `<td class="c-tag">${esc(where)}</td>` +
     `<td class="c-desc">${esc(summary(a))}<span class="sub">${esc(a.alert)} · ${esc(t(`class.${a.alarm_class}`))}</span></td>` +
-    `<td class="c-val">${liveHtml} / ${esc(fmtNum(a.setpoint))} ${esc(eu)}</td>` +
+    `<td class="c-val">${liveHtml} ${esc(eu)}<span class="sub">${esc(t("col.setpoint"))} ${esc(fmtNum(a.setpoint))}</span></td>` +
     `<td class="c-state"><span class="state s-${esc(stateKey(a).replace(".", "-"))}">${esc(t(`state.${stateKey(a)}`))}</span></td>` +
     `<td class="c-act">${ackBtn}</td></tr>`
   );
