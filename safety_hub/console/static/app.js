@@ -310,7 +310,9 @@ function rowHtml(a) {
   const live = a.tag ? S.latest.get(tagKey(a.enterprise, a.tag)) : null;
   const liveHtml = a.tag
     ? `<span data-live="${esc(tagKey(a.enterprise, a.tag))}">${esc(fmtNum(live ? live.value : a.value))}</span>`
-    : esc(fmtNum(a.value));
+    : Number.isFinite(a.value)
+      ? esc(fmtNum(a.value))
+      : "";
   const eu = a.tag ? (S.tags.get(tagKey(a.enterprise, a.tag)) || {}).eu || "" : "";
   const fo = S.firstOuts.has(a.id)
     ? `<span class="badge-fo" title="${esc(t("alarms.firstout.title"))}">${esc(t("alarms.firstout"))}</span>`
@@ -328,7 +330,9 @@ function rowHtml(a) {
     `${esc(hsName(a.hazard_source))}<span class="sub">${esc(entName(a.enterprise))}</span></td>` +
     `<td class="c-tag">${esc(where)}</td>` +
     `<td class="c-desc">${esc(summary(a))}<span class="sub">${esc(a.alert)} · ${esc(t(`class.${a.alarm_class}`))}</span></td>` +
-    `<td class="c-val">${liveHtml} ${esc(eu)}<span class="sub">${esc(t("col.setpoint"))} ${esc(fmtNum(a.setpoint))}</span></td>` +
+    `<td class="c-val">${liveHtml} ${esc(eu)}` +
+    (Number.isFinite(a.setpoint) ? `<span class="sub">${esc(t("col.setpoint"))} ${esc(fmtNum(a.setpoint))}</span>` : "") +
+    "</td>" +
     `<td class="c-state"><span class="state s-${esc(stateKey(a).replace(".", "-"))}">${esc(t(`state.${stateKey(a)}`))}</span></td>` +
     `<td class="c-act">${ackBtn}</td></tr>`
   );
@@ -371,7 +375,7 @@ function renderTopCounts() {
   const cell = (cls, n, label) =>
     `<div class="top-count ${cls}${n ? "" : " zero"}" data-count="${cls}"><span class="n">${n}</span><span class="l">${esc(label)}</span></div>`;
   $("top-counts").innerHTML =
-    cell("unack", unack, t("counts.unack")) +
+    cell("unack", unack, t("counts.unack.short")) +
     PRIORITIES.map((p) => cell(`p-${p}`, by[p], t(`prio.${p}`))).join("");
 }
 
@@ -393,7 +397,7 @@ function renderCounts() {
   }
   const num = (n, cls = "") => `<td class="n ${cls}${n ? "" : " zero"}">${n}</td>`;
   const head =
-    `<tr><th></th><th>${esc(t("counts.total"))}</th><th>${esc(t("counts.unack"))}</th>` +
+    `<tr><th></th><th>${esc(t("counts.total"))}</th><th title="${esc(t("counts.unack"))}">${esc(t("counts.unack.short"))}</th>` +
     PRIORITIES.map((p) => `<th>${esc(t(`prio.${p}`))}</th>`).join("") +
     "</tr>";
   const row = (kind, id, name, c, dot = "") =>
@@ -684,7 +688,6 @@ async function loadTrend(enterprise, tag, rangeS) {
   const prevLive = S.trend && S.trend.enterprise === enterprise && S.trend.tag === tag ? S.trend.live : [];
   const tr = { enterprise, tag, rangeS, everyS, startMs, endMs, points: [], live: prevLive, message: null, loadedAt: Date.now() };
   S.trend = tr;
-  $("trend-note").textContent = t("trend.every", { every: everyS });
   renderLiveValue();
   try {
     const [hist, latest] = await Promise.all([
@@ -716,6 +719,7 @@ function paintTrend() {
     return;
   }
   const info = S.tags.get(tagKey(tr.enterprise, tr.tag)) || {};
+  $("trend-note").textContent = t("trend.every", { every: tr.everyS });
   const endMs = Date.now() + 1000;
   const a = S.detail && S.detail.alarm;
   drawTrend($("trend-chart"), {
@@ -889,6 +893,7 @@ function wire() {
     setLang(lang() === "zh" ? "en" : "zh");
     applyStatic();
     renderAll();
+    renderLiveValue();
     if (S.trend) paintTrend();
   });
   $("btn-silence").addEventListener("click", () => annunciator.silence());

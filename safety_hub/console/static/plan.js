@@ -109,7 +109,7 @@ export function drawPlan(host, plant, opts) {
           (count
             ? `<text class="count" x="${p.x}" y="${sy(p.y) + font * 0.35}" font-size="${font}" text-anchor="middle">${count}</text>`
             : "") +
-          `<text x="${p.x}" y="${sy(p.y) + radius + font * 1.05}" font-size="${font * 0.85}" text-anchor="middle">${esc(localName(hs))}</text>` +
+          `<text class="label" x="${p.x}" y="${sy(p.y) + radius + font * 1.05}" font-size="${font * (tier === "none" ? 0.7 : 0.9)}" text-anchor="middle">${esc(localName(hs))}</text>` +
           `</g>`,
       );
     }
