@@ -178,6 +178,7 @@ def run(out_dir: Path, width: int, height: int, work: Path) -> list[Shot]:
                     page.click(f'#alarm-rows tr[data-alarm-id="{level1["id"]}"] td.c-desc')
                     page.wait_for_selector('#journal-rows tr[data-action="ack"]')
                     page.wait_for_selector("#trend-chart polyline.series")
+                    page.locator("#journal-rows").scroll_into_view_if_needed()
                     page.wait_for_timeout(800)
                     shots.append(_shoot(page, out_dir / "console-detail.png", "detail"))
                     page.click("#drawer-close")

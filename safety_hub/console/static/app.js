@@ -319,7 +319,7 @@ function rowHtml(a) {
     : "";
   const ackBtn =
     canAct() && allowed(a, "acknowledge")
-      ? `<button type="button" class="btn btn-sm btn-ack" data-act="acknowledge">${esc(t("action.acknowledge"))}</button>`
+      ? `<button type="button" class="btn btn-sm btn-ack" data-act="acknowledge" title="${esc(t("action.acknowledge"))}">${esc(t("action.ack.short"))}</button>`
       : "";
   return (
     `<tr class="${classes.join(" ")}" data-alarm-id="${a.id}" data-state="${esc(a.state)}" ` +
@@ -730,7 +730,8 @@ function paintTrend() {
     startMs: endMs - tr.rangeS * 1000,
     endMs,
     everyS: tr.everyS,
-    raisedMs: a && a.tag === tr.tag ? a.raised_ms : null,
+    // the trend is in event time: the condition's onset, else the (hub-time) annunciation
+    raisedMs: a && a.tag === tr.tag ? (a.active_since_ms ?? a.event_ts_ms ?? a.raised_ms) : null,
     message: tr.message,
   });
 }
