@@ -99,6 +99,7 @@ class Hub:
         storage: Storage | None = None,
         source: MessageSource | None = None,
         rules: RulePack | None = None,
+        durable_engine: bool = True,
     ) -> None:
         self.settings = settings
         self.clock: Clock = clock or WallClock()
@@ -151,6 +152,7 @@ class Hub:
             clock=self.clock,
             spool=self.spool,
             outbox=self.outbox,
+            durable_engine=durable_engine,
         )
         self.ingest.add_listener(self.alarms.on_readings)
         self._outbox_publisher: OutboxPublisher | None = None

@@ -11,6 +11,7 @@ import math
 import random
 import threading
 import time
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -38,7 +39,7 @@ def normal_value(tag: SimTag, t_s: float, rng: random.Random) -> float:
         return round(20.9 + rng.gauss(0, 0.05), 2)
     if tag.kind.startswith("sis") or tag.kind == "status":
         return 0.0
-    wave = 0.5 + 0.1 * math.sin(t_s / 600 + hash(tag.tag) % 7)
+    wave = 0.5 + 0.1 * math.sin(t_s / 600 + zlib.crc32(tag.tag.encode()) % 7)
     return round(tag.lo + span * (wave + rng.gauss(0, 0.005)), 3)
 
 
@@ -102,17 +103,154 @@ class Gateway:
             telemetry_topic(self.enterprise), json.dumps(body, ensure_ascii=False), qos=1
         )
 
+    def publish_raw(
+        self, topic: str, payload: bytes, *, retain: bool = False, qos: int = 1
+    ) -> mqtt.MQTTMessageInfo:
+        """Publish a ready payload (a scenario's message) on this gateway's connection."""
+        return self._client.publish(topic, payload, qos=qos, retain=retain)
+
     def pending(self) -> int:
         """Messages published but not yet acknowledged by the broker."""
         return len(self._client._out_messages)
 
-    def close(self, graceful: bool = True) -> None:
+    def close(self, graceful: bool = True, *, announce_offline: bool = True) -> None:
+        """Stop. ``graceful``: wait for the broker's acks and DISCONNECT (no last-will), after
+        publishing the retained ``offline`` status unless ``announce_offline`` is False."""
         if graceful:
             deadline = time.monotonic() + 10
             while self.pending() and time.monotonic() < deadline:
                 time.sleep(0.02)
+            if not announce_offline:
+                self._client.disconnect()
+                self._client.loop_stop()
+                return
             self._client.publish(
                 status_topic(self.enterprise), json.dumps({"state": "offline"}), qos=1, retain=True
             ).wait_for_publish(5)
             self._client.disconnect()
         self._client.loop_stop()
+
+
+# -- the gateway as a model (replay, recordings, and the scenario player) ---------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Publication:
+    """One MQTT message as a gateway (or the broker, for a last-will) sends it."""
+
+    at_ms: int
+    """scenario time of the send, epoch ms"""
+    topic: str
+    payload: bytes
+    retain: bool = False
+    qos: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class SampledReading:
+    tag: str
+    value: float
+    quality: str
+    ts_ms: int
+
+
+class GatewayModel:
+    """An enterprise gateway by the telemetry contract v1, without a network.
+
+    - Readings go out in messages of at most ``batch`` readings, each message with ``ts`` and an
+      increasing ``seq`` (1, 2, ... for the life of the gateway, continuing after an outage).
+    - Timestamps carry the gateway's clock error: ``clock_skew_ms`` > 0 is a clock ahead.
+    - On connect it publishes the retained ``{"state":"online"}``; the broker holds its last-will
+      ``{"state":"offline"}``, published when the connection dies without a DISCONNECT: by
+      MQTT, once 1.5 × the keepalive passed without a packet (``will_delay_ms``).
+    - During an outage nothing is sent. With ``store_and_forward`` the readings of the outage
+      are buffered (up to ``buffer_limit``, oldest dropped first) and sent after reconnecting,
+      with their original timestamps.
+    """
+
+    def __init__(
+        self,
+        enterprise: str,
+        *,
+        batch: int = 100,
+        keepalive_s: float = 30.0,
+        clock_skew_ms: int = 0,
+        store_and_forward: bool = False,
+        buffer_limit: int = 100_000,
+    ) -> None:
+        if batch < 1:
+            raise ValueError(f"gateway {enterprise}: batch must be >= 1, got {batch}")
+        self.enterprise = enterprise
+        self.batch = batch
+        self.keepalive_s = keepalive_s
+        self.clock_skew_ms = clock_skew_ms
+        self.store_and_forward = store_and_forward
+        self.buffer_limit = buffer_limit
+        self.seq = 0
+        self.online = False
+        self.buffer: list[SampledReading] = []
+        self.dropped = 0
+        self._topic = telemetry_topic(enterprise)
+        self._status = status_topic(enterprise)
+
+    @property
+    def will_delay_ms(self) -> int:
+        return round(1.5 * self.keepalive_s * 1000)
+
+    def connect(self, at_ms: int) -> list[Publication]:
+        """Connect (or reconnect): the retained online status, then any buffered readings."""
+        self.online = True
+        out = [Publication(at_ms, self._status, b'{"state":"online"}', retain=True)]
+        buffered, self.buffer = self.buffer, []
+        out.extend(self._messages(at_ms, buffered))
+        return out
+
+    def disconnect(self, at_ms: int, *, graceful: bool) -> list[Publication]:
+        """A clean stop publishes ``offline`` itself; a dead link leaves it to the broker's
+        last-will (see ``last_will``), which the caller schedules ``will_delay_ms`` later."""
+        self.online = False
+        if graceful:
+            return [Publication(at_ms, self._status, b'{"state":"offline"}', retain=True)]
+        return []
+
+    def last_will(self, at_ms: int) -> Publication:
+        return Publication(at_ms, self._status, b'{"state":"offline"}', retain=True)
+
+    def sample(self, at_ms: int, readings: Sequence[tuple[str, float, str]]) -> list[Publication]:
+        """Publish (or buffer) readings sampled at ``at_ms``: (tag, value, quality) each."""
+        stamped = [
+            SampledReading(tag, value, quality, at_ms + self.clock_skew_ms)
+            for tag, value, quality in readings
+        ]
+        if not self.online:
+            if self.store_and_forward:
+                self.buffer.extend(stamped)
+                overflow = len(self.buffer) - self.buffer_limit
+                if overflow > 0:
+                    del self.buffer[:overflow]
+                    self.dropped += overflow
+            else:
+                self.dropped += len(stamped)
+            return []
+        return self._messages(at_ms, stamped)
+
+    def _messages(self, at_ms: int, readings: list[SampledReading]) -> list[Publication]:
+        out: list[Publication] = []
+        for start in range(0, len(readings), self.batch):
+            chunk = readings[start : start + self.batch]
+            self.seq += 1
+            body = {
+                "ts": max(r.ts_ms for r in chunk),
+                "seq": self.seq,
+                "readings": [_reading_json(r) for r in chunk],
+            }
+            payload = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+            out.append(Publication(at_ms, self._topic, payload))
+        return out
+
+
+def _reading_json(r: SampledReading) -> dict[str, object]:
+    item: dict[str, object] = {"tag": r.tag, "v": r.value, "ts": r.ts_ms}
+    if r.quality != "good":
+        item["q"] = r.quality
+    return item

@@ -1,0 +1,428 @@
+"""Load and validate a scenario file: the schema first, then everything against the plant and the
+rule pack, every problem at once as ``file:line:col: ...`` (raised as ``ScenarioError``)."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from safety_hub.errors import LoadError
+from safety_hub.registry import Plant, TagInfo, default_plant_path, load_plant
+from safety_hub.registry.locate import Located
+from safety_hub.registry.yamlpos import YamlPath, YamlSyntaxError, parse_yaml
+from safety_hub.rules import RulePack, load_rules
+from safety_hub.rules.positions import DocLocator, original_index, validate_pruned
+from safety_hub.scenarios import schema as s
+
+AnyDevice = s.LeakDevice | s.TankDevice | s.SisDevice | s.DetectorDevice | s.ProcessDevice
+
+OWNERS = {
+    "devices": ("device", "id"),
+    "timeline": ("event", "type"),
+    "expect": ("expectation", "alert"),
+    "inputs": ("input", "tag"),
+}
+_PRUNABLE = frozenset({"devices", "timeline", "expect"})
+GAS_KINDS = ("combustible_gas", "toxic_gas", "open_path_gas", "oxygen")
+_VOTING = "MooN, e.g. 2oo3"
+
+
+class ScenarioError(LoadError):
+    """A scenario file is invalid; ``errors`` holds every problem as ``file:line:col: ...``."""
+
+
+def default_rules_dir() -> Path:
+    from safety_hub.hub import default_rules_path
+
+    return default_rules_path()
+
+
+def restrict_plant(plant: Plant, enterprises: Iterable[str]) -> Plant:
+    """The plant with only ``enterprises``: what a hub instance hosting them knows."""
+    keep = set(enterprises)
+    if keep == set(plant.enterprises):
+        return plant
+    return dataclasses.replace(
+        plant,
+        enterprises={c: e for c, e in plant.enterprises.items() if c in keep},
+        hazard_sources={c: h for c, h in plant.hazard_sources.items() if h.enterprise in keep},
+        tags={k: t for k, t in plant.tags.items() if k[0] in keep},
+        zones={k: z for k, z in plant.zones.items() if k[0] in keep},
+        warnings=list(plant.warnings),
+    )
+
+
+def parse_voting(text: str) -> tuple[int, int] | None:
+    m, sep, n = text.partition("oo")
+    if sep and m.isdigit() and n.isdigit() and 1 <= int(m) <= int(n):
+        return int(m), int(n)
+    return None
+
+
+@dataclass
+class Scenario:
+    """A validated scenario with its plant (restricted to the simulated enterprises) and rules."""
+
+    path: str
+    model: s.ScenarioModel
+    plant: Plant
+    pack: RulePack
+    loc: DocLocator
+    index_map: dict[YamlPath, list[int]]
+
+    @property
+    def name(self) -> str:
+        return self.model.name
+
+    @property
+    def start_ms(self) -> int:
+        return round(self.model.start.timestamp() * 1000)
+
+    @property
+    def duration_ms(self) -> int:
+        return self.model.duration
+
+    @property
+    def enterprises(self) -> tuple[str, ...]:
+        return tuple(self.plant.enterprises)
+
+    def where(self, path: YamlPath) -> str:
+        """``file:line:col`` of an item, by its path in the validated model."""
+        line, col = self.loc.pos(self.original(path))
+        return f"{self.path}:{line}:{col}"
+
+    def original(self, path: YamlPath) -> YamlPath:
+        if len(path) >= 2 and isinstance(path[1], int):
+            return (path[0], original_index(self.index_map, (path[0],), path[1]), *path[2:])
+        return path
+
+    def messages(self) -> Iterable[object]:
+        """Every MQTT message the scenario's gateways send, in time order (see ``world``)."""
+        from safety_hub.scenarios.world import World
+
+        return World(self).messages()
+
+    def readings(self) -> Iterable[tuple[int, object]]:
+        """(send time ms, ``Reading``) of every reading, decoded from the contract payloads."""
+        from safety_hub.scenarios.world import readings_of
+
+        return readings_of(self)
+
+
+def load_scenario(source: str | Path, *, name: str | None = None) -> Scenario:
+    """A scenario from a file path, or from YAML text (``name`` labels it in messages)."""
+    if isinstance(source, Path) or ("\n" not in source and Path(source).is_file()):
+        path = Path(source)
+        file = str(path)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ScenarioError(file, [f"{file}: cannot read: {exc}"]) from None
+        base = path.parent
+    else:
+        text, file, base = source, name or "<scenario>", Path.cwd()
+    return parse_scenario(text, file, base)
+
+
+def parse_scenario(text: str, file: str, base: Path) -> Scenario:
+    try:
+        parsed = parse_yaml(text)
+    except YamlSyntaxError as exc:
+        raise ScenarioError(file, [f"{file}:{exc.line}:{exc.col}: {exc.message}"]) from None
+    if parsed.data is None:
+        raise ScenarioError(file, [f"{file}:1:1: the file is empty (expected scenario: 1, ...)"])
+    loc = DocLocator(file, parsed, s.ScenarioModel, OWNERS)
+    errors: list[Located] = [loc.plain(line, col, msg) for line, col, msg in parsed.problems]
+    model, index_map = validate_pruned(s.ScenarioModel, parsed.data, loc, _PRUNABLE, errors)
+    if not isinstance(model, s.ScenarioModel):
+        raise ScenarioError(file, [t for *_, t in sorted(errors)])
+    checker = _Checker(model, loc, index_map, base, errors)
+    scenario = checker.run(file)
+    if errors or scenario is None:
+        raise ScenarioError(file, [t for *_, t in sorted(set(errors))])
+    return scenario
+
+
+class _Checker:
+    """The rules beyond the schema: names that must exist in the plant and the rule pack."""
+
+    def __init__(
+        self,
+        model: s.ScenarioModel,
+        loc: DocLocator,
+        index_map: dict[YamlPath, list[int]],
+        base: Path,
+        errors: list[Located],
+    ) -> None:
+        self.m = model
+        self.loc = loc
+        self.index_map = index_map
+        self.base = base
+        self.errors = errors
+        self.plant: Plant | None = None
+
+    def fail(self, path: YamlPath, message: str) -> None:
+        if len(path) >= 2 and isinstance(path[1], int) and path[0] in _PRUNABLE:
+            path = (path[0], original_index(self.index_map, (path[0],), path[1]), *path[2:])
+        self.errors.append(self.loc.at(path, message))
+
+    def run(self, file: str) -> Scenario | None:
+        m = self.m
+        plant_path = default_plant_path() if m.plant == "sample" else self._relative(m.plant)
+        try:
+            full = load_plant(plant_path)
+        except LoadError as exc:
+            self.fail(("plant",), f"cannot load the plant {plant_path}: {len(exc.errors)} error(s)")
+            self.errors.extend((0, 0, f"  {e}") for e in exc.errors)
+            return None
+        scope = m.enterprises or list(full.enterprises)
+        bad = [e for e in scope if e not in full.enterprises]
+        for i, code in enumerate(m.enterprises or []):
+            if code in bad:
+                self.fail(
+                    ("enterprises", i),
+                    f"enterprise {code!r} is not in the plant; it has {', '.join(full.enterprises)}",
+                )
+        if bad:
+            return None
+        plant = restrict_plant(full, scope)
+        self.plant = plant
+        rules_path = self._relative(m.rules) if m.rules else default_rules_dir()
+        try:
+            pack = load_rules(rules_path, plant)
+        except LoadError as exc:
+            self.fail(("rules",), f"cannot load the rules {rules_path}: {len(exc.errors)} error(s)")
+            self.errors.extend((0, 0, f"  {e}") for e in exc.errors)
+            return None
+        if m.step < 100 or m.step > 10_000:
+            self.fail(("step",), "step must lie between 100ms and 10s")
+        if m.duration <= 0:
+            self.fail(("duration",), "duration must be positive")
+        for code in m.gateways:
+            if code not in plant.enterprises:
+                self.fail(("gateways", code), f"gateway of {code!r}: not a simulated enterprise")
+        devices = self._devices(plant)
+        self._timeline(plant, pack, devices)
+        self._expectations(plant, pack)
+        return Scenario(file, m, plant, pack, self.loc, self.index_map)
+
+    def _relative(self, target: str) -> Path:
+        p = Path(target)
+        return p if p.is_absolute() else self.base / p
+
+    def tag(
+        self, plant: Plant, name: str, enterprise: str | None, path: YamlPath
+    ) -> TagInfo | None:
+        if enterprise is not None:
+            if enterprise not in plant.enterprises:
+                self.fail(path, f"enterprise {enterprise!r} is not simulated in this scenario")
+                return None
+            info = plant.tags.get((enterprise, name))
+            if info is None:
+                self.fail(path, f"tag {name!r} is not registered for enterprise {enterprise!r}")
+            return info
+        found = [t for (_, tag), t in plant.tags.items() if tag == name]
+        if not found:
+            self.fail(path, f"tag {name!r} is not in the plant's simulated enterprises")
+            return None
+        if len(found) > 1:
+            owners = ", ".join(t.enterprise for t in found)
+            self.fail(path, f"tag {name!r} exists in {owners}: add enterprise: to say which")
+            return None
+        return found[0]
+
+    def _devices(
+        self, plant: Plant
+    ) -> dict[str, s.LeakDevice | s.TankDevice | s.SisDevice | s.DetectorDevice | s.ProcessDevice]:
+        seen: dict[str, int] = {}
+        claimed: dict[tuple[str, str], str] = {}
+        out: dict[
+            str, s.LeakDevice | s.TankDevice | s.SisDevice | s.DetectorDevice | s.ProcessDevice
+        ] = {}
+
+        def claim(info: TagInfo | None, device: str, path: YamlPath) -> None:
+            if info is None:
+                return
+            key = (info.enterprise, info.tag)
+            if key in claimed:
+                self.fail(path, f"tag {info.tag!r} is already driven by device {claimed[key]!r}")
+            claimed[key] = device
+
+        def want(info: TagInfo | None, kinds: tuple[str, ...], path: YamlPath) -> TagInfo | None:
+            if info is not None and info.kind not in kinds:
+                self.fail(
+                    path, f"tag {info.tag!r} is a {info.kind} tag; expected {' or '.join(kinds)}"
+                )
+                return None
+            return info
+
+        for i, d in enumerate(self.m.devices):
+            p: YamlPath = ("devices", i)
+            if d.id in seen:
+                self.fail((*p, "id"), f"duplicate device id {d.id!r}")
+                continue
+            seen[d.id] = i
+            out[d.id] = d
+            ent = d.enterprise
+            if isinstance(d, s.LeakDevice):
+                gas = plant.gases.get(d.gas)
+                if gas is None:
+                    self.fail((*p, "gas"), f"gas {d.gas!r} is not in the plant's gas table")
+                if d.near is not None:
+                    info = self.tag(plant, d.near, ent, (*p, "near"))
+                    if info is not None and (info.x_m is None or info.y_m is None):
+                        self.fail((*p, "near"), f"tag {d.near!r} has no coordinates in the plant")
+            elif isinstance(d, s.TankDevice):
+                level = want(
+                    self.tag(plant, d.level, ent, (*p, "level")), ("level",), (*p, "level")
+                )
+                claim(level, d.id, (*p, "level"))
+                if d.pressure is not None:
+                    info = want(
+                        self.tag(plant, d.pressure, ent, (*p, "pressure")),
+                        ("pressure",),
+                        (*p, "pressure"),
+                    )
+                    claim(info, d.id, (*p, "pressure"))
+                if d.temperature is not None:
+                    info = want(
+                        self.tag(plant, d.temperature, ent, (*p, "temperature")),
+                        ("temperature",),
+                        (*p, "temperature"),
+                    )
+                    claim(info, d.id, (*p, "temperature"))
+                if level is not None:
+                    height = d.height_m or level.range_hi * 1.05
+                    if d.level_m >= height:
+                        self.fail(
+                            (*p, "level_m"),
+                            f"level_m {d.level_m} is not below the tank height {height:g} m",
+                        )
+            elif isinstance(d, s.SisDevice):
+                sis_tags = [
+                    t
+                    for t in plant.tags.values()
+                    if t.sif == d.sif and (ent is None or t.enterprise == ent)
+                ]
+                if not sis_tags:
+                    self.fail((*p, "sif"), f"no sis_* tag of the plant belongs to SIF {d.sif!r}")
+                for t in sis_tags:
+                    if t.kind in ("sis_trip", "sis_bypass", "sis_fault"):
+                        claim(t, d.id, (*p, "sif"))
+                vote = parse_voting(d.voting)
+                if vote is None:
+                    self.fail((*p, "voting"), f"voting {d.voting!r}: use {_VOTING}")
+                elif vote[1] != len(d.inputs):
+                    self.fail(
+                        (*p, "voting"),
+                        f"voting {d.voting} needs {vote[1]} inputs, got {len(d.inputs)}",
+                    )
+                if d.degrade_to is not None and parse_voting(d.degrade_to) is None:
+                    self.fail((*p, "degrade_to"), f"degrade_to {d.degrade_to!r}: use {_VOTING}")
+                for j, inp in enumerate(d.inputs):
+                    self.tag(plant, inp.tag, ent, (*p, "inputs", j, "tag"))
+            elif isinstance(d, s.DetectorDevice):
+                for j, name in enumerate(d.tags):
+                    info = want(
+                        self.tag(plant, name, ent, (*p, "tags", j)), GAS_KINDS, (*p, "tags", j)
+                    )
+                    claim(info, d.id, (*p, "tags", j))
+            elif isinstance(d, s.ProcessDevice):
+                info = self.tag(plant, d.tag, ent, (*p, "tag"))
+                claim(info, d.id, (*p, "tag"))
+        for i, d in enumerate(self.m.devices):
+            if isinstance(d, s.SisDevice) and d.closes is not None:
+                target = out.get(d.closes)
+                if not isinstance(target, s.TankDevice):
+                    self.fail(
+                        ("devices", i, "closes"),
+                        f"closes {d.closes!r}: not the id of a tank device",
+                    )
+        return out
+
+    def _timeline(self, plant: Plant, pack: RulePack, devices: Mapping[str, AnyDevice]) -> None:
+        kinds = {
+            "leak_start": "leak",
+            "leak_stop": "leak",
+            "leak_rate": "leak",
+            "tank_flow": "tank",
+            "bypass_on": "sis",
+            "bypass_off": "sis",
+            "sis_fault": "sis",
+            "sis_reset": "sis",
+        }
+        for i, e in enumerate(self.m.timeline):
+            p: YamlPath = ("timeline", i)
+            if e.at > self.m.duration:
+                self.fail(
+                    (*p, "at"),
+                    f"at {e.at / 1000:g}s is after the end of the scenario ({self.m.duration / 1000:g}s)",
+                )
+            device = getattr(e, "device", None)
+            if device is not None:
+                want = kinds[e.type]
+                found = devices.get(device)
+                if found is None:
+                    self.fail(
+                        (*p, "device"),
+                        f"no device {device!r} (devices: {', '.join(devices) or 'none'})",
+                    )
+                elif found.type != want:
+                    self.fail(
+                        (*p, "device"),
+                        f"device {device!r} is a {found.type}; {e.type} needs a {want} device",
+                    )
+            if isinstance(e, s.DetectorFaultEvent | s.DetectorRepaired):
+                info = self.tag(plant, e.tag, e.enterprise, (*p, "tag"))
+                if info is not None and info.kind not in GAS_KINDS:
+                    self.fail(
+                        (*p, "tag"), f"tag {e.tag!r} is a {info.kind} tag, not a gas detector"
+                    )
+            elif isinstance(e, s.ForceValue | s.ReleaseValue):
+                self.tag(plant, e.tag, e.enterprise, (*p, "tag"))
+            elif isinstance(e, s.GatewayDown | s.GatewayUp | s.ClockSkew):
+                self._enterprise(plant, e.enterprise, p)
+            elif isinstance(e, s.Acknowledge | s.Reset | s.Shelve | s.Unshelve):
+                self._alarm_ref(plant, pack, e, p)
+
+    def _enterprise(self, plant: Plant, code: str | None, p: YamlPath) -> None:
+        if code is None:
+            if len(plant.enterprises) != 1:
+                self.fail(p, "enterprise: is required when the scenario simulates more than one")
+        elif code not in plant.enterprises:
+            self.fail((*p, "enterprise"), f"enterprise {code!r} is not simulated in this scenario")
+
+    def _alarm_ref(
+        self, plant: Plant, pack: RulePack, e: s.Expectation | s._OperatorEvent, p: YamlPath
+    ) -> None:
+        if e.alert is not None and e.alert != "*" and e.alert not in pack:
+            self.fail((*p, "alert"), f"alert {e.alert!r} is not in the rule pack")
+        if e.enterprise is not None and e.enterprise not in plant.enterprises:
+            self.fail(
+                (*p, "enterprise"), f"enterprise {e.enterprise!r} is not simulated in this scenario"
+            )
+            return
+        if e.tag is not None:
+            self.tag(plant, e.tag, e.enterprise, (*p, "tag"))
+        if e.zone is not None and not any(
+            z == e.zone and (e.enterprise is None or ent == e.enterprise) for ent, z in plant.zones
+        ):
+            self.fail((*p, "zone"), f"zone {e.zone!r} is not in the plant's simulated enterprises")
+        if e.hazard_source is not None and e.hazard_source not in plant.hazard_sources:
+            self.fail(
+                (*p, "hazard_source"),
+                f"hazard source {e.hazard_source!r} is not in the plant's simulated enterprises",
+            )
+
+    def _expectations(self, plant: Plant, pack: RulePack) -> None:
+        for i, x in enumerate(self.m.expect):
+            p: YamlPath = ("expect", i)
+            self._alarm_ref(plant, pack, x, p)
+            for key in ("raised_between", "cleared_between", "flood_between"):
+                window = getattr(x, key)
+                if window is not None and window[0] > self.m.duration:
+                    self.fail((*p, key), f"{key} starts after the end of the scenario")
+            if x.state_at is not None and x.state_at > self.m.duration:
+                self.fail((*p, "state_at"), "state_at is after the end of the scenario")
