@@ -22,7 +22,7 @@ F (moderately stable), as tabulated by Turner, *Workbook of Atmospheric Dispersi
 The curves are fitted for 100 m to 10 km; detectors a few metres from a leak are far inside
 that. Two guards keep the near field finite and honest: an initial source spread σ0 (default
 1 m, the size of a flange or a valve body) added in quadrature, σ = √(σ(x)² + σ0²), and no
-concentration upwind of the source (x ≤ 0). Concentrations are converted to ppm at 25 °C and
+concentration upwind of, or abeam of, the source (x ≤ 0). Concentrations are converted to ppm at 25 °C and
 101.325 kPa (molar volume 24.45 L/mol).
 
 Wind direction follows the meteorological convention: the direction the wind blows **from**,
@@ -89,8 +89,10 @@ def plume_coordinates(
     """(downwind x, crosswind y) of ``receptor`` relative to ``source``, metres."""
     dx, dy = receptor[0] - source[0], receptor[1] - source[1]
     ux, uy = wind.downwind_unit()
-    along = dx * ux + dy * uy
-    across = -dx * uy + dy * ux
+    # rounded to the nanometre: sin/cos of whole angles leave 1e-16 residues that would put a
+    # receptor exactly abeam of the source a hair downwind of it
+    along = round(dx * ux + dy * uy, 9)
+    across = round(-dx * uy + dy * ux, 9)
     return along, across
 
 
