@@ -139,10 +139,25 @@ def parse_scenario(text: str, file: str, base: Path) -> Scenario:
     if not isinstance(model, s.ScenarioModel):
         raise ScenarioError(file, [t for *_, t in sorted(errors)])
     checker = _Checker(model, loc, index_map, base, errors)
+    errors[:] = [_type_hint(e) for e in errors]
     scenario = checker.run(file)
     if errors or scenario is None:
         raise ScenarioError(file, [t for *_, t in sorted(set(errors))])
     return scenario
+
+
+def _type_hint(error: Located) -> Located:
+    """Name the accepted ``type`` values where the generic locator could not list them."""
+    line, col, text = error
+    if not text.endswith("unknown type; use one of "):
+        return error
+    if 'device "' in text:
+        names = s.DEVICE_TYPES
+    elif 'event "' in text:
+        names = s.EVENT_TYPES
+    else:
+        return error
+    return line, col, text + ", ".join(names)
 
 
 class _Checker:

@@ -315,6 +315,26 @@ Event = Annotated[
 ]
 
 OPERATOR_EVENTS = ("ack", "reset", "shelve", "unshelve")
+DEVICE_TYPES = ("leak", "tank", "sis", "detector", "process")
+EVENT_TYPES = (
+    "leak_start",
+    "leak_stop",
+    "leak_rate",
+    "wind",
+    "detector_fault",
+    "detector_ok",
+    "force",
+    "release",
+    "tank_flow",
+    "bypass_on",
+    "bypass_off",
+    "sis_fault",
+    "sis_reset",
+    "gateway_down",
+    "gateway_up",
+    "clock_skew",
+    *OPERATOR_EVENTS,
+)
 
 AlarmStateName = Literal[
     "normal",
@@ -364,7 +384,7 @@ class Expectation(_Model):
         if len(kinds) != 1:
             raise ValueError(
                 "an expectation needs exactly one of raised_between, not_raised, "
-                f"cleared_between, state_at, flood_between (got {', '.join(kinds) or 'none'})"
+                f"cleared_between, state_at, flood_between; this one has {', '.join(kinds) or 'none'}"
             )
         if self.not_raised is False:
             raise ValueError("not_raised: false expects nothing; use raised_between")
