@@ -341,6 +341,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     test.add_argument("paths", nargs="*", type=Path, help="rule test files or folders")
     test.set_defaults(func=cmd_rules_test)
+
+    from safety_hub.dashboards_cli import add_parsers
+
+    add_parsers(sub)  # dashboards build|check|push, broker
     return parser
 
 

@@ -14,6 +14,7 @@ from typing import cast
 from safety_hub.alarm_runtime import AlarmRuntime
 from safety_hub.clock import Clock, WallClock
 from safety_hub.errors import ConfigError
+from safety_hub.hub_stats import HubStatsWriter
 from safety_hub.live import LiveTable
 from safety_hub.metrics import HubMetrics
 from safety_hub.outbox import Outbox, OutboxPublisher
@@ -33,6 +34,9 @@ from safety_hub.telemetry import (
 )
 
 log = logging.getLogger("safety_hub.hub")
+
+STATS_INTERVAL_S = 10.0
+"""how often the hub writes its own statistics (docs/storage.md, "Hub statistics")"""
 
 
 def default_rules_path() -> Path:
@@ -155,6 +159,15 @@ class Hub:
             durable_engine=durable_engine,
         )
         self.ingest.add_listener(self.alarms.on_readings)
+        self.stats = HubStatsWriter(
+            plant=self.plant,
+            rules=self.rules,
+            metrics=self.metrics,
+            spool=self.spool,
+            live=self.live,
+            alarms=self.alarms.service,
+            clock=self.clock,
+        )
         self._outbox_publisher: OutboxPublisher | None = None
         self._source = source
         self._embedded_broker: object | None = None
@@ -236,6 +249,7 @@ class Hub:
         self._outbox_publisher = OutboxPublisher(self.outbox, self._source.publish_confirmed)
         self._outbox_publisher.start()
         self.alarms.start()
+        self.stats.start(STATS_INTERVAL_S)
         self.started = True
 
     def stop(self, drain_timeout: float = 5.0) -> None:
@@ -246,6 +260,7 @@ class Hub:
         if self._source is not None:
             self._source.stop()
         self.ingest.stop()
+        self.stats.stop()
         self.alarms.stop()
         self.sink_worker.stop(drain_timeout)
         self.storage.sink.close()

@@ -1,0 +1,58 @@
+"""InfluxQL pieces for panel queries: identifiers, literals, variable filters.
+
+Every query names its measurement and columns from the constants the hub writes with, so a
+rename in the hub breaks the build here, not a board in production.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+from safety_hub.alarm_runtime import ALARM_EVENT_MEASUREMENT
+from safety_hub.hub_stats import (
+    ALARM_ACKS,
+    ENTERPRISE_STATS,
+    HAZARD_SOURCE_STATS,
+    HUB_STATS,
+    REJECTIONS,
+)
+from safety_hub.lineproto import READING_MEASUREMENT
+
+READING = READING_MEASUREMENT
+ALARM_EVENT = ALARM_EVENT_MEASUREMENT
+__all__ = [
+    "ALARM_ACKS",
+    "ALARM_EVENT",
+    "ENTERPRISE_STATS",
+    "HAZARD_SOURCE_STATS",
+    "HUB_STATS",
+    "READING",
+    "REJECTIONS",
+    "ident",
+    "one_of",
+    "string",
+    "var_match",
+]
+
+
+def ident(name: str) -> str:
+    """A double-quoted identifier."""
+    return '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def string(value: str) -> str:
+    """A single-quoted string literal."""
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def var_match(column: str, variable: str) -> str:
+    """``"column" =~ /^$variable$/``: Grafana puts a regex of the selected values there
+    (``(a|b)`` for several, every value for All)."""
+    return f"{ident(column)} =~ /^${variable}$/"
+
+
+def one_of(column: str, values: Iterable[str]) -> str:
+    """``"column" =~ /^(a|b|c)$/`` for a fixed set (regex-escaped)."""
+    alternatives = "|".join(re.escape(v).replace("/", r"\/") for v in sorted(set(values)))
+    return f"{ident(column)} =~ /^({alternatives})$/"
