@@ -149,6 +149,7 @@ def parse_scenario(text: str, file: str, base: Path) -> Scenario:
 def _type_hint(error: Located) -> Located:
     """Name the accepted ``type`` values where the generic locator could not list them."""
     line, col, text = error
+    names: tuple[str, ...]
     if not text.endswith("unknown type; use one of "):
         return error
     if 'device "' in text:
