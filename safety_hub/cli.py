@@ -29,6 +29,10 @@ configuration (environment variables, all optional; see docs/configuration.md):
   SAFETY_HUB_INFLUX_TOKEN / _ORG / _BUCKET (the database name with v1)
   SAFETY_HUB_DATA_DIR      spool and local stores (default: .hub-data)
   SAFETY_HUB_API_HOST / SAFETY_HUB_API_PORT   (default: 127.0.0.1:8080)
+  SAFETY_HUB_ADMIN_TOKEN   bearer token of the built-in admin (automation)
+  SAFETY_HUB_USERS_FILE    users and roles (`safety-hub users add`); outside local mode the
+                           hub needs this or an admin token; local mode makes a token per run
+  SAFETY_HUB_CORS_ORIGINS  comma-separated origins allowed to call the API from a browser
 A bad value stops the hub with a message naming the variable (exit code 2).
 """
 
@@ -39,16 +43,51 @@ def _settings(**overrides: object) -> object:
     return load_settings(**overrides)
 
 
-def _serve(hub: object, host: str, port: int, on_started: object = None) -> None:
+def console_url(host: str, port: int, token: str | None) -> str:
+    """The console's URL; with a token, signed in through the fragment (never sent to servers)."""
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+    if ":" in shown:
+        shown = f"[{shown}]"
+    return f"http://{shown}:{port}/console/" + (f"#token={token}" if token else "")
+
+
+def _auth(settings: object, plant: object) -> object:
+    from safety_hub.api.auth import Authenticator
+    from safety_hub.registry import Plant
+
+    assert isinstance(plant, Plant)
+    return Authenticator.from_settings(settings, plant.enterprises)
+
+
+def _serve(
+    hub: object, host: str, port: int, on_started: object = None, auth: object = None
+) -> None:
     import uvicorn
 
     from safety_hub.api.app import create_app
+    from safety_hub.api.auth import Authenticator
+    from safety_hub.api.events import LiveEvents
     from safety_hub.hub import Hub
 
     assert isinstance(hub, Hub)
-    app = create_app(hub)
-    config = uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False)
-    server = uvicorn.Server(config)
+    assert auth is None or isinstance(auth, Authenticator)
+    app = create_app(hub, auth=auth)
+    events: LiveEvents = app.state.events
+
+    class Server(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: object) -> None:
+            events.close()  # open event streams end, so the graceful shutdown does not wait
+            super().handle_exit(sig, frame)  # type: ignore[arg-type]
+
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=5,
+    )
+    server = Server(config)
     if on_started is not None:
         threading.Thread(target=on_started, args=(server,), daemon=True).start()  # type: ignore[arg-type]
     # uvicorn re-raises a caught SIGTERM once it has shut down gracefully; with this handler in
@@ -62,19 +101,33 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     settings = _settings()  # first: a bad value must stop us before anything else happens
     assert isinstance(settings, Settings)
+    from safety_hub.api.auth import Authenticator
     from safety_hub.hub import Hub
     from safety_hub.logs import setup_logging
+    from safety_hub.registry import default_plant_path, load_plant
 
     setup_logging(settings.log_level, settings.log_format)
-    hub = Hub(settings)
+    plant = load_plant(settings.plant or default_plant_path())
+    auth = _auth(settings, plant)  # no credentials outside local mode: stop before starting
+    assert isinstance(auth, Authenticator)
+    hub = Hub(settings, plant=plant)
+    console = console_url(settings.api_host, settings.api_port, auth.local_token)
     log.info(
         "api listening",
         extra={
             "url": f"http://{settings.api_host}:{settings.api_port}",
             "local_mode": settings.local_mode,
+            "console": console_url(settings.api_host, settings.api_port, None),
         },
     )
-    _serve(hub, settings.api_host, settings.api_port)
+    if auth.local_token:
+        log.warning(
+            "local mode: a random admin token for this run (set SAFETY_HUB_ADMIN_TOKEN to "
+            "choose one)",
+            extra={"console": console},
+        )
+        print(f"safety-hub: operator console {console}", flush=True)
+    _serve(hub, settings.api_host, settings.api_port, auth=auth)
     return EXIT_OK
 
 
@@ -92,7 +145,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
     assert isinstance(settings, Settings)
     setup_logging("warning" if not args.verbose else "info", "text")
     hub = Hub(settings)
+    auth = _auth(settings, hub.plant)
     api = f"http://{settings.api_host}:{settings.api_port}"
+    token = getattr(auth, "local_token", None)
+    console = console_url(settings.api_host, settings.api_port, token)
     stop = threading.Event()
 
     def publish(server: object) -> None:
@@ -108,8 +164,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
             f"enterprises, {len(hub.plant.tags)} tags\n"
             f"  broker   {hub.mqtt_url}   (topics hazard/v1/<enterprise>/telemetry)\n"
             f"  storage  {hub.storage.description}\n"
+            f"  console  {console}\n"
             f"  API      {api}/api/v1/tags   {api}/metrics   {api}/api/v1/system\n"
-            f"  try      curl {api}/api/v1/tags/{first}/{tag}/latest\n"
+            f"  try      curl -H 'Authorization: Bearer {token or '$SAFETY_HUB_ADMIN_TOKEN'}' "
+            f"{api}/api/v1/tags/{first}/{tag}/latest\n"
             f"Press Ctrl-C to stop.\n",
             flush=True,
         )
@@ -131,7 +189,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
                 progress(sim.stats)
                 server.should_exit = True  # type: ignore[attr-defined]
 
-    _serve(hub, settings.api_host, settings.api_port, on_started=publish)
+    _serve(hub, settings.api_host, settings.api_port, on_started=publish, auth=auth)
     stop.set()
     return EXIT_OK
 
@@ -219,6 +277,74 @@ def cmd_rules_test(args: argparse.Namespace) -> int:
 
     paths = args.paths or [default_rules_path() / "tests"]
     return main_test(paths)
+
+
+def _users_file(args: argparse.Namespace) -> Path:
+    path = args.file or os.environ.get("SAFETY_HUB_USERS_FILE")
+    if not path:
+        raise ConfigError("SAFETY_HUB_USERS_FILE", None, "give --file or set SAFETY_HUB_USERS_FILE")
+    return Path(path)
+
+
+def _read_users(path: Path) -> list[object]:
+    from safety_hub.api.auth import load_users
+
+    return list(load_users(path)) if path.exists() else []
+
+
+def cmd_users_add(args: argparse.Namespace) -> int:
+    from safety_hub.api.auth import ADMIN_USER, Role, UserRecord, hash_token, new_token, write_users
+    from safety_hub.registry import default_plant_path, load_plant
+
+    path = _users_file(args)
+    users = [u for u in _read_users(path) if isinstance(u, UserRecord)]
+    if args.name == ADMIN_USER or any(u.name == args.name for u in users):
+        print(f"safety-hub: user {args.name!r} exists in {path}", file=sys.stderr)
+        return EXIT_USAGE
+    if args.enterprise is not None:
+        plant_path = args.plant or os.environ.get("SAFETY_HUB_PLANT") or default_plant_path()
+        plant = load_plant(Path(plant_path))
+        if args.enterprise not in plant.enterprises:
+            print(
+                f"safety-hub: enterprise {args.enterprise!r} is not in the plant registry "
+                f"{plant_path} (one of: {', '.join(sorted(plant.enterprises))})",
+                file=sys.stderr,
+            )
+            return EXIT_USAGE
+    token = new_token()
+    record = UserRecord(args.name, Role(args.role), args.enterprise, hash_token(token))
+    write_users(path, [*users, record])
+    scope = f"enterprise {args.enterprise}" if args.enterprise else "the whole park"
+    print(
+        f"added {args.role} {args.name!r} ({scope}) to {path}; the token, shown only now:",
+        file=sys.stderr,
+    )
+    print(token, flush=True)
+    return EXIT_OK
+
+
+def cmd_users_list(args: argparse.Namespace) -> int:
+    from safety_hub.api.auth import UserRecord
+
+    path = _users_file(args)
+    for user in _read_users(path):
+        assert isinstance(user, UserRecord)
+        print(f"{user.name}\t{user.role.value}\t{user.enterprise or '*'}")
+    return EXIT_OK
+
+
+def cmd_users_remove(args: argparse.Namespace) -> int:
+    from safety_hub.api.auth import UserRecord, write_users
+
+    path = _users_file(args)
+    users = [u for u in _read_users(path) if isinstance(u, UserRecord)]
+    kept = [u for u in users if u.name != args.name]
+    if len(kept) == len(users):
+        print(f"safety-hub: no user {args.name!r} in {path}", file=sys.stderr)
+        return EXIT_FAILED
+    write_users(path, kept)
+    print(f"removed {args.name!r} from {path} (the hub notices within seconds)", file=sys.stderr)
+    return EXIT_OK
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -341,6 +467,37 @@ def build_parser() -> argparse.ArgumentParser:
     )
     test.add_argument("paths", nargs="*", type=Path, help="rule test files or folders")
     test.set_defaults(func=cmd_rules_test)
+
+    users = sub.add_parser(
+        "users",
+        help="manage API users and their tokens (the users file)",
+        description="Users of the API and console: name, role (viewer, operator, admin) and "
+        "optionally the one enterprise they see. The file (--file or SAFETY_HUB_USERS_FILE) "
+        "keeps only each token's SHA-256; a running hub picks up changes within seconds.",
+    )
+    users_sub = users.add_subparsers(dest="users_command", metavar="ACTION", required=True)
+    file_help = "users file (default: SAFETY_HUB_USERS_FILE)"
+    add = users_sub.add_parser(
+        "add",
+        help="add a user and print its new token (once)",
+        description="Add a user to the users file (created if missing, mode 600) and print "
+        "its bearer token on stdout. The token is not stored: keep it now.",
+    )
+    add.add_argument("name", help="user name, recorded in the alarm journal for actions")
+    add.add_argument(
+        "--role", choices=["viewer", "operator", "admin"], default="viewer", help="default: viewer"
+    )
+    add.add_argument("--enterprise", default=None, help="see only this enterprise (its code)")
+    add.add_argument("--file", type=Path, default=None, help=file_help)
+    add.add_argument("--plant", type=Path, default=None, help="plant registry for --enterprise")
+    add.set_defaults(func=cmd_users_add)
+    lst = users_sub.add_parser("list", help="list users: name, role, enterprise (* = park)")
+    lst.add_argument("--file", type=Path, default=None, help=file_help)
+    lst.set_defaults(func=cmd_users_list)
+    rm = users_sub.add_parser("remove", help="remove a user (its token stops working)")
+    rm.add_argument("name")
+    rm.add_argument("--file", type=Path, default=None, help=file_help)
+    rm.set_defaults(func=cmd_users_remove)
 
     from safety_hub.dashboards_cli import add_parsers
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import unquote, urlsplit
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from safety_hub.errors import ConfigError
@@ -83,6 +83,15 @@ class Settings(BaseSettings):
 
     api_host: str = "127.0.0.1"
     api_port: int = Field(8080, ge=0, le=65_535)
+    admin_token: SecretStr | None = Field(
+        None, description="bearer token of the built-in admin user (automation)"
+    )
+    users_file: Path | None = Field(None, description="YAML users file (docs/api.md)")
+    cors_origins: str = Field("", description="comma-separated origins allowed by CORS; none")
+    action_rate_per_min: float = Field(
+        60.0, gt=0, le=60_000, description="alarm actions per user per minute (refill)"
+    )
+    action_burst: int = Field(20, ge=1, le=10_000, description="alarm actions in a burst")
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["json", "text"] = "json"
 
@@ -103,6 +112,36 @@ class Settings(BaseSettings):
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError("must be an http:// or https:// URL with a host")
         return value.rstrip("/")
+
+    @field_validator("admin_token")
+    @classmethod
+    def _check_admin_token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value():
+            return None
+        secret = value.get_secret_value()
+        if len(secret) < 16 or any(c.isspace() for c in secret):
+            raise ValueError("must be at least 16 characters without spaces")
+        return value
+
+    @field_validator("users_file")
+    @classmethod
+    def _check_users_file(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_file():
+            raise ValueError("file not found (create it with `safety-hub users add`)")
+        return value
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _check_cors(cls, value: str) -> str:
+        for origin in _split_origins(value):
+            parts = urlsplit(origin)
+            if origin != "*" and (
+                parts.scheme not in ("http", "https")
+                or not parts.hostname
+                or parts.path not in ("", "/")
+            ):
+                raise ValueError(f"{origin!r} is not * or an http(s)://host[:port] origin")
+        return value
 
     @field_validator("plant")
     @classmethod
@@ -131,8 +170,16 @@ class Settings(BaseSettings):
     def local_mode(self) -> bool:
         return self.mqtt_url is None and self.influx_url is None
 
+    @property
+    def cors_origin_list(self) -> list[str]:
+        return [o.rstrip("/") for o in _split_origins(self.cors_origins)]
+
     def mqtt_target(self) -> MqttTarget | None:
         return MqttTarget(self.mqtt_url) if self.mqtt_url else None
+
+
+def _split_origins(value: str) -> list[str]:
+    return [o.strip() for o in value.split(",") if o.strip()]
 
 
 def load_settings(**overrides: object) -> Settings:
@@ -148,6 +195,8 @@ def load_settings(**overrides: object) -> Settings:
         value = first.get("input")
         if not loc:
             value = os.environ.get(variable, "<unset>")
+        if variable == ENV_PREFIX + "ADMIN_TOKEN":
+            value = "<hidden>"  # never echo a secret, even a bad one
         message = first["msg"].removeprefix("Value error, ")
         others = len(exc.errors()) - 1
         if others:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -10,6 +11,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -34,6 +36,9 @@ def wait_for(
 
 
 class HubProcess:
+    """``safety-hub run`` in a subprocess. It gets a random SAFETY_HUB_ADMIN_TOKEN unless
+    ``env`` gives one; :meth:`get` and :meth:`post` send it as the bearer token."""
+
     def __init__(self, data_dir: Path, env: dict[str, str]) -> None:
         self.data_dir = data_dir
         self.port = free_port()
@@ -42,8 +47,11 @@ class HubProcess:
             "SAFETY_HUB_DATA_DIR": str(data_dir),
             "SAFETY_HUB_API_PORT": str(self.port),
             "SAFETY_HUB_LOG_FORMAT": "json",
+            "SAFETY_HUB_ADMIN_TOKEN": secrets.token_urlsafe(24),
             **env,
         }
+        self.token = self.env["SAFETY_HUB_ADMIN_TOKEN"]
+        self.auth = {"Authorization": f"Bearer {self.token}"}
         self.proc: subprocess.Popen[bytes] | None = None
         self.log_path = data_dir / "hub.log"
         self.url = f"http://127.0.0.1:{self.port}"
@@ -68,7 +76,10 @@ class HubProcess:
             return False
 
     def get(self, path: str) -> httpx.Response:
-        return httpx.get(f"{self.url}{path}", timeout=10)
+        return httpx.get(f"{self.url}{path}", headers=self.auth, timeout=10)
+
+    def post(self, path: str, json: Any) -> httpx.Response:
+        return httpx.post(f"{self.url}{path}", json=json, headers=self.auth, timeout=10)
 
     def metric(self, name: str) -> float:
         """Sum of a metric's samples (all label sets)."""

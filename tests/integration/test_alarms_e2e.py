@@ -77,11 +77,8 @@ def test_readings_raise_alarms_on_mqtt_and_api_and_survive_kill_9(
         before = alarms(hub)
         assert before["ToxicGasLevel2"]["state"] == "unacknowledged"
         assert "GasVoteDiscrepancy" not in before  # its 30 s on-delay is pending
-        import httpx
-
-        httpx.post(
-            f"{hub.url}/api/v1/alarms/{before['ToxicGasLevel1']['id']}/acknowledge",
-            json={"user": "op1"},
+        hub.post(
+            f"/api/v1/alarms/{before['ToxicGasLevel1']['id']}/acknowledge", {"comment": "seen"}
         ).raise_for_status()
         before = alarms(hub)
 
@@ -102,6 +99,12 @@ def test_readings_raise_alarms_on_mqtt_and_api_and_survive_kill_9(
             if e["action"] == "raise" and e["alarm_id"] == before["ToxicGasLevel2"]["id"]
         ]
         assert len(level2_raises) == 1
+        # The acknowledgement is journalled with the token's user (the admin token), and
+        # survived the kill.
+        acks = [e for e in journal if e["action"] == "ack"]
+        assert [(e["alarm_id"], e["user"], e["comment"]) for e in acks] == [
+            (before["ToxicGasLevel1"]["id"], "admin", "seen")
+        ]
     finally:
         stop.set()
         watcher.loop_stop()

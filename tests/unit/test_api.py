@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -10,42 +9,20 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from connectors.influx import SqliteStore
-from safety_hub.api.app import create_app
-from safety_hub.clock import VirtualClock
-from safety_hub.hub import Hub, Storage
-from safety_hub.ports import InboundMessage
-from safety_hub.settings import load_settings
-from tests.unit.fakes import MemorySource
-
-NOW = 1_790_000_000_000
+from safety_hub.hub import Hub
+from tests.unit.api_support import ADMIN_HEADERS, NOW, OPERATOR, make_app, make_hub, publish
 
 
 @pytest.fixture
-def hub(tmp_path: Path) -> Iterator[Hub]:
-    store = SqliteStore(tmp_path / "readings.sqlite")
-    source = MemorySource()
-    hub = Hub(
-        load_settings(data_dir=tmp_path),
-        clock=VirtualClock(NOW),
-        storage=Storage(store, store, "test store"),
-        source=source,
-    )
-    yield hub
+def hub(tmp_path: Path) -> Hub:
+    return make_hub(tmp_path)
 
 
 @pytest.fixture
-def client(hub: Hub) -> Iterator[TestClient]:
-    with TestClient(create_app(hub)) as client:
+def client(hub: Hub, tmp_path: Path) -> Iterator[TestClient]:
+    """The API as the built-in admin (the admin token)."""
+    with TestClient(make_app(hub, tmp_path), headers=ADMIN_HEADERS) as client:
         yield client
-
-
-def publish(hub: Hub, enterprise: str, readings: list[dict[str, object]]) -> None:
-    message = InboundMessage(
-        f"hazard/v1/{enterprise}/telemetry", json.dumps({"readings": readings}).encode(), NOW
-    )
-    hub.ingest.process([message])
-    hub.sink_worker._write(hub.spool.peek(10_000))  # drain synchronously for the test
 
 
 def test_tags_list_has_setpoints_keyed_by_kind(client: TestClient) -> None:
@@ -152,22 +129,27 @@ def test_gas_alarm_lifecycle_through_the_api(client: TestClient, hub: Hub) -> No
     assert level2["priority"] in ("high", "critical")  # grade-1 source: never below high
     alarm_id = level2["id"]
     # Reset before acknowledge is refused with a 409 naming the problem.
-    refused = client.post(f"/api/v1/alarms/{alarm_id}/reset", json={"user": "op1"})
+    op = OPERATOR.headers
+    refused = client.post(f"/api/v1/alarms/{alarm_id}/reset", json={}, headers=op)
     assert refused.status_code == 409 and "acknowledged" in refused.json()["detail"]
     acked = client.post(
-        f"/api/v1/alarms/{alarm_id}/acknowledge", json={"user": "op1", "comment": "seen"}
+        f"/api/v1/alarms/{alarm_id}/acknowledge", json={"comment": "seen"}, headers=op
     )
     assert acked.json()["state"] == "acknowledged"
     publish(hub, "e01-chloralkali", [{"tag": "GT-1101", "v": 0.0, "ts": NOW - 500}])
     assert client.get(f"/api/v1/alarms/{alarm_id}").json()["state"] == "latched"
-    reset = client.post(f"/api/v1/alarms/{alarm_id}/reset", json={"user": "op1"})
+    reset = client.post(f"/api/v1/alarms/{alarm_id}/reset", json={}, headers=op)
     assert reset.json()["state"] == "normal"
     journal = client.get(f"/api/v1/alarms/{alarm_id}/journal").json()
     assert [e["action"] for e in journal] == ["raise", "ack", "clear", "reset"]
     assert any(e["user"] == "op1" and e["comment"] == "seen" for e in journal)
-    # Bad input: unknown alarm, missing operator.
-    assert client.post("/api/v1/alarms/999999/acknowledge", json={"user": "op1"}).status_code == 404
-    assert client.post(f"/api/v1/alarms/{alarm_id}/acknowledge", json={}).status_code == 422
+    # The journal records the token's user, whatever the body says.
+    assert [e["user"] for e in journal] == [None, "op1", None, "op1"]
+    # Bad input: unknown alarm, unknown field, no body.
+    assert client.post("/api/v1/alarms/999999/acknowledge", json={}).status_code == 404
+    bogus = client.post(f"/api/v1/alarms/{alarm_id}/acknowledge", json={"bogus": 1})
+    assert bogus.status_code == 422 and "bogus" in bogus.text
+    assert client.post(f"/api/v1/alarms/{alarm_id}/acknowledge").status_code == 422
     assert client.get("/api/v1/alarms", params={"state": "bogus"}).status_code == 422
     # Every transition went out on the enterprise's alarm topic, in order.
     wait_for_published = [t for t, _ in hub.source.published if t.endswith("/alarms")]  # type: ignore[union-attr]

@@ -1,191 +1,481 @@
-"""Alarms: the list, one alarm, operator actions, the journal, KPIs and flood episodes.
+"""Alarms: the list, counts, one alarm, operator actions, the journal, KPIs and flood episodes.
 
-Every action names the operator (``user``) and may carry a comment; it is journalled.
+Reads need any role; an enterprise user sees only its enterprise's alarms (another
+enterprise's alarm is a 404, like an alarm that does not exist). Actions need an operator or
+admin, are rate limited per user, and record the token's user in the alarm journal.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Annotated, Any
+from collections import Counter
+from collections.abc import Callable, Iterable
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, HTTPException, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from safety_hub.alarms import Alarm, AlarmNotFound, IllegalTransition, InvalidAction
-from safety_hub.api.deps import HubDep
+from safety_hub.alarms.model import DISPLAYED_STATES, AlarmState, JournalEntry, Priority
+from safety_hub.api.auth import Principal
+from safety_hub.api.deps import (
+    AUTH_RESPONSES,
+    HubDep,
+    OperatorDep,
+    ParkWideDep,
+    PrincipalDep,
+    scoped_enterprise,
+)
+from safety_hub.hub import Hub
 
-router = APIRouter(prefix="/api/v1/alarms", tags=["alarms"])
+router = APIRouter(prefix="/api/v1/alarms", tags=["alarms"], responses=AUTH_RESPONSES)
+
+MAX_MS = 2**53 - 1  # the largest integer a JavaScript client holds exactly
+Tier = Literal["red", "orange", "yellow", "blue"]
+TIERS: dict[Priority, Tier] = {
+    Priority.CRITICAL: "red",
+    Priority.HIGH: "orange",
+    Priority.MEDIUM: "yellow",
+    Priority.LOW: "blue",
+}
+WAITING_FOR_ACK = frozenset(
+    {AlarmState.UNACKNOWLEDGED, AlarmState.RTN_UNACKNOWLEDGED, AlarmState.LATCHED}
+)
+
+
+def waits_for_ack(alarm: Alarm) -> bool:
+    return alarm.state in WAITING_FOR_ACK and not alarm.acknowledged
+
+
+def worst_tier(alarms: Iterable[Alarm]) -> Tier | None:
+    """The tier of the highest priority among ``alarms`` shown in the alarm list."""
+    shown = [a.priority for a in alarms if a.state in DISPLAYED_STATES]
+    return TIERS[max(shown, key=lambda p: p.rank)] if shown else None
+
+
+class ShelveOut(BaseModel):
+    by: str
+    reason: str
+    since_ms: int
+    until_ms: int
+
+
+class OutOfServiceOut(BaseModel):
+    by: str
+    reason: str
+    since_ms: int
 
 
 class AlarmOut(BaseModel):
-    model_config = ConfigDict(extra="allow")
-
     id: int
-    key: str
+    key: str = Field(description="stable identity: rule, enterprise, tag or zone")
     alert: str
     enterprise: str
-    hazard_source: str
+    hazard_source: str = Field(description='"" when the alarm belongs to no hazard source')
     tag: str | None
     zone: str | None
-    priority: str = Field(
-        description="critical | high | medium | low (after the hazard-grade rule)"
-    )
-    alarm_class: str
+    priority: Priority = Field(description="effective priority (after the hazard-grade rule)")
+    rule_priority: Priority
+    tier: Tier = Field(description="colour: critical red, high orange, medium yellow, low blue")
+    alarm_class: str = Field(description="gas | process | fault | sis | comms | system")
     level: int | None
-    state: str = Field(description="ISA-18.2 state, see docs/alarms.md")
+    state: AlarmState = Field(description="ISA-18.2 state, see docs/alarms.md")
     active: bool = Field(description="the condition is present")
     acknowledged: bool
     latched: bool
+    latching: bool
+    first_out: bool = Field(description="the first alarm of its hazard source's current episode")
+    shelved: ShelveOut | None
+    out_of_service: OutOfServiceOut | None
+    suppressed_by: list[str]
     raised_ms: int | None
     first_raised_ms: int | None
     acknowledged_ms: int | None
     acknowledged_by: str | None
     cleared_ms: int | None
+    active_since_ms: int | None
+    changed_ms: int
+    event_ts_ms: int
     value: float | None
     setpoint: float | None
     on_delay_s: float
     summary: str
     summary_en: str
-    count: int
+    labels: dict[str, str]
+    count: int = Field(description="annunciations so far")
 
 
 class ActionIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    user: str = Field(min_length=1, max_length=100, description="the operator")
+    user: str | None = Field(
+        None,
+        max_length=100,
+        description="ignored: the journal records the user of the bearer token",
+        json_schema_extra={"deprecated": True},
+    )
     comment: str | None = Field(None, max_length=2000)
 
 
 class ShelveIn(ActionIn):
     reason: str = Field(min_length=1, max_length=500)
-    until_ms: int | None = Field(None, description="epoch ms; or give duration_s")
-    duration_s: int | None = Field(None, ge=1)
+    until_ms: int | None = Field(
+        None, ge=0, le=MAX_MS, description="epoch ms; or give duration_s (exactly one)"
+    )
+    duration_s: int | None = Field(None, ge=1, le=366 * 86_400)
 
 
 class OutOfServiceIn(ActionIn):
     reason: str = Field(min_length=1, max_length=500)
 
 
-def _out(alarm: Alarm) -> AlarmOut:
-    return AlarmOut.model_validate(alarm.as_json())
+class JournalEntryOut(BaseModel):
+    id: int = Field(description="journal sequence number (the alarm event's seq)")
+    alarm_id: int | None
+    key: str
+    ts_ms: int
+    event_ts_ms: int | None
+    action: str
+    from_state: AlarmState | None
+    to_state: AlarmState | None
+    user: str | None = Field(description="who: the operator, or null for the system")
+    comment: str | None
+    value: float | None
+    priority: Priority | None
+    raised_ms: int | None
+    annunciated: bool
 
 
-def _act(action: Callable[[], Alarm]) -> AlarmOut:
+class Counts(BaseModel):
+    total: int = Field(description="alarms in the alarm list (not normal, not hidden)")
+    unacknowledged: int = Field(description="of those, waiting for acknowledgement")
+    by_priority: dict[Priority, int]
+
+
+class EnterpriseCounts(Counts):
+    enterprise: str
+    worst_tier: Tier | None
+
+
+class HazardSourceCounts(Counts):
+    hazard_source: str
+    enterprise: str
+    worst_tier: Tier | None
+
+
+class SummaryOut(Counts):
+    by_state: dict[AlarmState, int] = Field(
+        description="every alarm not normal, hidden ones (shelved, suppressed, out of service) too"
+    )
+    by_enterprise: list[EnterpriseCounts]
+    by_hazard_source: list[HazardSourceCounts]
+
+
+class AlarmCountOut(BaseModel):
+    alarm_id: int
+    key: str
+    alert: str
+    count: int
+
+
+class StandingOut(BaseModel):
+    alarm_id: int
+    key: str
+    alert: str
+    active_since_ms: int
+
+
+class KpisOut(BaseModel):
+    operator_position: str | None
+    window_start_ms: int
+    window_end_ms: int
+    annunciations: int
+    rate_per_10min: float
+    rate_per_hour: float
+    rate_per_day: float
+    peak_10min: int
+    flood_time_pct: float
+    chattering: list[AlarmCountOut]
+    standing: list[StandingOut]
+    bad_actors: list[AlarmCountOut]
+    priority_mix_pct: dict[str, float]
+    acknowledgements: int
+    mean_time_to_ack_ms: float | None
+    median_time_to_ack_ms: float | None
+
+
+class FloodOut(BaseModel):
+    start_ms: int
+    end_ms: int | None
+    peak_count: int
+    alarm_count: int
+
+
+def first_outs(hub: Hub, alarms: Iterable[Alarm]) -> set[int]:
+    service = hub.alarms.service
+    out = set()
+    for source in {a.hazard_source for a in alarms if a.hazard_source}:
+        pinned = service.first_out(source)
+        if pinned is not None:
+            out.add(pinned.id)
+    return out
+
+
+def alarm_out(alarm: Alarm, pinned: set[int]) -> AlarmOut:
+    data = alarm.as_json()
+    data["tier"] = TIERS[alarm.priority]
+    data["first_out"] = alarm.id in pinned
+    return AlarmOut.model_validate(data)
+
+
+def _visible(hub: Hub, principal: Principal, alarm_id: int) -> Alarm:
+    """The alarm, or 404 when it does not exist or lies outside the user's scope."""
     try:
-        return _out(action())
+        alarm = hub.alarms.service.get(alarm_id)
+    except AlarmNotFound as exc:
+        raise HTTPException(404, str(exc)) from None
+    if not principal.sees(alarm.enterprise):
+        raise HTTPException(404, f"no alarm {alarm_id} in enterprise {principal.enterprise!r}")
+    return alarm
+
+
+def _act(hub: Hub, principal: Principal, alarm_id: int, action: Callable[[], Alarm]) -> AlarmOut:
+    _visible(hub, principal, alarm_id)
+    try:
+        alarm = action()
     except AlarmNotFound as exc:
         raise HTTPException(404, str(exc)) from None
     except IllegalTransition as exc:
         raise HTTPException(409, str(exc)) from None
     except InvalidAction as exc:
         raise HTTPException(422, str(exc)) from None
+    return alarm_out(alarm, first_outs(hub, [alarm]))
 
 
-@router.get("", response_model=list[AlarmOut], summary="The alarm list (first-outs pinned first)")
+def _all(hub: Hub, **filters: Any) -> list[Alarm]:
+    return hub.alarms.service.list(limit=10**9, offset=0, **filters)
+
+
+@router.get(
+    "",
+    response_model=list[AlarmOut],
+    summary="The alarm list, first-outs pinned first; paginated (total in X-Total-Count)",
+    responses={
+        200: {
+            "headers": {
+                "X-Total-Count": {
+                    "description": "alarms matching the filters, before limit/offset",
+                    "schema": {"type": "integer"},
+                }
+            }
+        }
+    },
+)
 def list_alarms(
     hub: HubDep,
-    state: str | None = None,
-    priority: str | None = None,
+    principal: PrincipalDep,
+    response: Response,
+    state: AlarmState | None = None,
+    priority: Priority | None = None,
     enterprise: str | None = None,
     hazard_source: str | None = None,
     include_normal: bool = False,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=10**9)] = 0,
 ) -> list[AlarmOut]:
-    try:
-        alarms = hub.alarms.service.list(
-            state=state,
-            priority=priority,
-            enterprise=enterprise,
-            hazard_source=hazard_source,
-            include_normal=include_normal,
-            limit=limit,
-            offset=offset,
-        )
-    except ValueError as exc:
-        raise HTTPException(422, str(exc)) from None
-    return [_out(a) for a in alarms]
+    alarms = _all(
+        hub,
+        state=state,
+        priority=priority,
+        enterprise=scoped_enterprise(principal, enterprise),
+        hazard_source=hazard_source,
+        include_normal=include_normal,
+    )
+    response.headers["X-Total-Count"] = str(len(alarms))
+    page = alarms[offset : offset + limit]
+    pinned = first_outs(hub, page)
+    return [alarm_out(a, pinned) for a in page]
 
 
-@router.get("/kpis", summary="ISA-18.2 KPIs over a window (default: the last 24 h)")
+def _counts(alarms: list[Alarm]) -> dict[str, Any]:
+    shown = [a for a in alarms if a.state in DISPLAYED_STATES]
+    by_priority = Counter(a.priority for a in shown)
+    return {
+        "total": len(shown),
+        "unacknowledged": sum(1 for a in shown if waits_for_ack(a)),
+        "by_priority": {p: by_priority.get(p, 0) for p in Priority},
+    }
+
+
+@router.get(
+    "/summary",
+    response_model=SummaryOut,
+    summary="Alarm counts by priority, state, enterprise and hazard source",
+)
+def summary(hub: HubDep, principal: PrincipalDep, enterprise: str | None = None) -> SummaryOut:
+    alarms = _all(hub, enterprise=scoped_enterprise(principal, enterprise))
+    by_state = Counter(a.state for a in alarms)
+    per_enterprise: dict[str, list[Alarm]] = {}
+    per_source: dict[tuple[str, str], list[Alarm]] = {}
+    for a in alarms:
+        if a.state not in DISPLAYED_STATES:
+            continue
+        per_enterprise.setdefault(a.enterprise, []).append(a)
+        if a.hazard_source:
+            per_source.setdefault((a.enterprise, a.hazard_source), []).append(a)
+    return SummaryOut(
+        **_counts(alarms),
+        by_state={s: by_state.get(s, 0) for s in AlarmState if s is not AlarmState.NORMAL},
+        by_enterprise=[
+            EnterpriseCounts(enterprise=ent, worst_tier=worst_tier(items), **_counts(items))
+            for ent, items in sorted(per_enterprise.items())
+        ],
+        by_hazard_source=[
+            HazardSourceCounts(
+                enterprise=ent, hazard_source=hs, worst_tier=worst_tier(items), **_counts(items)
+            )
+            for (ent, hs), items in sorted(per_source.items())
+        ],
+    )
+
+
+@router.get(
+    "/kpis",
+    response_model=KpisOut,
+    summary="ISA-18.2 KPIs over a window (default: the last 24 h); park-wide users only",
+)
 def kpis(
     hub: HubDep,
+    principal: ParkWideDep,
     window_s: Annotated[int, Query(ge=60, le=366 * 86_400)] = 86_400,
     operator_position: str | None = None,
-) -> dict[str, Any]:
-    return hub.alarms.service.kpis(
-        operator_position=operator_position, window_ms=window_s * 1000
-    ).as_json()
+) -> KpisOut:
+    result = hub.alarms.service.kpis(operator_position=operator_position, window_ms=window_s * 1000)
+    return KpisOut.model_validate(result.as_json())
 
 
-@router.get("/floods", summary="Flood episodes (> 10 alarms in 10 min until < 5)")
-def floods(hub: HubDep, operator_position: str | None = None) -> list[dict[str, Any]]:
-    return [f.as_json() for f in hub.alarms.service.floods(operator_position)]
+@router.get(
+    "/floods",
+    response_model=list[FloodOut],
+    summary="Flood episodes (> 10 alarms in 10 min until < 5); park-wide users only",
+)
+def floods(
+    hub: HubDep, principal: ParkWideDep, operator_position: str | None = None
+) -> list[FloodOut]:
+    return [
+        FloodOut.model_validate(f.as_json()) for f in hub.alarms.service.floods(operator_position)
+    ]
 
 
-@router.get("/journal", summary="The alarm journal: every transition with who, when and why")
+def _scoped_journal(
+    hub: Hub, enterprise: str, since_ms: int | None, limit: int
+) -> list[JournalEntry]:
+    """The journal rows of one enterprise's alarms, with the same since/limit meaning."""
+    service = hub.alarms.service
+    rows: list[JournalEntry] = []
+    for alarm in _all(hub, enterprise=enterprise, include_normal=True):
+        rows.extend(service.journal(alarm_id=alarm.id, since_ms=since_ms, limit=limit))
+    rows.sort(key=lambda e: e.id)
+    return rows[:limit] if since_ms is not None else rows[-limit:]
+
+
+@router.get(
+    "/journal",
+    response_model=list[JournalEntryOut],
+    summary="The alarm journal, oldest first: from since_ms the first `limit` rows, else the last",
+)
 def journal(
     hub: HubDep,
-    since_ms: int | None = None,
+    principal: PrincipalDep,
+    since_ms: Annotated[int | None, Query(ge=0, le=MAX_MS)] = None,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
-) -> list[dict[str, Any]]:
-    return [e.as_json() for e in hub.alarms.service.journal(since_ms=since_ms, limit=limit)]
+) -> list[JournalEntryOut]:
+    if principal.enterprise is not None:
+        rows = _scoped_journal(hub, principal.enterprise, since_ms, limit)
+    else:
+        rows = hub.alarms.service.journal(since_ms=since_ms, limit=limit)
+    return [JournalEntryOut.model_validate(e.as_json()) for e in rows]
 
 
-@router.get("/{alarm_id}", response_model=AlarmOut, responses={404: {}})
-def get_alarm(hub: HubDep, alarm_id: int) -> AlarmOut:
-    return _act(lambda: hub.alarms.service.get(alarm_id))
+@router.get(
+    "/{alarm_id}", response_model=AlarmOut, responses={404: {"description": "no such alarm"}}
+)
+def get_alarm(hub: HubDep, principal: PrincipalDep, alarm_id: int) -> AlarmOut:
+    alarm = _visible(hub, principal, alarm_id)
+    return alarm_out(alarm, first_outs(hub, [alarm]))
 
 
-@router.get("/{alarm_id}/journal", responses={404: {}})
-def alarm_journal(hub: HubDep, alarm_id: int) -> list[dict[str, Any]]:
-    _act(lambda: hub.alarms.service.get(alarm_id))
-    return [e.as_json() for e in hub.alarms.service.journal(alarm_id=alarm_id)]
+@router.get(
+    "/{alarm_id}/journal",
+    response_model=list[JournalEntryOut],
+    summary="Every transition of one alarm: who, when, why",
+    responses={404: {"description": "no such alarm"}},
+)
+def alarm_journal(hub: HubDep, principal: PrincipalDep, alarm_id: int) -> list[JournalEntryOut]:
+    _visible(hub, principal, alarm_id)
+    rows = hub.alarms.service.journal(alarm_id=alarm_id, limit=10_000)
+    return [JournalEntryOut.model_validate(e.as_json()) for e in rows]
 
 
 _ACTION_RESPONSES: dict[int | str, dict[str, Any]] = {
+    403: {"description": "a viewer: actions need an operator or admin"},
     404: {"description": "no such alarm"},
     409: {"description": "not allowed in the alarm's state"},
     422: {"description": "bad input"},
+    429: {
+        "description": "too many actions by this user",
+        "headers": {"Retry-After": {"description": "seconds", "schema": {"type": "integer"}}},
+    },
 }
 
 
 @router.post("/{alarm_id}/acknowledge", response_model=AlarmOut, responses=_ACTION_RESPONSES)
-def acknowledge(hub: HubDep, alarm_id: int, body: ActionIn) -> AlarmOut:
-    return _act(lambda: hub.alarms.service.acknowledge(alarm_id, body.user, body.comment))
+def acknowledge(hub: HubDep, user: OperatorDep, alarm_id: int, body: ActionIn) -> AlarmOut:
+    service = hub.alarms.service
+    return _act(hub, user, alarm_id, lambda: service.acknowledge(alarm_id, user.user, body.comment))
 
 
 @router.post("/{alarm_id}/reset", response_model=AlarmOut, responses=_ACTION_RESPONSES)
-def reset(hub: HubDep, alarm_id: int, body: ActionIn) -> AlarmOut:
-    return _act(lambda: hub.alarms.service.reset(alarm_id, body.user, body.comment))
+def reset(hub: HubDep, user: OperatorDep, alarm_id: int, body: ActionIn) -> AlarmOut:
+    service = hub.alarms.service
+    return _act(hub, user, alarm_id, lambda: service.reset(alarm_id, user.user, body.comment))
 
 
 @router.post("/{alarm_id}/shelve", response_model=AlarmOut, responses=_ACTION_RESPONSES)
-def shelve(hub: HubDep, alarm_id: int, body: ShelveIn) -> AlarmOut:
+def shelve(hub: HubDep, user: OperatorDep, alarm_id: int, body: ShelveIn) -> AlarmOut:
     if (body.until_ms is None) == (body.duration_s is None):
         raise HTTPException(422, "give exactly one of until_ms and duration_s")
     until = body.until_ms
     if until is None:
         assert body.duration_s is not None
         until = hub.clock.now_ms() + body.duration_s * 1000
+    service = hub.alarms.service
     return _act(
-        lambda: hub.alarms.service.shelve(alarm_id, body.user, body.reason, until, body.comment)
+        hub,
+        user,
+        alarm_id,
+        lambda: service.shelve(alarm_id, user.user, body.reason, until, body.comment),
     )
 
 
 @router.post("/{alarm_id}/unshelve", response_model=AlarmOut, responses=_ACTION_RESPONSES)
-def unshelve(hub: HubDep, alarm_id: int, body: ActionIn) -> AlarmOut:
-    return _act(lambda: hub.alarms.service.unshelve(alarm_id, body.user, body.comment))
+def unshelve(hub: HubDep, user: OperatorDep, alarm_id: int, body: ActionIn) -> AlarmOut:
+    service = hub.alarms.service
+    return _act(hub, user, alarm_id, lambda: service.unshelve(alarm_id, user.user, body.comment))
 
 
 @router.post("/{alarm_id}/out-of-service", response_model=AlarmOut, responses=_ACTION_RESPONSES)
-def out_of_service(hub: HubDep, alarm_id: int, body: OutOfServiceIn) -> AlarmOut:
+def out_of_service(hub: HubDep, user: OperatorDep, alarm_id: int, body: OutOfServiceIn) -> AlarmOut:
+    service = hub.alarms.service
     return _act(
-        lambda: hub.alarms.service.remove_from_service(
-            alarm_id, body.user, body.reason, body.comment
-        )
+        hub,
+        user,
+        alarm_id,
+        lambda: service.remove_from_service(alarm_id, user.user, body.reason, body.comment),
     )
 
 
 @router.post("/{alarm_id}/return-to-service", response_model=AlarmOut, responses=_ACTION_RESPONSES)
-def return_to_service(hub: HubDep, alarm_id: int, body: ActionIn) -> AlarmOut:
-    return _act(lambda: hub.alarms.service.return_to_service(alarm_id, body.user, body.comment))
+def return_to_service(hub: HubDep, user: OperatorDep, alarm_id: int, body: ActionIn) -> AlarmOut:
+    service = hub.alarms.service
+    return _act(
+        hub, user, alarm_id, lambda: service.return_to_service(alarm_id, user.user, body.comment)
+    )

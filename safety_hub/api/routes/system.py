@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from fastapi import APIRouter
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
-from safety_hub.api.deps import HubDep
+from safety_hub.api.deps import AUTH_RESPONSES, HubDep, PrincipalDep
 
-router = APIRouter(prefix="/api/v1/system", tags=["system"])
+router = APIRouter(prefix="/api/v1/system", tags=["system"], responses=AUTH_RESPONSES)
 
 
 class SpoolOut(BaseModel):
@@ -35,6 +35,15 @@ class GatewayOut(BaseModel):
     last_reading_received: int | None
 
 
+class DeadLetterOut(BaseModel):
+    id: int
+    batch_id: int
+    created_ms: int
+    failed_ms: int
+    error: str
+    readings: int
+
+
 class SystemOut(BaseModel):
     park: str
     mqtt_url: str | None
@@ -46,11 +55,17 @@ class SystemOut(BaseModel):
     messages_processed: int
     system_alarms: list[SystemAlarmOut]
     gateways: list[GatewayOut]
-    dead_letters: list[dict[str, object]]
+    dead_letters: list[DeadLetterOut] = Field(
+        description="the latest dead-lettered batches; empty for an enterprise user"
+    )
 
 
-@router.get("", response_model=SystemOut, summary="The hub's own state")
-def system(hub: HubDep) -> SystemOut:
+@router.get(
+    "",
+    response_model=SystemOut,
+    summary="The hub's own state; an enterprise user sees only its own gateway",
+)
+def system(hub: HubDep, principal: PrincipalDep) -> SystemOut:
     depth = hub.spool.depth()
     now = hub.clock.now_ms()
     gateways = hub.live.gateways()
@@ -86,6 +101,9 @@ def system(hub: HubDep) -> SystemOut:
                 last_reading_received=seen.get(code),
             )
             for code in sorted(hub.plant.enterprises)
+            if principal.sees(code)
         ],
-        dead_letters=hub.spool.dead_letters(20),
+        dead_letters=[]
+        if principal.enterprise is not None
+        else [DeadLetterOut.model_validate(d) for d in hub.spool.dead_letters(20)],
     )

@@ -2,17 +2,28 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query
 from pydantic import BaseModel, Field
 
-from safety_hub.api.deps import HubDep
+from safety_hub.api.auth import Principal
+from safety_hub.api.deps import (
+    AUTH_RESPONSES,
+    HubDep,
+    PrincipalDep,
+    check_enterprise,
+    scoped_enterprise,
+)
 from safety_hub.errors import SafetyHubError
 from safety_hub.registry import TagInfo
 
-router = APIRouter(prefix="/api/v1/tags", tags=["tags"])
+router = APIRouter(prefix="/api/v1/tags", tags=["tags"], responses=AUTH_RESPONSES)
+
+MAX_MS = 2**53 - 1  # the largest integer a JavaScript client holds exactly
+_EPOCH_MS = re.compile(r"^-?[0-9]+$")
 
 GAS_KINDS = frozenset({"combustible_gas", "toxic_gas", "oxygen", "open_path_gas"})
 
@@ -107,7 +118,8 @@ def tag_out(info: TagInfo) -> TagOut:
     )
 
 
-def _find(hub: HubDep, enterprise: str, tag: str) -> TagInfo:
+def _find(hub: HubDep, principal: Principal, enterprise: str, tag: str) -> TagInfo:
+    check_enterprise(principal, enterprise)
     info = hub.plant.tags.get((enterprise, tag))
     if info is None:
         if enterprise not in hub.plant.enterprises:
@@ -119,7 +131,9 @@ def _find(hub: HubDep, enterprise: str, tag: str) -> TagInfo:
 def parse_time(value: str, name: str) -> int:
     """Epoch milliseconds, or an ISO-8601 time with an offset."""
     text = value.strip()
-    if text.lstrip("-").isdigit():
+    if _EPOCH_MS.match(text):
+        if len(text) > 20 or not -MAX_MS <= int(text) <= MAX_MS:
+            raise HTTPException(422, f"{name}={value!r}: epoch milliseconds out of range")
         return int(text)
     try:
         when = datetime.fromisoformat(text.replace("Z", "+00:00"))
@@ -129,16 +143,21 @@ def parse_time(value: str, name: str) -> int:
         ) from None
     if when.tzinfo is None:
         raise HTTPException(422, f"{name}={value!r}: an ISO-8601 time needs an offset, e.g. +08:00")
-    return int(when.timestamp() * 1000)
+    try:
+        return int(when.timestamp() * 1000)
+    except (OverflowError, ValueError, OSError):
+        raise HTTPException(422, f"{name}={value!r}: time out of range") from None
 
 
 @router.get("", response_model=list[TagOut], summary="Every registry tag")
 def list_tags(
     hub: HubDep,
+    principal: PrincipalDep,
     enterprise: str | None = None,
     hazard_source: str | None = None,
     kind: str | None = None,
 ) -> list[TagOut]:
+    enterprise = scoped_enterprise(principal, enterprise)
     out = []
     for info in hub.plant.tags.values():
         if enterprise is not None and info.enterprise != enterprise:
@@ -157,8 +176,8 @@ def list_tags(
     summary="The latest reading of a tag (by event time)",
     responses={404: {"description": "unknown enterprise or tag"}},
 )
-def latest(hub: HubDep, enterprise: str, tag: str) -> LatestOut:
-    _find(hub, enterprise, tag)
+def latest(hub: HubDep, principal: PrincipalDep, enterprise: str, tag: str) -> LatestOut:
+    _find(hub, principal, enterprise, tag)
     value = hub.live.latest(enterprise, tag)
     if value is None:
         return LatestOut(enterprise=enterprise, tag=tag, has_value=False)
@@ -185,6 +204,7 @@ def latest(hub: HubDep, enterprise: str, tag: str) -> LatestOut:
 )
 def history(
     hub: HubDep,
+    principal: PrincipalDep,
     enterprise: str,
     tag: str,
     start: Annotated[
@@ -194,7 +214,7 @@ def history(
     limit: Annotated[int, Query(ge=1, le=100_000)] = 10_000,
     every: Annotated[int | None, Query(ge=1, le=86_400 * 31, description="bucket, s")] = None,
 ) -> HistoryOut:
-    info = _find(hub, enterprise, tag)
+    info = _find(hub, principal, enterprise, tag)
     end_ms = parse_time(end, "end") if end is not None else hub.clock.now_ms() + 1
     start_ms = parse_time(start, "start") if start is not None else end_ms - 3_600_000
     if start_ms >= end_ms:

@@ -1,0 +1,69 @@
+"""Server-sent events: alarm transitions and live values as they happen (docs/api.md)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi.responses import StreamingResponse
+
+from safety_hub.api.deps import AUTH_RESPONSES, HubDep, StreamPrincipalDep, scoped_enterprise
+from safety_hub.api.events import CLOSE, LiveEvents, sse_frame
+
+router = APIRouter(prefix="/api/v1", tags=["stream"], responses=AUTH_RESPONSES)
+
+RETRY_MS = 3000  # what EventSource waits before reconnecting
+
+
+@router.get(
+    "/stream",
+    response_class=StreamingResponse,
+    summary="Server-sent events: `alarm` transitions, `value`s (≤ 1 per tag per s), `ping`s",
+    responses={
+        200: {
+            "description": "an endless text/event-stream",
+            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+        },
+        404: {"description": "unknown enterprise"},
+        503: {"description": "too many open streams, or the hub is shutting down"},
+    },
+)
+async def stream(
+    request: Request,
+    hub: HubDep,
+    principal: StreamPrincipalDep,
+    alarms: Annotated[bool, Query(description="send `alarm` events")] = True,
+    values: Annotated[bool, Query(description="send `value` events")] = False,
+    enterprise: Annotated[str | None, Query(description="only this enterprise")] = None,
+) -> StreamingResponse:
+    scope = scoped_enterprise(principal, enterprise)
+    if scope is not None and scope not in hub.plant.enterprises:
+        raise HTTPException(404, f"enterprise {scope!r} is not in the plant registry")
+    events: LiveEvents = request.app.state.events
+    sub = events.subscribe(enterprise=scope, alarms=alarms, values=values)
+    if sub is None:
+        raise HTTPException(503, "too many open event streams, or the hub is shutting down")
+    ping_s: float = request.app.state.ping_interval_s
+
+    async def frames() -> AsyncIterator[str]:
+        try:
+            # First the reconnection delay and a ping: the client knows it is subscribed.
+            yield f"retry: {RETRY_MS}\n" + sse_frame("ping", {"ts": hub.clock.now_ms()})
+            while True:
+                try:
+                    frame = await asyncio.wait_for(sub.queue.get(), timeout=ping_s)
+                except TimeoutError:
+                    frame = sse_frame("ping", {"ts": hub.clock.now_ms()})
+                if frame is CLOSE:
+                    return
+                yield frame
+        finally:
+            events.unsubscribe(sub)
+
+    return StreamingResponse(
+        frames(),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
