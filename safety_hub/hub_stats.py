@@ -10,7 +10,8 @@ docs/storage.md, "Hub statistics"):
   in the last 10 minutes and whether the alarm system is in flood (ISA-18.2: more than 10 in
   10 minutes starts a flood, fewer than 5 ends it);
 - ``hub_enterprise_stats``: per enterprise, gateway online, readings since the previous point,
-  registered and stale tags, alarms shown and unacknowledged;
+  registered tags and stale ones (in service, with an active stale-data alarm, suppressed or
+  not), alarms shown and unacknowledged;
 - ``hub_rejections``: per enterprise and reason, readings and messages rejected since the
   previous point (only series with something to report);
 - ``hazard_source_stats``: per hazard source, the worst shown alarm tier (0 none, 1 blue/low,
@@ -195,7 +196,7 @@ class HubStatsWriter:
                 "readings_accepted": per_enterprise(accepted, code),
                 "readings_rejected": per_enterprise(rejected, code),
                 "tags": len(tags),
-                "tags_stale": sum((code, t.tag) in stale_keys for t in tags),
+                "tags_stale": sum(t.in_service and (code, t.tag) in stale_keys for t in tags),
                 "alarms_shown": len(mine),
                 "alarms_unacknowledged": sum(a.state is AlarmState.UNACKNOWLEDGED for a in mine),
             }

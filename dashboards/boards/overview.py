@@ -151,7 +151,7 @@ def build(plant: Plant, pack: RulePack) -> Dashboard:
             "2 maximum manageable, 10 flood (ISA-18.2, EEMUA 191).",
         ),
         timeseries(
-            "企业在线率 Enterprise online rate",
+            "企业在线率趋势 Enterprise online rate over time",
             [
                 Target(
                     f"SELECT mean({ident('online')}) * 100 FROM {ident(ENTERPRISE_STATS)} "
