@@ -1,11 +1,17 @@
 #!/bin/sh
-# Creates the password file from the compose secrets, then runs the broker.
+# Installs the password and ACL files that `safety-hub broker` wrote into the broker-config
+# volume (one user per enterprise, the hub, the simulator), then runs the broker.
 set -eu
-: "${MQTT_HUB_PASSWORD:?}" "${MQTT_SIMULATOR_PASSWORD:?}"
-cp /deploy/mosquitto.conf /deploy/acl /mosquitto/config/
-touch /mosquitto/config/passwd
-mosquitto_passwd -b /mosquitto/config/passwd hub "$MQTT_HUB_PASSWORD"
-mosquitto_passwd -b /mosquitto/config/passwd simulator "$MQTT_SIMULATOR_PASSWORD"
+for f in passwd acl; do
+  if [ ! -s "/generated/$f" ]; then
+    echo "entrypoint: /generated/$f is missing: the broker-init service must run first" >&2
+    exit 1
+  fi
+done
+cp /deploy/mosquitto.conf /mosquitto/config/mosquitto.conf
+cp /generated/passwd /mosquitto/config/passwd
+cp /generated/acl /mosquitto/config/acl
 chown mosquitto:mosquitto /mosquitto/config/passwd /mosquitto/config/acl 2>/dev/null || true
-chmod 0700 /mosquitto/config/passwd
+chmod 0600 /mosquitto/config/passwd
+chmod 0644 /mosquitto/config/acl
 exec mosquitto -c /mosquitto/config/mosquitto.conf
