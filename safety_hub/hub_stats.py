@@ -6,7 +6,8 @@ readings by reason, spool depth, gateway links, stale tags, which alarms are sho
 docs/storage.md, "Hub statistics"):
 
 - ``hub_stats``: spool depth and age, dead letters, sink and broker state, readings received /
-  accepted / rejected since the previous point, alarms shown and unacknowledged, annunciations
+  accepted / rejected since the previous point, alarms shown and those waiting for an
+  acknowledgement, standing alarms (condition active for more than 24 h), annunciations
   in the last 10 minutes and whether the alarm system is in flood (ISA-18.2: more than 10 in
   10 minutes starts a flood, fewer than 5 ends it);
 - ``hub_enterprise_stats``: per enterprise, gateway online, readings since the previous point,
@@ -198,7 +199,7 @@ class HubStatsWriter:
                 "tags": len(tags),
                 "tags_stale": sum(t.in_service and (code, t.tag) in stale_keys for t in tags),
                 "alarms_shown": len(mine),
-                "alarms_unacknowledged": sum(a.state is AlarmState.UNACKNOWLEDGED for a in mine),
+                "alarms_unacknowledged": sum(not a.acknowledged for a in mine),
             }
             out.append(
                 self._line(ENTERPRISE_STATS, {"park": park, "enterprise": code}, fields, now_ms)
@@ -215,7 +216,7 @@ class HubStatsWriter:
             hs_fields = {
                 "tier": tier,
                 "alarms_shown": len(mine),
-                "alarms_unacknowledged": sum(a.state is AlarmState.UNACKNOWLEDGED for a in mine),
+                "alarms_unacknowledged": sum(not a.acknowledged for a in mine),
                 "grade": hs.computed_grade or 0,
             }
             out.append(self._line(HAZARD_SOURCE_STATS, key, hs_fields, now_ms))
@@ -236,7 +237,7 @@ class HubStatsWriter:
             "enterprises": len(self._plant.enterprises),
             "enterprises_online": online,
             "alarms_shown": len(alarms),
-            "alarms_unacknowledged": sum(a.state is AlarmState.UNACKNOWLEDGED for a in alarms),
+            "alarms_unacknowledged": sum(not a.acknowledged for a in alarms),
             "alarms_standing": sum(
                 a.active_since_ms is not None and now_ms - a.active_since_ms > STANDING_MS
                 for a in alarms

@@ -1,0 +1,123 @@
+"""The hub's statistics measurements that the data-quality and alarm boards read."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from connectors.influx import SqliteStore
+from safety_hub.alarms import AlarmState
+from safety_hub.clock import VirtualClock
+from safety_hub.hub import Hub, Storage
+from safety_hub.hub_stats import (
+    ALARM_ACKS,
+    ENTERPRISE_STATS,
+    HAZARD_SOURCE_STATS,
+    HUB_STATS,
+    REJECTIONS,
+    FloodTracker,
+)
+from safety_hub.lineproto import parse_line
+from safety_hub.ports import InboundMessage
+from safety_hub.settings import load_settings
+from tests.unit.fakes import MemorySource
+
+NOW = 1_790_000_000_000
+E01 = "e01-chloralkali"
+
+
+def _hub(tmp_path: Path) -> tuple[Hub, VirtualClock]:
+    store = SqliteStore(tmp_path / "readings.sqlite")
+    clock = VirtualClock(NOW)
+    hub = Hub(
+        load_settings(data_dir=tmp_path),
+        clock=clock,
+        storage=Storage(store, store, "test store"),
+        source=MemorySource(),
+    )
+    return hub, clock
+
+
+def _send(hub: Hub, ts: int, readings: list[dict[str, object]]) -> None:
+    body = json.dumps({"ts": ts, "readings": readings}).encode()
+    hub.ingest.process([InboundMessage(f"hazard/v1/{E01}/telemetry", body, ts)])
+
+
+def _by_measurement(lines: list[str]) -> dict[str, list[tuple[dict[str, str], dict[str, object]]]]:
+    out: dict[str, list[tuple[dict[str, str], dict[str, object]]]] = {}
+    for line in lines:
+        parsed = parse_line(line)
+        out.setdefault(parsed.measurement, []).append((parsed.tags, parsed.fields))
+    return out
+
+
+def test_flood_starts_above_10_and_ends_below_5() -> None:
+    """ISA-18.2 flood hysteresis over the sliding 10 minutes."""
+    flood = FloodTracker()
+    for i in range(10):
+        flood.annunciation(NOW + i * 1_000)
+    assert flood.count(NOW + 10_000) == 10 and not flood.in_flood
+    flood.annunciation(NOW + 11_000)
+    assert flood.in_flood
+    # 10 min after the 6th annunciation 5 remain: still a flood; after the 7th, 4: over.
+    assert flood.count(NOW + 5_000 + 600_000) == 5 and flood.in_flood
+    assert flood.count(NOW + 6_000 + 600_000) == 4 and not flood.in_flood
+
+
+def test_counts_are_deltas_per_interval(tmp_path: Path) -> None:
+    """Rejections and readings are counted once, in the interval they happened."""
+    hub, clock = _hub(tmp_path)
+    _send(
+        hub,
+        NOW,
+        [{"tag": "GT-1101", "v": 0.01}, {"tag": "NOPE-1", "v": 1}, {"tag": "LT-1101", "v": 1.2}],
+    )
+    first = _by_measurement(hub.stats.lines(NOW))
+    assert first[REJECTIONS] == [
+        (
+            {"park": "alxa-hitech", "enterprise": E01, "reason": "unknown_tag"},
+            {"readings": 1, "messages": 0},
+        )
+    ]
+    e01 = next(f for t, f in first[ENTERPRISE_STATS] if t["enterprise"] == E01)
+    assert (e01["readings_received"], e01["readings_accepted"], e01["readings_rejected"]) == (
+        3,
+        2,
+        1,
+    )
+    assert e01["tags"] == len(hub.plant.tags_of(E01)) and e01["online"] == 0
+    hub_fields = first[HUB_STATS][0][1]
+    assert hub_fields["readings_accepted"] == 2 and hub_fields["enterprises"] == 5
+    assert hub_fields["spool_readings"] >= 2  # nothing drained yet
+    clock.advance(10_000)
+    second = _by_measurement(hub.stats.lines(NOW + 10_000))
+    assert REJECTIONS not in second
+    e01 = next(f for t, f in second[ENTERPRISE_STATS] if t["enterprise"] == E01)
+    assert e01["readings_received"] == 0
+    assert {t["hazard_source"] for t, _ in second[HAZARD_SOURCE_STATS]} == set(
+        hub.plant.hazard_sources
+    )
+
+
+def test_tier_and_time_to_ack(tmp_path: Path) -> None:
+    """A chlorine level-2 alarm paints its hazard source; the ack writes its delay."""
+    hub, clock = _hub(tmp_path)
+    _send(hub, NOW, [{"tag": "GT-1101", "v": 0.9}])
+    lines = _by_measurement(hub.stats.lines(NOW))
+    tiers = {t["hazard_source"]: f["tier"] for t, f in lines[HAZARD_SOURCE_STATS]}
+    assert tiers["HS-E01-01"] == 3  # level 2 on a grade-1 source: high, orange
+    assert set(tiers.values()) == {0, 3}
+    hub_fields = lines[HUB_STATS][0][1]
+    assert hub_fields["alarms_shown"] == hub_fields["alarms_unacknowledged"] == 2  # L1 and L2
+    assert hub_fields["annunciations_10min"] == 2
+    clock.set(NOW + 42_000)
+    alarm = hub.alarms.service.find(f"ToxicGasLevel2|{E01}|GT-1101")
+    assert alarm is not None
+    acked = hub.alarms.service.acknowledge(alarm.id, "zhang.wei")
+    assert acked.state is AlarmState.ACKNOWLEDGED
+    acks = [parse_line(b.lines) for b in hub.spool.peek(100_000) if b.lines.startswith(ALARM_ACKS)]
+    assert len(acks) == 1
+    assert acks[0].fields["time_to_ack_s"] == 42.0 and acks[0].timestamp == NOW + 42_000
+    assert acks[0].tags["priority"] == "high" and acks[0].tags["tag"] == "GT-1101"
+    after = _by_measurement(hub.stats.lines(NOW + 42_000))[HUB_STATS][0][1]
+    assert after["alarms_unacknowledged"] == 1
