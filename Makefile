@@ -9,13 +9,14 @@ BIN    := $(VENV)/bin
 DEBS   := mosquitto mosquitto-clients influxdb victoria-metrics chromium fonts-noto-cjk
 PYTEST_ARGS ?=
 
-.PHONY: setup system-deps demo run test lint typecheck bench clean help
+.PHONY: setup system-deps demo run test lint typecheck bench dashboards clean help
 
 help:
 	@echo "make demo    run the hub in local mode with simulated gateways (Ctrl-C stops)"
 	@echo "make test    lint, type-check and run the whole test suite"
 	@echo "make setup   create .venv and install what is missing (Debian packages when root)"
 	@echo "make bench   run the benchmarks (bench/)"
+	@echo "make dashboards  regenerate the Grafana boards in dashboards/json/ (commit them)"
 
 setup: system-deps $(VENV)/.installed
 
@@ -65,6 +66,9 @@ test: setup lint typecheck
 
 bench: setup
 	$(BIN)/python -m bench
+
+dashboards: $(VENV)/.installed
+	$(BIN)/safety-hub dashboards build
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hub-data

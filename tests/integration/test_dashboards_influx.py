@@ -529,3 +529,55 @@ def test_interval_is_what_grafana_would_use() -> None:
         == r"/^(UZ-1101\.BP|a\/b)$/"
     )
     assert Path(__file__).name.startswith("test_dashboards")
+
+
+def test_scenario_replay_feeds_the_hazard_source_board(
+    influxdb1: InfluxDB1Process, incident: Incident
+) -> None:
+    """The shipped scenario `chlorine_tank_leak` replayed (safety_hub.scenarios) into InfluxDB:
+    the board shows its detector's peak and exactly its alarms. Replay writes readings and alarm
+    events only, so the panels fed by the hub statistics are not part of this check."""
+    from safety_hub.scenarios import load_scenario, replay
+
+    scenario = load_scenario(
+        Path(__file__).resolve().parents[2] / "scenarios" / "chlorine_tank_leak.yaml"
+    )
+    db = "dashboards_scenario"
+    influxdb1.create_database(db)
+    try:
+        result = replay(scenario, on_lines=lambda lines: influxdb1.write(db, lines))
+        assert result.passed, result.failures
+        peak = max(r.value for _, r in scenario.readings() if r.tag == "GT-1101")  # type: ignore[attr-defined]
+        hs_annunciations = [
+            row for row in result.timeline if row.annunciated and row.hazard_source == HS
+        ]
+        assert hs_annunciations
+        source = Incident(
+            plant=incident.plant,
+            boards=incident.boards,
+            db=db,
+            influx=influxdb1,
+            start_ms=scenario.start_ms,
+            end_ms=scenario.start_ms + scenario.duration_ms,
+            annunciations=sum(row.annunciated for row in result.timeline),
+            annunciations_hs=len(hs_annunciations),
+            acked_priority="",
+        )
+        r = _runner(source, "safety-hub-hazard-source", enterprise=[E01], hazard_source=[HS])
+        gas, _, target = r.panel("Gas concentration")
+        named = gas.by_name(target["alias"])
+        assert max(v[1] for v in named[f"{E01}/GT-1101"]["values"] if v[1] is not None) == peak
+        count, _, _ = r.panel("Annunciations in range")
+        assert count.column("count") == [len(hs_annunciations)]
+        journal, _, _ = r.panel("Alarm journal")
+        acks = [row for row in journal.rows() if row["action"] == "ack"]
+        assert len(acks) == sum(row.action == "ack" for row in result.timeline)
+        ann = next(a for a in r.board["annotations"]["list"] if not a.get("builtIn"))
+        assert len(r.run(ann["query"]).rows()) == len(hs_annunciations)
+        perf = _runner(source, "safety-hub-alarm-performance")
+        per10, _, _ = perf.panel("Alarms per 10 min")
+        assert sum(per10.column("count")) == source.annunciations
+        mix, _, target = perf.panel("Priority mix")
+        assert "critical" in mix.by_name(target["alias"])  # the 2oo3-confirmed leak
+    finally:
+        influxdb1.drop_database(db)
