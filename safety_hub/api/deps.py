@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import APIKeyQuery, HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel, Field
 
 from safety_hub.api.auth import Authenticator, Principal, RateLimiter, Role, retry_after_header
 from safety_hub.hub import Hub
@@ -21,9 +22,23 @@ _query_token = APIKeyQuery(
     description="the bearer token as a query parameter, for EventSource (stream only)",
 )
 
-UNAUTHORIZED = {"description": "no token, or a token nobody has"}
-FORBIDDEN = {"description": "the role or the enterprise scope does not allow it"}
-AUTH_RESPONSES: dict[int | str, dict[str, Any]] = {401: UNAUTHORIZED, 403: FORBIDDEN}
+
+class ErrorOut(BaseModel):
+    """Every error answer: ``detail`` is a sentence naming the problem, or (for input that
+    does not fit the declared types) FastAPI's list of ``{loc, msg, type}`` items."""
+
+    detail: str | list[dict[str, Any]] = Field(description="what is wrong")
+
+
+def error(description: str) -> dict[str, Any]:
+    return {"description": description, "model": ErrorOut}
+
+
+AUTH_RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: error("no token, or a token nobody has"),
+    403: error("the role or the enterprise scope does not allow it"),
+    422: error("bad input: a parameter or body field, or an unknown query parameter, named"),
+}
 
 
 def get_hub(request: Request) -> Hub:
@@ -53,11 +68,54 @@ def _authenticate(request: Request, token: str | None) -> Principal:
     return principal
 
 
+def _query_names(app: Any) -> dict[tuple[str, str], frozenset[str]]:
+    """(path, METHOD) -> the query parameters the OpenAPI document declares for it (with the
+    security schemes that travel in the query)."""
+    cached: dict[tuple[str, str], frozenset[str]] | None = getattr(app.state, "query_names", None)
+    if cached is not None:
+        return cached
+    doc = app.openapi()
+    schemes = doc.get("components", {}).get("securitySchemes", {})
+    in_query = {k: v["name"] for k, v in schemes.items() if v.get("in") == "query"}
+    out = {}
+    for path, operations in doc.get("paths", {}).items():
+        for method, op in operations.items():
+            names = {p["name"] for p in op.get("parameters", []) if p.get("in") == "query"}
+            for requirement in op.get("security", []):
+                names.update(in_query[k] for k in requirement if k in in_query)
+            out[(path, method.upper())] = frozenset(names)
+    app.state.query_names = out
+    return out
+
+
+def reject_unknown_query(request: Request) -> None:
+    """422 for a query parameter the route does not take: a typo (``?enterprize=``) must not
+    silently widen an answer."""
+    if not request.query_params:
+        return
+    route = request.scope.get("route")
+    path = getattr(route, "path_format", None)
+    method = "GET" if request.method == "HEAD" else request.method
+    allowed = _query_names(request.app).get((path, method)) if path else None
+    if allowed is None:
+        return
+    unknown = sorted(set(request.query_params) - allowed)
+    if unknown:
+        takes = ", ".join(sorted(allowed)) or "none"
+        raise HTTPException(
+            422,
+            f"unknown query parameter(s) {', '.join(map(repr, unknown))}; "
+            f"{method} {path} takes: {takes}",
+        )
+
+
 def get_principal(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
-    return _authenticate(request, credentials.credentials if credentials else None)
+    principal = _authenticate(request, credentials.credentials if credentials else None)
+    reject_unknown_query(request)
+    return principal
 
 
 def get_stream_principal(
@@ -66,7 +124,9 @@ def get_stream_principal(
     access_token: Annotated[str | None, Depends(_query_token)],
 ) -> Principal:
     token = credentials.credentials if credentials else access_token
-    return _authenticate(request, token)
+    principal = _authenticate(request, token)
+    reject_unknown_query(request)
+    return principal
 
 
 def require_operator(

@@ -121,6 +121,8 @@ def test_summary_counts_and_pagination(client: TestClient, hub: Hub) -> None:
 @pytest.mark.parametrize(
     ("url", "needle"),
     [
+        ("/api/v1/alarms?enterprize=e01-chloralkali", "unknown query parameter(s) 'enterprize'"),
+        ("/api/v1/plant?x=1", "takes: none"),
         ("/api/v1/alarms?state=bogus", "state"),
         ("/api/v1/alarms?priority=urgent", "priority"),
         ("/api/v1/alarms?limit=0", "limit"),
@@ -147,7 +149,9 @@ def test_bad_action_bodies_are_422_naming_the_field(client: TestClient, hub: Hub
     cases = [
         ("shelve", {"reason": "x"}, "exactly one of until_ms and duration_s"),
         ("shelve", {"reason": "x", "duration_s": 10**9}, "duration_s"),
-        ("shelve", {"reason": "x", "duration_s": 86_400}, "maximum"),
+        ("shelve", {"reason": "x", "duration_s": 86_400}, "28800"),
+        ("shelve", {"reason": "x", "until_ms": NOW + 86_400_000}, "maximum"),
+        ("shelve", {"reason": "x", "until_ms": NOW, "duration_s": 60}, "exactly one"),
         ("shelve", {"duration_s": 60}, "reason"),
         ("out-of-service", {"reason": ""}, "reason"),
         ("acknowledge", {"comment": "x" * 2001}, "comment"),

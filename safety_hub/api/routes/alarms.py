@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from safety_hub.alarms import Alarm, AlarmNotFound, IllegalTransition, InvalidAction
 from safety_hub.alarms.model import DISPLAYED_STATES, AlarmState, JournalEntry, Priority
+from safety_hub.alarms.service import DEFAULT_MAX_SHELVE_MS
 from safety_hub.api.auth import Principal
 from safety_hub.api.deps import (
     AUTH_RESPONSES,
@@ -23,6 +24,7 @@ from safety_hub.api.deps import (
     OperatorDep,
     ParkWideDep,
     PrincipalDep,
+    error,
     scoped_enterprise,
 )
 from safety_hub.hub import Hub
@@ -30,6 +32,7 @@ from safety_hub.hub import Hub
 router = APIRouter(prefix="/api/v1/alarms", tags=["alarms"], responses=AUTH_RESPONSES)
 
 MAX_MS = 2**53 - 1  # the largest integer a JavaScript client holds exactly
+MAX_SHELVE_S = DEFAULT_MAX_SHELVE_MS // 1000
 Tier = Literal["red", "orange", "yellow", "blue"]
 TIERS: dict[Priority, Tier] = {
     Priority.CRITICAL: "red",
@@ -115,12 +118,28 @@ class ActionIn(BaseModel):
     comment: str | None = Field(None, max_length=2000)
 
 
+def _exactly_one_end(schema: dict[str, Any]) -> None:
+    # The document says what the handler checks: exactly one of until_ms and duration_s.
+    for name in ("until_ms", "duration_s"):
+        prop = schema["properties"][name]
+        plain = next(s for s in prop.pop("anyOf") if s.get("type") == "integer")
+        prop.update(plain)
+        prop.pop("default", None)
+    schema["oneOf"] = [{"required": ["until_ms"]}, {"required": ["duration_s"]}]
+
+
 class ShelveIn(ActionIn):
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_exactly_one_end)
     reason: str = Field(min_length=1, max_length=500)
     until_ms: int | None = Field(
-        None, ge=0, le=MAX_MS, description="epoch ms; or give duration_s (exactly one)"
+        None,
+        ge=0,
+        le=MAX_MS,
+        description="epoch ms, within the maximum shelve time from now; or give duration_s",
     )
-    duration_s: int | None = Field(None, ge=1, le=366 * 86_400)
+    duration_s: int | None = Field(
+        None, ge=1, le=MAX_SHELVE_S, description="seconds from now (at most the maximum, 8 h)"
+    )
 
 
 class OutOfServiceIn(ActionIn):
@@ -395,9 +414,7 @@ def journal(
     return [JournalEntryOut.model_validate(e.as_json()) for e in rows]
 
 
-@router.get(
-    "/{alarm_id}", response_model=AlarmOut, responses={404: {"description": "no such alarm"}}
-)
+@router.get("/{alarm_id}", response_model=AlarmOut, responses={404: error("no such alarm")})
 def get_alarm(hub: HubDep, principal: PrincipalDep, alarm_id: int) -> AlarmOut:
     alarm = _visible(hub, principal, alarm_id)
     return alarm_out(alarm, first_outs(hub, [alarm]))
@@ -407,7 +424,7 @@ def get_alarm(hub: HubDep, principal: PrincipalDep, alarm_id: int) -> AlarmOut:
     "/{alarm_id}/journal",
     response_model=list[JournalEntryOut],
     summary="Every transition of one alarm: who, when, why",
-    responses={404: {"description": "no such alarm"}},
+    responses={404: error("no such alarm")},
 )
 def alarm_journal(hub: HubDep, principal: PrincipalDep, alarm_id: int) -> list[JournalEntryOut]:
     _visible(hub, principal, alarm_id)
@@ -416,12 +433,13 @@ def alarm_journal(hub: HubDep, principal: PrincipalDep, alarm_id: int) -> list[J
 
 
 _ACTION_RESPONSES: dict[int | str, dict[str, Any]] = {
-    403: {"description": "a viewer: actions need an operator or admin"},
-    404: {"description": "no such alarm"},
-    409: {"description": "not allowed in the alarm's state"},
-    422: {"description": "bad input"},
+    400: error("the body is not JSON"),
+    403: error("a viewer: actions need an operator or admin"),
+    404: error("no such alarm (or not in the user's enterprise)"),
+    409: error("not allowed in the alarm's state"),
+    422: error("bad input, named"),
     429: {
-        "description": "too many actions by this user",
+        **error("too many actions by this user"),
         "headers": {"Retry-After": {"description": "seconds", "schema": {"type": "integer"}}},
     },
 }
@@ -441,6 +459,7 @@ def reset(hub: HubDep, user: OperatorDep, alarm_id: int, body: ActionIn) -> Alar
 
 @router.post("/{alarm_id}/shelve", response_model=AlarmOut, responses=_ACTION_RESPONSES)
 def shelve(hub: HubDep, user: OperatorDep, alarm_id: int, body: ShelveIn) -> AlarmOut:
+    _visible(hub, user, alarm_id)
     if (body.until_ms is None) == (body.duration_s is None):
         raise HTTPException(422, "give exactly one of until_ms and duration_s")
     until = body.until_ms

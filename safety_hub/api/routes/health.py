@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Depends, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
 
-from safety_hub.api.deps import HubDep
+from safety_hub.api.deps import HubDep, reject_unknown_query
 
-router = APIRouter(tags=["health"])
+router = APIRouter(tags=["health"], dependencies=[Depends(reject_unknown_query)])
 
 
 class Health(BaseModel):
@@ -32,7 +32,7 @@ def healthz() -> Health:
     "/readyz",
     response_model=Readiness,
     summary="Ready to ingest: connected to the broker and the spool has room (503 otherwise)",
-    responses={503: {"model": Readiness}},
+    responses={503: {"model": Readiness, "description": "not ready: see problems"}},
 )
 def readyz(hub: HubDep, response: Response) -> Readiness:
     source = hub.source

@@ -4,17 +4,37 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import StreamingResponse
 
-from safety_hub.api.deps import AUTH_RESPONSES, HubDep, StreamPrincipalDep, scoped_enterprise
+from safety_hub.api.deps import (
+    AUTH_RESPONSES,
+    HubDep,
+    StreamPrincipalDep,
+    error,
+    scoped_enterprise,
+)
 from safety_hub.api.events import CLOSE, LiveEvents, sse_frame
 
 router = APIRouter(prefix="/api/v1", tags=["stream"], responses=AUTH_RESPONSES)
 
 RETRY_MS = 3000  # what EventSource waits before reconnecting
+EVENT_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["event", "data"],
+    "properties": {
+        "event": {"type": "string", "enum": ["alarm", "value", "ping", "overflow"]},
+        "data": {
+            "type": "string",
+            "contentMediaType": "application/json",
+            "description": "alarm: the alarm event (docs/alarms.md); value: enterprise, tag, "
+            "ts, value, quality; ping: ts; overflow: reason (the stream ends)",
+        },
+        "retry": {"type": "integer", "minimum": 0},
+    },
+}
 
 
 @router.get(
@@ -23,11 +43,11 @@ RETRY_MS = 3000  # what EventSource waits before reconnecting
     summary="Server-sent events: `alarm` transitions, `value`s (≤ 1 per tag per s), `ping`s",
     responses={
         200: {
-            "description": "an endless text/event-stream",
-            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+            "description": "an endless text/event-stream; each event as below, `data` JSON",
+            "content": {"text/event-stream": {"schema": EVENT_SCHEMA}},
         },
-        404: {"description": "unknown enterprise"},
-        503: {"description": "too many open streams, or the hub is shutting down"},
+        404: error("unknown enterprise"),
+        503: error("too many open streams, or the hub is shutting down"),
     },
 )
 async def stream(

@@ -15,6 +15,7 @@ from safety_hub.api.deps import (
     HubDep,
     PrincipalDep,
     check_enterprise,
+    error,
     scoped_enterprise,
 )
 from safety_hub.errors import SafetyHubError
@@ -174,7 +175,7 @@ def list_tags(
     "/{enterprise}/{tag}/latest",
     response_model=LatestOut,
     summary="The latest reading of a tag (by event time)",
-    responses={404: {"description": "unknown enterprise or tag"}},
+    responses={404: error("unknown enterprise or tag")},
 )
 def latest(hub: HubDep, principal: PrincipalDep, enterprise: str, tag: str) -> LatestOut:
     _find(hub, principal, enterprise, tag)
@@ -198,8 +199,8 @@ def latest(hub: HubDep, principal: PrincipalDep, enterprise: str, tag: str) -> L
     response_model=HistoryOut,
     summary="Stored readings of a tag; raw, or aggregated per `every` seconds",
     responses={
-        404: {"description": "unknown enterprise or tag"},
-        503: {"description": "storage down"},
+        404: error("unknown enterprise or tag"),
+        503: error("storage down"),
     },
 )
 def history(
