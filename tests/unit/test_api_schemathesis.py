@@ -28,7 +28,6 @@ from schemathesis.transport import requests as st_requests
 
 from safety_hub.api.app import create_app
 from safety_hub.api.auth import Authenticator
-
 from safety_hub.hub import Hub
 from tests.unit.api_support import (
     ADMIN_TOKEN,
@@ -39,7 +38,6 @@ from tests.unit.api_support import (
     publish,
     users_file,
 )
-
 
 _count_opened_connections = st_requests._count_opened_connections
 
