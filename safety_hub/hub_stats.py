@@ -92,22 +92,24 @@ class FloodTracker:
 
     def annunciation(self, ts_ms: int) -> None:
         with self._lock:
+            self._expire(ts_ms)
             self._times.append(ts_ms)
-            self._update(ts_ms)
+            if len(self._times) > FLOOD_START:
+                self.in_flood = True
 
     def count(self, now_ms: int) -> int:
+        """Annunciations in ``(now - 10 min, now]``; ends a flood that ended by ``now``."""
         with self._lock:
-            self._update(now_ms)
+            self._expire(now_ms)
             return len(self._times)
 
-    def _update(self, now_ms: int) -> None:
+    def _expire(self, now_ms: int) -> None:
+        # One at a time: the flood ends the moment fewer than 5 remain, even if another
+        # annunciation follows before anyone looks.
         while self._times and self._times[0] <= now_ms - TEN_MIN_MS:
             self._times.popleft()
-        n = len(self._times)
-        if n > FLOOD_START:
-            self.in_flood = True
-        elif n < FLOOD_END:
-            self.in_flood = False
+            if len(self._times) < FLOOD_END:
+                self.in_flood = False
 
 
 class HubStatsWriter:
