@@ -207,6 +207,10 @@ def test_hashes_match_mosquitto_passwd(tmp_path: Path) -> None:
     subprocess.run([tool, "-c", "-b", str(path), "alice", "s3cret"], check=True)
     theirs = path.read_text().strip().split(":", 1)[1]
     assert verify_password("s3cret", theirs) and not verify_password("wrong", theirs)
+    subprocess.run([tool, "-H", "sha512", "-b", str(path), "bob", "0ld"], check=True)
+    old_style = dict(line.split(":", 1) for line in path.read_text().split())["bob"]
+    assert old_style.startswith("$6$") and verify_password("0ld", old_style)
+    assert not verify_password("new", old_style)
     ours = hash_password("s3cret")
     assert ours.split("$")[1:3] == theirs.split("$")[1:3] == ["7", "101"]
     assert len(ours) == len(theirs)
@@ -219,3 +223,16 @@ def test_cli_writes_the_files(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     acl = (tmp_path / "b" / "acl").read_text()
     assert f"user {A}\n" in acl and f"topic write hazard/v1/{A}/telemetry/#" in acl
     assert "credentials (mode 0600)" in capsys.readouterr().err
+
+
+def test_users_leave_with_their_enterprise(tmp_path: Path, plant: Plant) -> None:
+    """Regenerated for a plant without an enterprise, its user, password and ACL entry go."""
+    out = tmp_path / "broker"
+    generate(plant, out, env={})
+    other = load_plant(Path(__file__).resolve().parents[1] / "data" / "special_plant.yaml")
+    result = generate(other, out, env={})
+    assert set(result.removed) == set(plant.enterprises) - set(other.enterprises)
+    assert result.source["hub"] == "kept"
+    users = {line.split(":", 1)[0] for line in (out / "passwd").read_text().splitlines()}
+    assert users == {"hub", *other.enterprises}
+    assert f"user {A}\n" not in (out / "acl").read_text()
