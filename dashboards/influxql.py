@@ -47,9 +47,10 @@ def string(value: str) -> str:
 
 
 def var_match(column: str, variable: str) -> str:
-    """``"column" =~ /^$variable$/``: Grafana puts a regex of the selected values there
-    (``(a|b)`` for several, every value for All)."""
-    return f"{ident(column)} =~ /^${variable}$/"
+    """``"column" =~ /^${variable:regex}$/``: Grafana's ``regex`` format escapes the selected
+    values and joins several (or every value, for All) as ``(a|b)``; a code with ``(``, ``+``,
+    ``.`` or ``/`` in it still matches only itself, single-valued variables included."""
+    return f"{ident(column)} =~ /^${{{variable}:regex}}$/"
 
 
 def one_of(column: str, values: Iterable[str]) -> str:

@@ -242,21 +242,30 @@ def grafana_interval_ms(start_ms: int, end_ms: int) -> int:
     return max(rounded, MIN_INTERVAL_MS)
 
 
-def interpolate(query: str, values: dict[str, list[str]], multi: dict[str, bool]) -> str:
-    """Substitute ``$var`` / ``${var}`` as Grafana's InfluxQL datasource does in a query."""
+def _escape_regex(value: str) -> str:
+    """@grafana/data escapeRegex."""
+    return _REGEX_SPECIAL.sub(lambda m: "\\" + m.group(0), value)
 
-    def value(name: str) -> str:
-        chosen = values[name]
-        if not multi[name]:
-            return chosen[0]
-        escaped = [_REGEX_SPECIAL.sub(lambda m: "\\" + m.group(0), v) for v in chosen]
+
+def interpolate(query: str, values: dict[str, list[str]], multi: dict[str, bool]) -> str:
+    """Substitute variables as Grafana's InfluxQL datasource does: ``${var:regex}`` escapes
+    every value and joins several as ``(a|b)``; a plain ``$var`` of a multi-value or All
+    variable is the same, of a single-value variable the raw value."""
+
+    def regex(name: str) -> str:
+        escaped = [_escape_regex(v) for v in values[name]]
         return escaped[0] if len(escaped) == 1 else "(" + "|".join(escaped) + ")"
 
     def sub(m: re.Match[str]) -> str:
-        name = m.group(1) or m.group(2)
-        return value(name) if name in values else m.group(0)
+        name, fmt = (m.group(1), m.group(2)) if m.group(1) else (m.group(3), None)
+        if name not in values:
+            return m.group(0)
+        if fmt == "regex" or multi[name]:
+            return regex(name)
+        assert fmt is None, f"format {fmt} not emulated"
+        return values[name][0]
 
-    return re.sub(r"\$\{(\w+)\}|\$(\w+)", sub, query)
+    return re.sub(r"\$\{(\w+)(?::(\w+))?\}|\$(\w+)", sub, query)
 
 
 def expand_macros(query: str, start_ms: int, end_ms: int) -> str:
@@ -536,9 +545,11 @@ def test_interval_is_what_grafana_would_use() -> None:
     assert grafana_interval_ms(0, 30 * 60_000) == MIN_INTERVAL_MS
     assert grafana_interval_ms(0, 24 * 3_600_000) == 60_000
     assert (
-        interpolate("/^$tag$/", {"tag": ["UZ-1101.BP", "a/b"]}, {"tag": True})
+        interpolate("/^${tag:regex}$/", {"tag": ["UZ-1101.BP", "a/b"]}, {"tag": False})
         == r"/^(UZ-1101\.BP|a\/b)$/"
     )
+    assert interpolate("/^${hs:regex}$/", {"hs": ["HS (1)+"]}, {"hs": False}) == r"/^HS \(1\)\+$/"
+    assert interpolate("/^$hs$/", {"hs": ["HS (1)+"]}, {"hs": False}) == "/^HS (1)+$/"
     assert Path(__file__).name.startswith("test_dashboards")
 
 
@@ -590,5 +601,45 @@ def test_scenario_replay_feeds_the_hazard_source_board(
         assert sum(per10.column("count")) == source.annunciations
         mix, _, target = perf.panel("Priority mix")
         assert "critical" in mix.by_name(target["alias"])  # the 2oo3-confirmed leak
+    finally:
+        influxdb1.drop_database(db)
+
+
+def test_codes_with_regex_characters_match_only_themselves(
+    influxdb1: InfluxDB1Process, incident: Incident
+) -> None:
+    """Hazard source and tag codes may hold any printable text (docs/registry.md): a code like
+    `HS (east)+1/2` selected in the variables finds its own series and no other."""
+    from safety_hub.pipeline import build_prefixes, encode_lines
+    from tests.unit.fakes import FakeTag
+
+    odd, plain = "HS (east)+1/2", "HS  east 1"
+    tags = {
+        ("e9", "GT 1.1"): FakeTag("p", "e9", odd, "U 1", "EQ,1", "GT 1.1", "toxic_gas"),
+        ("e9", "GT 1x1"): FakeTag("p", "e9", plain, "U 1", "EQ,1", "GT 1x1", "toxic_gas"),
+    }
+    lines = encode_lines(
+        [("e9", "GT 1.1", T0, 0.7, "good"), ("e9", "GT 1x1", T0, 0.2, "good")],
+        build_prefixes(tags),
+    )
+    db = "dashboards_odd_codes"
+    influxdb1.create_database(db)
+    try:
+        influxdb1.write(db, lines)
+        source = Incident(
+            plant=incident.plant,
+            boards=incident.boards,
+            db=db,
+            influx=influxdb1,
+            start_ms=T0 - 60_000,
+            end_ms=T0 + 60_000,
+            annunciations=0,
+            annunciations_hs=0,
+            acked_priority="",
+        )
+        r = _runner(source, "safety-hub-hazard-source", enterprise=["e9"], hazard_source=[odd])
+        assert r.values["tag"] == ["GT 1.1"]
+        gas, _, target = r.panel("Gas concentration")
+        assert set(gas.by_name(target["alias"])) == {"e9/GT 1.1"}
     finally:
         influxdb1.drop_database(db)

@@ -109,8 +109,8 @@ def test_hazard_source_board_has_the_template_variables(boards: dict[str, dict[s
     """enterprise -> hazard_source -> tag, chained by their queries."""
     variables = {v["name"]: v for v in boards["safety-hub-hazard-source"]["templating"]["list"]}
     assert set(variables) == {"datasource", "enterprise", "hazard_source", "tag"}
-    assert "$enterprise" in variables["hazard_source"]["query"]
-    assert "$hazard_source" in variables["tag"]["query"]
+    assert "${enterprise:regex}" in variables["hazard_source"]["query"]
+    assert "${hazard_source:regex}" in variables["tag"]["query"]
     assert variables["tag"]["multi"] and variables["tag"]["includeAll"]
 
 
