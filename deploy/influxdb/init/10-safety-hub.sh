@@ -30,7 +30,7 @@ if [[ "$retention" != "0" && "$retention" != "" ]]; then
   fi
 fi
 
-bucket_id="$(influx bucket list --name "${DOCKER_INFLUXDB_INIT_BUCKET}" --hide-headers | cut -f1)"
+bucket_id="$(influx bucket list --name "${DOCKER_INFLUXDB_INIT_BUCKET}" --hide-headers | awk 'NR==1 {print $1}')"
 if ! influx v1 dbrp list --db "${DOCKER_INFLUXDB_INIT_BUCKET}" --hide-headers | grep -q .; then
   influx v1 dbrp create \
     --db "${DOCKER_INFLUXDB_INIT_BUCKET}" --rp autogen --default \

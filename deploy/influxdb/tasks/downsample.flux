@@ -9,7 +9,7 @@
 //   influx bucket create --name safety_hub_longterm --retention 0 --org park
 //   influx task create --org park --file deploy/influxdb/tasks/downsample.flux
 //   influx v1 dbrp create --db safety_hub_longterm --rp autogen --default \
-//       --bucket-id $(influx bucket list --name safety_hub_longterm --hide-headers | cut -f1)
+//       --bucket-id $(influx bucket list --name safety_hub_longterm --hide-headers | awk 'NR==1 {print $1}')
 //
 // Change `source` and `target` below if your buckets are named differently.
 option task = {name: "safety-hub downsample 5m", every: 5m, offset: 1m}
