@@ -14,7 +14,7 @@ from dashboards.boards.common import (
 )
 from dashboards.boards.overview import RATE_STEPS, alarm_rate_query
 from dashboards.influxql import ALARM_ACKS, ALARM_EVENT, HUB_STATS, ident, var_match
-from dashboards.model import Dashboard, Panel, Row, Step, Target
+from dashboards.model import Dashboard, Override, Panel, Row, Step, Target
 from safety_hub.registry import Plant
 from safety_hub.rules import RulePack
 
@@ -25,8 +25,6 @@ PRIORITY_COLORS = {"critical": "red", "high": "orange", "medium": "yellow", "low
 
 
 def build(plant: Plant, pack: RulePack) -> Dashboard:
-    from dashboards.model import Override
-
     items: list[Panel | Row] = [
         Row("报警负荷 Alarm load"),
         timeseries(

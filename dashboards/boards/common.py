@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from dashboards.influxql import READING, ident, var_match
+from dashboards.influxql import READING, ident, one_of, var_match
 from dashboards.model import JSON, Override, Panel, QueryVariable, Step, Target, thresholds
 from dashboards.setpoints import (
     Setpoint,
@@ -197,8 +197,6 @@ def tag_overrides(
 
 def reading_series(kinds: Iterable[str], aggregate: str, *, by_tag_var: bool = True) -> str:
     """The readings of the chosen hazard source and tags of some kinds, one series per tag."""
-    from dashboards.influxql import one_of
-
     where = [
         var_match("enterprise", "enterprise"),
         var_match("hazard_source", "hazard_source"),
