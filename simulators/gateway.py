@@ -12,7 +12,7 @@ import random
 import threading
 import time
 import zlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import paho.mqtt.client as mqtt
@@ -28,6 +28,17 @@ class SimTag:
     lo: float
     hi: float
     interval_s: float = 10.0
+    # The band between the tag's low and high alarm setpoints (default: its range); normal
+    # values stay inside it, so a pressure with a negative normal band never reads as high.
+    normal_lo: float | None = None
+    normal_hi: float | None = None
+
+
+def normal_band(lo: float, hi: float, setpoints: Mapping[str, float]) -> tuple[float, float]:
+    """The band between a process tag's low (l, ll) and high (h, hh) setpoints, within range."""
+    low = max([lo, *(v for k, v in setpoints.items() if k in ("l", "ll"))])
+    high = min([hi, *(v for k, v in setpoints.items() if k in ("h", "hh"))])
+    return (low, high) if low < high else (lo, hi)
 
 
 def normal_value(tag: SimTag, t_s: float, rng: random.Random) -> float:
@@ -39,8 +50,10 @@ def normal_value(tag: SimTag, t_s: float, rng: random.Random) -> float:
         return round(20.9 + rng.gauss(0, 0.05), 2)
     if tag.kind.startswith("sis") or tag.kind == "status":
         return 0.0
+    lo = tag.lo if tag.normal_lo is None else tag.normal_lo
+    hi = tag.hi if tag.normal_hi is None else tag.normal_hi
     wave = 0.5 + 0.1 * math.sin(t_s / 600 + zlib.crc32(tag.tag.encode()) % 7)
-    return round(tag.lo + span * (wave + rng.gauss(0, 0.005)), 3)
+    return round(lo + (hi - lo) * (wave + rng.gauss(0, 0.005)), 3)
 
 
 class Gateway:

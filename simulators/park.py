@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from safety_hub.registry import Plant
-from simulators.gateway import Gateway, SimTag, normal_value
+from simulators.gateway import Gateway, SimTag, normal_band, normal_value
 
 log = logging.getLogger("simulators.park")
 
@@ -36,7 +36,14 @@ def sim_tags(
     out: dict[str, list[SimTag]] = {}
     for code in sorted(plant.enterprises)[:enterprises]:
         chosen = [
-            SimTag(t.tag, t.kind, t.range_lo, t.range_hi, t.interval_s)
+            SimTag(
+                t.tag,
+                t.kind,
+                t.range_lo,
+                t.range_hi,
+                t.interval_s,
+                *normal_band(t.range_lo, t.range_hi, dict(t.setpoints)),
+            )
             for t in plant.tags_of(code)
             if t.in_service
         ]
