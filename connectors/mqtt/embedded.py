@@ -102,6 +102,9 @@ class EmbeddedBroker:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             preexec_fn=_die_with_parent,
+            # Its own process group: Ctrl-C in a terminal reaches the hub, which then stops the
+            # broker after its clients; the broker is never gone first (no false outage alarm).
+            start_new_session=True,
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
