@@ -137,7 +137,7 @@ def parse_scenario(text: str, file: str, base: Path) -> Scenario:
     errors: list[Located] = [loc.plain(line, col, msg) for line, col, msg in parsed.problems]
     model, index_map = validate_pruned(s.ScenarioModel, parsed.data, loc, _PRUNABLE, errors)
     if not isinstance(model, s.ScenarioModel):
-        raise ScenarioError(file, [t for *_, t in sorted(errors)])
+        raise ScenarioError(file, [t for *_, t in sorted(_type_hint(e) for e in errors)])
     checker = _Checker(model, loc, index_map, base, errors)
     errors[:] = [_type_hint(e) for e in errors]
     scenario = checker.run(file)

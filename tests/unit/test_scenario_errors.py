@@ -136,3 +136,17 @@ def test_run_scenario_from_text_and_recording_round_trip(tmp_path: Path) -> None
     played = replay_recording(rec, scenario.plant, scenario.pack)
     assert played.keys_raised() == result.keys_raised()
     assert played.readings == result.readings
+
+
+def test_unknown_event_type_lists_the_types_even_beside_schema_errors(tmp_path: Path) -> None:
+    path = tmp_path / "t.yaml"
+    path.write_text(
+        "scenario: 1\nname: x\nduration: 10q\ntimeline:\n  - {at: 1m, type: leak_starts}\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(ScenarioError) as caught:
+        load_scenario(path)
+    errors = caught.value.errors
+    assert any(e.startswith(f"{path}:3:") and "bad duration" in e for e in errors), errors
+    (hint,) = [e for e in errors if "leak_starts" in e]
+    assert hint.startswith(f"{path}:5:") and "use one of leak_start, leak_stop" in hint
