@@ -407,7 +407,7 @@ class _Rate(_ValueInst):
             self.drive(on, ts, eng)
 
     def dump(self) -> dict[str, Any]:
-        return {**super().dump(), "cmp": self.cmp, "samples": [list(s) for s in self.samples]}
+        return {**super().dump(), "cmp": self.cmp, "samples": list(self.samples)}
 
     def load(self, data: Mapping[str, Any]) -> None:
         super().load(data)
