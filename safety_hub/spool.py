@@ -179,7 +179,10 @@ class Spool:
 
     def _delete(self, batches: Sequence[SpoolBatch], error: str | None, failed_ms: int) -> None:
         conn = self._read_conn
-        with self._read_lock:
+        # The write lock too: appends wait on it and wake the moment the delete commits. Left
+        # to SQLite, an append that meets this transaction sleep-polls in its busy handler
+        # (1, 2, 5 ... 100 ms steps): the alarm latency tail this lock removes.
+        with self._read_lock, self._write_lock:
             conn.execute("BEGIN IMMEDIATE")
             try:
                 if error is not None:

@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 from pathlib import Path
 
 from safety_hub.spool import Spool
@@ -85,3 +86,19 @@ def test_committed_batches_survive_kill_9(tmp_path: Path) -> None:
     assert [b.lines for b in reopened.peek(1000)][-1] == "line199"
     reopened.close()
     assert os.path.exists(path)
+
+
+def test_removal_waits_for_an_append_in_process_not_in_sqlite(tmp_path: Path) -> None:
+    # The sink's delete and the ingest's append share one in-process lock, so neither ever
+    # meets the other's SQLite write transaction and sleep-polls in SQLite's busy handler.
+    spool = Spool(tmp_path / "spool.sqlite", sync="normal")
+    spool.append([("a", 1), ("b", 1)], 1)
+    batches = spool.peek(10)
+    done = threading.Event()
+    worker = threading.Thread(target=lambda: (spool.remove(batches[:1]), done.set()))
+    with spool._write_lock:  # an append in progress
+        worker.start()
+        assert not done.wait(0.3)  # the removal is queued behind it
+        assert spool.depth().batches == 2
+    worker.join(10)
+    assert done.is_set() and spool.depth().batches == 1
