@@ -76,6 +76,7 @@ class MqttIngest:
         self._handler: Callable[[InboundMessage], None] | None = None
         self._generation = 0
         self._connected = threading.Event()
+        self._stopping = False
         self._lock = threading.Lock()
         v5 = config.protocol == "v5"
         self._client = mqtt.Client(
@@ -156,6 +157,7 @@ class MqttIngest:
         return info.is_published()
 
     def stop(self) -> None:
+        self._stopping = True
         self._client.disconnect()
         self._client.loop_stop()
         self._connected.clear()
@@ -199,7 +201,9 @@ class MqttIngest:
         properties: Properties | None,
     ) -> None:
         self._connected.clear()
-        log.warning("mqtt: disconnected", extra={"reason": str(reason)})
+        # Our own disconnect at shutdown is routine; any other is an outage worth a warning.
+        level = logging.INFO if self._stopping else logging.WARNING
+        log.log(level, "mqtt: disconnected", extra={"reason": str(reason)})
         if self._on_connection is not None:
             self._on_connection(False, str(reason))
 
