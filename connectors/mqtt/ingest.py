@@ -106,6 +106,7 @@ class MqttIngest:
 
     def start(self, handler: Callable[[InboundMessage], None]) -> None:
         self._handler = handler
+        self._stopping = False
         kwargs: dict[str, Any] = {"keepalive": self.config.keepalive_s}
         if self.config.protocol == "v5":
             props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
