@@ -20,6 +20,18 @@ not evaluated (``counters["late_readings"]``), one with the same ``ts_ms`` is a 
 (``counters["duplicate_readings"]``, e.g. a QoS 1 redelivery). Both still count as a sign of life
 for the stale and silence watchdogs. Storage keeps them; only alarm evaluation skips them.
 
+Readings from the future: a reading stamped more than ``max_lead_ms`` after its receive time
+(``counters["ahead_readings"]``) is not allowed to move the tag's event time there, or every
+current reading would be "late" until the hub clock caught up with it. It is evaluated on the
+tag's own timeline instead: the tag's newest evaluated time plus the hub time elapsed since the
+tag was last heard, never later than the receive time (so for a gateway in step with the hub,
+at hub time) and always after the newest evaluated time. Its on-delay therefore runs on hub
+time. Its raw ``ts_ms`` is remembered (the last ``AHEAD_MEMORY`` per tag, in the snapshot): the
+same reading delivered again is a duplicate, while any other reading, such as one from the
+gateway's corrected clock, is evaluated. So the newest evaluated time of a tag is never more
+than ``max_lead_ms`` ahead of the hub clock, and no single reading can make later ones late.
+The clock-skew rule still sees the raw timestamp.
+
 A condition is emitted only when an alarm instance changes: raised once, cleared once. Latching,
 acknowledgement, shelving and the journal are the alarm service's job (``Condition.latch`` tells
 it which alarms latch).
@@ -55,6 +67,17 @@ from safety_hub.rules.schema import (
 from safety_hub.telemetry import Reading
 
 SNAPSHOT_VERSION = 1
+
+DEFAULT_MAX_LEAD_MS = 2_000
+"""How far ahead of its receive time a reading may be stamped and still be evaluated at its own
+timestamp. Covers a gateway clock a little fast of the hub's and the hub's own jitter; anything
+further ahead is evaluated on the tag's own timeline (module docstring)."""
+
+AHEAD_MEMORY = 16
+"""Raw timestamps of far-ahead readings remembered per tag, so that the same far-ahead reading
+delivered again (a QoS 1 redelivery, also after a restart) is a duplicate. A redelivery brings
+back the last unacknowledged batch, and a live gateway sends a tag once or a few times per
+batch, so a few suffice; the bound keeps a flood from growing the state or the snapshot."""
 
 RANGE_UNDER = 0.0125
 RANGE_OVER = 0.03125
@@ -275,10 +298,20 @@ class _Inst:
 
 
 class _Slot:
-    """Per tag: what the engine remembers and the instances a reading of it feeds."""
+    """Per tag: what the engine remembers and the instances a reading of it feeds.
+
+    ``last_ts`` is what the hot path compares a reading with: a reading stamped after it (and
+    within the lead) is simply evaluated. Usually it is the newest evaluated time. While far-ahead
+    readings of the tag are remembered (``ahead``), it is their largest raw timestamp
+    (``ahead_top``) instead, the newest evaluated time is ``eval_ts``, and readings between the
+    two take the slow path, which tells a redelivery from a reading of a corrected clock. A
+    reading evaluated past ``ahead_top`` on the fast path ends that state by itself."""
 
     __slots__ = (
+        "ahead",
+        "ahead_top",
         "ent",
+        "eval_ts",
         "faults",
         "hi_ok",
         "info",
@@ -299,11 +332,23 @@ class _Slot:
         self.hi_ok = info.range_hi + RANGE_OVER * span
         self.last_ts = _NEVER
         self.last_received = start_ms
+        self.ahead: tuple[int, ...] = ()
+        self.ahead_top: int | None = None
+        self.eval_ts = _NEVER
         self.values: list[_ValueInst] = []
         self.faults: list[_BadQuality] = []
         self.ranges: list[_OutOfRange] = []
         self.stales: list[_Stale] = []
         self.votes: list[tuple[_Vote, int]] = []
+
+    def ahead_open(self) -> bool:
+        """Far-ahead readings are remembered and ``last_ts`` is their largest raw timestamp."""
+        return self.last_ts == self.ahead_top
+
+    def watermark(self) -> int:
+        """The newest evaluated (event) time: an older reading is late, an equal one a
+        duplicate."""
+        return self.eval_ts if self.ahead_open() else self.last_ts
 
 
 class _Ent:
@@ -723,16 +768,33 @@ class _Compound(_Inst):
 
 
 class RuleEngine:
-    """Evaluates a ``RulePack`` over a ``Plant``; see the module docstring."""
+    """Evaluates a ``RulePack`` over a ``Plant``; see the module docstring.
 
-    def __init__(self, pack: RulePack, plant: Plant, clock: Clock) -> None:
+    ``max_lead_ms``: how far after its receive time a reading may be stamped and still be
+    evaluated at its own timestamp; the hub passes its setting."""
+
+    def __init__(
+        self,
+        pack: RulePack,
+        plant: Plant,
+        clock: Clock,
+        *,
+        max_lead_ms: int = DEFAULT_MAX_LEAD_MS,
+    ) -> None:
+        if isinstance(max_lead_ms, bool) or not isinstance(max_lead_ms, int) or max_lead_ms < 0:
+            raise ValueError(
+                f"rule engine: max_lead_ms={max_lead_ms!r} must be a whole number of "
+                f"milliseconds >= 0"
+            )
         self.pack = pack
         self.plant = plant
         self.clock = clock
+        self.max_lead_ms = max_lead_ms
         self.counters: dict[str, int] = {
             "readings": 0,
             "late_readings": 0,
             "duplicate_readings": 0,
+            "ahead_readings": 0,
             "unknown_tags": 0,
             "bad_quality_readings": 0,
             "out_of_range_readings": 0,
@@ -769,14 +831,14 @@ class RuleEngine:
         self._out = out
         slots = self._slots
         touched: list[_Ent] = []
-        n = late = dup = unknown = bad = out_of_range = 0
+        limit = received_ms + self.max_lead_ms
+        n = unknown = bad = out_of_range = 0
         for enterprise, tag, ts, v, q in readings:
             n += 1
             slot = slots.get((enterprise, tag))
             if slot is None:
                 unknown += 1
                 continue
-            slot.last_received = received_ms
             ent = slot.ent
             if not ent.touched:
                 ent.touched = True
@@ -787,13 +849,15 @@ class RuleEngine:
             for stale in slot.stales:
                 if stale.state or stale.watch_due is None:
                     stale.on_data(received_ms, self)
-            if ts <= slot.last_ts:
-                if ts == slot.last_ts:
-                    dup += 1
-                else:
-                    late += 1
-                continue
-            slot.last_ts = ts
+            # The skew rule above saw the raw ts; from here on ts is the time evaluated at.
+            if ts > limit or ts <= slot.last_ts:
+                at = self._admit(slot, ts, received_ms, limit)
+                if at is None:
+                    continue
+                ts = at
+            else:
+                slot.last_received = received_ms
+                slot.last_ts = ts
             if q == "bad":
                 bad += 1
                 valid = False
@@ -819,12 +883,59 @@ class RuleEngine:
                 skew.on_batch(received_ms, ent.batch_max_ts, self)
         c = self.counters
         c["readings"] += n
-        c["late_readings"] += late
-        c["duplicate_readings"] += dup
         c["unknown_tags"] += unknown
         c["bad_quality_readings"] += bad
         c["out_of_range_readings"] += out_of_range
         return out
+
+    def _admit(self, slot: _Slot, ts: int, received_ms: int, limit: int) -> int | None:
+        """The slow path of ``on_readings`` for a reading that is not simply newer than the
+        tag's last one and within the lead: the time to evaluate it at, or None (late or a
+        duplicate, counted). Also records the reading as the tag's sign of life."""
+        previous_received = slot.last_received
+        slot.last_received = received_ms
+        counters = self.counters
+        remembered = slot.ahead_open()
+        newest = slot.eval_ts if remembered else slot.last_ts
+        if ts > limit:
+            counters["ahead_readings"] += 1
+            if remembered and ts in slot.ahead:
+                counters["duplicate_readings"] += 1  # the same far-ahead reading again
+                return None
+            if newest == _NEVER:
+                at = received_ms
+            else:
+                # Continue the tag's own timeline by the hub time elapsed since it was last
+                # heard: hub time for a gateway in step, and a gateway whose clock lags keeps
+                # its lag, so its next readings are not late either.
+                at = min(newest + (received_ms - previous_received), received_ms)
+                at = max(at, newest + 1)
+            if at > limit:  # the tag was just evaluated at the very edge of the lead
+                counters["late_readings"] += 1
+                return None
+            if remembered:
+                slot.ahead = (*slot.ahead, ts)[-AHEAD_MEMORY:]
+                slot.ahead_top = max(ts, slot.last_ts)
+            else:
+                slot.ahead = (ts,)
+                slot.ahead_top = ts
+            slot.last_ts = slot.ahead_top
+            slot.eval_ts = at
+            return at
+        if remembered and ts in slot.ahead:
+            # A far-ahead reading delivered again once the hub clock caught up with it (a
+            # redelivery after a long restart): it was evaluated, on the tag's timeline.
+            counters["duplicate_readings"] += 1
+            return None
+        if ts <= newest:
+            counters["duplicate_readings" if ts == newest else "late_readings"] += 1
+            return None
+        # Newer than anything evaluated but not than a remembered far-ahead reading: the
+        # gateway's clock went back (corrected). This is the reading that must not be late.
+        slot.eval_ts = ts
+        if ts == slot.last_ts:  # reached the remembered top: nothing is ahead any more
+            slot.ahead, slot.ahead_top = (), None
+        return ts
 
     def on_gateway_status(self, enterprise: str, online: bool, ts_ms: int) -> list[Condition]:
         """A gateway's retained status: ``online: false`` is its last-will (link down)."""
@@ -912,10 +1023,17 @@ class RuleEngine:
                 [
                     s.info.enterprise,
                     s.info.tag,
-                    s.last_ts if s.last_ts > _NEVER else None,
+                    None if (newest := s.watermark()) == _NEVER else newest,
                     s.last_received,
                 ]
                 for s in self._slots.values()
+            ],
+            # Per tag with remembered far-ahead readings: [enterprise, tag, their largest raw
+            # ts, the remembered raw ts]. A separate key, so that "tags" keeps its format.
+            "ahead": [
+                [s.info.enterprise, s.info.tag, s.last_ts, list(s.ahead)]
+                for s in self._slots.values()
+                if s.ahead_open()
             ],
             "enterprises": {code: e.last_received for code, e in self._ents.items()},
             "instances": {
@@ -926,17 +1044,25 @@ class RuleEngine:
 
     @classmethod
     def restore(
-        cls, pack: RulePack, plant: Plant, clock: Clock, snapshot: Mapping[str, Any]
+        cls,
+        pack: RulePack,
+        plant: Plant,
+        clock: Clock,
+        snapshot: Mapping[str, Any],
+        *,
+        max_lead_ms: int = DEFAULT_MAX_LEAD_MS,
     ) -> RuleEngine:
         """An engine that continues from ``snapshot``: raised alarms stay raised (and are not
-        raised again), pending on/off delays and watchdogs keep their deadlines. State of rules
-        or tags that no longer exist is dropped and counted in ``counters["snapshot_dropped"]``."""
+        raised again), pending on/off delays and watchdogs keep their deadlines, a far-ahead
+        reading delivered again is still a duplicate. State of rules or tags that no longer
+        exist is dropped and counted in ``counters["snapshot_dropped"]``. A snapshot written
+        before far-ahead readings were remembered restores as one with none remembered."""
         if snapshot.get("version") != SNAPSHOT_VERSION:
             raise ValueError(
                 f"rule engine snapshot: version {snapshot.get('version')!r} is not "
                 f"{SNAPSHOT_VERSION}"
             )
-        eng = cls(pack, plant, clock)
+        eng = cls(pack, plant, clock, max_lead_ms=max_lead_ms)
         eng._load(snapshot)
         return eng
 
@@ -1255,6 +1381,13 @@ class RuleEngine:
                 continue
             slot.last_ts = _NEVER if last_ts is None else int(last_ts)
             slot.last_received = int(last_received)
+        for enterprise, tag, top, remembered in snapshot.get("ahead", ()):
+            slot = self._slots.get((enterprise, tag))
+            if slot is None or int(top) <= slot.last_ts:
+                continue  # the tag is gone (counted above), or nothing is ahead of it any more
+            slot.eval_ts = slot.last_ts
+            slot.last_ts = slot.ahead_top = int(top)
+            slot.ahead = tuple(int(ts) for ts in remembered)[-AHEAD_MEMORY:]
         for code, last_received in snapshot.get("enterprises", {}).items():
             ent = self._ents.get(code)
             if ent is not None:
