@@ -16,6 +16,8 @@ import msgspec
 import orjson
 from pydantic import BaseModel, ConfigDict
 
+from safety_hub.telemetry import TelemetryDecoder
+
 NOW = 1_790_000_000_000
 PAYLOAD = json.dumps(
     {
@@ -83,6 +85,15 @@ def msgspec_decode(payload: bytes) -> int:
     return sum(1 for r in _mdec.decode(payload).readings if math.isfinite(r.v))
 
 
+# The hub's own decoder on the same payload: msgspec plus the registry, quality and time checks
+# and the guards against hostile payloads, so that the cost of those is visible beside msgspec.
+_hub = TelemetryDecoder({("e1", f"GT-{1100 + i}"): None for i in range(100)}, {"e1"}, lambda: NOW)
+
+
+def hub_decode(payload: bytes) -> int:
+    return len(_hub.decode("hazard/v1/e1/telemetry", payload).readings)
+
+
 def rate(fn: Callable[[bytes], int], seconds: float) -> float:
     n = 0
     count = 0
@@ -100,6 +111,7 @@ def run(seconds: float = 1.0) -> dict[str, float]:
         "orjson": orjson_decode,
         "pydantic v2": pydantic_decode,
         "msgspec": msgspec_decode,
+        "hub decoder": hub_decode,
     }
     results = {name: rate(fn, seconds) for name, fn in candidates.items()}
     base = results["json (baseline)"]
