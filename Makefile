@@ -1,12 +1,13 @@
 # safety-hub: `make demo` runs the hub with embedded defaults, `make test` runs the tests.
 # `make setup` is what both run first: a .venv with the pinned Python packages and, when run
 # as root, the Debian packages the hub and its tests use (mosquitto, influxdb, victoria-metrics,
-# chromium and a CJK font for the console's browser test and screenshots).
+# chromium and a CJK font for the console's browser test and screenshots, and the sqlite3 shell
+# that the advice for a damaged state file names).
 
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-DEBS   := mosquitto mosquitto-clients influxdb victoria-metrics chromium fonts-noto-cjk
+DEBS   := mosquitto mosquitto-clients influxdb victoria-metrics chromium fonts-noto-cjk sqlite3
 PYTEST_ARGS ?=
 
 .PHONY: setup system-deps demo run test lint typecheck bench dashboards clean help
@@ -27,6 +28,7 @@ system-deps:
 	command -v influxd >/dev/null 2>&1 || missing="$$missing influxdb"; \
 	command -v victoria-metrics >/dev/null 2>&1 || missing="$$missing victoria-metrics"; \
 	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
+	command -v sqlite3 >/dev/null 2>&1 || missing="$$missing sqlite3"; \
 	fc-list :lang=zh 2>/dev/null | grep -q . || missing="$$missing fonts-noto-cjk"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \

@@ -57,3 +57,23 @@ class SinkError(SafetyHubError):
 
 class BrokerError(SafetyHubError):
     """The MQTT broker could not be reached or refused us."""
+
+
+class StateFileError(SafetyHubError):
+    """A state file of the hub (spool, alarm journal, engine snapshot, outbox, local store) is
+    damaged or unreadable. Names the file and what to do; the CLI exits with code 2."""
+
+    def __init__(self, path: str, problem: str, advice: str) -> None:
+        self.path = path
+        self.problem = problem
+        self.advice = advice
+        super().__init__(f"{path}: {problem}. {advice}")
+
+
+class DiskFullError(SafetyHubError):
+    """A state file could not be written: its disk (or filesystem quota) is full."""
+
+    def __init__(self, path: str, detail: str) -> None:
+        self.path = path
+        self.detail = detail
+        super().__init__(f"{path}: {detail}")

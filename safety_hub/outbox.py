@@ -2,56 +2,64 @@
 
 Rows are committed before anything is sent; a publisher thread sends them in order with QoS 1
 and deletes a row only after the broker acknowledged it. After a crash or a broker outage the
-rest is sent when the hub runs again, so an alarm event is never lost on the way out.
+rest is sent when the hub runs again, so an alarm event is never lost on the way out. On a full
+disk ``put`` raises DiskFullError with nothing written; a row sent while the disk was too full
+to delete it is not sent again, only deleted once there is room.
 """
 
 from __future__ import annotations
 
 import logging
-import sqlite3
 import threading
 from collections.abc import Callable
 from pathlib import Path
+
+from safety_hub.statefile import StateFile, StateFileKind
 
 log = logging.getLogger("safety_hub.outbox")
 
 # publish(topic, payload, timeout_s) -> True once the broker acknowledged it
 ConfirmedPublish = Callable[[str, bytes, float], bool]
 
+OUTBOX = StateFileKind(
+    name="outbox",
+    schema="""
+CREATE TABLE IF NOT EXISTS outbox (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    topic TEXT NOT NULL,
+    payload BLOB NOT NULL,
+    created_ms INTEGER NOT NULL
+);
+-- The newest alarm-journal sequence number put here, committed with its row: after a crash
+-- between the journal commit and ``put``, the runtime re-sends what is missing.
+CREATE TABLE IF NOT EXISTS marker (id INTEGER PRIMARY KEY CHECK (id = 1), seq INTEGER);
+""",
+    holds="the alarm events not yet published over MQTT",
+    if_moved_aside="those alarm events are never published (the alarm journal still records "
+    "every transition); the hub starts with an empty outbox",
+    salvage=False,
+    wal_autocheckpoint_pages=64,
+)
+
 
 class Outbox:
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.execute("PRAGMA synchronous=FULL")
-        self._conn.execute(
-            "CREATE TABLE IF NOT EXISTS outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, "
-            "topic TEXT NOT NULL, payload BLOB NOT NULL, created_ms INTEGER NOT NULL)"
-        )
-        # The newest alarm-journal sequence number put here, committed with its row: after a
-        # crash between the journal commit and ``put``, the runtime re-sends what is missing.
-        self._conn.execute(
-            "CREATE TABLE IF NOT EXISTS marker (id INTEGER PRIMARY KEY CHECK (id = 1), seq INTEGER)"
-        )
+        self.path = path
+        self._file = StateFile(path, OUTBOX)
+        self._conn = self._file.open()
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
 
     def put(self, topic: str, payload: bytes, created_ms: int, seq: int | None = None) -> None:
         """Commit one message; with ``seq`` the marker moves to it in the same transaction."""
         with self._changed:
-            self._conn.execute("BEGIN IMMEDIATE")
-            try:
-                self._conn.execute(
+            with self._file.transaction(self._conn) as cursor:
+                cursor.execute(
                     "INSERT INTO outbox (topic, payload, created_ms) VALUES (?,?,?)",
                     (topic, payload, created_ms),
                 )
                 if seq is not None:
                     self._set_marker(seq)
-                self._conn.execute("COMMIT")
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
             self._changed.notify_all()
 
     def marker(self) -> int | None:
@@ -61,7 +69,7 @@ class Outbox:
         return None if row is None else int(row[0])
 
     def set_marker(self, seq: int) -> None:
-        with self._lock:
+        with self._lock, self._file.guard():
             self._set_marker(seq)
 
     def _set_marker(self, seq: int) -> None:
@@ -79,7 +87,7 @@ class Outbox:
         return [(int(r[0]), str(r[1]), bytes(r[2])) for r in rows]
 
     def done(self, row_id: int) -> None:
-        with self._lock:
+        with self._lock, self._file.guard():
             self._conn.execute("DELETE FROM outbox WHERE id = ?", (row_id,))
 
     def depth(self) -> int:
@@ -110,6 +118,7 @@ class OutboxPublisher:
         self._timeout = timeout_s
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
+        self._sent_not_done: int | None = None  # published, but its delete failed (full disk)
         self.sent = 0
 
     def start(self) -> None:
@@ -131,13 +140,21 @@ class OutboxPublisher:
             for row_id, topic, payload in rows:
                 if self._stopping.is_set():
                     return
+                if row_id != self._sent_not_done:
+                    try:
+                        ok = self._publish(topic, payload, self._timeout)
+                    except Exception:
+                        log.exception("outbox: publish to %s failed", topic)
+                        ok = False
+                    if not ok:
+                        self._stopping.wait(1.0)  # broker away: retry the same row, keep order
+                        break
+                    self._sent_not_done = row_id
+                    self.sent += 1
                 try:
-                    ok = self._publish(topic, payload, self._timeout)
-                except Exception:
-                    log.exception("outbox: publish to %s failed", topic)
-                    ok = False
-                if not ok:
-                    self._stopping.wait(1.0)  # broker away: retry the same row, keep the order
+                    self._outbox.done(row_id)
+                except Exception as exc:  # a full disk: delete it later, never send it twice
+                    log.warning("outbox: sent row %s not deleted yet: %s", row_id, exc)
+                    self._stopping.wait(1.0)
                     break
-                self._outbox.done(row_id)
-                self.sent += 1
+                self._sent_not_done = None

@@ -9,16 +9,21 @@ silently away.
 Durability: ``sync="full"`` (the default) fsyncs every commit, surviving power loss;
 ``sync="normal"`` survives a killed process (kill -9) but not a power cut. Commits are grouped:
 one commit covers every message waiting at that moment.
+
+A damaged spool stops the start with a StateFileError naming the file and how to salvage its
+readings; a full disk makes ``append`` raise DiskFullError with nothing written and the counts
+unchanged, and appends work again as soon as there is space.
 """
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
+
+from safety_hub.statefile import StateFile, StateFileKind
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS batch (
@@ -28,6 +33,9 @@ CREATE TABLE IF NOT EXISTS batch (
     bytes INTEGER NOT NULL,
     lines TEXT NOT NULL
 );
+-- Covers the totals read at start: without it they read a leaf page per row, spread over the
+-- whole file (9.1 s cold for a 1 GB spool, 88 ms with it); appends cost no measurable more.
+CREATE INDEX IF NOT EXISTS batch_totals ON batch (n, bytes, created_ms);
 CREATE TABLE IF NOT EXISTS dead_letter (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     batch_id INTEGER NOT NULL,
@@ -38,6 +46,15 @@ CREATE TABLE IF NOT EXISTS dead_letter (
     lines TEXT NOT NULL
 );
 """
+
+SPOOL = StateFileKind(
+    name="spool",
+    schema=_SCHEMA,
+    holds="the readings not yet written to storage (and the dead letters)",
+    if_moved_aside="the hub starts with an empty spool and those readings are lost",
+    salvage=True,
+    busy_timeout_ms=10_000,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,34 +88,31 @@ class Spool:
         self.path = path
         self.max_readings = max_readings
         self.max_bytes = max_bytes
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._sync = sync
-        self._write_conn = self._connect()
-        self._write_conn.executescript(_SCHEMA)
-        self._read_conn = self._connect()
+        self._file = StateFile(path, SPOOL, synchronous="FULL" if sync == "full" else "NORMAL")
+        self._write_conn = self._file.open()
+        try:
+            with self._file.guard():  # damage met here is named too
+                row = self._write_conn.execute(
+                    "SELECT COUNT(*), COALESCE(SUM(n), 0), COALESCE(SUM(bytes), 0), "
+                    "MIN(created_ms) FROM batch"
+                ).fetchone()
+                dead = self._write_conn.execute("SELECT COUNT(*) FROM dead_letter").fetchone()
+            self._read_conn = self._file.connect()
+        except BaseException:
+            self._write_conn.close()
+            raise
         self._write_lock = threading.Lock()
         self._read_lock = threading.Lock()  # the sink and the API share the read connection
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
-        row = self._write_conn.execute(
-            "SELECT COUNT(*), COALESCE(SUM(n), 0), COALESCE(SUM(bytes), 0), MIN(created_ms) "
-            "FROM batch"
-        ).fetchone()
         self._batches, self._readings, self._bytes, self._oldest = (
             int(row[0]),
             int(row[1]),
             int(row[2]),
             row[3],
         )
-        self._dead = int(self._write_conn.execute("SELECT COUNT(*) FROM dead_letter").fetchone()[0])
+        self._dead = int(dead[0])
         self._closed = False
-
-    def _connect(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute(f"PRAGMA synchronous={self._sync.upper()}")
-        conn.execute("PRAGMA busy_timeout=10000")
-        return conn
 
     # -- ingest side -------------------------------------------------------------------------
     def has_room(self) -> bool:
@@ -117,21 +131,19 @@ class Spool:
             )
 
     def append(self, batches: Sequence[tuple[str, int]], created_ms: int) -> None:
-        """Durably append ``(lines, n)`` rows in one transaction; returns once committed."""
+        """Durably append ``(lines, n)`` rows in one transaction; returns once committed.
+
+        Raises DiskFullError when the disk (or the database) is full: nothing was written and
+        the counts are unchanged."""
         rows = [(created_ms, n, len(lines), lines) for lines, n in batches if n > 0]
         if not rows:
             return
         conn = self._write_conn
-        with self._write_lock:  # ingest, and alarm events from the API and ticker threads
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                conn.executemany(
-                    "INSERT INTO batch (created_ms, n, bytes, lines) VALUES (?,?,?,?)", rows
-                )
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
+        # The write lock: ingest, and alarm events from the API and ticker threads.
+        with self._write_lock, self._file.transaction(conn) as cursor:
+            cursor.executemany(
+                "INSERT INTO batch (created_ms, n, bytes, lines) VALUES (?,?,?,?)", rows
+            )
         with self._changed:
             self._batches += len(rows)
             self._readings += sum(r[1] for r in rows)
@@ -145,7 +157,7 @@ class Spool:
         """The oldest batches, up to about ``max_readings`` readings (at least one batch)."""
         out: list[SpoolBatch] = []
         total = 0
-        with self._read_lock:
+        with self._read_lock, self._file.guard():  # damage met at run time names the file too
             cursor = self._read_conn.execute(
                 "SELECT id, created_ms, n, lines FROM batch WHERE id > ? ORDER BY id", (after_id,)
             )
@@ -182,24 +194,18 @@ class Spool:
         # The write lock too: appends wait on it and wake the moment the delete commits. Left
         # to SQLite, an append that meets this transaction sleep-polls in its busy handler
         # (1, 2, 5 ... 100 ms steps): the alarm latency tail this lock removes.
-        with self._read_lock, self._write_lock:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                if error is not None:
-                    conn.executemany(
-                        "INSERT INTO dead_letter (batch_id, created_ms, failed_ms, error, n, lines) "
-                        "VALUES (?,?,?,?,?,?)",
-                        [(b.id, b.created_ms, failed_ms, error, b.n, b.lines) for b in batches],
-                    )
-                conn.executemany("DELETE FROM batch WHERE id = ?", [(b.id,) for b in batches])
-                # The first batch by id is the oldest (ids grow with appends): one index step
-                # instead of a scan of everything still spooled.
-                row = conn.execute("SELECT created_ms FROM batch ORDER BY id LIMIT 1").fetchone()
-                oldest = None if row is None else row[0]
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
+        with self._read_lock, self._write_lock, self._file.transaction(conn) as cursor:
+            if error is not None:
+                cursor.executemany(
+                    "INSERT INTO dead_letter (batch_id, created_ms, failed_ms, error, n, lines) "
+                    "VALUES (?,?,?,?,?,?)",
+                    [(b.id, b.created_ms, failed_ms, error, b.n, b.lines) for b in batches],
+                )
+            cursor.executemany("DELETE FROM batch WHERE id = ?", [(b.id,) for b in batches])
+            # The first batch by id is the oldest (ids grow with appends): one index step
+            # instead of a scan of everything still spooled.
+            row = cursor.execute("SELECT created_ms FROM batch ORDER BY id LIMIT 1").fetchone()
+            oldest = None if row is None else row[0]
         with self._changed:
             self._batches -= len(batches)
             self._readings -= sum(b.n for b in batches)

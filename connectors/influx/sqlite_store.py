@@ -2,6 +2,8 @@
 
 It takes the same line protocol as InfluxDB (so the spool and the sink worker are the same)
 and keeps InfluxDB's semantics for a repeated point: the same series and timestamp overwrite.
+A write that fails on a full disk or a damaged file is a retryable SinkError whose message names
+the file and the real cause, so the batch stays in the spool.
 """
 
 from __future__ import annotations
@@ -11,9 +13,10 @@ import sqlite3
 import threading
 from pathlib import Path
 
-from safety_hub.errors import SinkError
+from safety_hub.errors import SafetyHubError, SinkError
 from safety_hub.lineproto import READING_MEASUREMENT, parse_line
 from safety_hub.ports import HistoryPoint
+from safety_hub.statefile import StateFile, StateFileKind
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS reading (
@@ -36,17 +39,24 @@ CREATE TABLE IF NOT EXISTS point (
 ) WITHOUT ROWID;
 """
 
+READINGS_STORE = StateFileKind(
+    name="readings store",
+    schema=_SCHEMA,
+    holds="the readings history of local mode (and the alarm events written as points)",
+    if_moved_aside="the history starts empty; readings still in the spool are written to the "
+    "new file",
+    salvage=True,
+    synchronous="NORMAL",
+)
+
 
 class SqliteStore:
     name = "sqlite-store"
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self._conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.execute("PRAGMA synchronous=NORMAL")
-        self._conn.executescript(_SCHEMA)
+        self._file = StateFile(path, READINGS_STORE)
+        self._conn = self._file.open()
         self._lock = threading.Lock()
 
     def write(self, lines: str) -> None:
@@ -91,18 +101,18 @@ class SqliteStore:
             )
         with self._lock:
             try:
-                self._conn.execute("BEGIN")
-                self._conn.executemany(
-                    "INSERT OR REPLACE INTO reading VALUES (?,?,?,?,?,?,?)", rows
-                )
-                if others:
-                    self._conn.executemany(
-                        "INSERT OR REPLACE INTO point VALUES (?,?,?,?,?)", others
+                with self._file.transaction(self._conn) as cursor:
+                    cursor.executemany(
+                        "INSERT OR REPLACE INTO reading VALUES (?,?,?,?,?,?,?)", rows
                     )
-                self._conn.execute("COMMIT")
+                    if others:
+                        cursor.executemany(
+                            "INSERT OR REPLACE INTO point VALUES (?,?,?,?,?)", others
+                        )
+            except SafetyHubError as exc:  # DiskFullError, StateFileError: they name the file
+                raise SinkError(self.name, str(exc), retryable=True) from exc
             except sqlite3.Error as exc:
-                self._conn.execute("ROLLBACK")
-                raise SinkError(self.name, f"sqlite: {exc}", retryable=True) from exc
+                raise SinkError(self.name, f"{self.path}: sqlite: {exc}", retryable=True) from exc
 
     def points(self, measurement: str) -> list[tuple[int, dict[str, str], dict[str, object]]]:
         """Every stored point of a measurement other than readings: (ts, tags, fields)."""

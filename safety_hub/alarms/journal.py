@@ -9,7 +9,8 @@ Tables:
 - ``retention``: every prune, append-only; a CHECK keeps each cut-off at least 366 days old.
 
 `write` puts one service call's rows and state changes in a single transaction, so that the
-current state and the transitions never disagree, even after a crash.
+current state and the transitions never disagree, even after a crash. A damaged or foreign file
+raises StateFileError naming it and how to salvage it (``.recover``); a full disk, DiskFullError.
 """
 
 from __future__ import annotations
@@ -17,14 +18,15 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from safety_hub.alarms.errors import AlarmError, InvalidAction
+from safety_hub.alarms.errors import InvalidAction
 from safety_hub.alarms.model import Action, Alarm, AlarmState, JournalEntry, Priority
+from safety_hub.statefile import StateFile, StateFileKind
 
 DAY_MS = 86_400_000
 # MEM rules: alarm journals are kept at least one year; 366 days covers a leap year.
@@ -107,6 +109,19 @@ _COLUMNS = (
 )
 
 
+JOURNAL = StateFileKind(
+    name="alarm journal",
+    schema=_SCHEMA,
+    holds="the alarm history and every alarm's current state; it is the system of record, "
+    "so keep the damaged file",
+    if_moved_aside="the hub starts with an empty journal, and the alarm history and the current "
+    "state of every alarm are lost",
+    salvage=True,
+    version=_SCHEMA_VERSION,
+    wal_autocheckpoint_pages=64,
+)
+
+
 @dataclass(frozen=True, slots=True)
 class JournalState:
     """What the service restores at start: the alarms, the suppressions, the first-outs."""
@@ -131,30 +146,13 @@ class AlarmJournal:
     """One SQLite file (or ``":memory:"`` for tests that need no restart)."""
 
     def __init__(self, path: Path | str) -> None:
-        if str(path) != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
         self.path = str(path)
-        self._conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.execute("PRAGMA synchronous=FULL")
+        self._file = StateFile(path, JOURNAL)
+        self._conn = self._file.open()
         self._lock = threading.Lock()
-        version = int(self._conn.execute("PRAGMA user_version").fetchone()[0])
-        if version not in (0, _SCHEMA_VERSION):
-            raise AlarmError(
-                f"alarm journal {self.path}: schema version {version} is not {_SCHEMA_VERSION}, "
-                "the one this hub knows"
-            )
-        try:
-            self._conn.executescript(
-                f"BEGIN IMMEDIATE;\n{_SCHEMA}\nPRAGMA user_version = {_SCHEMA_VERSION};\nCOMMIT;"
-            )
-        except BaseException:
-            if self._conn.in_transaction:
-                self._conn.execute("ROLLBACK")
-            raise
 
     def load(self) -> JournalState:
-        with self._lock:
+        with self._lock, self._file.guard():
             alarms = [
                 Alarm.from_json(json.loads(data))
                 for (data,) in self._conn.execute("SELECT data FROM alarms ORDER BY id")
@@ -254,7 +252,7 @@ class AlarmJournal:
         if limit is not None:
             sql += " LIMIT ?"
             args.append(limit)
-        with self._lock:
+        with self._lock, self._file.guard():
             rows = self._conn.execute(sql, args).fetchall()
         if newest:
             rows.reverse()
@@ -262,7 +260,7 @@ class AlarmJournal:
 
     def annunciations(self, *, until_ms: int) -> list[tuple[int, int]]:
         """``(ts_ms, alarm_id)`` of every annunciation up to ``until_ms``, in order (for floods)."""
-        with self._lock:
+        with self._lock, self._file.guard():
             rows = self._conn.execute(
                 "SELECT ts_ms, alarm_id FROM transitions WHERE annunciated = 1 AND ts_ms <= ? "
                 "ORDER BY id",
@@ -290,16 +288,10 @@ class AlarmJournal:
         with self._lock:
             self._conn.close()
 
-    @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Cursor]:
-        cur = self._conn.cursor()
-        cur.execute("BEGIN IMMEDIATE")
-        try:
-            yield cur
-        except BaseException:
-            cur.execute("ROLLBACK")
-            raise
-        cur.execute("COMMIT")
+    def _transaction(self) -> AbstractContextManager[sqlite3.Cursor]:
+        """One write: a full disk raises DiskFullError, damage StateFileError, both naming
+        the file; anything else (a trigger refusing a change) as SQLite raised it."""
+        return self._file.transaction(self._conn)
 
 
 def _opt(value: str | None) -> str | None:

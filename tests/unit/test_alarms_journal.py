@@ -10,6 +10,8 @@ import pytest
 
 from safety_hub.alarms import AlarmJournal, AlarmService, AlarmState, InvalidAction
 from safety_hub.clock import VirtualClock
+from safety_hub.errors import DiskFullError
+from tests.fixtures.tmpfs import SmallFs, small_tmpfs_fixture  # noqa: F401
 from tests.unit.test_alarms_support import CL2_SOURCE, DAY, GRADES, HOUR, MINUTE, T0, Rig, gas
 
 L1 = "Cl2Level1|e01-chloralkali|GT-1101"
@@ -156,3 +158,22 @@ def test_journal_query_pages_from_a_time_or_from_the_end() -> None:
     since = rows[4].ts_ms
     assert [e.id for e in rig.svc.journal(since_ms=since, limit=3)] == [5, 6, 7]
     assert rig.svc.journal(alarm_id=999) == []
+
+
+def test_a_full_disk_refuses_the_action_and_changes_nothing(small_tmpfs: SmallFs) -> None:
+    """On a full disk an acknowledge fails with DiskFullError naming the journal; the alarm
+    stays unacknowledged, nobody is told, and the same action works once there is room."""
+    path = small_tmpfs.path / "alarms.sqlite"
+    rig = Rig(path)
+    rig.on(PRESSURE)
+    alarm = rig.alarm(PRESSURE)
+    small_tmpfs.fill()
+    with pytest.raises(DiskFullError, match=r"alarms\.sqlite: alarm journal: database or disk"):
+        rig.svc.acknowledge(alarm.id, "op1", comment="x" * 10_000)
+    assert rig.svc.get(alarm.id) == alarm
+    assert len(rig.events) == 1
+    assert not rig.journal._conn.in_transaction
+    small_tmpfs.unfill()
+    rig.svc.acknowledge(alarm.id, "op1", comment="x" * 10_000)
+    assert rig.alarm(PRESSURE).state == AlarmState.ACKNOWLEDGED
+    assert [e.action.value for e in AlarmJournal(path).entries()][-1] == "ack"

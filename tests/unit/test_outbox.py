@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from pathlib import Path
 
+import pytest
+
+from safety_hub.errors import DiskFullError
 from safety_hub.outbox import Outbox, OutboxPublisher
+from tests.fixtures.tmpfs import SmallFs, small_tmpfs_fixture  # noqa: F401
 
 
 def wait(predicate: object, timeout: float = 10) -> None:
@@ -46,3 +51,31 @@ def test_publisher_keeps_order_and_retries_until_acknowledged(tmp_path: Path) ->
     publisher.stop()
     assert sent == [b"1", b"2", b"3", b"4"]
     assert refusals["left"] == 0
+
+
+def test_a_row_sent_on_a_full_disk_is_deleted_later_not_sent_again(
+    small_tmpfs: SmallFs, caplog: pytest.LogCaptureFixture
+) -> None:
+    """When the disk is too full to delete a sent row, the publisher keeps trying to delete it
+    without publishing it again, and deletes it once there is room; put fails meanwhile."""
+    box = Outbox(small_tmpfs.path / "outbox.sqlite")
+    box.put("t", b"1" * 50_000, 1)
+    small_tmpfs.fill()
+    with pytest.raises(DiskFullError, match="outbox: database or disk is full"):
+        box.put("t", b"2" * 50_000, 2)
+    sent: list[bytes] = []
+
+    def publish(topic: str, payload: bytes, timeout: float) -> bool:
+        sent.append(payload[:1])
+        return True
+
+    publisher = OutboxPublisher(box, publish)
+    with caplog.at_level(logging.WARNING, logger="safety_hub.outbox"):
+        publisher.start()
+        wait(lambda: sum("not deleted yet" in r.message for r in caplog.records) >= 2)
+        assert box.depth() == 1
+        small_tmpfs.unfill()
+        wait(lambda: box.depth() == 0)
+    publisher.stop()
+    assert sent == [b"1"]
+    assert publisher.sent == 1

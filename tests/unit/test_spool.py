@@ -1,4 +1,4 @@
-"""The durable spool: append, read, remove, dead-letter, survive a killed process."""
+"""The durable spool: append, read, remove, dead-letter, survive a killed process and a full disk."""
 
 from __future__ import annotations
 
@@ -10,7 +10,11 @@ import textwrap
 import threading
 from pathlib import Path
 
+import pytest
+
+from safety_hub.errors import DiskFullError
 from safety_hub.spool import Spool
+from tests.fixtures.tmpfs import SmallFs, small_tmpfs_fixture  # noqa: F401
 
 
 def test_append_peek_remove_and_depth(tmp_path: Path) -> None:
@@ -102,3 +106,31 @@ def test_removal_waits_for_an_append_in_process_not_in_sqlite(tmp_path: Path) ->
         assert spool.depth().batches == 2
     worker.join(10)
     assert done.is_set() and spool.depth().batches == 1
+
+
+def test_a_full_disk_fails_the_append_with_the_real_error_and_changes_nothing(
+    small_tmpfs: SmallFs,
+) -> None:
+    """On a full tmpfs append and remove raise DiskFullError naming the file and "database or
+    disk is full" (not "cannot rollback"); nothing is written, the counts stay, and both work
+    again once space is freed, on the same Spool."""
+    path = small_tmpfs.path / "spool.sqlite"
+    spool = Spool(path)
+    spool.append([("kept", 3)], created_ms=7)
+    before, kept = spool.depth(), spool.peek(10)
+    small_tmpfs.fill()
+    big = "y" * 200_000
+    with pytest.raises(DiskFullError) as caught:
+        spool.append([(big, 1), ("z", 1)], created_ms=8)
+    assert str(caught.value).startswith(f"{path}: spool: database or disk is full (0 bytes free")
+    assert caught.value.path == str(path)
+    with pytest.raises(DiskFullError, match="database or disk is full"):
+        spool.remove(kept)
+    assert spool.depth() == before
+    assert spool.peek(10) == kept
+    small_tmpfs.unfill()
+    spool.append([(big, 1), ("z", 1)], created_ms=8)
+    assert spool.depth().readings == before.readings + 2
+    spool.remove(kept)
+    assert [b.lines for b in spool.peek(10)] == [big, "z"]
+    spool.close()

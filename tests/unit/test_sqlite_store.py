@@ -13,6 +13,7 @@ from safety_hub.errors import SinkError
 from safety_hub.hub import Hub, Storage
 from safety_hub.ports import InboundMessage
 from safety_hub.settings import load_settings
+from tests.fixtures.tmpfs import SmallFs, small_tmpfs_fixture  # noqa: F401
 from tests.unit.fakes import MemorySource
 
 NOW = 1_790_000_000_000
@@ -53,3 +54,22 @@ def test_points_overwrite_like_influxdb_and_need_a_timestamp(tmp_path: Path) -> 
     assert store.points("other") == [(5, {"k": "v"}, {"n": 1.0})]
     with pytest.raises(SinkError, match="no timestamp"):
         store.write("alarm_event,alert=A alarm_id=1i")
+
+
+def test_a_full_disk_is_a_retryable_sink_error_naming_the_file(small_tmpfs: SmallFs) -> None:
+    """On a full disk the store's write is retryable (the batch stays in the spool) and says
+    "database or disk is full" with the file; once there is room the same write goes in."""
+    store = SqliteStore(small_tmpfs.path / "readings.sqlite")
+    lines = "\n".join(
+        f'reading,enterprise=e01,tag=GT-{i} value={i}.5,quality="good" {i}' for i in range(3000)
+    )
+    small_tmpfs.fill()
+    with pytest.raises(SinkError) as caught:
+        store.write(lines)
+    assert caught.value.retryable
+    assert caught.value.detail.startswith(f"{store.path}: readings store: database or disk is full")
+    assert store.count() == 0
+    small_tmpfs.unfill()
+    store.write(lines)
+    assert store.count() == 3000
+    store.close()
