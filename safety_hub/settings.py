@@ -2,16 +2,18 @@
 
 Defaults run with nothing installed ("local mode": embedded broker, embedded SQLite store).
 Nothing is built at import time: call :func:`load_settings`. A bad value raises
-:class:`~safety_hub.errors.ConfigError` naming the variable and the value; the CLI turns it
-into exit code 2. The full list is in docs/configuration.md.
+:class:`~safety_hub.errors.ConfigError` naming the variable and the value (a token or password
+as ``<hidden>``, a URL as ``user:***@host``); the CLI turns it into exit code 2. The full list
+is in docs/configuration.md.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Literal
-from urllib.parse import unquote, urlsplit
+from typing import Any, Literal, NamedTuple
+from urllib.parse import SplitResult, unquote, urlsplit, urlunsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -19,23 +21,82 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from safety_hub.errors import ConfigError
 
 ENV_PREFIX = "SAFETY_HUB_"
+# Settings whose whole value is a secret: an error shows this instead of the value.
+HIDDEN = "<hidden>"
+_SECRET_VARIABLES = frozenset(
+    ENV_PREFIX + name for name in ("ADMIN_TOKEN", "INFLUX_TOKEN", "INFLUX_PASSWORD")
+)
+# Settings that are URLs with an optional password: an error shows them through redact_url.
+_URL_VARIABLES = frozenset(ENV_PREFIX + name for name in ("MQTT_URL", "INFLUX_URL"))
+
+
+def redact_url(url: str) -> str:
+    """``url`` with its password replaced by ``***`` (``mqtt://user:***@host:1883``).
+
+    Works on text that is not a valid URL too, which is when an error quotes it: everything
+    before the last ``@`` is taken as user information, because an unencoded ``/``, ``#`` or
+    ``?`` inside a password makes a URL parser cut the password into the host or the path.
+    """
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        scheme, rest = "", url
+    userinfo, at, host = rest.rpartition("@")
+    if not at:
+        return url
+    user, colon, _ = userinfo.partition(":")
+    return f"{scheme}{sep}{user}{':***' if colon else ''}@{host}"
+
+
+class UrlError(ValueError):
+    """A URL setting is malformed; ``reason`` never quotes the URL, ``str()`` quotes it
+    redacted (the password may sit anywhere in a malformed URL)."""
+
+    def __init__(self, url: str, reason: str) -> None:
+        self.url = redact_url(url)
+        self.reason = reason
+        super().__init__(f"{self.url}: {reason}")
+
+
+def _password_cut(url: str, netloc: str) -> bool:
+    """An ``@`` after the host: a / ? or # in the password ended the host part early, and the
+    parser would take a piece of the password for the host or the port."""
+    return "@" in url.partition("://")[2] and "@" not in netloc
+
+
+_ENCODE_HINT = "percent-encode / ? # @ : in the user name and password"
+
+
+def _split(url: str) -> SplitResult:
+    try:
+        return urlsplit(url)
+    except ValueError:
+        # urllib's messages may quote the whole host part, password included.
+        raise UrlError(
+            url, "not a URL (a bracketed IPv6 host or the characters are wrong)"
+        ) from None
 
 
 class MqttTarget:
     """A parsed ``mqtt://user:pass@host:port`` (or ``mqtts://``) URL."""
 
     def __init__(self, url: str) -> None:
-        parts = urlsplit(url)
-        if parts.scheme not in ("mqtt", "mqtts", "tcp", "ssl"):
-            raise ValueError(f"scheme must be mqtt:// or mqtts://, got {parts.scheme or 'none'!r}")
+        parts = _split(url)
+        if parts.scheme not in ("mqtt", "mqtts", "tcp", "ssl") or "://" not in url:
+            raise UrlError(url, "must start with mqtt:// or mqtts://")
+        if _password_cut(url, parts.netloc):
+            raise UrlError(url, f"an @ after the host ({_ENCODE_HINT})")
         if not parts.hostname:
-            raise ValueError("no host in the URL")
+            raise UrlError(url, "no host in the URL")
         self.tls = parts.scheme in ("mqtts", "ssl")
         self.host = parts.hostname
         try:
             port = parts.port
-        except ValueError as exc:
-            raise ValueError(f"bad port: {exc}") from None
+        except ValueError:
+            # urllib's message quotes the port text, which is part of the password when the
+            # password holds an unencoded / or #.
+            raise UrlError(
+                url, f"the port is not a number from 0 to 65535 ({_ENCODE_HINT})"
+            ) from None
         self.port = port or (8883 if self.tls else 1883)
         self.username = unquote(parts.username) if parts.username else None
         self.password = unquote(parts.password) if parts.password else None
@@ -43,6 +104,22 @@ class MqttTarget:
     def redacted(self) -> str:
         user = f"{self.username}:***@" if self.username else ""
         return f"{'mqtts' if self.tls else 'mqtt'}://{user}{self.host}:{self.port}"
+
+
+class InfluxEndpoint(NamedTuple):
+    """Where and as whom to reach InfluxDB; ``url`` carries no user information, so that it
+    can appear in descriptions, errors and logs."""
+
+    url: str
+    username: str | None
+    password: str | None
+
+
+# The largest valid request (a shelve body with every text field at its maximum length in
+# characters that JSON escapes as 12-byte surrogate pairs) is about 31 KB: a lower limit would
+# refuse valid actions. Nothing the API takes needs more than a few megabytes.
+MIN_BODY_BYTES = 32_768
+MAX_BODY_BYTES = 16 * 1024 * 1024
 
 
 class Settings(BaseSettings):
@@ -65,11 +142,11 @@ class Settings(BaseSettings):
 
     influx_url: str | None = Field(None, description="InfluxDB URL; unset: embedded SQLite store")
     influx_api: Literal["v1", "v2"] = "v2"
-    influx_token: str | None = None
+    influx_token: SecretStr | None = Field(None, description="InfluxDB v2 API token")
     influx_org: str | None = None
     influx_bucket: str = Field("safety_hub", min_length=1)
     influx_username: str | None = None
-    influx_password: str | None = None
+    influx_password: SecretStr | None = None
     influx_timeout_s: float = Field(10.0, gt=0, le=300)
     sink_batch_readings: int = Field(10_000, ge=1, le=1_000_000)
 
@@ -79,6 +156,18 @@ class Settings(BaseSettings):
 
     max_payload_bytes: int = Field(1_048_576, ge=64)
     max_future_s: int = Field(300, ge=0)
+    max_lead_s: float = Field(
+        2.0,
+        ge=0,
+        le=300,
+        description="how far ahead of the hub clock a reading's own time may drive the rules; "
+        "readings stamped further ahead are evaluated at the hub's time",
+    )
+    disk_reserve_bytes: int = Field(
+        32 * 1024**2,
+        ge=0,
+        description="space kept free in the data dir for the alarm journal on a full disk; 0: off",
+    )
     horizon_s: int = Field(7 * 86_400, ge=60, description="oldest reading accepted, seconds")
 
     api_host: str = "127.0.0.1"
@@ -88,6 +177,12 @@ class Settings(BaseSettings):
     )
     users_file: Path | None = Field(None, description="YAML users file (docs/api.md)")
     cors_origins: str = Field("", description="comma-separated origins allowed by CORS; none")
+    api_max_body_bytes: int = Field(
+        65_536,
+        ge=MIN_BODY_BYTES,
+        le=MAX_BODY_BYTES,
+        description="largest HTTP request body; larger: 413",
+    )
     action_rate_per_min: float = Field(
         60.0, gt=0, le=60_000, description="alarm actions per user per minute (refill)"
     )
@@ -108,9 +203,17 @@ class Settings(BaseSettings):
     def _check_influx_url(cls, value: str | None) -> str | None:
         if value in (None, ""):
             return None
-        parts = urlsplit(value)
+        parts = _split(value)
+        if _password_cut(value, parts.netloc):
+            raise UrlError(value, f"an @ after the host ({_ENCODE_HINT})")
+        try:
+            _ = parts.port  # raises ValueError for a port that is not a number
+        except ValueError:
+            raise UrlError(
+                value, f"the port is not a number from 0 to 65535 ({_ENCODE_HINT})"
+            ) from None
         if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError("must be an http:// or https:// URL with a host")
+            raise UrlError(value, "must be an http:// or https:// URL with a host")
         return value.rstrip("/")
 
     @field_validator("admin_token")
@@ -177,6 +280,42 @@ class Settings(BaseSettings):
     def mqtt_target(self) -> MqttTarget | None:
         return MqttTarget(self.mqtt_url) if self.mqtt_url else None
 
+    def influx_endpoint(self) -> InfluxEndpoint | None:
+        """The InfluxDB URL without user information, and the basic-auth credentials (from
+        SAFETY_HUB_INFLUX_USERNAME/_PASSWORD, else from the URL); None in local mode."""
+        if self.influx_url is None:
+            return None
+        parts = urlsplit(self.influx_url)
+        netloc = parts.netloc.rpartition("@")[2]
+        username = self.influx_username
+        password = self.influx_password.get_secret_value() if self.influx_password else None
+        if username is None and parts.username:
+            username = unquote(parts.username)
+            password = unquote(parts.password) if parts.password else password
+        return InfluxEndpoint(urlunsplit(parts._replace(netloc=netloc)), username, password)
+
+    def secret_values(self) -> list[str]:
+        """Every secret these settings hold (tokens, passwords, URL passwords), for a log
+        filter to blank out wherever they appear."""
+        found = [
+            s.get_secret_value()
+            for s in (self.admin_token, self.influx_token, self.influx_password)
+            if s is not None
+        ]
+        for url in (self.mqtt_url, self.influx_url):
+            userinfo = urlsplit(url).netloc.rpartition("@")[0] if url else ""
+            _, colon, password = userinfo.partition(":")
+            if colon and password:
+                found += [password, unquote(password)]
+        return sorted({s for s in found if s}, key=len, reverse=True)
+
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        # pydantic shows plain-str fields as they are: the URLs may carry a password.
+        for name, value in super().__repr_args__():
+            if name in ("mqtt_url", "influx_url") and isinstance(value, str):
+                value = redact_url(value)
+            yield name, value
+
 
 def _split_origins(value: str) -> list[str]:
     return [o.strip() for o in value.split(",") if o.strip()]
@@ -195,9 +334,15 @@ def load_settings(**overrides: object) -> Settings:
         value = first.get("input")
         if not loc:
             value = os.environ.get(variable, "<unset>")
-        if variable == ENV_PREFIX + "ADMIN_TOKEN":
-            value = "<hidden>"  # never echo a secret, even a bad one
         message = first["msg"].removeprefix("Value error, ")
+        cause = first.get("ctx", {}).get("error")
+        if isinstance(cause, UrlError):
+            message = cause.reason
+        # Never echo a secret, even a bad one; a URL only with its password blanked out.
+        if variable in _SECRET_VARIABLES:
+            value = HIDDEN
+        elif variable in _URL_VARIABLES and isinstance(value, str):
+            value = redact_url(value)
         others = len(exc.errors()) - 1
         if others:
             message += f" (and {others} more problem(s))"

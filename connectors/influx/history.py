@@ -34,9 +34,12 @@ class InfluxQLHistory:
         self._http = httpx.Client(timeout=timeout_s, headers=headers, auth=auth)
 
     def query(self, influxql: str) -> dict[str, Any]:
-        resp = self._http.get(
-            f"{self.url}/query", params={"db": self.database, "q": influxql, "epoch": "ms"}
-        )
+        try:
+            resp = self._http.get(
+                f"{self.url}/query", params={"db": self.database, "q": influxql, "epoch": "ms"}
+            )
+        except httpx.HTTPError as exc:
+            raise SafetyHubError(f"influx query: {self.url}: {type(exc).__name__}: {exc}") from None
         if resp.status_code != 200:
             raise SafetyHubError(f"influx query: HTTP {resp.status_code}: {resp.text[:300]}")
         body: dict[str, Any] = resp.json()

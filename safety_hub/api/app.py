@@ -1,23 +1,161 @@
-"""The FastAPI application; its lifespan owns the hub (pipeline and connections)."""
+"""The FastAPI application; its lifespan owns the hub (pipeline and connections).
+
+Around the routes, two plain ASGI middlewares (not ``BaseHTTPMiddleware``, which would buffer
+and break the event stream): a request-body limit and the security headers.
+"""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import json
+from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
+from starlette.datastructures import MutableHeaders
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from safety_hub import __version__
 from safety_hub.api.auth import Authenticator, RateLimiter
+from safety_hub.api.deps import http_error_handler, validation_error_handler
 from safety_hub.api.events import LiveEvents
 from safety_hub.api.routes import alarms, health, plant, stream, system, tags, users
 from safety_hub.console import STATIC_DIR
 from safety_hub.hub import Hub
 
 PING_INTERVAL_S = 15.0
+
+# The console is one origin's own scripts, styles and images (no inline script or style, no
+# data: URIs, no web fonts); its fetch and EventSource calls go to the same origin. Nobody may
+# frame it: an operator's click on "acknowledge" must be the operator's.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; base-uri 'none'; object-src 'none'; form-action 'self'; "
+    "frame-ancestors 'none'"
+)
+# FastAPI's /docs and /redoc pages load their viewer from a CDN with an inline script: they
+# keep only the framing rule.
+DOCS_CONTENT_SECURITY_POLICY = "frame-ancestors 'none'"
+SECURITY_HEADERS = {
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
+
+
+class SecurityHeaders:
+    """Adds the security headers to every HTTP answer (a route's own value wins)."""
+
+    def __init__(self, app: ASGIApp, docs_paths: Iterable[str] = ()) -> None:
+        self.app = app
+        self.docs_paths = frozenset(docs_paths)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        policy = (
+            DOCS_CONTENT_SECURITY_POLICY
+            if scope["path"] in self.docs_paths
+            else CONTENT_SECURITY_POLICY
+        )
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                headers.setdefault("Content-Security-Policy", policy)
+                for name, value in SECURITY_HEADERS.items():
+                    headers.setdefault(name, value)
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+class _BodyTooLarge(Exception):
+    """Raised into the app from ``receive`` when a streamed body passes the limit."""
+
+
+class BodyLimit:
+    """413 for a request body larger than ``max_bytes``: at once when Content-Length says so,
+    or as soon as a body without one (chunked) passes the limit, counting as it arrives, so
+    the hub never holds more than the limit of any request."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = _content_length(scope)
+        if declared is not None and declared > self.max_bytes:
+            await self._refuse(send, f"{declared} bytes")
+            return
+        received = 0
+        over = False
+        started = False
+
+        async def counting_receive() -> Message:
+            nonlocal received, over
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    over = True
+                    raise _BodyTooLarge
+            return message
+
+        async def guarded_send(message: Message) -> None:
+            nonlocal started
+            if over and not started:
+                return  # the app's answer to a body it could not read: the 413 goes instead
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, counting_receive, guarded_send)
+        except _BodyTooLarge:
+            if started:
+                raise
+        if over and not started:
+            await self._refuse(send, f"more than {self.max_bytes} bytes")
+
+    async def _refuse(self, send: Send, size: str) -> None:
+        body = json.dumps(
+            {
+                "detail": f"request body too large: {size}; the limit is {self.max_bytes} "
+                "bytes (SAFETY_HUB_API_MAX_BODY_BYTES)"
+            }
+        ).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                    # The rest of the body is not read: the connection cannot carry another
+                    # request.
+                    (b"connection", b"close"),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+
+def _content_length(scope: Scope) -> int | None:
+    for name, value in scope["headers"]:
+        if name == b"content-length":
+            text = value.decode("latin-1").strip()
+            if not (text.isascii() and text.isdigit()):
+                return None  # the server refuses a malformed one; the counting still holds
+            return int(text) if len(text) <= 18 else 10**18  # past any limit either way
+    return None
 
 
 def create_app(
@@ -61,6 +199,10 @@ def create_app(
     app.state.limiter = RateLimiter(settings.action_rate_per_min, settings.action_burst)
     app.state.events = events
     app.state.ping_interval_s = ping_interval_s
+    app.add_exception_handler(RequestValidationError, validation_error_handler)
+    app.add_exception_handler(StarletteHTTPException, http_error_handler)
+    # Middlewares added later wrap the earlier ones: the 413 gets the CORS and security headers.
+    app.add_middleware(BodyLimit, max_bytes=settings.api_max_body_bytes)
     origins = settings.cors_origin_list
     if origins:
         app.add_middleware(
@@ -71,6 +213,8 @@ def create_app(
             expose_headers=["X-Total-Count", "Retry-After"],
             max_age=600,
         )
+    docs = (app.docs_url, app.redoc_url, app.swagger_ui_oauth2_redirect_url)
+    app.add_middleware(SecurityHeaders, docs_paths=[p for p in docs if p])
     app.include_router(health.router)
     app.include_router(users.router)
     app.include_router(plant.router)

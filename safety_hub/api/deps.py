@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
 from fastapi.security import APIKeyQuery, HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.utils import is_body_allowed_for_status_code
 from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from safety_hub.api.auth import Authenticator, Principal, RateLimiter, Role, retry_after_header
 from safety_hub.hub import Hub
@@ -32,6 +38,79 @@ class ErrorOut(BaseModel):
 
 def error(description: str) -> dict[str, Any]:
     return {"description": description, "model": ErrorOut}
+
+
+# An error quotes at most this much of what the client sent: a 20 MB comment must not come back
+# whole in the 422 (the caller has it; the answer only needs to show which value it was).
+ECHO_MAX_CHARS = 200
+# FastAPI's messages are short; a message built from a validator's text gets more room.
+MESSAGE_MAX_CHARS = 500
+DETAIL_MAX_CHARS = 2000
+
+
+def clip(text: str, limit: int = ECHO_MAX_CHARS) -> str:
+    """``text`` cut to ``limit`` characters, saying how many were left out."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}... ({len(text) - limit} more characters)"
+
+
+def _bounded(value: Any) -> Any:
+    """``value`` ready for JSON, at most about ECHO_MAX_CHARS long once encoded: a string
+    is clipped, a long list or object becomes its clipped JSON text."""
+    if value is None or isinstance(value, bool | float):
+        return value
+    if isinstance(value, int):
+        # str() of an integer past 4300 digits raises; 640 bits are about 190 digits.
+        return value if value.bit_length() <= 640 else f"<an integer of {value.bit_length()} bits>"
+    if isinstance(value, str):
+        return clip(value)
+    if isinstance(value, bytes | bytearray):
+        return clip(bytes(value[: ECHO_MAX_CHARS * 4]).decode("utf-8", "replace"))
+    encoded = jsonable_encoder(value)
+    try:
+        text = json.dumps(encoded, ensure_ascii=False)
+    except (TypeError, ValueError):  # an integer too large to write, somewhere inside
+        return f"<{type(value).__name__}>"
+    return encoded if len(text) <= ECHO_MAX_CHARS else clip(text)
+
+
+def bounded_errors(errors: Any) -> list[dict[str, Any]]:
+    """FastAPI's ``{type, loc, msg, input, ctx}`` items with every part that echoes the
+    request (the input, a key in ``loc``, the message) cut to a bounded slice."""
+    out = []
+    for item in errors:
+        bounded: dict[str, Any] = {}
+        for key, value in item.items():
+            if key == "loc":
+                bounded[key] = [clip(p) if isinstance(p, str) else _bounded(p) for p in value]
+            elif key == "msg":
+                bounded[key] = clip(str(value), MESSAGE_MAX_CHARS)
+            elif key in ("type", "url"):
+                bounded[key] = str(value)
+            else:
+                bounded[key] = _bounded(value)
+        out.append(bounded)
+    return out
+
+
+async def validation_error_handler(request: Request, exc: Exception) -> Response:
+    """422 with FastAPI's documented shape, but never more than a slice of the input."""
+    assert isinstance(exc, RequestValidationError)
+    return JSONResponse({"detail": bounded_errors(exc.errors())}, status_code=422)
+
+
+async def http_error_handler(request: Request, exc: Exception) -> Response:
+    """FastAPI's answer to an HTTPException, with a sentence cut to DETAIL_MAX_CHARS: a route
+    that quotes a parameter should clip it itself; this is the backstop."""
+    assert isinstance(exc, StarletteHTTPException)
+    headers = getattr(exc, "headers", None)
+    if not is_body_allowed_for_status_code(exc.status_code):
+        return Response(status_code=exc.status_code, headers=headers)
+    detail = exc.detail
+    if isinstance(detail, str):
+        detail = clip(detail, DETAIL_MAX_CHARS)
+    return JSONResponse({"detail": detail}, status_code=exc.status_code, headers=headers)
 
 
 AUTH_RESPONSES: dict[int | str, dict[str, Any]] = {
@@ -102,10 +181,11 @@ def reject_unknown_query(request: Request) -> None:
     unknown = sorted(set(request.query_params) - allowed)
     if unknown:
         takes = ", ".join(sorted(allowed)) or "none"
+        named = ", ".join(repr(clip(name)) for name in unknown[:10])
+        if len(unknown) > 10:
+            named += f" and {len(unknown) - 10} more"
         raise HTTPException(
-            422,
-            f"unknown query parameter(s) {', '.join(map(repr, unknown))}; "
-            f"{method} {path} takes: {takes}",
+            422, f"unknown query parameter(s) {named}; {method} {path} takes: {takes}"
         )
 
 
@@ -182,7 +262,7 @@ def scoped_enterprise(principal: Principal, enterprise: str | None) -> str | Non
         raise HTTPException(
             403,
             f"user {principal.user!r} is scoped to enterprise {principal.enterprise!r}, "
-            f"not {enterprise!r}",
+            f"not {clip(enterprise)!r}",
         )
     return principal.enterprise
 

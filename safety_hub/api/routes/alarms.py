@@ -437,7 +437,8 @@ _ACTION_RESPONSES: dict[int | str, dict[str, Any]] = {
     403: error("a viewer: actions need an operator or admin"),
     404: error("no such alarm (or not in the user's enterprise)"),
     409: error("not allowed in the alarm's state"),
-    422: error("bad input, named"),
+    413: error("the body is larger than SAFETY_HUB_API_MAX_BODY_BYTES"),
+    422: error("bad input, named (quoting at most a slice of it)"),
     429: {
         **error("too many actions by this user"),
         "headers": {"Retry-After": {"description": "seconds", "schema": {"type": "integer"}}},

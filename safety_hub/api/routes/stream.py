@@ -13,6 +13,7 @@ from safety_hub.api.deps import (
     AUTH_RESPONSES,
     HubDep,
     StreamPrincipalDep,
+    clip,
     error,
     scoped_enterprise,
 )
@@ -60,7 +61,7 @@ async def stream(
 ) -> StreamingResponse:
     scope = scoped_enterprise(principal, enterprise)
     if scope is not None and scope not in hub.plant.enterprises:
-        raise HTTPException(404, f"enterprise {scope!r} is not in the plant registry")
+        raise HTTPException(404, f"enterprise {clip(scope)!r} is not in the plant registry")
     events: LiveEvents = request.app.state.events
     sub = events.subscribe(enterprise=scope, alarms=alarms, values=values)
     if sub is None:

@@ -15,6 +15,7 @@ from safety_hub.api.deps import (
     HubDep,
     PrincipalDep,
     check_enterprise,
+    clip,
     error,
     scoped_enterprise,
 )
@@ -124,14 +125,19 @@ def _find(hub: HubDep, principal: Principal, enterprise: str, tag: str) -> TagIn
     info = hub.plant.tags.get((enterprise, tag))
     if info is None:
         if enterprise not in hub.plant.enterprises:
-            raise HTTPException(404, f"enterprise {enterprise!r} is not in the plant registry")
-        raise HTTPException(404, f"tag {tag!r} is not registered for enterprise {enterprise!r}")
+            raise HTTPException(
+                404, f"enterprise {clip(enterprise)!r} is not in the plant registry"
+            )
+        raise HTTPException(
+            404, f"tag {clip(tag)!r} is not registered for enterprise {enterprise!r}"
+        )
     return info
 
 
 def parse_time(value: str, name: str) -> int:
     """Epoch milliseconds, or an ISO-8601 time with an offset."""
     text = value.strip()
+    value = clip(value)  # only for the messages below
     if _EPOCH_MS.match(text):
         if len(text) > 20 or not -MAX_MS <= int(text) <= MAX_MS:
             raise HTTPException(422, f"{name}={value!r}: epoch milliseconds out of range")
@@ -226,6 +232,12 @@ def history(
         )
     except (SafetyHubError, OSError) as exc:
         raise HTTPException(503, f"history store unavailable: {exc}") from None
+    except Exception as exc:
+        # A store's client library raises its own errors too (httpx's ConnectError is no
+        # OSError): the store is down for this request, which is a 503, not a 500.
+        raise HTTPException(
+            503, f"history store unavailable: {type(exc).__name__}: {exc}"
+        ) from None
     return HistoryOut(
         enterprise=enterprise,
         tag=tag,
