@@ -12,27 +12,36 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import sqlite3
 import threading
-from collections.abc import Iterable, Mapping
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
 import msgspec
 
 from safety_hub.alarms import AlarmJournal, AlarmService, Condition, Transition
 from safety_hub.clock import Clock
+from safety_hub.errors import DiskFullError
+from safety_hub.intake import LogBudget
 from safety_hub.lineproto import escape_string_field, series_prefix
 from safety_hub.outbox import Outbox
 from safety_hub.registry import Plant
-from safety_hub.rules import RuleEngine, RulePack
+from safety_hub.rules import RuleEngine, RulePack, SuppressionChange
 from safety_hub.spool import Spool
+from safety_hub.statefile import DiskReserve, StateFile, StateFileKind
 from safety_hub.telemetry import Reading
 
 log = logging.getLogger("safety_hub.alarms.runtime")
 
 ALARM_EVENT_MEASUREMENT = "alarm_event"
+MAX_PENDING_CONDITIONS = 100_000
+MAX_PENDING_LINES = 100_000
+
+ProblemListener = Callable[[str | None], None]
 
 
 def alarm_topic(enterprise: str) -> str:
@@ -74,22 +83,32 @@ class _SnapshotStore:
     """The engine snapshot in SQLite: survives kill -9 (WAL; the OS has it once committed)."""
 
     def __init__(self, path: Path) -> None:
-        self._conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.execute("PRAGMA synchronous=NORMAL")
-        self._conn.execute(
-            "CREATE TABLE IF NOT EXISTS snapshot (id INTEGER PRIMARY KEY CHECK (id = 1), data TEXT)"
+        kind = StateFileKind(
+            name="engine snapshot",
+            schema="CREATE TABLE IF NOT EXISTS snapshot "
+            "(id INTEGER PRIMARY KEY CHECK (id = 1), data TEXT);",
+            holds="the rule engine's state between restarts (running delays, timers, latches)",
+            if_moved_aside="the rule engine starts fresh and rebuilds its state from the next "
+            "readings (running on/off delays start over); alarms stay in the alarm journal",
+            salvage=False,
+            synchronous="NORMAL",
+            wal_autocheckpoint_pages=256,
         )
+        self._file = StateFile(path, kind)
+        self._conn: sqlite3.Connection = self._file.open()
 
     def load(self) -> dict[str, object] | None:
-        row = self._conn.execute("SELECT data FROM snapshot WHERE id = 1").fetchone()
+        with self._file.guard():
+            row = self._conn.execute("SELECT data FROM snapshot WHERE id = 1").fetchone()
         return None if row is None else dict(json.loads(row[0]))
 
     def save(self, data: Mapping[str, object]) -> None:
-        self._conn.execute(
-            "INSERT OR REPLACE INTO snapshot (id, data) VALUES (1, ?)",
-            (msgspec.json.encode(data).decode(),),
-        )
+        """Replace the snapshot; DiskFullError on a full disk (the previous one stays)."""
+        with self._file.guard():
+            self._conn.execute(
+                "INSERT OR REPLACE INTO snapshot (id, data) VALUES (1, ?)",
+                (msgspec.json.encode(data).decode(),),
+            )
 
     def close(self) -> None:
         self._conn.close()
@@ -106,14 +125,33 @@ class AlarmRuntime:
         spool: Spool,
         outbox: Outbox,
         durable_engine: bool = True,
+        max_lead_ms: int = 2_000,
+        disk_reserve: DiskReserve | None = None,
+        on_write_problem: ProblemListener | None = None,
     ) -> None:
         self._clock = clock
+        self._reserve = disk_reserve
+        # Told (problem text, or None once writes succeed again) when the journal, the outbox,
+        # the spool or the snapshot cannot be written: the hub raises a system alarm.
+        self._on_problem = on_write_problem
+        self._problems: dict[str, str] = {}  # what cannot be written -> why
+        self._notified: str | None = None
+        # Conditions (and suppression changes) the journal could not take yet, in order; new
+        # ones queue behind them so an alarm's raise is never overtaken by its clear.
+        self._pending: deque[Condition | SuppressionChange] = deque()
+        # alarm_event lines the spool could not take (full disk): retried every tick.
+        self._pending_lines: deque[tuple[str, int]] = deque()
+        self._failure_log = LogBudget(log, "alarm write failure", lines=5)
+        self.dropped_lines = 0
         # False only for replay: an in-process run on a virtual clock has no crash to survive,
         # and saving the engine snapshot after every batch would dominate its run time.
         self._durable_engine = durable_engine
         self._spool = spool
         self._outbox = outbox
         self._lock = threading.RLock()
+        # The last status applied per gateway; keys are registered enterprises only (the
+        # ingest worker passes no other), so the map is bounded by the registry.
+        self._gateway_online: dict[str, bool] = {}
         grades = {code: hs.computed_grade for code, hs in plant.hazard_sources.items()}
         journal = AlarmJournal(data_dir / "alarms.sqlite")
         self.service = AlarmService(journal, clock, grades)
@@ -122,13 +160,13 @@ class AlarmRuntime:
         self.engine: RuleEngine
         if saved is not None:
             try:
-                self.engine = RuleEngine.restore(pack, plant, clock, saved)
+                self.engine = RuleEngine.restore(pack, plant, clock, saved, max_lead_ms=max_lead_ms)
                 log.info("rule engine restored from its snapshot")
             except (ValueError, KeyError, TypeError) as exc:
                 log.error("rule engine snapshot unusable, starting fresh: %s", exc)
-                self.engine = RuleEngine(pack, plant, clock)
+                self.engine = RuleEngine(pack, plant, clock, max_lead_ms=max_lead_ms)
         else:
-            self.engine = RuleEngine(pack, plant, clock)
+            self.engine = RuleEngine(pack, plant, clock, max_lead_ms=max_lead_ms)
         self.recovered = self._recover_outputs(journal)
         self.service.subscribe(self._on_transition)
         self._stopping = threading.Event()
@@ -140,30 +178,105 @@ class AlarmRuntime:
         with self._lock:
             now = self._clock.now_ms() if received_ms is None else received_ms
             self._apply(self.engine.on_readings(readings, now))
-            if self._durable_engine:
-                self._snapshots.save(self.engine.snapshot())
+            self._save_snapshot()
 
     def on_gateway_status(self, enterprise: str, online: bool, ts_ms: int) -> None:
         with self._lock:
+            # A repeated status (a gateway re-publishing "online", the broker replaying the
+            # retained one at every reconnect) changes nothing: no engine call, no snapshot.
+            if self._gateway_online.get(enterprise) == online:
+                return
+            self._gateway_online[enterprise] = online
             self._apply(self.engine.on_gateway_status(enterprise, online, ts_ms))
-            if self._durable_engine:
-                self._snapshots.save(self.engine.snapshot())
+            self._save_snapshot()
 
     def tick(self) -> None:
         with self._lock:
             self._apply(self.engine.advance(self._clock.now_ms()))
-            self.service.tick()
-            if self._durable_engine:
-                self._snapshots.save(self.engine.snapshot())
+            self._write(self.service.tick, "alarm journal (shelve expiry)")
+            self._retry_lines()
+            self._save_snapshot()
+            if self._reserve is not None and self._reserve.released:
+                self._reserve.restore()  # once the disk has room again
 
+    # -- outputs, robust to a full disk ------------------------------------------------------
     def _apply(self, conditions: Iterable[Condition]) -> None:
-        for condition in conditions:
-            self.service.apply(condition)
-        for change in self.engine.suppression_changes():
-            if change.hold:
-                self.service.suppress(change.cause, change.keys)
+        pending = self._pending
+        pending.extend(conditions)
+        pending.extend(self.engine.suppression_changes())
+        if len(pending) > MAX_PENDING_CONDITIONS:  # never reached short of a days-long outage
+            log.error("alarm journal: %d conditions waiting; dropping the oldest", len(pending))
+            while len(pending) > MAX_PENDING_CONDITIONS:
+                pending.popleft()
+        while pending:
+            item = pending[0]
+            if not self._write(functools.partial(self._journal, item), "alarm journal"):
+                return  # kept, in order: the next batch or tick tries again
+            pending.popleft()
+        self._sync_problem()
+
+    def _journal(self, item: Condition | SuppressionChange) -> None:
+        if isinstance(item, SuppressionChange):
+            if item.hold:
+                self.service.suppress(item.cause, item.keys)
             else:
-                self.service.release(change.cause, change.keys)
+                self.service.release(item.cause, item.keys)
+        else:
+            self.service.apply(item)
+
+    def _write(self, action: Callable[[], object], what: str) -> bool:
+        """Run a write; on a full disk release the reserve and try once more. False (and the
+        problem reported) when it still fails; True when it succeeded."""
+        for attempt in (1, 2):
+            try:
+                action()
+            except DiskFullError as exc:
+                if attempt == 1 and self._reserve is not None and self._reserve.release():
+                    log.warning("%s: disk full; released the disk reserve for the alarms", what)
+                    continue
+                self._report(what, f"{what} cannot be written: {exc}")
+                return False
+            except Exception as exc:
+                self._report(what, f"{what} cannot be written: {exc!r}")
+                return False
+            else:
+                self._report(what, None)
+                return True
+        return False
+
+    def _report(self, what: str, problem: str | None) -> None:
+        if problem is None:
+            self._problems.pop(what, None)
+        else:
+            self._problems[what] = problem
+            if self._failure_log.allow():
+                log.error("alarm runtime: %s", problem)
+        self._sync_problem()
+
+    def _sync_problem(self) -> None:
+        now = self.write_problem
+        if now != self._notified:
+            self._notified = now
+            if self._on_problem is not None:
+                self._on_problem(now)
+
+    @property
+    def write_problem(self) -> str | None:
+        """What the runtime cannot write now (journal, outbox, spool, snapshot), or None."""
+        if not self._problems:
+            return None
+        problems = list(self._problems.values())
+        # What waits is part of the story only while a write fails (a condition is briefly
+        # "pending" while it is being journaled, which is no problem).
+        if self._pending:
+            problems.append(f"{len(self._pending)} alarm condition(s) wait for the journal")
+        if self._pending_lines:
+            problems.append(f"{len(self._pending_lines)} alarm_event line(s) wait for the spool")
+        return "; ".join(problems)
+
+    def _save_snapshot(self) -> None:
+        if self._durable_engine:
+            self._write(lambda: self._snapshots.save(self.engine.snapshot()), "engine snapshot")
 
     def _on_transition(self, t: Transition) -> None:
         self.transitions += 1
@@ -172,9 +285,39 @@ class AlarmRuntime:
     def _emit(self, t: Transition, event: Mapping[str, object]) -> None:
         # The spool line first, then the outbox row with the journal seq as its marker: a crash
         # in between re-sends both on restart (InfluxDB keeps one point per series and time).
+        # A spool that cannot take the line (full disk) never holds back the MQTT event: the
+        # line waits in memory and is retried every tick.
         now = self._clock.now_ms()
-        self._spool.append([(alarm_event_line(t), 1)], now)
-        self._outbox.put(alarm_topic(t.alarm.enterprise), msgspec.json.encode(event), now, t.seq)
+        line = alarm_event_line(t)
+        if self._pending_lines or not self._write(
+            lambda: self._spool.append([(line, 1)], now), "spool (alarm_event lines)"
+        ):
+            self._queue_line(line, now)
+        self._write(
+            lambda: self._outbox.put(
+                alarm_topic(t.alarm.enterprise), msgspec.json.encode(event), now, t.seq
+            ),
+            "alarm outbox",
+        )
+
+    def _queue_line(self, line: str, now: int) -> None:
+        if len(self._pending_lines) >= MAX_PENDING_LINES:
+            self._pending_lines.popleft()
+            self.dropped_lines += 1
+        self._pending_lines.append((line, now))
+
+    def _retry_lines(self) -> None:
+        lines = self._pending_lines
+        if not lines:
+            return
+        batch = list(lines)
+        if self._write(
+            lambda: self._spool.append([(line, 1) for line, _ in batch], batch[0][1]),
+            "spool (alarm_event lines)",
+        ):
+            for _ in batch:
+                lines.popleft()
+            self._sync_problem()
 
     def _recover_outputs(self, journal: AlarmJournal) -> int:
         """Re-send the transitions the journal committed but the outbox never received (a
@@ -224,5 +367,5 @@ class AlarmRuntime:
         if self._thread is not None:
             self._thread.join(5)
         with self._lock:
-            self._snapshots.save(self.engine.snapshot())
+            self._save_snapshot()
             self._snapshots.close()

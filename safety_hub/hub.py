@@ -16,7 +16,7 @@ from safety_hub.clock import Clock, WallClock
 from safety_hub.errors import ConfigError
 from safety_hub.hub_stats import HubStatsWriter
 from safety_hub.live import LiveTable
-from safety_hub.metrics import HubMetrics
+from safety_hub.metrics import EngineCounters, HubMetrics
 from safety_hub.outbox import Outbox, OutboxPublisher
 from safety_hub.pipeline import IngestWorker, SinkWorker, build_prefixes
 from safety_hub.ports import HistoryStore, LineSink, MessageSource
@@ -24,6 +24,7 @@ from safety_hub.registry import Plant, default_plant_path, load_plant
 from safety_hub.rules import RulePack, load_rules
 from safety_hub.settings import Settings
 from safety_hub.spool import Spool
+from safety_hub.statefile import DiskReserve, free_bytes
 from safety_hub.system_alarms import SystemAlarms
 from safety_hub.telemetry import (
     STATUS_SUBSCRIPTION,
@@ -34,6 +35,9 @@ from safety_hub.telemetry import (
 )
 
 log = logging.getLogger("safety_hub.hub")
+
+START_MIN_FREE_BYTES = 4 * 1024**2
+"""below this much free space at start the disk reserve is given up before stores open"""
 
 STATS_INTERVAL_S = 10.0
 """how often the hub writes its own statistics (docs/storage.md, "Hub statistics")"""
@@ -60,35 +64,38 @@ def build_storage(settings: Settings) -> Storage:
     """InfluxDB (v1 or v2) when ``SAFETY_HUB_INFLUX_URL`` is set, else the embedded SQLite store."""
     from connectors.influx import InfluxQLHistory, InfluxV1Sink, InfluxV2Sink, SqliteStore
 
-    if settings.influx_url is None:
+    # The connectors get the URL without user information: they quote it in errors and logs.
+    endpoint = settings.influx_endpoint()
+    if endpoint is None:
         store = SqliteStore(settings.data_dir / "readings.sqlite")
         return Storage(store, store, f"embedded SQLite store {store.path}")
+    token = settings.influx_token.get_secret_value() if settings.influx_token else None
     if settings.influx_api == "v1":
         sink: LineSink = InfluxV1Sink(
-            settings.influx_url,
+            endpoint.url,
             settings.influx_bucket,
-            username=settings.influx_username,
-            password=settings.influx_password,
+            username=endpoint.username,
+            password=endpoint.password,
             timeout_s=settings.influx_timeout_s,
         )
     else:
-        assert settings.influx_token is not None  # checked by Settings
+        assert token is not None  # checked by Settings
         sink = InfluxV2Sink(
-            settings.influx_url,
-            token=settings.influx_token,
+            endpoint.url,
+            token=token,
             org=settings.influx_org,
             bucket=settings.influx_bucket,
             timeout_s=settings.influx_timeout_s,
         )
     history = InfluxQLHistory(
-        settings.influx_url,
+        endpoint.url,
         settings.influx_bucket,
-        token=settings.influx_token if settings.influx_api == "v2" else None,
-        username=settings.influx_username,
-        password=settings.influx_password,
+        token=token if settings.influx_api == "v2" else None,
+        username=endpoint.username,
+        password=endpoint.password,
         timeout_s=settings.influx_timeout_s,
     )
-    return Storage(sink, history, f"InfluxDB {settings.influx_api} at {settings.influx_url}")
+    return Storage(sink, history, f"InfluxDB {settings.influx_api} at {endpoint.url}")
 
 
 class Hub:
@@ -112,6 +119,18 @@ class Hub:
         self.system_alarms = SystemAlarms(self.clock, self.metrics)
         self.live = LiveTable()
         settings.data_dir.mkdir(parents=True, exist_ok=True)
+        # Made before any store is opened: on a disk that is already full its space is what
+        # lets the stores open and the alarm journal commit (docs/storage.md, "Full disk").
+        self.disk_reserve = DiskReserve(
+            settings.data_dir, settings.disk_reserve_bytes, on_change=self._on_reserve_change
+        )
+        if self.disk_reserve.released and settings.disk_reserve_bytes:
+            self._on_reserve_change(False)
+        if self.disk_reserve.free_bytes() < START_MIN_FREE_BYTES and self.disk_reserve.release():
+            log.warning(
+                "data directory nearly full at start: released the disk reserve",
+                extra={"data_dir": str(settings.data_dir)},
+            )
         self.spool = Spool(
             settings.data_dir / "spool.sqlite",
             max_readings=settings.spool_max_readings,
@@ -138,6 +157,8 @@ class Hub:
             system_alarms=self.system_alarms,
             clock=self.clock,
             on_status=self._on_status,
+            enterprises=self.plant.enterprises,
+            disk_reserve=self.disk_reserve,
         )
         self.sink_worker = SinkWorker(
             spool=self.spool,
@@ -157,8 +178,12 @@ class Hub:
             spool=self.spool,
             outbox=self.outbox,
             durable_engine=durable_engine,
+            max_lead_ms=round(settings.max_lead_s * 1000),
+            disk_reserve=self.disk_reserve,
+            on_write_problem=self._on_alarm_write_problem,
         )
         self.ingest.add_listener(self.alarms.on_readings)
+        self.metrics.registry.register(EngineCounters(lambda: dict(self.alarms.engine.counters)))
         self.stats = HubStatsWriter(
             plant=self.plant,
             rules=self.rules,
@@ -188,6 +213,32 @@ class Hub:
             "gateway status", extra={"enterprise": enterprise, "online": online, "detail": detail}
         )
 
+    def _on_reserve_change(self, held: bool) -> None:
+        free = free_bytes(self.settings.data_dir)
+        self.system_alarms.set(
+            "disk_full",
+            not held,
+            f"data directory {self.settings.data_dir} nearly full ({free} bytes free): the disk "
+            "reserve is given up so that alarms can still be journaled"
+            if not held
+            else f"data directory has room again ({free} bytes free); disk reserve restored",
+        )
+
+    def _on_alarm_write_problem(self, problem: str | None) -> None:
+        self.system_alarms.set(
+            "alarm_write_error",
+            problem is not None,
+            problem or "alarm journal, outbox and snapshot are written again",
+        )
+
+    def problems(self) -> list[str]:
+        """Why the hub is not making progress (for ``/readyz``); empty when it is."""
+        out = self.ingest.problems()
+        alarm_problem = self.alarms.write_problem
+        if alarm_problem is not None:
+            out.append(f"alarm state not written (alarms are still evaluated): {alarm_problem}")
+        return out
+
     def _on_connection(self, connected: bool, detail: str) -> None:
         self.metrics.mqtt_connected.set(1 if connected else 0)
         if self._stopping:
@@ -201,12 +252,14 @@ class Hub:
         )
 
     def _build_source(self) -> MessageSource:
-        from connectors.mqtt import EmbeddedBroker, MqttConfig, MqttIngest
+        from connectors.mqtt import EmbeddedBroker, MqttConfig, MqttIngest, packet_limit
 
         target = self.settings.mqtt_target()
         if target is None:
             broker = EmbeddedBroker(
-                self.settings.data_dir / "broker", self.settings.embedded_mqtt_port
+                self.settings.data_dir / "broker",
+                self.settings.embedded_mqtt_port,
+                max_payload_bytes=self.settings.max_payload_bytes,
             )
             broker.start()
             self._embedded_broker = broker
@@ -226,6 +279,8 @@ class Hub:
             receive_maximum=self.settings.mqtt_receive_maximum,
             keepalive_s=self.settings.mqtt_keepalive_s,
             subscriptions=(TELEMETRY_SUBSCRIPTION, STATUS_SUBSCRIPTION),
+            no_retained=(TELEMETRY_SUBSCRIPTION,),
+            max_packet_bytes=packet_limit(self.settings.max_payload_bytes),
         )
         return MqttIngest(config, on_connection=self._on_connection)
 

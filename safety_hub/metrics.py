@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator, Mapping
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily
+from prometheus_client.registry import Collector
 
 
 class HubMetrics:
@@ -34,6 +38,43 @@ class HubMetrics:
             "safety_hub_messages_rejected",
             "Whole messages rejected before any reading could be read, by reason",
             ["enterprise", "reason"],
+            registry=r,
+        )
+        self.unknown_enterprise_messages = Counter(
+            "safety_hub_unknown_enterprise_messages",
+            "Messages (telemetry or status) on topics of enterprises the plant registry does not "
+            "know; their metrics share the enterprise label _unknown",
+            registry=r,
+        )
+        self.qos0_dropped = Counter(
+            "safety_hub_qos0_dropped",
+            "QoS 0 messages the hub dropped, by enterprise and reason (intake_full: the "
+            "enterprise's intake lane was full; spool_blocked: held too long while the spool "
+            "could not write)",
+            ["enterprise", "reason"],
+            registry=r,
+        )
+        self.rejection_reports_suppressed = Counter(
+            "safety_hub_rejection_reports_suppressed",
+            "Rejection reports not published because the enterprise exceeded its report rate",
+            ["enterprise"],
+            registry=r,
+        )
+        self.log_lines_suppressed = Counter(
+            "safety_hub_log_lines_suppressed",
+            "Log lines held back by a rate limit, by kind",
+            ["what"],
+            registry=r,
+        )
+        self.ingest_queued = Gauge(
+            "safety_hub_ingest_queued_messages",
+            "Messages handed over by the transport and waiting for the ingest worker",
+            registry=r,
+        )
+        self.ingest_held = Gauge(
+            "safety_hub_ingest_held_messages",
+            "Messages processed (alarms evaluated) but held unacknowledged because the spool "
+            "cannot take them",
             registry=r,
         )
         self.rejection_reports_failed = Counter(
@@ -93,3 +134,25 @@ class HubMetrics:
             ["enterprise"],
             registry=r,
         )
+
+
+class EngineCounters(Collector):
+    """The rule engine's own counters as ``safety_hub_engine_events_total{kind}``: readings
+    evaluated, late, duplicate, stamped far ahead of the hub clock, bad quality, out of range,
+    gateway statuses. Read at scrape time, so the engine's hot path does no metrics work."""
+
+    def __init__(self, counters: Callable[[], Mapping[str, int]]) -> None:
+        self._counters = counters
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        family = CounterMetricFamily(
+            "safety_hub_engine_events",
+            "Rule engine counters by kind (late and ahead readings name a gateway's clock)",
+            labels=["kind"],
+        )
+        for kind, value in sorted(self._counters().items()):
+            family.add_metric([kind], value)
+        yield family
+
+    def describe(self) -> Iterator[CounterMetricFamily]:
+        return iter(())

@@ -11,18 +11,19 @@ back-pressure, never a silent drop.
 from __future__ import annotations
 
 import logging
-import queue
 import random
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import msgspec
 
 from safety_hub.clock import Clock
-from safety_hub.errors import SinkError
+from safety_hub.errors import DiskFullError, SinkError
+from safety_hub.intake import UNKNOWN_LABEL, IntakeLanes, LogBudget, RateBudget, clip
 from safety_hub.lineproto import READING_MEASUREMENT, series_prefix
 from safety_hub.live import LiveTable
 from safety_hub.metrics import HubMetrics
@@ -32,8 +33,11 @@ from safety_hub.system_alarms import SystemAlarms
 from safety_hub.telemetry import (
     DecodedMessage,
     Reading,
+    Rejection,
+    RejectReason,
     TelemetryDecoder,
     enterprise_of_status_topic,
+    enterprise_of_topic,
     rejected_topic,
 )
 
@@ -95,6 +99,29 @@ def encode_lines(readings: Iterable[Reading], prefixes: Mapping[tuple[str, str],
     )
 
 
+MAX_REPORTED_REJECTIONS = 100
+"""rejections listed in one report; the report's ``rejected_count`` gives them all"""
+STUCK_AFTER_S = 30.0
+"""one batch taking longer than this makes the hub not ready (``/readyz``)"""
+MAX_RETRY_S = 5.0
+
+
+class DiskReserve(Protocol):
+    """Space kept free in the data directory for the alarm journal (safety_hub.statefile)."""
+
+    @property
+    def released(self) -> bool: ...
+
+    @property
+    def size_bytes(self) -> int: ...
+
+    def release(self) -> bool: ...
+
+    def restore(self) -> bool: ...
+
+    def free_bytes(self) -> int: ...
+
+
 @dataclass(frozen=True, slots=True)
 class _Decoded:
     message: InboundMessage
@@ -103,8 +130,32 @@ class _Decoded:
     is_status: bool = False
 
 
+@dataclass(slots=True)
+class _Blocked:
+    """Why the spool cannot take readings, since when, and when to try again."""
+
+    alarm: str
+    reason: str
+    since_ms: int
+    retry_in_s: float = 0.2
+
+
+def _iso(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="seconds")
+
+
 class IngestWorker:
-    """Decodes, spools and acknowledges; then updates the live table and listeners."""
+    """Decodes, evaluates (live table and listeners), spools and acknowledges.
+
+    Messages arrive in per-enterprise lanes (:class:`~safety_hub.intake.IntakeLanes`) and are
+    taken round-robin. Each message is decoded on its own: whatever the decoder or a status
+    listener raises costs that message only (it becomes a rejection), never the batch. Readings
+    go to the live table and the listeners (the rule engine) first, then into the spool; a
+    message is acknowledged only once its readings are committed. When the spool cannot take
+    them (full, disk full, I/O error) the messages are *held*: alarms are still evaluated, the
+    messages stay unacknowledged (the broker keeps them) and the worker goes on with new ones
+    until the spool takes everything held, in order.
+    """
 
     def __init__(
         self,
@@ -118,6 +169,12 @@ class IngestWorker:
         clock: Clock,
         max_batch_messages: int = 2000,
         on_status: StatusListener | None = None,
+        enterprises: Collection[str] | None = None,
+        qos0_lane_limit: int = 10_000,
+        max_held_qos0: int = 10_000,
+        disk_reserve: DiskReserve | None = None,
+        report_rate_per_s: float = 20.0,
+        report_burst: int = 100,
     ) -> None:
         self._on_status = on_status
         self._decoder = decoder
@@ -128,11 +185,25 @@ class IngestWorker:
         self._alarms = system_alarms
         self._clock = clock
         self._max_batch = max_batch_messages
-        self._queue: queue.SimpleQueue[InboundMessage | None] = queue.SimpleQueue()
+        codes = set(enterprises) if enterprises is not None else {e for e, _ in prefixes}
+        self._enterprises = frozenset(codes)
+        self._lanes = IntakeLanes(
+            codes, qos0_limit=qos0_lane_limit, on_qos0_drop=self._count_intake_drop
+        )
+        metrics.ingest_queued.set_function(self._lanes.depth)
         self._listeners: list[ReadingListener] = []
         self._source: MessageSource | None = None
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
+        self._held: list[_Decoded] = []
+        self._max_held_qos0 = max_held_qos0
+        self._blocked: _Blocked | None = None
+        self._reserve = disk_reserve
+        self._busy_since: float | None = None
+        self._rejection_log = LogBudget(log, "rejection")
+        self._failure_log = LogBudget(log, "ingest failure", lines=5)
+        self._report_rate = (report_rate_per_s, report_burst)
+        self._report_budgets: dict[str, RateBudget] = {}  # keyed by label: bounded
         self.processed_messages = 0
 
     def add_listener(self, listener: ReadingListener) -> None:
@@ -143,86 +214,229 @@ class IngestWorker:
 
     def submit(self, message: InboundMessage) -> None:
         """Called on the transport's thread: hand over and return at once."""
-        self._queue.put(message)
+        self._lanes.put(message)
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="ingest", daemon=True)
         self._thread.start()
 
     def stop(self, timeout: float = 10.0) -> None:
-        """Process what was handed over, then stop."""
+        """Process what was handed over, then stop (held messages stay unacknowledged)."""
         self._stopping.set()
-        self._queue.put(None)
+        self._lanes.wake()
         if self._thread is not None:
             self._thread.join(timeout)
 
+    # -- state for readiness and the API ---------------------------------------------------
+    def problems(self) -> list[str]:
+        """Why ingest is not making progress right now (empty: it is)."""
+        out: list[str] = []
+        blocked = self._blocked
+        if blocked is not None:
+            out.append(
+                f"{blocked.reason}; {len(self._held)} message(s) held unacknowledged since "
+                f"{_iso(blocked.since_ms)} (alarms are still evaluated)"
+            )
+        busy = self._busy_since
+        if busy is not None and time.monotonic() - busy > STUCK_AFTER_S:
+            out.append(f"ingest has been processing one batch for {time.monotonic() - busy:.0f} s")
+        return out
+
+    @property
+    def held_messages(self) -> int:
+        return len(self._held)
+
+    def queued(self) -> dict[str, int]:
+        """Messages waiting per intake lane (enterprise code or ``_unknown``)."""
+        return self._lanes.depths()
+
+    # -- the worker ------------------------------------------------------------------------
     def _run(self) -> None:
+        lanes = self._lanes
         while True:
-            first = self._queue.get()
-            batch: list[InboundMessage] = []
-            stop = first is None
-            if first is not None:
-                batch.append(first)
-            while len(batch) < self._max_batch:
-                try:
-                    nxt = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if nxt is None:
-                    stop = True
-                    continue
-                batch.append(nxt)
+            lanes.clear_ready()
+            batch = lanes.take(self._max_batch)
             if batch:
-                self._process_until_spooled(batch)
-            if stop and self._stopping.is_set():
-                return
-
-    def _process_until_spooled(self, batch: list[InboundMessage]) -> None:
-        """Retry a batch the spool could not take (disk full, I/O error): it is never dropped.
-
-        Its messages stay unacknowledged meanwhile, so the broker keeps them as well.
-        """
-        delay = 0.1
-        while True:
-            try:
-                self.process(batch)
-            except Exception as exc:
-                log.exception("ingest: could not spool a batch of %d messages", len(batch))
-                self._alarms.set("spool_error", True, f"spool write failed: {exc!r}")
-                if self._stopping.wait(delay):
-                    return  # unacked: the broker redelivers after the restart
-                delay = min(5.0, delay * 2)
+                self._busy_since = time.monotonic()
+                try:
+                    self.process(batch)
+                except Exception:  # process() isolates messages; this guards the thread
+                    log.exception("ingest: a batch of %d messages failed", len(batch))
+                finally:
+                    self._busy_since = None
                 continue
-            if delay > 0.1:
-                self._alarms.set("spool_error", False, "spool writes succeed again")
-            return
+            if self._held:
+                self._flush(self._clock.now_ms())
+                if self._held:
+                    if self._stopping.is_set():
+                        return  # unacknowledged: the broker delivers them again
+                    assert self._blocked is not None
+                    lanes.wait(self._blocked.retry_in_s)
+                    continue
+            if self._stopping.is_set():
+                return
+            lanes.wait(None)
 
     def process(self, batch: list[InboundMessage]) -> None:
-        """Decode, spool durably (one commit), ack, then fan out. Public for in-memory tests."""
-        decoded: list[_Decoded] = []
-        for message in batch:
-            status_of = enterprise_of_status_topic(message.topic)
-            if status_of is not None:
-                # Gateway status travels in order with the telemetry, acked like it.
-                if self._on_status is not None:
-                    self._on_status(status_of, message.payload, message.received_ms)
-                decoded.append(_Decoded(message, DecodedMessage(status_of, None), "", True))
-                continue
-            result = self._decoder.decode(message.topic, message.payload)
-            lines = encode_lines(result.readings, self._prefixes) if result.readings else ""
-            decoded.append(_Decoded(message, result, lines))
-        self._wait_for_room()
+        """Decode, evaluate, spool durably (one commit), ack. Public for in-memory tests."""
+        decoded = [self._decode(message) for message in batch]
         now = self._clock.now_ms()
-        self._spool.append([(d.lines, len(d.decoded.readings)) for d in decoded], now)
-        # Listeners (the rule engine) see the readings before the ack: a hub killed in between
-        # gets them again, and the engine's late-reading policy raises nothing twice.
+        # Listeners (the rule engine) see the readings before the spool and the ack: a hub
+        # killed in between gets them again, and the engine's late-reading policy raises
+        # nothing twice. Evaluating first also keeps alarms going while the spool is blocked.
         self._fan_out(decoded, now)
-        source = self._source
-        if source is not None:
-            for d in decoded:
-                source.ack(d.message)
         self.processed_messages += len(batch)
         self._account(decoded, now)
+        self._held.extend(decoded)
+        self._flush(now)
+
+    def _decode(self, message: InboundMessage) -> _Decoded:
+        topic = message.topic
+        status_of = enterprise_of_status_topic(topic)
+        if status_of is not None:
+            # Gateway status travels in order with the telemetry, acked like it; only
+            # registered gateways reach the listener (nothing keyed by an outsider grows).
+            if self._on_status is not None and status_of in self._enterprises:
+                try:
+                    self._on_status(status_of, message.payload, message.received_ms)
+                except Exception:
+                    self._log_failure("status listener failed", topic)
+            return _Decoded(message, DecodedMessage(status_of, None), "", True)
+        if message.retained:
+            # Only over MQTT 3.1.1: with MQTT 5 the hub asks the broker never to replay
+            # retained telemetry (Retain Handling 2). A replay would be evaluated again.
+            result = DecodedMessage(enterprise_of_topic(topic) or "", None)
+            result.reject(
+                Rejection(
+                    RejectReason.RETAINED,
+                    "a retained telemetry message replayed by the broker is not ingested: "
+                    "publish telemetry with retain=false (its live copy was ingested)",
+                )
+            )
+            return _Decoded(message, result, "")
+        try:
+            result = self._decoder.decode(topic, message.payload)
+            lines = encode_lines(result.readings, self._prefixes) if result.readings else ""
+        except Exception as exc:  # a decoder bug must cost this message only
+            self._log_failure("decoder failed", topic)
+            result = DecodedMessage(enterprise_of_topic(topic) or "", None)
+            result.reject(
+                Rejection(
+                    RejectReason.MALFORMED_JSON,
+                    f"the payload could not be decoded ({type(exc).__name__})",
+                )
+            )
+            lines = ""
+        return _Decoded(message, result, lines)
+
+    def _flush(self, now: int) -> None:
+        """Spool and acknowledge everything held, in order, if the spool takes it now."""
+        held = self._held
+        if not held:
+            return
+        reason = self._cannot_take()
+        if reason is None:
+            try:
+                self._spool.append([(d.lines, len(d.decoded.readings)) for d in held], now)
+            except DiskFullError as exc:
+                reason = ("spool_full", f"data directory full: {exc}")
+                if self._reserve is not None and self._reserve.release():
+                    log.warning(
+                        "ingest: released the disk reserve so alarms can still be journaled"
+                    )
+            except Exception as exc:
+                reason = ("spool_error", f"spool write failed: {exc}")
+        if reason is not None:
+            self._block(*reason, now)
+            return
+        source = self._source
+        if source is not None:
+            for d in held:
+                source.ack(d.message)
+        held.clear()
+        self._metrics.ingest_held.set(0)
+        if self._blocked is not None:
+            self._unblock()
+
+    def _cannot_take(self) -> tuple[str, str] | None:
+        """Why the spool cannot take readings now, as (system alarm, reason), or None."""
+        reserve = self._reserve
+        if reserve is not None and reserve.released and not reserve.restore():
+            # Without its reserve the spool may still take readings while half the reserve's
+            # worth stays free for the alarms: appends that reuse pages the sink emptied do
+            # not grow the file, so a drained spool goes on even on a disk that stays full.
+            free = reserve.free_bytes()
+            if free < reserve.size_bytes // 2:
+                return (
+                    "spool_full",
+                    f"data directory low on space ({free} bytes free; "
+                    f"{reserve.size_bytes // 2} are kept for the alarm journal)",
+                )
+        if not self._spool.has_room():
+            depth = self._spool.depth()
+            return (
+                "spool_full",
+                f"spool full ({depth.readings} readings, {depth.bytes} bytes): ingest holds "
+                "back acknowledgements until the database catches up",
+            )
+        return None
+
+    def _block(self, alarm: str, reason: str, now: int) -> None:
+        blocked = self._blocked
+        if blocked is None or blocked.alarm != alarm:
+            if blocked is not None:
+                self._alarms.set(blocked.alarm, False, f"now: {reason}")
+            log.error("ingest: spool cannot take readings", extra={"reason": reason})
+            since = blocked.since_ms if blocked is not None else now
+            blocked = self._blocked = _Blocked(alarm, reason, since)
+            if alarm == "spool_full":
+                self._metrics.spool_full.set(1)
+        else:
+            blocked.reason = reason
+            # Errors back off; a full spool only waits for the sink, so it polls briskly.
+            if alarm != "spool_full":
+                blocked.retry_in_s = min(MAX_RETRY_S, blocked.retry_in_s * 2)
+        self._alarms.set(alarm, True, reason)
+        self._drop_held_qos0()
+        self._metrics.ingest_held.set(len(self._held))
+
+    def _unblock(self) -> None:
+        blocked = self._blocked
+        assert blocked is not None
+        self._blocked = None
+        self._metrics.spool_full.set(0)
+        self._alarms.set(blocked.alarm, False, "the spool takes readings again")
+        log.warning("ingest: spool takes readings again", extra={"was": blocked.reason})
+
+    def _drop_held_qos0(self) -> None:
+        """QoS 0 messages cannot be redelivered, so they are held in memory; past the bound
+        the oldest go (their readings were evaluated, but are not stored), counted."""
+        held = self._held
+        qos0 = sum(1 for d in held if d.message.qos == 0)
+        excess = qos0 - self._max_held_qos0
+        if excess <= 0:
+            return
+        kept: list[_Decoded] = []
+        for d in held:
+            if excess > 0 and d.message.qos == 0:
+                excess -= 1
+                label = self._label(d.decoded.enterprise)
+                self._metrics.qos0_dropped.labels(label, "spool_blocked").inc()
+                continue
+            kept.append(d)
+        held[:] = kept
+
+    def _count_intake_drop(self, label: str) -> None:
+        self._metrics.qos0_dropped.labels(label, "intake_full").inc()
+
+    def _log_failure(self, what: str, topic: str) -> None:
+        if self._failure_log.allow():
+            log.exception("ingest: %s", what, extra={"topic": clip(topic)})
+        else:
+            self._metrics.log_lines_suppressed.labels("ingest_failure").inc()
+
+    def _label(self, enterprise: str) -> str:
+        return enterprise if enterprise in self._enterprises else UNKNOWN_LABEL
 
     def _fan_out(self, decoded: list[_Decoded], now: int) -> None:
         all_readings = [r for d in decoded for r in d.decoded.readings]
@@ -233,77 +447,83 @@ class IngestWorker:
             try:
                 listener(all_readings)
             except Exception:
-                log.exception("ingest: reading listener %r failed", listener)
-
-    def _wait_for_room(self) -> None:
-        if self._spool.has_room():
-            return
-        depth = self._spool.depth()
-        self._metrics.spool_full.set(1)
-        self._alarms.set(
-            "spool_full",
-            True,
-            f"spool full ({depth.readings} readings, {depth.bytes} bytes): "
-            "ingest holds back acknowledgements until the database catches up",
-        )
-        while not self._spool.wait_for_room(1.0):
-            pass
-        self._metrics.spool_full.set(0)
-        self._alarms.set("spool_full", False, "spool has room again")
+                if self._failure_log.allow():
+                    log.exception("ingest: reading listener %r failed", listener)
+                else:
+                    self._metrics.log_lines_suppressed.labels("ingest_failure").inc()
 
     def _account(self, decoded: list[_Decoded], now: int) -> None:
         m = self._metrics
         for d in decoded:
             result = d.decoded
+            label = self._label(result.enterprise)
+            if label == UNKNOWN_LABEL:
+                m.unknown_enterprise_messages.inc()
             if d.is_status:
                 continue
             m.messages_received.inc()
-            ent = result.enterprise or "?"
             accepted = len(result.readings)
-            whole = [r for r in result.rejections if r.index is None]
-            per_reading = len(result.rejections) - len(whole)
-            m.readings_received.labels(ent).inc(max(result.total, accepted + per_reading))
+            counts = result.rejected_by_reason
+            if not counts:
+                m.readings_received.labels(label).inc(max(result.total, accepted))
+                if accepted:
+                    m.readings_accepted.labels(label).inc(accepted)
+                continue
+            whole = result.whole_message_rejected
+            per_reading = 0 if whole else result.rejected
+            m.readings_received.labels(label).inc(max(result.total, accepted + per_reading))
             if accepted:
-                m.readings_accepted.labels(ent).inc(accepted)
-            for rej in result.rejections:
-                if rej.index is None:
-                    m.messages_rejected.labels(ent, rej.reason.value).inc()
-                else:
-                    m.readings_rejected.labels(ent, rej.reason.value).inc()
-            if result.rejections:
-                self._report(d, now)
+                m.readings_accepted.labels(label).inc(accepted)
+            counter = m.messages_rejected if whole else m.readings_rejected
+            for reason, n in counts.items():
+                counter.labels(label, reason.value).inc(n)
+            self._report(d, label, now)
 
-    def _report(self, d: _Decoded, now: int) -> None:
+    def _report(self, d: _Decoded, label: str, now: int) -> None:
         result = d.decoded
         rejections = sorted(result.rejections, key=lambda r: -1 if r.index is None else r.index)
-        for rej in rejections[:20]:
+        first = rejections[0]
+        if self._rejection_log.allow():
             log.warning(
-                "reading rejected",
+                "message rejected",
                 extra={
-                    "enterprise": result.enterprise,
-                    "topic": d.message.topic,
-                    "reason": rej.reason.value,
-                    "index": rej.index,
-                    "tag": rej.tag,
-                    "detail": rej.detail,
+                    "enterprise": clip(result.enterprise, 64),
+                    "topic": clip(d.message.topic),
+                    "total": result.total,
+                    "accepted": len(result.readings),
+                    "rejected": result.rejected,
+                    "reason": first.reason.value,
+                    "index": first.index,
+                    "tag": first.tag,
+                    "detail": first.detail,
                 },
             )
+        else:
+            self._metrics.log_lines_suppressed.labels("rejection").inc()
         if not result.enterprise or self._source is None:
             return
+        budget = self._report_budgets.get(label)
+        if budget is None:
+            budget = self._report_budgets[label] = RateBudget(*self._report_rate)
+        if not budget.allow():
+            self._metrics.rejection_reports_suppressed.labels(label).inc()
+            return
         report: dict[str, Any] = {
-            "topic": d.message.topic,
+            "topic": clip(d.message.topic),
             "seq": result.seq,
             "received_ts": d.message.received_ms,
             "reported_ts": now,
             "total": result.total,
             "accepted": len(result.readings),
-            "rejected": [r.as_json() for r in rejections],
+            "rejected_count": result.rejected,
+            "truncated": result.rejected > min(len(rejections), MAX_REPORTED_REJECTIONS),
+            "rejected": [r.as_json() for r in rejections[:MAX_REPORTED_REJECTIONS]],
         }
         try:
             self._source.publish(rejected_topic(result.enterprise), msgspec.json.encode(report))
         except Exception:
             self._metrics.rejection_reports_failed.inc()
-            log.exception("ingest: could not publish rejection report")
+            self._log_failure("could not publish a rejection report", d.message.topic)
 
 
 class SinkWorker:

@@ -9,13 +9,19 @@ from typing import Protocol
 
 @dataclass(frozen=True, slots=True)
 class InboundMessage:
-    """A message as a connector hands it to the core; ``token`` lets the connector ack it."""
+    """A message as a connector hands it to the core; ``token`` lets the connector ack it.
+
+    ``qos`` 0 messages cannot be redelivered, so the core counts any it has to drop;
+    ``retained`` marks a broker's replay of a retained message (not a live publish).
+    """
 
     topic: str
     payload: bytes
     received_ms: int
     token: object = None
     redelivered: bool = False
+    qos: int = 1
+    retained: bool = False
 
 
 class MessageSource(Protocol):

@@ -4,7 +4,9 @@ Started only when ``SAFETY_HUB_MQTT_URL`` is unset. It prefers the configured po
 takes a free one when that is busy, so a machine that already runs a broker still gets a demo.
 Persistence lives under the hub's data dir, so a restarted demo keeps its sessions; the queue
 limits are raised far above Mosquitto's default of 1000 messages, past which it would drop
-QoS 1 messages silently.
+QoS 1 messages silently. ``message_size_limit`` refuses a payload over the hub's limit to its
+sender (an MQTT 5 publisher gets a failure reason code), and ``max_packet_size`` disconnects a
+client that sends a far larger packet before the broker holds it in memory.
 """
 
 from __future__ import annotations
@@ -34,12 +36,20 @@ max_queued_messages 2000000
 max_queued_bytes 0
 max_inflight_messages 1000
 set_tcp_nodelay true
+message_size_limit {max_payload}
+max_packet_size {max_packet}
 persistent_client_expiration 7d
 log_dest file {data}/mosquitto.log
 log_type error
 log_type warning
 log_type notice
 """
+
+
+def packet_limit(max_payload_bytes: int) -> int:
+    """The largest MQTT packet carrying a payload of ``max_payload_bytes``: room for the longest
+    topic MQTT allows (64 KiB) and the fixed header and properties."""
+    return max_payload_bytes + 65_536 + 1024
 
 
 def _port_free(host: str, port: int) -> bool:
@@ -65,8 +75,15 @@ def _die_with_parent() -> None:
 
 
 class EmbeddedBroker:
-    def __init__(self, data_dir: Path, preferred_port: int = 1883, host: str = "127.0.0.1") -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        preferred_port: int = 1883,
+        host: str = "127.0.0.1",
+        max_payload_bytes: int = 1_048_576,
+    ) -> None:
         self.data_dir = data_dir
+        self.max_payload_bytes = max_payload_bytes
         self.host = host
         self.preferred_port = preferred_port
         self.port = 0
@@ -96,7 +113,15 @@ class EmbeddedBroker:
             port = _free_port(self.host)
         self.port = port
         conf = self.data_dir / "mosquitto.conf"
-        conf.write_text(_CONFIG.format(port=port, host=self.host, data=self.data_dir))
+        conf.write_text(
+            _CONFIG.format(
+                port=port,
+                host=self.host,
+                data=self.data_dir,
+                max_payload=self.max_payload_bytes,
+                max_packet=packet_limit(self.max_payload_bytes),
+            )
+        )
         self._proc = subprocess.Popen(
             [binary, "-c", str(conf)],
             stdout=subprocess.DEVNULL,

@@ -22,6 +22,7 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
+from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from safety_hub.ports import InboundMessage
 
@@ -41,6 +42,13 @@ class MqttConfig:
     receive_maximum: int = 1000
     keepalive_s: int = 30
     subscriptions: tuple[str, ...] = field(default_factory=tuple)
+    # Subscriptions whose retained messages the broker must not replay (MQTT 5 Retain
+    # Handling 2): telemetry is a stream, a retained copy replayed at every reconnect would be
+    # evaluated again with a new receive time. With 3.1.1 the core sees ``retained`` instead.
+    no_retained: tuple[str, ...] = field(default_factory=tuple)
+    # MQTT 5 Maximum Packet Size on CONNECT: the broker never sends us a larger packet, so an
+    # oversized message is never read into memory. None: no limit.
+    max_packet_bytes: int | None = None
     min_reconnect_s: int = 1
     max_reconnect_s: int = 30
 
@@ -54,6 +62,8 @@ class MqttConfig:
             raise ValueError(f"mqtt: protocol must be v5 or v311, got {self.protocol!r}")
         if not self.subscriptions:
             raise ValueError("mqtt: no subscriptions")
+        if self.max_packet_bytes is not None and self.max_packet_bytes < 1024:
+            raise ValueError(f"mqtt: max_packet_bytes {self.max_packet_bytes} is below 1024")
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,7 +107,9 @@ class MqttIngest:
         self._client.on_disconnect = self._handle_disconnect
         self._client.on_message = self._handle_message
         self._client.on_socket_open = self._handle_socket_open
+        self._client.on_connect_fail = self._handle_connect_fail
         self.acks_skipped = 0
+        self._connect_failures = 0
 
     # -- MessageSource ----------------------------------------------------------------------
     @property
@@ -112,6 +124,8 @@ class MqttIngest:
             props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
             props.SessionExpiryInterval = self.config.session_expiry_s
             props.ReceiveMaximum = self.config.receive_maximum
+            if self.config.max_packet_bytes is not None:
+                props.MaximumPacketSize = self.config.max_packet_bytes
             kwargs["clean_start"] = False
             kwargs["properties"] = props
         self._client.connect_async(self.config.host, self.config.port, **kwargs)
@@ -179,12 +193,22 @@ class MqttIngest:
     ) -> None:
         if reason.is_failure:
             log.error("mqtt: connection refused", extra={"reason": str(reason)})
+            if self._on_connection is not None:
+                self._on_connection(False, f"connection refused: {reason}")
             return
         with self._lock:
             self._generation += 1
+        self._connect_failures = 0
         session_present = bool(getattr(flags, "session_present", False))
+        v5 = self.config.protocol == "v5"
         for topic in self.config.subscriptions:
-            client.subscribe(topic, qos=1)
+            if v5 and topic in self.config.no_retained:
+                options = SubscribeOptions(
+                    qos=1, retainHandling=SubscribeOptions.RETAIN_DO_NOT_SEND
+                )
+                client.subscribe(topic, options=options)
+            else:
+                client.subscribe(topic, qos=1)
         self._connected.set()
         log.info(
             "mqtt: connected",
@@ -192,6 +216,21 @@ class MqttIngest:
         )
         if self._on_connection is not None:
             self._on_connection(True, "connected")
+
+    def _handle_connect_fail(self, client: mqtt.Client, userdata: Any) -> None:
+        # The broker did not answer at all (down, wrong port): paho retries; the hub alarms.
+        self._connect_failures += 1
+        if self._connect_failures == 1 or self._connect_failures % 30 == 0:
+            log.warning(
+                "mqtt: cannot reach the broker; retrying",
+                extra={
+                    "host": self.config.host,
+                    "port": self.config.port,
+                    "attempts": self._connect_failures,
+                },
+            )
+        if self._on_connection is not None:
+            self._on_connection(False, "cannot reach the broker")
 
     def _handle_disconnect(
         self,
@@ -217,6 +256,8 @@ class MqttIngest:
             received_ms=time.time_ns() // 1_000_000,
             token=token,
             redelivered=bool(msg.dup),
+            qos=msg.qos,
+            retained=bool(msg.retain),
         )
         if handler is not None:
             handler(inbound)

@@ -35,6 +35,21 @@ def wait_for(
         time.sleep(interval)
 
 
+def metric_sum(exposition: str, name: str) -> float:
+    """Sum of a metric's samples (all label sets, or the one ``name{...}`` spells) in a
+    Prometheus text exposition; 0 when there is none."""
+    total = 0.0
+    found = False
+    for line in exposition.splitlines():
+        if line.startswith("#"):
+            continue
+        key, _, value = line.rpartition(" ")
+        if key == name or key.startswith(name + "{"):
+            total += float(value)
+            found = True
+    return total if found else 0.0
+
+
 class HubProcess:
     """``safety-hub run`` in a subprocess. It gets a random SAFETY_HUB_ADMIN_TOKEN unless
     ``env`` gives one; :meth:`get` and :meth:`post` send it as the bearer token."""
@@ -81,18 +96,62 @@ class HubProcess:
     def post(self, path: str, json: Any) -> httpx.Response:
         return httpx.post(f"{self.url}{path}", json=json, headers=self.auth, timeout=10)
 
+    def metrics_text(self) -> str:
+        """The ``/metrics`` exposition as served (no authentication needed)."""
+        response = httpx.get(f"{self.url}/metrics", timeout=60)
+        response.raise_for_status()
+        return response.text
+
     def metric(self, name: str) -> float:
         """Sum of a metric's samples (all label sets)."""
-        total = 0.0
-        found = False
-        for line in self.get("/metrics").text.splitlines():
-            if line.startswith("#"):
-                continue
-            key, _, value = line.rpartition(" ")
-            if key == name or key.startswith(name + "{"):
-                total += float(value)
-                found = True
-        return total if found else 0.0
+        return metric_sum(self.get("/metrics").text, name)
+
+    def journal(self, limit: int = 10_000) -> list[dict[str, Any]]:
+        """The alarm journal, oldest first (the last ``limit`` rows)."""
+        response = self.get(f"/api/v1/alarms/journal?limit={limit}")
+        response.raise_for_status()
+        rows: list[dict[str, Any]] = response.json()
+        return rows
+
+    # -- the process as the kernel sees it (Linux /proc) ----------------------------------------
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None and self.proc.poll() is None, "the hub is not running"
+        return self.proc.pid
+
+    def _status_kib(self, field: str) -> int:
+        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+        raise AssertionError(f"no {field} in /proc/{self.pid}/status")
+
+    def rss_bytes(self) -> int:
+        """Resident memory now (VmRSS)."""
+        return self._status_kib("VmRSS") * 1024
+
+    def peak_rss_bytes(self) -> int:
+        """Peak resident memory (VmHWM) since the start or the last :meth:`reset_peak_rss`."""
+        return self._status_kib("VmHWM") * 1024
+
+    def reset_peak_rss(self) -> bool:
+        """Reset VmHWM to the current RSS (writing 5 to clear_refs); False when not permitted."""
+        try:
+            Path(f"/proc/{self.pid}/clear_refs").write_text("5")
+        except OSError:
+            return False
+        return True
+
+    # -- the log ----------------------------------------------------------------------------
+    def log_lines(self, start: int = 0) -> list[str]:
+        """Lines of the hub's log (stdout and stderr, every run) from line index ``start`` on."""
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return []
+        return text.splitlines()[start:]
+
+    def log_line_count(self) -> int:
+        return len(self.log_lines())
 
     def kill9(self) -> None:
         assert self.proc is not None

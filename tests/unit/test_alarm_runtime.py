@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 from safety_hub.alarm_runtime import AlarmRuntime
 from safety_hub.clock import VirtualClock
+from safety_hub.errors import DiskFullError
 from safety_hub.hub import default_rules_path
 from safety_hub.outbox import Outbox
 from safety_hub.registry import Plant, default_plant_path, load_plant
@@ -105,4 +107,110 @@ def test_an_outbox_without_a_marker_does_not_replay_the_whole_journal(tmp_path: 
     assert runtime.recovered == 0
     assert _events(outbox) == []
     assert outbox.marker() is not None and outbox.marker() > 0
+    runtime.stop()
+
+
+class FlakyJournalWrites:
+    """Makes the alarm service's journal refuse writes (as on a full disk) while ``full``."""
+
+    def __init__(self, runtime: AlarmRuntime) -> None:
+        self.full = True
+        journal = runtime.service._journal
+        real = journal.write
+
+        def write(batch: object) -> object:
+            if self.full:
+                raise DiskFullError(str(tmp_journal(runtime)), "database or disk is full")
+            return real(batch)  # type: ignore[arg-type]
+
+        journal.write = write  # type: ignore[method-assign]
+
+
+def tmp_journal(runtime: AlarmRuntime) -> Path:
+    return Path(runtime.service._journal.path)
+
+
+def test_a_journal_that_cannot_write_keeps_conditions_in_order_and_reports(
+    tmp_path: Path,
+) -> None:
+    """While the journal refuses writes, conditions wait in memory in order (a raise is never
+    overtaken by its clear), the problem is reported once, and the next tick after the disk
+    has room journals them all and clears the problem."""
+    plant = load_plant(default_plant_path())
+    clock = VirtualClock(T0)
+    problems: list[str | None] = []
+    outbox = Outbox(tmp_path / "outbox.sqlite")
+    spool = Spool(tmp_path / "spool.sqlite", sync="normal")
+    runtime = AlarmRuntime(
+        plant=plant,
+        pack=load_rules(default_rules_path(), plant),
+        data_dir=tmp_path,
+        clock=clock,
+        spool=spool,
+        outbox=outbox,
+        on_write_problem=problems.append,
+    )
+    journal = FlakyJournalWrites(runtime)
+    runtime.on_readings([(ENT, TAG, T0, 0.45, "good")], T0)  # level 1 raised in the engine
+    clock.advance(1000)
+    runtime.on_readings([(ENT, TAG, T0 + 1000, 0.0, "good")], T0 + 1000)  # and back to normal
+    assert runtime.service.list() == []
+    assert runtime.write_problem is not None and "alarm journal" in runtime.write_problem
+    assert len(problems) >= 1 and problems[-1] is not None
+    journal.full = False
+    clock.advance(1000)
+    runtime.tick()
+    assert runtime.write_problem is None and problems[-1] is None
+    actions = [e["action"] for e in _events(outbox) if e["alarm"]["tag"] == TAG]  # type: ignore[index]
+    assert actions[:2] == ["raise", "clear"]
+    runtime.stop()
+
+
+def test_a_spool_that_cannot_write_does_not_hold_back_the_mqtt_event(tmp_path: Path) -> None:
+    """An alarm_event line the spool refuses waits in memory; the MQTT event goes out at once;
+    the line reaches the spool on a later tick."""
+    plant = load_plant(default_plant_path())
+    clock = VirtualClock(T0)
+    runtime, outbox, spool = _runtime(plant, tmp_path, clock)
+    real_append = spool.append
+    full = {"on": True}
+
+    def append(batches: Any, created_ms: int) -> None:
+        if full["on"]:
+            raise DiskFullError(str(spool.path), "database or disk is full")
+        real_append(batches, created_ms)
+
+    spool.append = append  # type: ignore[method-assign]
+    runtime.on_readings([(ENT, TAG, T0, 0.45, "good")], T0)
+    assert [e["action"] for e in _events(outbox)] == ["raise"]
+    assert _alarm_lines(spool) == []
+    assert runtime.write_problem is not None and "alarm_event" in runtime.write_problem
+    full["on"] = False
+    runtime.tick()
+    assert len(_alarm_lines(spool)) == 1
+    assert runtime.write_problem is None
+    runtime.stop()
+
+
+def test_a_healthy_runtime_reports_no_write_problem(tmp_path: Path) -> None:
+    """Raising, clearing and ticking with working stores never reports a write problem (a
+    condition being journaled is not one)."""
+    plant = load_plant(default_plant_path())
+    clock = VirtualClock(T0)
+    problems: list[str | None] = []
+    runtime = AlarmRuntime(
+        plant=plant,
+        pack=load_rules(default_rules_path(), plant),
+        data_dir=tmp_path,
+        clock=clock,
+        spool=Spool(tmp_path / "spool.sqlite", sync="normal"),
+        outbox=Outbox(tmp_path / "outbox.sqlite"),
+        on_write_problem=problems.append,
+    )
+    for i, value in enumerate([0.45, 0.0, 0.8, 0.0]):
+        clock.advance(1000)
+        runtime.on_readings([(ENT, TAG, T0 + 1000 * (i + 1), value, "good")], clock.now_ms())
+        runtime.tick()
+    assert runtime.transitions >= 4
+    assert problems == []
     runtime.stop()

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
+from prometheus_client import generate_latest
 
 from safety_hub.clock import VirtualClock
 from safety_hub.live import LiveTable
@@ -221,3 +224,197 @@ def test_status_messages_update_gateway_state_in_order(rig: Rig) -> None:
     assert got == [("e1", b'{"state":"offline"}')]
     assert rig.source.acked == [status]
     assert rig.source.published == []
+
+
+class ExplodingDecoder(TelemetryDecoder):
+    """A decoder with a bug: any payload containing b"boom" makes it raise."""
+
+    def decode(self, topic: str, payload: bytes) -> Any:
+        if b"boom" in payload:
+            raise RecursionError("maximum recursion depth exceeded while deserializing")
+        return super().decode(topic, payload)
+
+
+def test_a_decoder_exception_costs_only_its_own_message(rig: Rig) -> None:
+    """A message the decoder chokes on is rejected, acked and reported; the rest of the batch is
+    spooled and evaluated, and nothing is retried."""
+    rig.ingest._decoder = ExplodingDecoder(rig.tags, {"e1", "e2"}, rig.clock.now_ms)
+    seen: list[Any] = []
+    rig.ingest.add_listener(seen.extend)
+    poison = InboundMessage("hazard/v1/e1/telemetry", b'{"boom": 1}', NOW, token=1)
+    good = rig.message("e2", [{"tag": "T3", "v": 7.0, "ts": NOW - 5}], n=2)
+    rig.ingest.process([poison, good])
+    assert rig.source.acked == [poison, good]
+    assert [r.value for r in seen] == [7.0]
+    assert rig.spool.depth().readings == 1
+    report = json.loads(rig.source.published[0][1])
+    assert report["rejected"][0]["reason"] == "malformed_json"
+    assert "RecursionError" in report["rejected"][0]["detail"]
+    assert (
+        rig.metric("safety_hub_messages_rejected_total", enterprise="e1", reason="malformed_json")
+        == 1
+    )
+
+
+def test_poison_in_the_worker_thread_does_not_stop_ingest(rig: Rig) -> None:
+    """With the worker running, a poison message is acked once and the next message flows."""
+    rig.ingest._decoder = ExplodingDecoder(rig.tags, {"e1", "e2"}, rig.clock.now_ms)
+    rig.ingest.start()
+    poison = InboundMessage("hazard/v1/e1/telemetry", b'{"boom": 1}', NOW, token=1)
+    rig.ingest.submit(poison)
+    good = rig.message("e1", [{"tag": "T1", "v": 1.0, "ts": NOW - 5}], n=2)
+    rig.ingest.submit(good)
+    wait_until(lambda: rig.source.acked == [poison, good])
+    assert rig.ingest.problems() == []
+    rig.ingest.stop()
+
+
+class BrokenSpool(Spool):
+    """A spool whose appends fail while ``broken`` is set (as on a failing disk)."""
+
+    broken = True
+
+    def append(self, batches: Any, created_ms: int) -> None:
+        if self.broken:
+            raise OSError(5, "Input/output error")
+        super().append(batches, created_ms)
+
+
+def test_alarms_are_evaluated_while_the_spool_cannot_write(tmp_path: Path) -> None:
+    """A failing spool holds acks back but not evaluation: listeners see new readings at once,
+    readiness names the reason, and everything held is spooled and acked in order later."""
+    rig = Rig(tmp_path)
+    spool = BrokenSpool(tmp_path / "broken.sqlite")
+    rig.ingest._spool = spool
+    seen: list[float] = []
+    rig.ingest.add_listener(lambda readings: seen.extend(r.value for r in readings))
+    rig.ingest.start()
+    msgs = [
+        rig.message("e1", [{"tag": "T1", "v": float(i), "ts": NOW - 100 + i}], n=i)
+        for i in range(3)
+    ]
+    for msg in msgs[:2]:
+        rig.ingest.submit(msg)
+    wait_until(lambda: seen == [0.0, 1.0])
+    wait_until(lambda: any(a.name == "spool_error" for a in rig.alarms.active()))
+    rig.ingest.submit(msgs[2])
+    wait_until(lambda: seen == [0.0, 1.0, 2.0])
+    assert rig.source.acked == []
+    [problem] = rig.ingest.problems()
+    assert "spool write failed" in problem and "Input/output error" in problem
+    assert "3 message(s) held" in problem
+    assert rig.metric("safety_hub_ingest_held_messages") == 3
+    spool.broken = False
+    wait_until(lambda: rig.source.acked == msgs, timeout=15)
+    assert [b.lines.rsplit(" ", 1)[1] for b in spool.peek(100)] == [
+        str(NOW - 100 + i) for i in range(3)
+    ]
+    assert rig.ingest.problems() == []
+    assert not any(a.name == "spool_error" for a in rig.alarms.active())
+    rig.ingest.stop()
+
+
+def test_a_flooding_enterprise_does_not_delay_another(rig: Rig) -> None:
+    """Intake is fair: with 5,000 messages of e1 waiting, e2's message is in the first batch."""
+    for i in range(5000):
+        rig.ingest.submit(rig.message("e1", [{"tag": "T1", "v": 1.0, "ts": NOW - 10_000 + i}], n=i))
+    late = rig.message("e2", [{"tag": "T3", "v": 9.0, "ts": NOW - 1}], n=1)
+    rig.ingest.submit(late)
+    first = rig.ingest._lanes.take(2000)
+    assert late in first
+    assert len(first) == 2000
+    assert [m.topic for m in first].count("hazard/v1/e1/telemetry") == 1999
+
+
+def test_qos0_beyond_the_lane_bound_is_dropped_and_counted(tmp_path: Path) -> None:
+    """QoS 0 messages past an enterprise's lane bound are dropped with a counter; QoS 1 never."""
+    rig = Rig(tmp_path)
+    rig.ingest._lanes._qos0_limit = 10
+    for i in range(15):
+        rig.ingest.submit(InboundMessage("hazard/v1/e1/telemetry", b"{}", NOW, token=i, qos=0))
+    for i in range(15):
+        rig.ingest.submit(InboundMessage("hazard/v1/e1/telemetry", b"{}", NOW, token=i, qos=1))
+    assert rig.ingest._lanes.depth() == 25
+    assert rig.metric("safety_hub_qos0_dropped_total", enterprise="e1", reason="intake_full") == 5
+
+
+def test_unknown_enterprises_share_one_label_and_grow_nothing(rig: Rig) -> None:
+    """1,000 unregistered enterprises (telemetry and status) count under the label _unknown;
+    no label, lane or listener call per identity."""
+    statuses: list[str] = []
+    rig.ingest._on_status = lambda ent, payload, ts: statuses.append(ent)
+    msgs = []
+    for i in range(1000):
+        msgs.append(InboundMessage(f"hazard/v1/u{i}/telemetry", b'{"readings":[]}', NOW, token=i))
+        msgs.append(InboundMessage(f"hazard/v1/u{i}/status", b"online", NOW, token=i))
+    rig.ingest.process(msgs)
+    assert statuses == []
+    assert rig.metric("safety_hub_unknown_enterprise_messages_total") == 2000
+    assert (
+        rig.metric(
+            "safety_hub_messages_rejected_total", enterprise="_unknown", reason="unknown_enterprise"
+        )
+        == 1000
+    )
+    exported = generate_latest(rig.metrics.registry).decode()
+    assert "u17" not in exported and "u999" not in exported
+    assert len(rig.ingest._report_budgets) == 1
+    # Reports to unknown enterprises share one budget (a burst of 100, then 20/s): the rest are
+    # counted, none is silently lost.
+    published = len(rig.source.published)
+    assert 100 <= published < 150
+    suppressed = rig.metric("safety_hub_rejection_reports_suppressed_total", enterprise="_unknown")
+    assert published + suppressed == 1000
+
+
+def test_a_report_lists_at_most_100_rejections_and_logs_one_line(
+    rig: Rig, caplog: pytest.LogCaptureFixture
+) -> None:
+    """5,000 unknown tags give one bounded report (rejected_count, truncated) and one log line."""
+    readings = [{"tag": f"X-{i}", "v": 1.0} for i in range(5000)]
+    with caplog.at_level(logging.WARNING, logger="safety_hub.pipeline"):
+        rig.ingest.process([rig.message("e1", readings, n=3)])
+    [(_, payload)] = rig.source.published
+    report = json.loads(payload)
+    assert report["rejected_count"] == 5000
+    assert report["truncated"] is True
+    assert len(report["rejected"]) == 100
+    assert [r["index"] for r in report["rejected"]] == list(range(100))
+    assert len(payload) < 20_000
+    assert [r.message for r in caplog.records] == ["message rejected"]
+
+
+def test_rejection_log_lines_are_rate_limited(rig: Rig, caplog: pytest.LogCaptureFixture) -> None:
+    """A flood of 500 bad messages logs at most 20 lines per window; the rest are counted."""
+    with caplog.at_level(logging.WARNING, logger="safety_hub.pipeline"):
+        rig.ingest.process(
+            [InboundMessage("hazard/v1/e1/telemetry", b"{oops", NOW, token=i) for i in range(500)]
+        )
+    assert len(caplog.records) == 20
+    assert rig.metric("safety_hub_log_lines_suppressed_total", what="rejection") == 480
+
+
+def test_a_batch_is_bounded_by_bytes_so_large_messages_do_not_hold_up_others(rig: Rig) -> None:
+    """Ten 1 MiB messages of one enterprise are taken a few at a time; e2's message is in the
+    first batch."""
+    big = b" " * 1024 * 1024
+    for i in range(10):
+        rig.ingest.submit(InboundMessage("hazard/v1/e1/telemetry", big, NOW, token=i))
+    other = rig.message("e2", [{"tag": "T3", "v": 1.0, "ts": NOW - 1}], n=99)
+    rig.ingest.submit(other)
+    first = rig.ingest._lanes.take(2000)
+    assert other in first
+    assert 1 <= len(first) - 1 <= 2
+
+
+def test_a_retained_replay_of_telemetry_is_rejected_not_evaluated(rig: Rig) -> None:
+    """Over MQTT 3.1.1 the broker replays retained telemetry at every subscribe: the replay is
+    acked, counted and reported as `retained`, and no reading of it reaches the listeners."""
+    seen: list[Any] = []
+    rig.ingest.add_listener(seen.extend)
+    body = json.dumps({"readings": [{"tag": "T1", "v": 5.0}]}).encode()
+    replay = InboundMessage("hazard/v1/e1/telemetry", body, NOW, token=1, retained=True)
+    rig.ingest.process([replay])
+    assert seen == [] and rig.source.acked == [replay]
+    assert json.loads(rig.source.published[0][1])["rejected"][0]["reason"] == "retained"
+    assert rig.metric("safety_hub_messages_rejected_total", enterprise="e1", reason="retained") == 1

@@ -31,7 +31,8 @@ def healthz() -> Health:
 @router.get(
     "/readyz",
     response_model=Readiness,
-    summary="Ready to ingest: connected to the broker and the spool has room (503 otherwise)",
+    summary="Ready to ingest: connected to the broker, the spool takes readings and ingest makes "
+    "progress (503 otherwise, with the reasons)",
     responses={503: {"model": Readiness, "description": "not ready: see problems"}},
 )
 def readyz(hub: HubDep, response: Response) -> Readiness:
@@ -39,14 +40,16 @@ def readyz(hub: HubDep, response: Response) -> Readiness:
     connected = bool(source is not None and source.connected)
     room = hub.spool.has_room()
     storage_ok = hub.sink_worker.last_error is None
+    ingest_problems = hub.problems()
     problems = []
     if not connected:
         problems.append(f"not connected to the MQTT broker {hub.mqtt_url}")
-    if not room:
+    if not room and not ingest_problems:
         problems.append("spool full: ingest is held back")
+    problems.extend(ingest_problems)
     if not storage_ok:
         problems.append(f"storage unavailable (readings are spooled): {hub.sink_worker.last_error}")
-    ready = connected and room
+    ready = connected and room and not ingest_problems
     if not ready:
         response.status_code = 503
     return Readiness(
