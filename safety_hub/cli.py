@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import os
 import signal
+import socket
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from safety_hub import __version__
-from safety_hub.errors import ConfigError, LoadError, SafetyHubError
+from safety_hub.errors import ConfigError, LoadError, SafetyHubError, StateFileError
 
 log = logging.getLogger("safety_hub.cli")
 
@@ -28,7 +30,7 @@ configuration (environment variables, all optional; see docs/configuration.md):
   SAFETY_HUB_INFLUX_API    v2 (default; token, org, bucket) or v1 (/write?db=)
   SAFETY_HUB_INFLUX_TOKEN / _ORG / _BUCKET (the database name with v1)
   SAFETY_HUB_DATA_DIR      spool and local stores (default: .hub-data)
-  SAFETY_HUB_API_HOST / SAFETY_HUB_API_PORT   (default: 127.0.0.1:8080)
+  SAFETY_HUB_API_HOST / SAFETY_HUB_API_PORT   (default: 127.0.0.1:8080; or --api-port)
   SAFETY_HUB_ADMIN_TOKEN   bearer token of the built-in admin (automation)
   SAFETY_HUB_USERS_FILE    users and roles (`safety-hub users add`); outside local mode the
                            hub needs this or an admin token; local mode makes a token per run
@@ -43,12 +45,17 @@ def _settings(**overrides: object) -> object:
     return load_settings(**overrides)
 
 
-def console_url(host: str, port: int, token: str | None) -> str:
-    """The console's URL; with a token, signed in through the fragment (never sent to servers)."""
+def _base_url(host: str, port: int) -> str:
+    """The API's URL as a browser on this machine reaches it (a wildcard host as loopback)."""
     shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
     if ":" in shown:
         shown = f"[{shown}]"
-    return f"http://{shown}:{port}/console/" + (f"#token={token}" if token else "")
+    return f"http://{shown}:{port}"
+
+
+def console_url(host: str, port: int, token: str | None) -> str:
+    """The console's URL; with a token, signed in through the fragment (never sent to servers)."""
+    return f"{_base_url(host, port)}/console/" + (f"#token={token}" if token else "")
 
 
 def _auth(settings: object, plant: object) -> object:
@@ -59,9 +66,64 @@ def _auth(settings: object, plant: object) -> object:
     return Authenticator.from_settings(settings, plant.enterprises)
 
 
+def _listen(host: str, port: int) -> socket.socket:
+    """A socket listening on ``host:port``, bound as uvicorn binds (``SO_REUSEADDR``: a port
+    left in TIME_WAIT is free, one another program listens on is not). Raises ``OSError``."""
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(2048)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def _api_port_chosen(args: argparse.Namespace) -> bool:
+    """Did the user choose the API port (``--api-port`` or the variable, in any case)?"""
+    return args.api_port is not None or any(
+        name.upper() == "SAFETY_HUB_API_PORT" for name in os.environ
+    )
+
+
+def _api_listener(host: str, port: int, *, any_port_if_taken: bool) -> socket.socket | None:
+    """The API's socket, before anything else starts; None after printing why not (one line
+    naming the port and how to choose another)."""
+    try:
+        return _listen(host, port)
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE and any_port_if_taken:
+            return _api_listener(host, 0, any_port_if_taken=False)
+        if exc.errno == errno.EADDRINUSE:
+            problem = f"API port {port} on {host} is taken by another program"
+        else:
+            problem = f"cannot listen on {host}:{port} ({exc.strerror or exc})"
+        print(
+            f"safety-hub: {problem}; choose a free port with --api-port N or SAFETY_HUB_API_PORT=N",
+            file=sys.stderr,
+        )
+        return None
+
+
+def _port_arg(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 0 <= port <= 65_535:
+        raise argparse.ArgumentTypeError(f"port {port} is not within 0-65535")
+    return port
+
+
 def _serve(
-    hub: object, host: str, port: int, on_started: object = None, auth: object = None
+    hub: object,
+    listener: socket.socket,
+    on_started: Callable[[Callable[[], None]], None] | None = None,
+    auth: object = None,
 ) -> None:
+    """Serve the API on ``listener`` until a signal (or the stop function that ``on_started``
+    gets) ends it; ``on_started`` runs, in its own thread, once the API answers."""
     import uvicorn
 
     from safety_hub.api.app import create_app
@@ -79,6 +141,7 @@ def _serve(
             events.close()  # open event streams end, so the graceful shutdown does not wait
             super().handle_exit(sig, frame)  # type: ignore[arg-type]
 
+    host, port = listener.getsockname()[:2]
     config = uvicorn.Config(
         app,
         host=host,
@@ -88,89 +151,182 @@ def _serve(
         timeout_graceful_shutdown=5,
     )
     server = Server(config)
+    served = threading.Event()
+
+    def request_exit() -> None:
+        server.should_exit = True
+
+    def when_serving() -> None:
+        assert on_started is not None
+        # uvicorn sets `started` once the hub has started and the socket is served
+        while not server.started:
+            if served.wait(0.05):
+                return  # it never started (the hub failed to start): no banner
+        on_started(request_exit)
+
     if on_started is not None:
-        threading.Thread(target=on_started, args=(server,), daemon=True).start()  # type: ignore[arg-type]
+        threading.Thread(target=when_serving, name="api-started", daemon=True).start()
     # uvicorn re-raises a caught SIGTERM once it has shut down gracefully; with this handler in
     # place that re-raise is a no-op, so a graceful stop exits 0 as service managers expect.
     signal.signal(signal.SIGTERM, lambda *_: None)
-    server.run()
+    try:
+        server.run(sockets=[listener])
+    finally:
+        served.set()
+        listener.close()
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     from safety_hub.settings import Settings
 
-    settings = _settings()  # first: a bad value must stop us before anything else happens
+    # first: a bad value must stop us before anything else happens
+    settings = _settings(**({} if args.api_port is None else {"api_port": args.api_port}))
     assert isinstance(settings, Settings)
     from safety_hub.api.auth import Authenticator
     from safety_hub.hub import Hub
     from safety_hub.logs import setup_logging
     from safety_hub.registry import default_plant_path, load_plant
 
-    setup_logging(settings.log_level, settings.log_format)
+    setup_logging(settings.log_level, settings.log_format, secrets=settings.secret_values())
     plant = load_plant(settings.plant or default_plant_path())
     auth = _auth(settings, plant)  # no credentials outside local mode: stop before starting
     assert isinstance(auth, Authenticator)
-    hub = Hub(settings, plant=plant)
-    console = console_url(settings.api_host, settings.api_port, auth.local_token)
-    log.info(
-        "api listening",
-        extra={
-            "url": f"http://{settings.api_host}:{settings.api_port}",
-            "local_mode": settings.local_mode,
-            "console": console_url(settings.api_host, settings.api_port, None),
-        },
-    )
-    if auth.local_token:
-        log.warning(
-            "local mode: a random admin token for this run (set SAFETY_HUB_ADMIN_TOKEN to "
-            "choose one)",
-            extra={"console": console},
+    # the port before the hub: a taken port must not start a broker, open the spool, ...
+    listener = _api_listener(settings.api_host, settings.api_port, any_port_if_taken=False)
+    if listener is None:
+        return EXIT_USAGE
+    port: int = listener.getsockname()[1]  # the one taken when SAFETY_HUB_API_PORT is 0
+    try:
+        hub = Hub(settings, plant=plant)
+    except BaseException:
+        listener.close()
+        raise
+    console = console_url(settings.api_host, port, auth.local_token)
+
+    def started(_request_exit: Callable[[], None]) -> None:
+        log.info(
+            "api listening",
+            extra={
+                "url": f"http://{settings.api_host}:{port}",
+                "local_mode": settings.local_mode,
+                "console": console_url(settings.api_host, port, None),
+            },
         )
-        print(f"safety-hub: operator console {console}", flush=True)
-    _serve(hub, settings.api_host, settings.api_port, auth=auth)
+        if auth.local_token:
+            log.warning(
+                "local mode: a random admin token for this run (set SAFETY_HUB_ADMIN_TOKEN to "
+                "choose one)",
+                extra={"console": console},
+            )
+            print(f"safety-hub: operator console {console}", flush=True)
+
+    _serve(hub, listener, on_started=started, auth=auth)
     return EXIT_OK
+
+
+def _out_of_service_lines(plant: object) -> list[str]:
+    """The registry's out-of-service tags with who, why and since: their gateways send
+    nothing, so their stale-data alarms stand as "suppressed" in the alarm list."""
+    from safety_hub.registry import Plant
+
+    assert isinstance(plant, Plant)
+    lines: list[str] = []
+    for (code, tag), info in sorted(plant.tags.items()):
+        oos = info.out_of_service
+        if oos is not None:
+            since = oos.since.strftime("%Y-%m-%d %H:%M%z")
+            lines.append(f"    {code}/{tag} since {since} by {oos.by}: {oos.reason}")
+    if not lines:
+        return []
+    head = (
+        "  out of service in the plant registry (no data; their alarms are listed as "
+        'suppressed, suppressed_by "out_of_service"):'
+    )
+    return [head, *lines]
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
     """The hub in local mode with the sample park's gateways publishing into it."""
-    from safety_hub.hub import Hub
+    from safety_hub.hub import Hub, default_rules_path
     from safety_hub.logs import setup_logging
+    from safety_hub.registry import default_plant_path, load_plant
+    from safety_hub.scenarios.cli import ScenarioInDemo, demo_scenario_problem
+    from safety_hub.scenarios.loader import load_scenario
     from safety_hub.settings import Settings
     from simulators.park import ParkSimulator, SimStats
 
     overrides: dict[str, object] = {}
     if "SAFETY_HUB_DATA_DIR" not in os.environ:
         overrides["data_dir"] = Path(".hub-data/demo")
+    if args.api_port is not None:
+        overrides["api_port"] = args.api_port
     settings = _settings(**overrides)
     assert isinstance(settings, Settings)
-    setup_logging("warning" if not args.verbose else "info", "text")
-    hub = Hub(settings)
-    auth = _auth(settings, hub.plant)
-    api = f"http://{settings.api_host}:{settings.api_port}"
+    setup_logging(
+        "warning" if not args.verbose else "info", "text", secrets=settings.secret_values()
+    )
+    if args.speed is not None and args.scenario is None:
+        print(
+            "safety-hub: demo: --speed is the speed of --scenario FILE; give both", file=sys.stderr
+        )
+        return EXIT_USAGE
+    if args.speed is not None and not args.speed > 0:
+        print(f"safety-hub: demo: --speed must be > 0, got {args.speed:g}", file=sys.stderr)
+        return EXIT_USAGE
+    plant = load_plant(settings.plant or default_plant_path())
+    scenario = None
+    if args.scenario is not None:
+        scenario = load_scenario(args.scenario)  # every error as file:line:col, exit 2
+        rules = settings.rules or default_rules_path()
+        problem = demo_scenario_problem(scenario, settings.plant or default_plant_path(), rules)
+        if problem is not None:
+            print(f"safety-hub: demo: {problem}", file=sys.stderr)
+            return EXIT_USAGE
+    # the port before the hub starts; one the user did not choose gives way, like the broker's
+    listener = _api_listener(
+        settings.api_host, settings.api_port, any_port_if_taken=not _api_port_chosen(args)
+    )
+    if listener is None:
+        return EXIT_USAGE
+    port: int = listener.getsockname()[1]
+    try:
+        hub = Hub(settings, plant=plant)
+        auth = _auth(settings, hub.plant)
+    except BaseException:
+        listener.close()
+        raise
+    api = _base_url(settings.api_host, port)
+    taken = f"   (port {settings.api_port} is taken)" if settings.api_port not in (0, port) else ""
     token = getattr(auth, "local_token", None)
-    console = console_url(settings.api_host, settings.api_port, token)
-    stop = threading.Event()
+    console = console_url(settings.api_host, port, token)
+    in_demo: list[ScenarioInDemo] = []
+    played: list[threading.Thread] = []
 
-    def publish(server: object) -> None:
-        while not hub.started and not stop.is_set():
-            time.sleep(0.1)
+    def started(stop_server: Callable[[], None]) -> None:
         assert hub.mqtt_url is not None
-        host, port = hub.mqtt_url.removeprefix("mqtt://").rsplit(":", 1)
-        sim = ParkSimulator(hub.plant, host, int(port), rate=args.rate or None)
+        host, mqtt_port = hub.mqtt_url.removeprefix("mqtt://").rsplit(":", 1)
+        sim = ParkSimulator(hub.plant, host, int(mqtt_port), rate=args.rate or None)
         first = next(iter(sim.tags))
         tag = sim.tags[first][0].tag
-        print(
-            f"\nsafety-hub demo: park {hub.plant.park_code}, {len(hub.plant.enterprises)} "
-            f"enterprises, {len(hub.plant.tags)} tags\n"
-            f"  broker   {hub.mqtt_url}   (topics hazard/v1/<enterprise>/telemetry)\n"
-            f"  storage  {hub.storage.description}\n"
-            f"  console  {console}\n"
-            f"  API      {api}/api/v1/tags   {api}/metrics   {api}/api/v1/system\n"
+        lines = [
+            "",
+            f"safety-hub demo: park {hub.plant.park_code}, {len(hub.plant.enterprises)} "
+            f"enterprises, {len(hub.plant.tags)} tags",
+            f"  broker   {hub.mqtt_url}   (topics hazard/v1/<enterprise>/telemetry)",
+            f"  storage  {hub.storage.description}",
+            f"  console  {console}{taken}",
+            f"  API      {api}/api/v1/tags   {api}/metrics   {api}/api/v1/system",
             f"  try      curl -H 'Authorization: Bearer {token or '$SAFETY_HUB_ADMIN_TOKEN'}' "
-            f"{api}/api/v1/tags/{first}/{tag}/latest\n"
-            f"Press Ctrl-C to stop.\n",
-            flush=True,
-        )
+            f"{api}/api/v1/tags/{first}/{tag}/latest",
+            *_out_of_service_lines(hub.plant),
+        ]
+        if scenario is not None:
+            in_demo.append(
+                ScenarioInDemo(scenario, hub, sim, host, int(mqtt_port), speed=args.speed or 1.0)
+            )
+            lines.append(f"  scenario {in_demo[0].describe()}")
+        lines.append("Press Ctrl-C to stop.\n")
+        print("\n".join(lines), flush=True)
 
         def progress(stats: SimStats) -> None:
             depth = hub.spool.depth()
@@ -181,16 +337,35 @@ def cmd_demo(args: argparse.Namespace) -> int:
                 flush=True,
             )
 
+        def finish() -> None:
+            # the scenario first: the demo's gateways announce themselves offline as they stop
+            for scenario_run in in_demo:
+                scenario_run.stop()
+            sim.stop()
+
         try:
-            sim.run(args.duration, progress=progress, progress_every_s=5.0)
+            sim.connect()
+            if in_demo:
+                played.append(
+                    threading.Thread(target=in_demo[0].run, name="demo-scenario", daemon=True)
+                )
+                played[0].start()
+            if args.duration is not None:
+                ending = threading.Timer(args.duration, finish)
+                ending.daemon = True
+                ending.start()
+            sim.run(None, progress=progress, progress_every_s=5.0)
         finally:
             if args.duration is not None:
-                time.sleep(1.0)
+                time.sleep(1.0)  # the last readings reach the hub before the final count
                 progress(sim.stats)
-                server.should_exit = True  # type: ignore[attr-defined]
+                stop_server()
 
-    _serve(hub, settings.api_host, settings.api_port, on_started=publish, auth=auth)
-    stop.set()
+    _serve(hub, listener, on_started=started, auth=auth)
+    for scenario_run in in_demo:
+        scenario_run.stop()
+    for thread in played:
+        thread.join(3)  # a daemon: it says where it stopped unless its broker went first
     return EXIT_OK
 
 
@@ -365,13 +540,44 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=ENV_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    run.add_argument(
+        "--api-port",
+        type=_port_arg,
+        default=None,
+        metavar="N",
+        help="HTTP port of the API and console (default: SAFETY_HUB_API_PORT or 8080); "
+        "a taken port stops the hub with exit code 2",
+    )
     run.set_defaults(func=cmd_run)
 
     demo = sub.add_parser(
         "demo",
         help="run the hub in local mode with the sample park's gateways publishing into it",
         description="Local-mode hub plus simulated gateways for every enterprise of the sample "
-        "park; prints where to look and progress every 5 s. Data under .hub-data/demo.",
+        "park; prints where to look and progress every 5 s. Data under .hub-data/demo. With "
+        "--scenario it also plays an incident into the hub (the demo's gateways pause the "
+        "scenario's tags meanwhile) and prints its alarms and its outcome.",
+    )
+    demo.add_argument(
+        "--api-port",
+        type=_port_arg,
+        default=None,
+        metavar="N",
+        help="HTTP port of the API and console (default: SAFETY_HUB_API_PORT, else 8080 or a "
+        "free port when 8080 is taken); a chosen port that is taken stops with exit code 2",
+    )
+    demo.add_argument(
+        "--scenario",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="play this scenario (scenarios/*.yaml) into the demo once it runs",
+    )
+    demo.add_argument(
+        "--speed",
+        type=float,
+        default=None,
+        help="scenario time per wall time for --scenario (default 1: real time)",
     )
     demo.add_argument("--duration", type=float, default=None, help="stop after N seconds")
     demo.add_argument(
@@ -519,6 +725,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     except LoadError as exc:
         print(f"safety-hub: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except StateFileError as exc:
+        print(f"safety-hub: damaged state file {exc}", file=sys.stderr)
         return EXIT_USAGE
     except ValueError as exc:
         print(f"safety-hub: {exc}", file=sys.stderr)

@@ -97,10 +97,15 @@ class Gateway:
         reason: object,
         properties: object,
     ) -> None:
-        client.publish(
+        self.announce_online()
+        self._connected.set()
+
+    def announce_online(self) -> mqtt.MQTTMessageInfo:
+        """Publish the retained ``online`` status (again): on connect, and after another
+        publisher of this enterprise (a scenario's gateway) may have left ``offline`` behind."""
+        return self._client.publish(
             status_topic(self.enterprise), json.dumps({"state": "online"}), qos=1, retain=True
         )
-        self._connected.set()
 
     def wait_connected(self, timeout: float = 10.0) -> bool:
         return self._connected.wait(timeout)

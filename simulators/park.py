@@ -1,7 +1,9 @@
 """Park simulator: every enterprise's gateway publishing its registry tags.
 
 Two modes: ``interval`` (each tag at its expected publishing interval, what the demo shows)
-and ``rate`` (a fixed total of readings per second, for load and benchmarks).
+and ``rate`` (a fixed total of readings per second, for load and benchmarks). Tags can be paused
+while something else publishes them (a scenario played into the demo): two sources for one tag
+would make its alarms flap between their values.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from safety_hub.registry import Plant
@@ -77,9 +79,28 @@ class ParkSimulator:
         self._stop = threading.Event()
         self._username, self._password = username, password
         self._gateways: dict[str, Gateway] = {}
+        # (enterprise, tag) not published for now; replaced whole, never mutated, so the
+        # publishing loop reads a consistent set without a lock
+        self._paused: frozenset[tuple[str, str]] = frozenset()
 
     def stop(self) -> None:
         self._stop.set()
+
+    def pause(self, keys: Iterable[tuple[str, str]]) -> None:
+        """Stop publishing these (enterprise, tag) until :meth:`resume`; the gateways stay
+        connected, so the enterprises' links stay up."""
+        self._paused = self._paused | frozenset(keys)
+
+    def resume(self, keys: Iterable[tuple[str, str]]) -> None:
+        """Publish these tags again. Each enterprise that had paused tags announces itself
+        ``online`` again: whatever published them meanwhile may have left an ``offline``
+        status retained at the broker."""
+        resumed = self._paused & frozenset(keys)
+        self._paused = self._paused - resumed
+        for code in sorted({code for code, _ in resumed}):
+            gateway = self._gateways.get(code)
+            if gateway is not None:
+                gateway.announce_online()
 
     def connect(self, timeout: float = 10.0) -> None:
         for code in self.tags:
@@ -122,11 +143,13 @@ class ParkSimulator:
         spread over the interval so that a gateway does not publish everything at once)."""
         now_ms = time.time_ns() // 1_000_000
         second = int(now_ms / 1000)
+        paused = self._paused
         for code, tags in self.tags.items():
             due = [
                 t
                 for i, t in enumerate(tags)
                 if second % max(1, round(t.interval_s)) == i % max(1, round(t.interval_s))
+                and (code, t.tag) not in paused
             ]
             for start in range(0, len(due), self.batch):
                 chunk = due[start : start + self.batch]
@@ -156,12 +179,15 @@ class ParkSimulator:
         cycle_ts = 0
         while not self._stop.is_set() and (end is None or time.monotonic() < end):
             by_code: dict[str, list[dict[str, object]]] = {}
+            paused = self._paused
             for _ in range(self.batch):
                 if i % len(flat) == 0:
                     # a new round over the tags: a later timestamp, so no reading overwrites another
                     cycle_ts = max(time.time_ns() // 1_000_000, cycle_ts + 1)
                 code, tag = flat[i % len(flat)]
                 i += 1
+                if (code, tag.tag) in paused:
+                    continue
                 by_code.setdefault(code, []).append(
                     {
                         "tag": tag.tag,

@@ -31,12 +31,15 @@ def cli(
 
 
 def test_help_lists_the_commands_and_the_environment() -> None:
-    """`safety-hub --help` names every command and the main environment variables."""
+    """`--help` names every command, the main variables, and the port and scenario options."""
     result = cli("--help")
     assert result.returncode == 0
     for word in ("run", "demo", "simulate", "SAFETY_HUB_MQTT_URL", "SAFETY_HUB_INFLUX_URL"):
         assert word in result.stdout
-    assert cli("run", "--help").returncode == 0
+    assert "--api-port" in cli("run", "--help").stdout
+    demo = cli("demo", "--help").stdout
+    for option in ("--api-port", "--scenario", "--speed", "--duration"):
+        assert option in demo
     assert "--rate" in cli("simulate", "--help").stdout
 
 
