@@ -6,7 +6,8 @@
   over MQTT, with values the caller changes to stage an incident.
 - :func:`normal_values`: a plausible normal value for every tag of a plant (inside its
   setpoints), so a screenshot shows a quiet park around the incident.
-- :func:`open_console`: the console page signed in with a token (``#token=...``).
+- :func:`open_console`: the console page signed in with a token (``#token=...``), optionally
+  served under a Content-Security-Policy with the violations chromium reports collected.
 
 Nothing here imports pytest: ``tests/e2e/screenshots.py`` uses it as a script.
 """
@@ -22,9 +23,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
 from typing import Any
+from urllib.parse import urlsplit
 
-from playwright.sync_api import BrowserContext, Page, sync_playwright
+from playwright.sync_api import BrowserContext, ConsoleMessage, Page, Route, sync_playwright
 
+from safety_hub.api.app import CONTENT_SECURITY_POLICY
 from safety_hub.registry import Plant
 from simulators.gateway import Gateway
 
@@ -42,6 +45,11 @@ CHROMIUM_ARGS = [
     "--autoplay-policy=no-user-gesture-required",
 ]
 VIEWPORT = {"width": 1920, "height": 1080}
+# The policy the hub sends and the console works under: its files, its API calls and the event
+# stream all from the hub's own origin, nothing inline (no <script> or <style> blocks, no on*
+# handlers, no style attributes), no eval, never framed.
+CONSOLE_CSP = CONTENT_SECURITY_POLICY
+CONSOLE_PATHS = ("/console/", "/console/index.html")
 
 
 def chromium_path() -> str:
@@ -77,13 +85,38 @@ def console_browser(
 
 
 def open_console(
-    context: BrowserContext, base_url: str, token: str | None, errors: list[str] | None = None
+    context: BrowserContext,
+    base_url: str,
+    token: str | None,
+    errors: list[str] | None = None,
+    *,
+    csp: str | None = None,
+    csp_violations: list[str] | None = None,
 ) -> Page:
     """A new page on the console; with a token it signs in through the URL fragment. Uncaught
-    script errors of the page go to ``errors``."""
+    script errors of the page go to ``errors``. With ``csp`` the console's page is served with
+    that Content-Security-Policy header (in place of any the hub sends), and every violation
+    chromium reports goes to ``csp_violations``."""
     page = context.new_page()
     if errors is not None:
         page.on("pageerror", lambda exc: errors.append(str(exc)))
+    if csp_violations is not None:
+
+        def on_console(message: ConsoleMessage) -> None:
+            if "Content Security Policy" in message.text:
+                csp_violations.append(message.text)
+
+        page.on("console", on_console)
+    if csp is not None:
+        policy = csp
+
+        def with_csp(route: Route) -> None:
+            response = route.fetch()
+            headers = {k: v for k, v in response.headers.items() if k != "content-security-policy"}
+            route.fulfill(response=response, headers={**headers, "content-security-policy": policy})
+
+        # Only the document's header governs the page; the API's answers pass untouched.
+        page.route(lambda url: urlsplit(url).path in CONSOLE_PATHS, with_csp)
     url = f"{base_url}/console/"
     if token is not None:
         url += f"#token={token}"

@@ -130,8 +130,8 @@ def run(out_dir: Path, width: int, height: int, work: Path) -> list[Shot]:
             {"SAFETY_HUB_MQTT_URL": broker.url, "SAFETY_HUB_ADMIN_TOKEN": token},
         )
         say("starting safety-hub run")
-        hub.start()
         try:
+            hub.start()  # inside: a hub that never got ready is still stopped
             auth = {"Authorization": f"Bearer {token}"}
             feeder = Feeder("127.0.0.1", broker.port, normal, period=2.0, jitter=0.01)
             with feeder:

@@ -1,6 +1,7 @@
 """The console in headless chromium against the real hub: an incident, annunciation, silence,
-acknowledge with a comment, the journal, the plan's colours, the English switch, sign-in and
-the disconnection banner.
+acknowledge with a comment, the journal, the plan's colours, the English switch, sign-out and
+sign-in (never "live" before the new session's stream is open), the disconnection banner, all
+under the Content-Security-Policy the console needs (``CONSOLE_CSP``).
 
 The hub is ``safety-hub run`` as a subprocess with a private Mosquitto; gateways publish normal
 values for every tag of the sample park (so nothing goes stale) and the test stages the
@@ -15,13 +16,20 @@ import secrets
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Page, Route, expect
 
 from safety_hub.registry import default_plant_path, load_plant
-from tests.e2e.console_helpers import Feeder, console_browser, normal_values, open_console
+from tests.e2e.console_helpers import (
+    CONSOLE_CSP,
+    Feeder,
+    console_browser,
+    normal_values,
+    open_console,
+)
 from tests.fixtures.processes import MosquittoProcess
 from tests.integration.hubproc import HubProcess, wait_for
 
@@ -33,6 +41,7 @@ DETECTOR = "GT-1101"
 YELLOW = "rgb(255, 214, 10)"  # --yellow: medium
 ORANGE = "rgb(255, 138, 0)"  # --orange: high
 LIVE = 15_000  # ms the console may take to show a change (stream, or the fallback poll)
+STREAM_RETRY_MAX = 30_000  # ms: the console's longest wait between stream retries (api.js)
 
 
 class Site:
@@ -71,13 +80,20 @@ def site(mosquitto: MosquittoProcess, tmp_path: Path) -> Iterator[Site]:
         tmp_path / "hub",
         {"SAFETY_HUB_MQTT_URL": mosquitto.url, "SAFETY_HUB_ADMIN_TOKEN": token},
     )
-    hub.start()
-    try:
-        normal = normal_values(load_plant(default_plant_path()))
-        with Feeder("127.0.0.1", mosquitto.port, normal, period=2.0) as feeder:
+    normal = normal_values(load_plant(default_plant_path()))
+    # The park publishes before the hub starts, as in the field: the hub's data-silence windows
+    # (3 intervals, 15 s) run from its start, and a feeder started only once the hub is ready
+    # could miss them on a loaded machine (stale and voting alarms on a quiet park).
+    with Feeder("127.0.0.1", mosquitto.port, normal, period=2.0) as feeder:
+        try:
+            hub.start()  # inside: a hub that never got ready is still stopped
             yield Site(hub, feeder, token)
-    finally:
-        hub.stop()
+        finally:
+            hub.stop()
+
+
+def is_stream(url: str) -> bool:
+    return urlsplit(url).path == "/api/v1/stream"
 
 
 def row(page: Page, alarm_id: int) -> Any:
@@ -85,11 +101,20 @@ def row(page: Page, alarm_id: int) -> Any:
 
 
 def test_console_incident_to_acknowledged_with_journal(site: Site, tmp_path: Path) -> None:
+    """An operator follows an incident to an acknowledged alarm with its journal; the console
+    says live only while its own session's stream is open, and breaks no CSP rule."""
     me = site.get("/api/v1/me")
     assert me["role"] in ("operator", "admin")
+    # The browser gets the hub's own policy (no stand-in): exactly the one the console needs.
+    document = httpx.get(f"{site.hub.url}/console/", timeout=10)
+    assert document.headers["content-security-policy"] == CONSOLE_CSP
+    assert "frame-ancestors 'none'" in CONSOLE_CSP
     errors: list[str] = []
+    csp_violations: list[str] = []
     with console_browser(tmp_path / "chromium-profile") as context:
-        page = open_console(context, site.hub.url, site.token, errors)
+        page = open_console(
+            context, site.hub.url, site.token, errors, csp_violations=csp_violations
+        )
         # Signed in from the URL fragment: who and which role; the token left the address bar.
         expect(page.locator("#user")).to_contain_text(me["user"], timeout=LIVE)
         assert "token=" not in page.url
@@ -166,21 +191,49 @@ def test_console_incident_to_acknowledged_with_journal(site: Site, tmp_path: Pat
         expect(page.locator("#alarms-title")).to_have_text("Active alarms")
         expect(page.locator("#user")).to_contain_text(me["user"], timeout=LIVE)
         expect(row(page, level2["id"])).to_be_visible(timeout=LIVE)
+        expect(page.locator("body")).to_have_attribute("data-conn", "live", timeout=LIVE)
 
-        # Log out: the token prompt; a wrong token is refused, the right one signs in again.
+        # Log out: the token prompt, and the console no longer says it is live.
         page.click("#btn-logout")
         prompt = page.locator("#token-dialog")
         expect(prompt).to_be_visible()
+        expect(page.locator("body")).to_have_attribute("data-conn", "down")
+        # A wrong token is refused.
         page.fill("#token-input", "not-a-token")
         page.click("#token-submit")
         expect(page.locator("#token-error")).to_have_text("The token is not valid", timeout=LIVE)
+
+        # The right one signs in again, while the event stream is refused (as by a proxy that
+        # drops it): the list loads, but the console must not claim to be live on the strength
+        # of the previous session's stream; it says the stream is down and that it polls.
+        def on_stream(route: Route) -> None:
+            route.abort("connectionrefused")
+
+        page.route(is_stream, on_stream)
         page.fill("#token-input", site.token)
         page.click("#token-submit")
         expect(prompt).to_be_hidden(timeout=LIVE)
         expect(row(page, level2["id"])).to_be_visible(timeout=LIVE)
+        expect(page.locator("body")).to_have_attribute("data-conn", "down", timeout=LIVE)
+        banner = page.locator("#banner")
+        expect(banner).to_contain_text("Live connection lost", timeout=LIVE)
+        # Let the stream through: the console retries (backing off up to STREAM_RETRY_MAX) and
+        # is live once it opens.
+        page.unroute(is_stream, on_stream)
+        expect(page.locator("body")).to_have_attribute(
+            "data-conn", "live", timeout=STREAM_RETRY_MAX + LIVE
+        )
+        expect(banner).to_be_hidden(timeout=LIVE)
 
         # The hub goes away: the console says so.
         site.hub.kill9()
-        expect(page.locator("#banner")).to_be_visible(timeout=LIVE)
+        expect(banner).to_be_visible(timeout=LIVE)
         expect(page.locator("body")).to_have_attribute("data-conn", "down")
+
+        # No CSP violation all along; a canary shows chromium enforced the policy meanwhile.
+        assert csp_violations == []
+        with page.expect_console_message(lambda m: "Content Security Policy" in m.text):
+            page.evaluate(
+                "document.body.insertAdjacentHTML('beforeend', '<i style=\"color: red\"></i>')"
+            )
     assert errors == []

@@ -71,7 +71,7 @@ class HubProcess:
         self.log_path = data_dir / "hub.log"
         self.url = f"http://127.0.0.1:{self.port}"
 
-    def start(self, timeout: float = 30.0) -> None:
+    def start(self, timeout: float = 60.0) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
@@ -80,7 +80,10 @@ class HubProcess:
             stdout=log,
             stderr=subprocess.STDOUT,
         )
-        wait_for(self._ready, timeout, f"the hub to be ready at {self.url}\n{self.log_tail()}")
+        try:
+            wait_for(self._ready, timeout, f"the hub to be ready at {self.url}")
+        except AssertionError as exc:  # the log as it is now, not as it was at the start
+            raise AssertionError(f"{exc}\n{self.log_tail()}") from None
 
     def _ready(self) -> bool:
         if self.proc is not None and self.proc.poll() is not None:

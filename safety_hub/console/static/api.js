@@ -168,7 +168,9 @@ export class Stream {
     this.onState = onState;
     this.staleMs = staleMs;
     this.es = null;
-    this.connected = false;
+    // Unknown until the first open or error, so that either is reported: a stream that fails
+    // before it ever opened (the hub went away while it was connecting) must say so too.
+    this.connected = null;
     this.lastEvent = 0;
     this.retryMs = 1000;
     this.retryTimer = null;

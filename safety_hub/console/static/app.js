@@ -39,7 +39,8 @@ const S = {
   reachable: true,
   unreachableSince: 0,
   unreachableError: "",
-  streamUp: false,
+  session: 0, // bumped at every sign-in and sign-out: late work of an ended session is dropped
+  streamUp: false, // the current session's stream has opened and not failed since
   streamDownSince: Date.now(),
   refreshTimer: null,
   pollTimer: null,
@@ -196,11 +197,15 @@ function upsertAlarm(a) {
 }
 
 async function loadAll() {
-  const [plant, alarms] = await Promise.all([S.api.plant(), S.api.alarms()]);
+  const session = S.session;
+  const api = S.api;
+  const [plant, alarms] = await Promise.all([api.plant(), api.alarms()]);
+  if (S.session !== session) return; // signed out (or in as someone else) meanwhile
   setPlant(plant);
   applyAlarmList(alarms);
   if (!S.tags.size) {
-    const tags = await S.api.tags();
+    const tags = await api.tags();
+    if (S.session !== session) return;
     S.tags = new Map(tags.map((tg) => [tagKey(tg.enterprise, tg.tag), tg]));
   }
   renderAll();
@@ -221,6 +226,7 @@ function handleLoadError(err) {
 
 function pollLoop() {
   clearTimeout(S.pollTimer);
+  const session = S.session;
   const wait = (S.streamUp ? POLL_LIVE_S : POLL_DOWN_S) * 1000;
   S.pollTimer = setTimeout(async () => {
     try {
@@ -229,7 +235,9 @@ function pollLoop() {
     } catch (err) {
       handleLoadError(err);
     }
-    pollLoop();
+    // A sign-out while this poll was waiting for the hub stopped the loop: it stays stopped
+    // (the next sign-in starts its own).
+    if (S.session === session) pollLoop();
   }, wait);
 }
 
@@ -271,11 +279,19 @@ function onValueEvent(v) {
   }
 }
 
-function onStreamState(up) {
-  S.streamUp = up;
-  if (!up) S.streamDownSince = Date.now();
-  document.body.dataset.conn = up ? "live" : "down";
+/**
+ * The connection indicator (body[data-conn]) and what the banner counts from: "live" only while
+ * this session's stream is open; "connecting" from sign-in until it first opens or fails.
+ */
+function setConn(state) {
+  S.streamUp = state === "live";
+  if (!S.streamUp) S.streamDownSince = Date.now();
+  document.body.dataset.conn = state;
   renderConn();
+}
+
+function onStreamState(up) {
+  setConn(up ? "live" : "down");
   if (up) scheduleRefresh(50); // catch up on anything missed while down
   pollLoop();
 }
@@ -458,7 +474,8 @@ function renderUser() {
 }
 
 function renderConn() {
-  $("conn-text").textContent = S.streamUp ? t("conn.live") : t("conn.down");
+  const state = document.body.dataset.conn;
+  $("conn-text").textContent = t(state === "live" || state === "connecting" ? `conn.${state}` : "conn.down");
 }
 
 function renderBanner() {
@@ -827,10 +844,21 @@ async function submitAction() {
 
 // ---- sign-in --------------------------------------------------------------------------------
 
-function askToken(message = "") {
+/**
+ * Ends the live session: no stream, no poll, no pending refresh, and the indicator no longer
+ * says live (the stream that made it live is gone; the next one must open first).
+ */
+function stopLive() {
+  S.session += 1;
   if (S.stream) S.stream.stop();
   S.stream = null;
   clearTimeout(S.pollTimer);
+  clearTimeout(S.refreshTimer);
+  setConn("down");
+}
+
+function askToken(message = "") {
+  stopLive();
   const dialog = $("token-dialog");
   $("token-error").textContent = message;
   $("token-submit").disabled = false;
@@ -839,9 +867,14 @@ function askToken(message = "") {
 }
 
 function makeApi(token) {
-  return new Api(token, {
+  const api = new Api(token, {
     onUnauthorized: () => {
+      // A late 401 for a token already replaced (the wrong one tried before the right one)
+      // must not sign the new session out.
+      if (S.api !== api) return;
       storeToken(null);
+      S.me = null;
+      renderUser();
       askToken(t("token.bad"));
     },
     onReachable: (ok, error) => {
@@ -854,15 +887,20 @@ function makeApi(token) {
       renderBanner();
     },
   });
+  return api;
 }
 
 async function signIn(token) {
+  stopLive(); // whatever was live belonged to the last session
+  setConn("connecting"); // until this session's stream opens or fails
+  const session = S.session;
   const api = makeApi(token);
   S.api = api;
   S.me = await api.me();
   storeToken(token);
   renderUser();
   await loadAll();
+  if (S.session !== session) throw new Error("signed out while signing in");
   S.stream = new Stream(api.streamUrl(), {
     onAlarm: onAlarmEvent,
     onValue: onValueEvent,

@@ -123,7 +123,7 @@ export function drawTrend(host, d) {
       parts.push(`<polygon class="band" points="${[...top, ...bottom].join(" ")}"></polygon>`);
     }
     if (r.length === 1) {
-      parts.push(`<circle cx="${x(r[0].ts)}" cy="${y(r[0].value)}" r="3" fill="var(--accent)"></circle>`);
+      parts.push(`<circle class="series-point" cx="${x(r[0].ts)}" cy="${y(r[0].value)}" r="3"></circle>`);
     } else {
       parts.push(`<polyline class="series" points="${r.map((p) => `${x(p.ts)},${y(p.value)}`).join(" ")}"></polyline>`);
     }
@@ -136,7 +136,7 @@ export function drawTrend(host, d) {
       `<polyline class="series-live" points="${chain.map((p) => `${x(p.ts)},${y(p.value)}`).join(" ")}"></polyline>`,
     );
     const end = after[after.length - 1];
-    parts.push(`<circle cx="${x(end.ts)}" cy="${y(end.value)}" r="4" fill="#9be7ff"></circle>`);
+    parts.push(`<circle class="series-live-end" cx="${x(end.ts)}" cy="${y(end.value)}" r="4"></circle>`);
   }
 
   // setpoints
