@@ -195,24 +195,30 @@ class Spool:
         # to SQLite, an append that meets this transaction sleep-polls in its busy handler
         # (1, 2, 5 ... 100 ms steps): the alarm latency tail this lock removes.
         with self._read_lock, self._write_lock, self._file.transaction(conn) as cursor:
-            if error is not None:
+            # Only rows that were still here count: a batch removed twice (two writers racing)
+            # must not drive the counters below what the file holds.
+            gone: list[SpoolBatch] = []
+            for b in batches:
+                cursor.execute("DELETE FROM batch WHERE id = ?", (b.id,))
+                if cursor.rowcount:
+                    gone.append(b)
+            if error is not None and gone:
                 cursor.executemany(
                     "INSERT INTO dead_letter (batch_id, created_ms, failed_ms, error, n, lines) "
                     "VALUES (?,?,?,?,?,?)",
-                    [(b.id, b.created_ms, failed_ms, error, b.n, b.lines) for b in batches],
+                    [(b.id, b.created_ms, failed_ms, error, b.n, b.lines) for b in gone],
                 )
-            cursor.executemany("DELETE FROM batch WHERE id = ?", [(b.id,) for b in batches])
             # The first batch by id is the oldest (ids grow with appends): one index step
             # instead of a scan of everything still spooled.
             row = cursor.execute("SELECT created_ms FROM batch ORDER BY id LIMIT 1").fetchone()
             oldest = None if row is None else row[0]
         with self._changed:
-            self._batches -= len(batches)
-            self._readings -= sum(b.n for b in batches)
-            self._bytes -= sum(len(b.lines) for b in batches)
+            self._batches -= len(gone)
+            self._readings -= sum(b.n for b in gone)
+            self._bytes -= sum(len(b.lines) for b in gone)
             self._oldest = oldest
             if error is not None:
-                self._dead += len(batches)
+                self._dead += len(gone)
             self._changed.notify_all()
 
     def dead_letters(self, limit: int = 100) -> list[dict[str, object]]:

@@ -134,3 +134,17 @@ def test_a_full_disk_fails_the_append_with_the_real_error_and_changes_nothing(
     spool.remove(kept)
     assert [b.lines for b in spool.peek(10)] == [big, "z"]
     spool.close()
+
+
+def test_removing_a_batch_twice_counts_it_once(tmp_path: Path) -> None:
+    """Two writers racing to remove the same batch leave the depth at what the file holds."""
+    spool = Spool(tmp_path / "spool.sqlite")
+    spool.append([("m v=1 1", 1), ("m v=2 2", 1)], 1)
+    batches = spool.peek(10)
+    spool.remove(batches[:1])
+    spool.remove(batches[:1])
+    depth = spool.depth()
+    assert (depth.batches, depth.readings) == (1, 1)
+    spool.dead_letter(batches, "HTTP 400", 3)
+    assert spool.depth().dead_letters == 1 and spool.depth().batches == 0
+    spool.close()
