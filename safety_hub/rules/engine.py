@@ -24,8 +24,10 @@ Readings from the future: a reading stamped more than ``max_lead_ms`` after its 
 (``counters["ahead_readings"]``) is not allowed to move the tag's event time there, or every
 current reading would be "late" until the hub clock caught up with it. It is evaluated on the
 tag's own timeline instead: the tag's newest evaluated time plus the hub time elapsed since the
-tag was last heard, never later than the receive time (so for a gateway in step with the hub,
-at hub time) and always after the newest evaluated time. Its on-delay therefore runs on hub
+tag was last heard, never later than ``max(max_lead_ms, TRANSIT_SLACK_MS)`` before the receive
+time (the gateway's next honest reading was stamped before it reached the hub, and must not look
+late; so for a gateway in step with the hub, just before hub time) and always after the newest
+evaluated time. Its on-delay therefore runs on hub
 time. Its raw ``ts_ms`` is remembered (the last ``AHEAD_MEMORY`` per tag, in the snapshot): the
 same reading delivered again is a duplicate, while any other reading, such as one from the
 gateway's corrected clock, is evaluated. So the newest evaluated time of a tag is never more
@@ -67,6 +69,8 @@ from safety_hub.rules.schema import (
 from safety_hub.telemetry import Reading
 
 SNAPSHOT_VERSION = 1
+TRANSIT_SLACK_MS = 1_000
+"""a far-ahead reading is evaluated at least this long before its receive time (transit)"""
 
 DEFAULT_MAX_LEAD_MS = 2_000
 """How far ahead of its receive time a reading may be stamped and still be evaluated at its own
@@ -902,13 +906,16 @@ class RuleEngine:
             if remembered and ts in slot.ahead:
                 counters["duplicate_readings"] += 1  # the same far-ahead reading again
                 return None
+            # Placed a little before its receive time: the gateway's next honest reading was
+            # stamped before it reached the hub too (transit), and must not look late.
+            before = received_ms - max(self.max_lead_ms, TRANSIT_SLACK_MS)
             if newest == _NEVER:
-                at = received_ms
+                at = before
             else:
                 # Continue the tag's own timeline by the hub time elapsed since it was last
                 # heard: hub time for a gateway in step, and a gateway whose clock lags keeps
                 # its lag, so its next readings are not late either.
-                at = min(newest + (received_ms - previous_received), received_ms)
+                at = min(newest + (received_ms - previous_received), before)
                 at = max(at, newest + 1)
             if at > limit:  # the tag was just evaluated at the very edge of the lead
                 counters["late_readings"] += 1

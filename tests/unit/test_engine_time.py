@@ -13,7 +13,12 @@ import pytest
 from safety_hub.alarms.model import Condition
 from safety_hub.clock import VirtualClock
 from safety_hub.registry import Plant, default_plant_path, load_plant
-from safety_hub.rules.engine import AHEAD_MEMORY, DEFAULT_MAX_LEAD_MS, RuleEngine
+from safety_hub.rules.engine import (
+    AHEAD_MEMORY,
+    DEFAULT_MAX_LEAD_MS,
+    TRANSIT_SLACK_MS,
+    RuleEngine,
+)
 from safety_hub.rules.loader import load_rules, parse_rules
 from safety_hub.rules.model import RulePack
 from safety_hub.telemetry import Reading
@@ -120,10 +125,11 @@ def test_without_a_lead_bound_the_same_reading_blinds_the_detector(
 
 def test_gateway_clock_fast_then_corrected_skips_no_reading(plant: Plant) -> None:
     """A gateway whose clock runs 3 min fast for a minute and is then corrected: every reading
-    is evaluated (each one flips the alarm), the fast ones at hub time, the corrected ones at
-    their own timestamps; none is late or a duplicate."""
+    is evaluated (each one flips the alarm), the fast ones within the slack before hub time, the
+    corrected ones at their own timestamps, in order; none is late or a duplicate."""
     hub = Hub.new(pressure_rule(plant), plant)
-    expected: list[tuple[bool, int]] = []
+    expected: list[bool] = []
+    received: list[tuple[int, bool]] = []
     for i in range(200):
         hub_ms = T0 + i * 1000
         fast = 60 <= i < 120
@@ -131,8 +137,17 @@ def test_gateway_clock_fast_then_corrected_skips_no_reading(plant: Plant) -> Non
         value = 1.5 if i % 2 else 0.5
         hub.receive(hub_ms, ("PT-1101", stamped, value))
         if i:
-            expected.append((value > 1.0, hub_ms))  # in step: stamped == hub time
-    assert hub.events("PressureHighTest|") == expected
+            expected.append(value > 1.0)
+            received.append((hub_ms, fast))
+    events = hub.events("PressureHighTest|")
+    assert [active for active, _ in events] == expected
+    times = [ts for _, ts in events]
+    assert times == sorted(set(times))  # strictly in order
+    for ts, (hub_ms, fast) in zip(times, received, strict=True):
+        if fast:
+            assert hub_ms - DEFAULT_MAX_LEAD_MS <= ts <= hub_ms
+        else:
+            assert ts == hub_ms  # in step: stamped == hub time
     counters = hub.engine.counters
     assert (counters["ahead_readings"], counters["late_readings"]) == (60, 0)
     assert counters["duplicate_readings"] == 0
@@ -140,13 +155,15 @@ def test_gateway_clock_fast_then_corrected_skips_no_reading(plant: Plant) -> Non
 
 def test_partly_corrected_clock_is_not_late_behind_its_fastest_reading(plant: Plant) -> None:
     """A clock 5 min fast corrected to 1 min fast (still beyond the lead): its readings are
-    older than the fastest one already seen, yet evaluated, on hub time."""
+    older than the fastest one already seen, yet evaluated, just before hub time (the lead
+    allowed for transit)."""
     hub = Hub.new(pressure_rule(plant), plant)
+    lead = DEFAULT_MAX_LEAD_MS
     hub.receive(T0, ("PT-1101", T0 + 300_000, 0.5))
     got = hub.receive(T0 + 1000, ("PT-1101", T0 + 1000 + 60_000, 1.5))
-    assert [(c.active, c.ts_ms) for c in got] == [(True, T0 + 1000)]
+    assert [(c.active, c.ts_ms) for c in got] == [(True, T0 + 1000 - lead)]
     got = hub.receive(T0 + 2000, ("PT-1101", T0 + 2000 + 60_000, 0.5))
-    assert [(c.active, c.ts_ms) for c in got] == [(False, T0 + 2000)]
+    assert [(c.active, c.ts_ms) for c in got] == [(False, T0 + 2000 - lead)]
     assert hub.engine.counters["late_readings"] == 0
 
 
@@ -163,14 +180,15 @@ def test_lagging_clock_is_not_late_after_a_far_ahead_glitch(plant: Plant) -> Non
 
 
 def test_on_delay_of_a_far_ahead_reading_runs_on_hub_time(plant: Plant) -> None:
-    """A reading stamped 295 s ahead starts its 15 s on-delay at hub time: the alarm is raised
-    by ``advance`` 15 s after it was received, not 15 s after its stamp."""
+    """A reading stamped 295 s ahead starts its 15 s on-delay on the tag's timeline in hub time
+    (right after its previous reading, never later than its receive time): the alarm is raised
+    by ``advance`` about 15 s after it was received, not 15 s after its stamp."""
     hub = Hub.new(pressure_rule(plant, on_delay="15s"), plant)
     hub.receive(T0, ("PT-1101", T0, 0.5))
     hub.receive(T0 + 1000, ("PT-1101", T0 + 1000 + AHEAD, 1.5))
-    assert hub.advance(T0 + 15_999) == []
+    assert hub.advance(T0 + 15_000) == []
     (raised,) = hub.advance(T0 + 16_000)
-    assert (raised.active, raised.ts_ms) == (True, T0 + 16_000)
+    assert (raised.active, raised.ts_ms) == (True, T0 + 15_001)
 
 
 def test_readings_within_the_lead_keep_their_own_timestamps(
@@ -178,7 +196,7 @@ def test_readings_within_the_lead_keep_their_own_timestamps(
 ) -> None:
     """Readings stamped up to ``max_lead_ms`` ahead are evaluated at their own timestamps, so
     two SIS trips in one batch keep their source order (first-out); one millisecond further is
-    evaluated at hub time."""
+    evaluated on the tag's timeline (just after its previous reading)."""
     lead = DEFAULT_MAX_LEAD_MS
     hub = Hub.new(shipped, plant)
     hub.receive(T0, ("UZ-1101", T0, 0.0), ("UZ-1102", T0, 0.0), ("UZ-1103", T0, 0.0))
@@ -189,7 +207,7 @@ def test_readings_within_the_lead_keep_their_own_timestamps(
         ("UZ-1103", T0 + 1000 + lead + 1, 1.0),  # just beyond: hub time
     )
     trips = {c.tag: c.ts_ms for c in got if c.alert == "SisTrip"}
-    assert trips == {"UZ-1101": T0 + 1300, "UZ-1102": T0 + 1000 + lead, "UZ-1103": T0 + 1000}
+    assert trips == {"UZ-1101": T0 + 1300, "UZ-1102": T0 + 1000 + lead, "UZ-1103": T0 + 1}
     assert hub.engine.counters["ahead_readings"] == 1
 
 
@@ -200,7 +218,8 @@ def test_far_ahead_reading_delivered_again_raises_nothing(plant: Plant) -> None:
     batch = [("PT-1101", T0 + AHEAD, 0.5), ("PT-1101", T0 + AHEAD + 500, 1.5)]
     hub.receive(T0, *batch)
     hub.receive(T0 + 1000, ("PT-1101", T0 + 1000, 0.5))
-    assert hub.events("PressureHighTest|") == [(True, T0 + 1), (False, T0 + 1000)]
+    lead = DEFAULT_MAX_LEAD_MS  # the first one is placed that long before its receive time
+    assert hub.events("PressureHighTest|") == [(True, T0 - lead + 1), (False, T0 + 1000)]
     assert hub.receive(T0 + 2000, *batch) == []
     assert hub.engine.counters["duplicate_readings"] == 2
     got = hub.receive(T0 + 3000, ("PT-1101", T0 + 3000, 1.5))  # the tag is not blinded
@@ -221,7 +240,7 @@ def test_far_ahead_redelivery_after_a_restart_raises_nothing(
     hub = Hub.new(pack, plant)
     hub.receive(T0, ("PT-1101", T0, 0.5))
     hub.receive(T0 + 1000, ("PT-1101", T0 + 1000 + AHEAD, 1.5))
-    assert hub.events("PressureHighTest|") == [(True, T0 + 1000)]
+    assert hub.events("PressureHighTest|") == [(True, T0 + 1)]
     back = T0 + 1000 + restart_after_ms
     hub.restart(pack, plant, back)
     assert hub.receive(back, ("PT-1101", T0 + 1000 + AHEAD, 1.5)) == [], why
@@ -247,20 +266,31 @@ def test_snapshot_without_remembered_readings_still_restores(plant: Plant) -> No
 
 
 def test_a_flood_of_far_ahead_readings_moves_the_tag_at_most_the_lead(plant: Plant) -> None:
-    """Many far-ahead readings of one tag in one batch take successive milliseconds up to hub
-    time + ``max_lead_ms`` and no further (the rest are late); a reading stamped just after
-    that is evaluated, and only ``AHEAD_MEMORY`` raw timestamps are kept."""
+    """Many far-ahead readings of one tag in one batch take successive milliseconds from the
+    transit slack before hub time, never past hub time; a reading stamped just after is
+    evaluated, and only ``AHEAD_MEMORY`` raw timestamps are kept."""
     pack = pressure_rule(plant)
     hub = Hub.new(pack, plant, max_lead_ms=30)
     flood = [("PT-1101", T0 + AHEAD + i, 1.5 if i % 2 else 0.5) for i in range(40)]
     hub.receive(T0, *flood)
     counters = hub.engine.counters
-    assert (counters["ahead_readings"], counters["late_readings"]) == (40, 9)
-    assert max(ts for _, ts in hub.events("PressureHighTest|")) == T0 + 30
-    got = hub.receive(T0 + 31, ("PT-1101", T0 + 31, 1.5))
-    assert [(c.active, c.ts_ms) for c in got] == [(True, T0 + 31)]
+    assert (counters["ahead_readings"], counters["late_readings"]) == (40, 0)
+    times = [ts for _, ts in hub.events("PressureHighTest|")]
+    assert max(times) == T0 - TRANSIT_SLACK_MS + 39 and max(times) <= T0
+    got = hub.receive(T0 + 31, ("PT-1101", T0 + 31, 0.5))  # the flood ended high
+    assert [(c.active, c.ts_ms) for c in got] == [(False, T0 + 31)]
     ((_, _, _, remembered),) = hub.engine.snapshot()["ahead"]
     assert len(remembered) == AHEAD_MEMORY
+
+
+def test_a_current_reading_just_after_a_far_ahead_one_is_not_late(plant: Plant) -> None:
+    """The first reading of a tag is stamped far ahead; the gateway's next, honest reading was
+    stamped before the hub received the first (transit): it is evaluated, not late."""
+    hub = Hub.new(pressure_rule(plant), plant)
+    hub.receive(T0, ("PT-1101", T0 + AHEAD, 0.5))
+    got = hub.receive(T0 + 50, ("PT-1101", T0 - 200, 1.5))
+    assert [(c.active, c.ts_ms) for c in got] == [(True, T0 - 200)]
+    assert hub.engine.counters["late_readings"] == 0
 
 
 def test_clock_skew_rule_still_sees_the_raw_timestamp(plant: Plant, shipped: RulePack) -> None:
