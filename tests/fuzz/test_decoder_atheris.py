@@ -21,26 +21,39 @@ RUNS = int(os.environ.get("SAFETY_HUB_TEST_FUZZ_RUNS", "1000000"))
 # A million inputs take minutes on a loaded 2-core machine: the run is bounded by its count.
 @pytest.mark.timeout(1_800)
 def test_fuzzed_inputs_never_escape_the_decoder(tmp_path: Path) -> None:
-    """libFuzzer runs RUNS inputs (fixed seed) through decode() and parse_status(); none fails."""
-    scratch = tmp_path / "corpus"
-    scratch.mkdir()
-    command = [
-        sys.executable,
-        str(HERE / "fuzz_decoder.py"),
-        str(scratch),  # new inputs go to the first directory, not to the committed seeds
-        str(HERE / "corpus"),
-        f"-dict={HERE / 'json.dict'}",
-        "-max_len=4096",
-        f"-runs={RUNS}",
-        "-seed=1",
-        "-timeout=10",  # one input taking 10 s is a bug of its own: a slow poison message
-        f"-artifact_prefix={tmp_path}/",
-    ]
-    proc = subprocess.run(command, capture_output=True, text=True, timeout=1_700, check=False)
-    artifacts = sorted(p.name for p in tmp_path.iterdir() if p.is_file())
-    assert proc.returncode == 0, (
-        f"fuzzer exit {proc.returncode}; artifacts {artifacts}\n{proc.stderr[-6000:]}"
-    )
-    done = re.findall(r"^Done (\d+) runs in (\d+) second", proc.stderr, re.MULTILINE)
-    assert done, proc.stderr[-3000:]
-    assert int(done[-1][0]) == RUNS, done
+    """libFuzzer runs RUNS inputs through decode() and parse_status() in two processes (one per
+    core, fixed seeds 1 and 2, RUNS/2 each); none fails."""
+    share = (RUNS + 1) // 2
+    runs: list[tuple[int, Path, subprocess.Popen[str]]] = []
+    for seed in (1, 2):
+        work = tmp_path / f"seed-{seed}"
+        scratch = work / "corpus"
+        scratch.mkdir(parents=True)
+        command = [
+            sys.executable,
+            str(HERE / "fuzz_decoder.py"),
+            str(scratch),  # new inputs go to the first directory, not to the committed seeds
+            str(HERE / "corpus"),
+            f"-dict={HERE / 'json.dict'}",
+            "-max_len=4096",
+            f"-runs={share}",
+            f"-seed={seed}",
+            "-timeout=10",  # one input taking 10 s is a bug of its own: a slow poison message
+            f"-artifact_prefix={work}/",
+        ]
+        proc = subprocess.Popen(
+            command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+        )
+        runs.append((seed, work, proc))
+    total = 0
+    for seed, work, proc in runs:
+        _, stderr = proc.communicate(timeout=1_700)
+        artifacts = sorted(p.name for p in work.iterdir() if p.is_file())
+        assert proc.returncode == 0, (
+            f"fuzzer (seed {seed}) exit {proc.returncode}; artifacts {artifacts}\n{stderr[-6000:]}"
+        )
+        done = re.findall(r"^Done (\d+) runs in (\d+) second", stderr, re.MULTILINE)
+        assert done, stderr[-3000:]
+        assert int(done[-1][0]) == share, done
+        total += int(done[-1][0])
+    assert total >= RUNS
