@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bench import alarm_latency, decode, pipeline
+from bench import alarm_latency, decode, fairness, pipeline
 
 if __name__ == "__main__":
     decode.run()
@@ -10,3 +10,5 @@ if __name__ == "__main__":
     pipeline.run()
     print()
     alarm_latency.run()
+    print()
+    fairness.run()

@@ -7,7 +7,8 @@ This is the one module of ``safety_hub`` that imports ``connectors``; the domain
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from collections.abc import Callable, Collection
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import cast
 
@@ -32,6 +33,8 @@ from safety_hub.telemetry import (
     DecodeLimits,
     TelemetryDecoder,
     parse_status,
+    status_topic,
+    telemetry_subscription,
 )
 
 log = logging.getLogger("safety_hub.hub")
@@ -51,6 +54,16 @@ def default_rules_path() -> Path:
     raise ConfigError(
         "SAFETY_HUB_RULES", None, "no alert_rules/ folder found; set the rule pack path"
     )
+
+
+def _of_enterprises(codes: Collection[str]) -> Callable[[str], bool]:
+    """True for a topic of one of ``codes`` (which their own sessions receive)."""
+
+    def registered(topic: str) -> bool:
+        parts = topic.split("/", 3)
+        return len(parts) > 2 and parts[2] in codes
+
+    return registered
 
 
 @dataclass(frozen=True)
@@ -252,7 +265,14 @@ class Hub:
         )
 
     def _build_source(self) -> MessageSource:
-        from connectors.mqtt import EmbeddedBroker, MqttConfig, MqttIngest, packet_limit
+        from connectors.mqtt import (
+            EmbeddedBroker,
+            MqttConfig,
+            MqttSessions,
+            Retiring,
+            packet_limit,
+            sessions_for,
+        )
 
         target = self.settings.mqtt_target()
         if target is None:
@@ -268,7 +288,7 @@ class Hub:
             host, port = target.host, target.port
             user, password, tls = target.username, target.password, target.tls
         self.mqtt_url = f"mqtt{'s' if tls else ''}://{host}:{port}"
-        config = MqttConfig(
+        base = MqttConfig(
             host=host,
             port=port,
             client_id=self.settings.mqtt_client_id,
@@ -278,11 +298,32 @@ class Hub:
             session_expiry_s=self.settings.mqtt_session_expiry_s,
             receive_maximum=self.settings.mqtt_receive_maximum,
             keepalive_s=self.settings.mqtt_keepalive_s,
-            subscriptions=(TELEMETRY_SUBSCRIPTION, STATUS_SUBSCRIPTION),
-            no_retained=(TELEMETRY_SUBSCRIPTION,),
             max_packet_bytes=packet_limit(self.settings.max_payload_bytes),
         )
-        return MqttIngest(config, on_connection=self._on_connection)
+        # One persistent session per enterprise (a flood backs up in the flooder's own broker
+        # queue), a catch-all for unregistered enterprises, a publisher (connectors/mqtt/
+        # sessions.py); the single session of earlier versions is emptied and ended.
+        codes = frozenset(self.plant.enterprises)
+        lanes = [
+            (
+                code,
+                (telemetry_subscription(code), status_topic(code)),
+                (telemetry_subscription(code),),
+            )
+            for code in sorted(codes)
+        ]
+        everything = (TELEMETRY_SUBSCRIPTION, STATUS_SUBSCRIPTION)
+        sessions, publisher = sessions_for(
+            base,
+            lanes,
+            (everything, (TELEMETRY_SUBSCRIPTION,), _of_enterprises(codes)),
+        )
+        return MqttSessions(
+            sessions,
+            publisher,
+            retiring=Retiring(replace(base, subscriptions=()), everything),
+            on_connection=self._on_connection,
+        )
 
     def start(self) -> None:
         log.info(

@@ -167,7 +167,7 @@ class IngestWorker:
         metrics: HubMetrics,
         system_alarms: SystemAlarms,
         clock: Clock,
-        max_batch_messages: int = 2000,
+        max_batch_messages: int = 256,
         on_status: StatusListener | None = None,
         enterprises: Collection[str] | None = None,
         qos0_lane_limit: int = 10_000,

@@ -55,6 +55,11 @@ _INT64_MIN = -(2**63)
 _INT64_MAX = 2**63 - 1
 
 
+def telemetry_subscription(enterprise: str) -> str:
+    """The topic filter of one enterprise's telemetry (its sub-topics included)."""
+    return f"{TOPIC_ROOT}/{CONTRACT_VERSION}/{enterprise}/telemetry/#"
+
+
 def telemetry_topic(enterprise: str) -> str:
     return f"{TOPIC_ROOT}/{CONTRACT_VERSION}/{enterprise}/telemetry"
 

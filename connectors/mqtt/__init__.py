@@ -2,5 +2,14 @@
 
 from connectors.mqtt.embedded import EmbeddedBroker, packet_limit
 from connectors.mqtt.ingest import MqttConfig, MqttIngest
+from connectors.mqtt.sessions import MqttSessions, Retiring, sessions_for
 
-__all__ = ["EmbeddedBroker", "MqttConfig", "MqttIngest", "packet_limit"]
+__all__ = [
+    "EmbeddedBroker",
+    "MqttConfig",
+    "MqttIngest",
+    "MqttSessions",
+    "Retiring",
+    "packet_limit",
+    "sessions_for",
+]

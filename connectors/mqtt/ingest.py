@@ -49,6 +49,12 @@ class MqttConfig:
     # MQTT 5 Maximum Packet Size on CONNECT: the broker never sends us a larger packet, so an
     # oversized message is never read into memory. None: no limit.
     max_packet_bytes: int | None = None
+    # False: a clean session that the broker forgets at disconnect (no queue while away).
+    persistent: bool = True
+    subscribe_qos: int = 1
+    # Messages whose topic this says True for are dropped at once, before any other work
+    # (a catch-all subscription that must skip what other sessions receive).
+    ignore_topic: Callable[[str], bool] | None = None
     min_reconnect_s: int = 1
     max_reconnect_s: int = 30
 
@@ -60,14 +66,15 @@ class MqttConfig:
             raise ValueError(f"mqtt: port {self.port} is out of range")
         if self.protocol not in ("v5", "v311"):
             raise ValueError(f"mqtt: protocol must be v5 or v311, got {self.protocol!r}")
-        if not self.subscriptions:
-            raise ValueError("mqtt: no subscriptions")
+        if self.subscribe_qos not in (0, 1):
+            raise ValueError(f"mqtt: subscribe_qos must be 0 or 1, got {self.subscribe_qos}")
         if self.max_packet_bytes is not None and self.max_packet_bytes < 1024:
             raise ValueError(f"mqtt: max_packet_bytes {self.max_packet_bytes} is below 1024")
 
 
 @dataclass(frozen=True, slots=True)
 class _AckToken:
+    owner: MqttIngest
     generation: int
     mid: int
     qos: int
@@ -93,7 +100,7 @@ class MqttIngest:
             CallbackAPIVersion.VERSION2,
             client_id=config.client_id,
             protocol=mqtt.MQTTv5 if v5 else mqtt.MQTTv311,
-            clean_session=None if v5 else False,
+            clean_session=None if v5 else not config.persistent,
             manual_ack=True,
         )
         self._client.max_queued_messages_set(0)  # outgoing publishes queue while offline
@@ -110,6 +117,9 @@ class MqttIngest:
         self._client.on_connect_fail = self._handle_connect_fail
         self.acks_skipped = 0
         self._connect_failures = 0
+        self.session_present: bool | None = None
+        self.unacked = 0  # QoS 1 messages handed over and not acknowledged yet
+        self.last_message_monotonic = time.monotonic()
 
     # -- MessageSource ----------------------------------------------------------------------
     @property
@@ -122,11 +132,12 @@ class MqttIngest:
         kwargs: dict[str, Any] = {"keepalive": self.config.keepalive_s}
         if self.config.protocol == "v5":
             props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
-            props.SessionExpiryInterval = self.config.session_expiry_s
+            if self.config.persistent:
+                props.SessionExpiryInterval = self.config.session_expiry_s
             props.ReceiveMaximum = self.config.receive_maximum
             if self.config.max_packet_bytes is not None:
                 props.MaximumPacketSize = self.config.max_packet_bytes
-            kwargs["clean_start"] = False
+            kwargs["clean_start"] = not self.config.persistent
             kwargs["properties"] = props
         self._client.connect_async(self.config.host, self.config.port, **kwargs)
         self._client.loop_start()
@@ -146,8 +157,12 @@ class MqttIngest:
         token = message.token
         if not isinstance(token, _AckToken) or token.qos == 0:
             return
+        if token.owner is not self:
+            token.owner.ack(message)
+            return
         with self._lock:
             current = self._generation
+            self.unacked = max(0, self.unacked - 1)
         if token.generation != current or not self._connected.is_set():
             self.acks_skipped += 1  # the broker will redeliver it on this connection
             return
@@ -171,11 +186,40 @@ class MqttIngest:
             return False
         return info.is_published()
 
-    def stop(self) -> None:
+    def stop(self, *, end_session: bool = False) -> None:
+        """Disconnect; with ``end_session`` the broker also forgets the session (MQTT 5: session
+        expiry 0 on DISCONNECT), with whatever it still queued for it."""
         self._stopping = True
-        self._client.disconnect()
+        if end_session and self.config.protocol == "v5":
+            props = Properties(PacketTypes.DISCONNECT)  # type: ignore[no-untyped-call]
+            props.SessionExpiryInterval = 0
+            self._client.disconnect(properties=props)
+        else:
+            self._client.disconnect()
         self._client.loop_stop()
         self._connected.clear()
+        if end_session and self.config.protocol == "v311":
+            # 3.1.1 has no session expiry: a clean connect under the same id ends the session.
+            cleaner = mqtt.Client(
+                CallbackAPIVersion.VERSION2,
+                client_id=self.config.client_id,
+                protocol=mqtt.MQTTv311,
+                clean_session=True,
+            )
+            if self.config.username:
+                cleaner.username_pw_set(self.config.username, self.config.password)
+            if self.config.tls:
+                cleaner.tls_set(cert_reqs=ssl.CERT_REQUIRED)
+            try:
+                cleaner.connect(self.config.host, self.config.port, keepalive=10)
+                cleaner.loop(1.0)
+                cleaner.disconnect()
+            except OSError as exc:
+                log.warning("mqtt: could not end the session", extra={"error": str(exc)})
+
+    def unsubscribe(self, topics: tuple[str, ...]) -> None:
+        if topics:
+            self._client.unsubscribe(list(topics))
 
     # -- paho callbacks (network thread: hand over only) -------------------------------------
     def _handle_socket_open(self, client: mqtt.Client, userdata: Any, sock: Any) -> None:
@@ -200,15 +244,17 @@ class MqttIngest:
             self._generation += 1
         self._connect_failures = 0
         session_present = bool(getattr(flags, "session_present", False))
+        self.session_present = session_present
         v5 = self.config.protocol == "v5"
+        qos = self.config.subscribe_qos
         for topic in self.config.subscriptions:
             if v5 and topic in self.config.no_retained:
                 options = SubscribeOptions(
-                    qos=1, retainHandling=SubscribeOptions.RETAIN_DO_NOT_SEND
+                    qos=qos, retainHandling=SubscribeOptions.RETAIN_DO_NOT_SEND
                 )
                 client.subscribe(topic, options=options)
             else:
-                client.subscribe(topic, qos=1)
+                client.subscribe(topic, qos=qos)
         self._connected.set()
         log.info(
             "mqtt: connected",
@@ -248,8 +294,17 @@ class MqttIngest:
             self._on_connection(False, str(reason))
 
     def _handle_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        ignore = self.config.ignore_topic
+        if ignore is not None and ignore(msg.topic):
+            if msg.qos:  # another session of the hub takes it; never leave it unacknowledged
+                client.ack(msg.mid, msg.qos)
+            return
         handler = self._handler
-        token = _AckToken(self._generation, msg.mid, msg.qos)
+        self.last_message_monotonic = time.monotonic()
+        if msg.qos:
+            with self._lock:
+                self.unacked += 1
+        token = _AckToken(self, self._generation, msg.mid, msg.qos)
         inbound = InboundMessage(
             topic=msg.topic,
             payload=bytes(msg.payload),

@@ -50,8 +50,10 @@ from tests.integration.hubproc import HubProcess, metric_sum, wait_for
 
 pytestmark = pytest.mark.integration
 
-HUB_CLIENT_ID = "safety-hub-ingest"  # SAFETY_HUB_MQTT_CLIENT_ID's default
-TELEMETRY_FILTER = "hazard/v1/+/telemetry/#"  # the hub's subscription
+# The hub's session for ENT (SAFETY_HUB_MQTT_CLIENT_ID's default + "/" + the enterprise) and
+# its telemetry subscription.
+HUB_CLIENT_ID = f"safety-hub-ingest/{ENT}"
+TELEMETRY_FILTER = f"hazard/v1/{ENT}/telemetry/#"
 MiB = 1024 * 1024
 REPORT_BOUND = 64 * 1024  # a rejection report, whatever the message it answers
 ECHO_BOUND = 512  # characters of one detail or tag echoed in a report

@@ -1,0 +1,193 @@
+"""Several MQTT sessions of one hub, behind the core's single ``MessageSource``.
+
+A broker delivers a session's messages in one queue, first in, first out. With one session for
+the whole park, an enterprise that floods the broker faster than the hub reads puts its backlog
+in front of every other enterprise's readings, and no scheduling inside the hub can undo that.
+So the hub opens one persistent session per registered enterprise, subscribed to that
+enterprise's topics only: a flood backs up in the flooder's own queue, and another
+enterprise's level-2 reading arrives on its own connection at once. Beside them:
+
+- a *catch-all* session (clean, QoS 0) subscribed to every enterprise's topics, which drops at
+  once what a registered session receives, so that messages of unregistered enterprises are
+  still rejected and reported (they need no durability);
+- a *publisher* connection with no subscriptions for rejection reports and alarm events, so
+  an incoming backlog never delays an outgoing acknowledgement;
+- the *retiring* session: the single session an earlier version used. Whatever it still holds
+  is processed and acknowledged like any message, then the broker is told to forget it.
+
+Each message carries its session in its ack token, so :meth:`ack` reaches the right one.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+
+from connectors.mqtt.ingest import ConnectionListener, MqttConfig, MqttIngest
+from safety_hub.ports import InboundMessage
+
+log = logging.getLogger("connectors.mqtt.sessions")
+
+RETIRE_IDLE_S = 5.0
+# Session names that no enterprise code can be (codes start with a letter or digit).
+CATCH_ALL = "_unregistered"
+PUBLISHER = "_publisher"
+
+
+@dataclass(frozen=True)
+class Retiring:
+    """An old session to empty and end: its client id and the topics it was subscribed to."""
+
+    config: MqttConfig
+    topics: tuple[str, ...]
+
+
+class MqttSessions:
+    """Implements the core's ``MessageSource`` over several named MQTT connections."""
+
+    def __init__(
+        self,
+        sessions: dict[str, MqttConfig],
+        publisher: MqttConfig,
+        *,
+        retiring: Retiring | None = None,
+        on_connection: ConnectionListener | None = None,
+    ) -> None:
+        if not sessions:
+            raise ValueError("mqtt sessions: none configured")
+        self._on_connection = on_connection
+        self._lock = threading.Lock()
+        self._state: dict[str, tuple[bool, str]] = {}
+        self._sessions = {
+            name: MqttIngest(config, on_connection=self._listener(name))
+            for name, config in sessions.items()
+        }
+        self._publisher = MqttIngest(publisher, on_connection=self._listener(PUBLISHER))
+        self._state = {name: (False, "not connected yet") for name in [*sessions, PUBLISHER]}
+        self._retiring = retiring
+        self._old: MqttIngest | None = None
+        self._retire_thread: threading.Thread | None = None
+        self._stopping = threading.Event()
+
+    def _listener(self, name: str) -> Callable[[bool, str], None]:
+        def on_connection(connected: bool, detail: str) -> None:
+            with self._lock:
+                self._state[name] = (connected, detail)
+                down = [f"{n}: {d}" for n, (up, d) in sorted(self._state.items()) if not up]
+            if self._on_connection is not None:
+                all_up = not down
+                self._on_connection(all_up, "connected" if all_up else "; ".join(down[:5]))
+
+        return on_connection
+
+    # -- MessageSource ----------------------------------------------------------------------
+    @property
+    def connected(self) -> bool:
+        return self._publisher.connected and all(s.connected for s in self._sessions.values())
+
+    def disconnected(self) -> list[str]:
+        """Names of the sessions that are not connected now."""
+        out = [name for name, s in self._sessions.items() if not s.connected]
+        if not self._publisher.connected:
+            out.append(PUBLISHER)
+        return out
+
+    def start(self, handler: Callable[[InboundMessage], None]) -> None:
+        self._stopping.clear()
+        self._publisher.start(handler)
+        for session in self._sessions.values():
+            session.start(handler)
+        if self._retiring is not None:
+            self._old = MqttIngest(self._retiring.config)
+            self._old.start(handler)
+            self._retire_thread = threading.Thread(
+                target=self._retire, name="mqtt-retire", daemon=True
+            )
+            self._retire_thread.start()
+
+    def wait_connected(self, timeout: float) -> bool:
+        return all(s.wait_connected(timeout) for s in [self._publisher, *self._sessions.values()])
+
+    def ack(self, message: InboundMessage) -> None:
+        # The token knows its session (MqttIngest.ack forwards to the owner).
+        self._publisher.ack(message)
+
+    def publish(self, topic: str, payload: bytes, *, qos: int = 1, retain: bool = False) -> None:
+        self._publisher.publish(topic, payload, qos=qos, retain=retain)
+
+    def publish_confirmed(self, topic: str, payload: bytes, timeout_s: float) -> bool:
+        return self._publisher.publish_confirmed(topic, payload, timeout_s)
+
+    def stop(self) -> None:
+        self._stopping.set()
+        for session in self._sessions.values():
+            session.stop()
+        if self._old is not None:
+            self._old.stop()
+        self._publisher.stop()
+        if self._retire_thread is not None:
+            self._retire_thread.join(5)
+
+    # -- the old single session ---------------------------------------------------------------
+    def _retire(self) -> None:
+        old, retiring = self._old, self._retiring
+        assert old is not None and retiring is not None
+        while not old.wait_connected(1.0):
+            if self._stopping.is_set():
+                return
+        if old.session_present:
+            # Stop new messages coming in; deliver, process and acknowledge what it holds.
+            old.unsubscribe(retiring.topics)
+            log.warning(
+                "mqtt: emptying the hub's previous single session before ending it",
+                extra={"client_id": retiring.config.client_id},
+            )
+            while not self._stopping.wait(0.5):
+                quiet_s = time.monotonic() - old.last_message_monotonic
+                if old.unacked == 0 and quiet_s > RETIRE_IDLE_S:
+                    break
+            if self._stopping.is_set():
+                return  # the rest stays with the broker for the next start
+        old.stop(end_session=True)
+        log.info("mqtt: previous single session ended", extra={"client_id": old.config.client_id})
+
+
+def sessions_for(
+    base: MqttConfig,
+    lanes: Sequence[tuple[str, tuple[str, ...], tuple[str, ...]]],
+    catch_all: tuple[tuple[str, ...], tuple[str, ...], Callable[[str], bool]] | None,
+) -> tuple[dict[str, MqttConfig], MqttConfig]:
+    """Configs for :class:`MqttSessions` from one base config: ``lanes`` are (name,
+    subscriptions, no_retained) of persistent sessions; ``catch_all`` (subscriptions,
+    no_retained, ignore_topic) is the clean QoS 0 one. Client ids are ``<base id>/<name>``;
+    the receive maximum of the base is shared out among the persistent sessions, so the hub's
+    bound on unacknowledged messages stays what it was."""
+    share = max(16, base.receive_maximum // max(1, len(lanes)))
+    configs = {
+        name: replace(
+            base,
+            client_id=f"{base.client_id}/{name}",
+            subscriptions=subs,
+            no_retained=no_retained,
+            receive_maximum=share,
+        )
+        for name, subs, no_retained in lanes
+    }
+    if catch_all is not None:
+        subs, no_retained, ignore = catch_all
+        configs[CATCH_ALL] = replace(
+            base,
+            client_id=f"{base.client_id}/{CATCH_ALL}",
+            subscriptions=subs,
+            no_retained=no_retained,
+            persistent=False,
+            subscribe_qos=0,
+            ignore_topic=ignore,
+        )
+    publisher = replace(
+        base, client_id=f"{base.client_id}/{PUBLISHER}", subscriptions=(), persistent=False
+    )
+    return configs, publisher
