@@ -60,13 +60,14 @@ class MqttSessions:
             raise ValueError("mqtt sessions: none configured")
         self._on_connection = on_connection
         self._lock = threading.Lock()
-        self._state: dict[str, tuple[bool, str]] = {}
+        # name -> (connected: None while it has not connected yet, detail)
+        self._state: dict[str, tuple[bool | None, str]] = {}
         self._sessions = {
             name: MqttIngest(config, on_connection=self._listener(name))
             for name, config in sessions.items()
         }
         self._publisher = MqttIngest(publisher, on_connection=self._listener(PUBLISHER))
-        self._state = {name: (False, "not connected yet") for name in [*sessions, PUBLISHER]}
+        self._state = {name: (None, "not connected yet") for name in [*sessions, PUBLISHER]}
         self._retiring = retiring
         self._old: MqttIngest | None = None
         self._retire_thread: threading.Thread | None = None
@@ -76,10 +77,14 @@ class MqttSessions:
         def on_connection(connected: bool, detail: str) -> None:
             with self._lock:
                 self._state[name] = (connected, detail)
-                down = [f"{n}: {d}" for n, (up, d) in sorted(self._state.items()) if not up]
-            if self._on_connection is not None:
-                all_up = not down
-                self._on_connection(all_up, "connected" if all_up else "; ".join(down[:5]))
+                down = [f"{n}: {d}" for n, (up, d) in sorted(self._state.items()) if up is False]
+                starting = any(up is None for up, _ in self._state.values())
+            if self._on_connection is None:
+                return
+            if down:
+                self._on_connection(False, "; ".join(down[:5]))
+            elif not starting:  # all up (sessions still connecting at start are no outage)
+                self._on_connection(True, "connected")
 
         return on_connection
 

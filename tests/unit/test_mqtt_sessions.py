@@ -1,0 +1,51 @@
+"""How the hub's MQTT sessions report their connection state as one (no broker needed)."""
+
+from __future__ import annotations
+
+from connectors.mqtt import MqttConfig, MqttSessions, sessions_for
+
+
+def _sessions(events: list[tuple[bool, str]]) -> MqttSessions:
+    base = MqttConfig(host="127.0.0.1", port=1, client_id="hub", receive_maximum=1000)
+    lanes = [(code, (f"t/{code}",), ()) for code in ("e1", "e2")]
+    configs, publisher = sessions_for(base, lanes, None)
+    return MqttSessions(configs, publisher, on_connection=lambda up, d: events.append((up, d)))
+
+
+def test_sessions_still_connecting_at_start_are_no_outage() -> None:
+    """While the sessions connect one by one nothing is reported; once all are up, 'connected'."""
+    events: list[tuple[bool, str]] = []
+    sessions = _sessions(events)
+    sessions._listener("e1")(True, "connected")
+    sessions._listener("_publisher")(True, "connected")
+    assert events == []
+    sessions._listener("e2")(True, "connected")
+    assert events == [(True, "connected")]
+
+
+def test_one_session_down_is_an_outage_naming_it() -> None:
+    """A session that drops makes the whole source 'down', naming the session and why."""
+    events: list[tuple[bool, str]] = []
+    sessions = _sessions(events)
+    for name in ("e1", "e2", "_publisher"):
+        sessions._listener(name)(True, "connected")
+    sessions._listener("e2")(False, "keepalive timeout")
+    assert events[-1] == (False, "e2: keepalive timeout")
+    sessions._listener("e2")(True, "connected")
+    assert events[-1] == (True, "connected")
+
+
+def test_receive_maximum_is_shared_out_and_client_ids_are_distinct() -> None:
+    """Each enterprise session gets its share of the receive maximum (at least 16) and its own
+    client id; the catch-all is clean and QoS 0; the publisher subscribes to nothing."""
+    base = MqttConfig(host="h", port=1, client_id="hub", receive_maximum=1000)
+    lanes = [(f"e{i}", (f"t/e{i}",), ()) for i in range(100)]
+    configs, publisher = sessions_for(
+        base, lanes, (("t/+",), (), lambda topic: topic.startswith("t/e"))
+    )
+    assert configs["e7"].receive_maximum == 16 and configs["e7"].client_id == "hub/e7"
+    catch_all = configs["_unregistered"]
+    assert (catch_all.persistent, catch_all.subscribe_qos) == (False, 0)
+    assert catch_all.ignore_topic is not None and catch_all.ignore_topic("t/e3")
+    assert publisher.subscriptions == () and publisher.client_id == "hub/_publisher"
+    assert len({c.client_id for c in configs.values()} | {publisher.client_id}) == 102
