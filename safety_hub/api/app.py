@@ -1,5 +1,9 @@
 """The FastAPI application; its lifespan owns the hub (pipeline and connections).
 
+This module and the CLI are the only ones that know the whole :class:`Hub`: the app hands the
+routes (through :mod:`safety_hub.api.deps`) the parts they use, and the event fan-out the
+alarm service, the ingest worker and the live table.
+
 Around the routes, two plain ASGI middlewares (not ``BaseHTTPMiddleware``, which would buffer
 and break the event stream): a request-body limit and the security headers.
 """
@@ -21,11 +25,12 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from safety_hub import __version__
 from safety_hub.api.auth import Authenticator, RateLimiter
-from safety_hub.api.deps import http_error_handler, validation_error_handler
+from safety_hub.api.deps import HubParts, http_error_handler, validation_error_handler
 from safety_hub.api.events import LiveEvents
 from safety_hub.api.routes import alarms, health, plant, stream, system, tags, users
 from safety_hub.console import STATIC_DIR
 from safety_hub.hub import Hub
+from safety_hub.spool import SpoolDepth
 
 PING_INTERVAL_S = 15.0
 
@@ -158,6 +163,64 @@ def _content_length(scope: Scope) -> int | None:
     return None
 
 
+class HubStatusView:
+    """:class:`~safety_hub.api.deps.HubStatus` read from the hub's public attributes on every
+    call: the source and the broker URL only exist once the hub has started."""
+
+    def __init__(self, hub: Hub) -> None:
+        self._hub = hub
+
+    @property
+    def mqtt_url(self) -> str | None:
+        return self._hub.mqtt_url
+
+    @property
+    def mqtt_connected(self) -> bool:
+        source = self._hub.source
+        return bool(source is not None and source.connected)
+
+    @property
+    def storage(self) -> str:
+        return self._hub.storage.description
+
+    @property
+    def storage_error(self) -> str | None:
+        return self._hub.sink_worker.last_error
+
+    @property
+    def messages_processed(self) -> int:
+        return self._hub.ingest.processed_messages
+
+    def problems(self) -> list[str]:
+        return self._hub.problems()
+
+    def spool_depth(self) -> SpoolDepth:
+        return self._hub.spool.depth()
+
+    def spool_has_room(self) -> bool:
+        return self._hub.spool.has_room()
+
+    def dead_letters(self, limit: int) -> list[dict[str, object]]:
+        return self._hub.spool.dead_letters(limit)
+
+    def refresh_gauges(self) -> None:
+        self._hub.sink_worker.update_gauges()
+
+
+def hub_parts(hub: Hub) -> HubParts:
+    """The parts of ``hub`` the routes may use."""
+    return HubParts(
+        alarm_service=hub.alarms.service,
+        clock=hub.clock,
+        plant=hub.plant,
+        live=hub.live,
+        history=hub.storage.history,
+        system_alarms=hub.system_alarms,
+        metrics_registry=hub.metrics.registry,
+        status=HubStatusView(hub),
+    )
+
+
 def create_app(
     hub: Hub,
     *,
@@ -173,7 +236,7 @@ def create_app(
     settings = hub.settings
     if auth is None:
         auth = Authenticator.from_settings(settings, hub.plant.enterprises)
-    events = LiveEvents(hub)
+    events = LiveEvents(alarm_service=hub.alarms.service, readings=hub.ingest, live=hub.live)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -194,7 +257,7 @@ def create_app(
         description="Every `/api/v1` route needs `Authorization: Bearer <token>` (docs/api.md).",
         lifespan=lifespan,
     )
-    app.state.hub = hub
+    app.state.hub_parts = hub_parts(hub)
     app.state.auth = auth
     app.state.limiter = RateLimiter(settings.action_rate_per_min, settings.action_burst)
     app.state.events = events

@@ -1,9 +1,16 @@
-"""FastAPI dependencies: the hub, the caller (bearer token), role checks, scope, rate limit."""
+"""FastAPI dependencies: the parts of the hub a route uses, the caller (bearer token), role
+checks, scope, rate limit.
+
+No route holds the whole hub: :mod:`safety_hub.api.app`, which wires it, puts the parts the
+routes use in a :class:`HubParts` (with a read-only :class:`HubStatus` for the health and
+system views), and each route asks for exactly the parts it needs.
+"""
 
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any
+from dataclasses import dataclass
+from typing import Annotated, Any, Protocol
 
 from fastapi import Depends, HTTPException, Request
 from fastapi.encoders import jsonable_encoder
@@ -11,11 +18,19 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import APIKeyQuery, HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.utils import is_body_allowed_for_status_code
+from prometheus_client import CollectorRegistry
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from safety_hub.alarms import AlarmService
 from safety_hub.api.auth import Authenticator, Principal, RateLimiter, Role, retry_after_header
-from safety_hub.hub import Hub
+from safety_hub.api.events import LiveEvents
+from safety_hub.clock import Clock
+from safety_hub.live import LiveTable
+from safety_hub.ports import HistoryStore
+from safety_hub.registry import Plant
+from safety_hub.spool import SpoolDepth
+from safety_hub.system_alarms import SystemAlarms
 
 _bearer = HTTPBearer(
     auto_error=False,
@@ -120,16 +135,128 @@ AUTH_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
-def get_hub(request: Request) -> Hub:
-    hub: Hub = request.app.state.hub
-    return hub
+class HubStatus(Protocol):
+    """What ``/readyz``, ``/metrics`` and ``/api/v1/system`` read of the running hub, read
+    afresh on every call (the broker connection only exists once the hub has started)."""
+
+    @property
+    def mqtt_url(self) -> str | None: ...
+
+    @property
+    def mqtt_connected(self) -> bool: ...
+
+    @property
+    def storage(self) -> str:
+        """The storage's description, e.g. ``embedded SQLite store <path>``."""
+        ...
+
+    @property
+    def storage_error(self) -> str | None:
+        """The sink's last write error; None while writes succeed."""
+        ...
+
+    @property
+    def messages_processed(self) -> int: ...
+
+    def problems(self) -> list[str]:
+        """Why the hub is not making progress; empty when it is."""
+        ...
+
+    def spool_depth(self) -> SpoolDepth: ...
+
+    def spool_has_room(self) -> bool: ...
+
+    def dead_letters(self, limit: int) -> list[dict[str, object]]:
+        """The latest ``limit`` dead-lettered batches, newest first."""
+        ...
+
+    def refresh_gauges(self) -> None:
+        """Bring the spool gauges up to date before a metrics scrape."""
+        ...
 
 
-HubDep = Annotated[Hub, Depends(get_hub)]
+@dataclass(frozen=True, slots=True)
+class HubParts:
+    """The parts of the running hub the routes use; ``app.state.hub_parts``."""
+
+    alarm_service: AlarmService
+    clock: Clock
+    plant: Plant
+    live: LiveTable
+    history: HistoryStore
+    system_alarms: SystemAlarms
+    metrics_registry: CollectorRegistry
+    status: HubStatus
+
+
+def get_hub_parts(request: Request) -> HubParts:
+    parts: HubParts = request.app.state.hub_parts
+    return parts
+
+
+def get_alarm_service(request: Request) -> AlarmService:
+    return get_hub_parts(request).alarm_service
+
+
+def get_clock(request: Request) -> Clock:
+    return get_hub_parts(request).clock
+
+
+def get_plant(request: Request) -> Plant:
+    return get_hub_parts(request).plant
+
+
+def get_live_table(request: Request) -> LiveTable:
+    return get_hub_parts(request).live
+
+
+def get_history_store(request: Request) -> HistoryStore:
+    return get_hub_parts(request).history
+
+
+def get_system_alarms(request: Request) -> SystemAlarms:
+    return get_hub_parts(request).system_alarms
+
+
+def get_metrics_registry(request: Request) -> CollectorRegistry:
+    return get_hub_parts(request).metrics_registry
+
+
+def get_hub_status(request: Request) -> HubStatus:
+    return get_hub_parts(request).status
+
+
+def get_live_events(request: Request) -> LiveEvents:
+    events: LiveEvents = request.app.state.events
+    return events
+
+
+def get_ping_interval_s(request: Request) -> float:
+    """Seconds between ``ping`` events on a quiet event stream."""
+    interval: float = request.app.state.ping_interval_s
+    return interval
+
+
+def get_authenticator(request: Request) -> Authenticator:
+    auth: Authenticator = request.app.state.auth
+    return auth
+
+
+AlarmServiceDep = Annotated[AlarmService, Depends(get_alarm_service)]
+ClockDep = Annotated[Clock, Depends(get_clock)]
+PlantDep = Annotated[Plant, Depends(get_plant)]
+LiveTableDep = Annotated[LiveTable, Depends(get_live_table)]
+HistoryStoreDep = Annotated[HistoryStore, Depends(get_history_store)]
+SystemAlarmsDep = Annotated[SystemAlarms, Depends(get_system_alarms)]
+MetricsRegistryDep = Annotated[CollectorRegistry, Depends(get_metrics_registry)]
+HubStatusDep = Annotated[HubStatus, Depends(get_hub_status)]
+LiveEventsDep = Annotated[LiveEvents, Depends(get_live_events)]
+PingIntervalDep = Annotated[float, Depends(get_ping_interval_s)]
+AuthenticatorDep = Annotated[Authenticator, Depends(get_authenticator)]
 
 
 def _authenticate(request: Request, token: str | None) -> Principal:
-    auth: Authenticator = request.app.state.auth
+    auth = get_authenticator(request)
     if not token:
         raise HTTPException(
             401,

@@ -10,7 +10,8 @@
   and reloads.
 
 Listeners run on the hub's worker threads; subscribers live on the event loop, so frames cross
-with ``loop.call_soon_threadsafe``.
+with ``loop.call_soon_threadsafe``. The fan-out gets only the parts of the hub it uses: the alarm
+service, the feed of ingested readings (the ingest worker) and the live table.
 """
 
 from __future__ import annotations
@@ -20,11 +21,11 @@ import contextlib
 import json
 import logging
 import threading
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import Any, Protocol
 
-from safety_hub.alarms import Transition
-from safety_hub.hub import Hub
+from safety_hub.alarms import AlarmService, Transition
+from safety_hub.live import LiveTable
 from safety_hub.telemetry import Reading
 
 log = logging.getLogger("safety_hub.api.events")
@@ -37,6 +38,12 @@ def sse_frame(event: str, data: Any) -> str:
     """One SSE frame; ``data`` as single-line JSON."""
     text = json.dumps(data, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
     return f"event: {event}\ndata: {text}\n\n"
+
+
+class ReadingFeed(Protocol):
+    """Where ingested readings are announced: the ingest worker."""
+
+    def add_listener(self, listener: Callable[[list[Reading]], None]) -> None: ...
 
 
 class Subscriber:
@@ -83,13 +90,15 @@ class Subscriber:
 class LiveEvents:
     def __init__(
         self,
-        hub: Hub,
         *,
+        alarm_service: AlarmService,
+        readings: ReadingFeed,
+        live: LiveTable,
         value_interval_s: float = 1.0,
         queue_size: int = 10_000,
         max_subscribers: int = 200,
     ) -> None:
-        self._hub = hub
+        self._live = live
         self.value_interval_s = value_interval_s
         self.queue_size = queue_size
         self.max_subscribers = max_subscribers
@@ -100,8 +109,8 @@ class LiveEvents:
         self._values_wanted = False
         self._closed = threading.Event()
         self._flusher: threading.Thread | None = None
-        hub.alarms.service.subscribe(self._on_transition)
-        hub.ingest.add_listener(self._on_readings)
+        alarm_service.subscribe(self._on_transition)
+        readings.add_listener(self._on_readings)
 
     # -- subscribers -------------------------------------------------------------------------
     def subscribe(self, *, enterprise: str | None, alarms: bool, values: bool) -> Subscriber | None:
@@ -176,7 +185,7 @@ class LiveEvents:
             subs = [s for s in self._subscribers if s.values]
         if not changed or not subs:
             return
-        live = self._hub.live
+        live = self._live
         frames: dict[str, list[str | None]] = {}
         for enterprise, tag in sorted(changed):
             value = live.latest(enterprise, tag)

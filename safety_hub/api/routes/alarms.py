@@ -14,20 +14,20 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, HTTPException, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from safety_hub.alarms import Alarm, AlarmNotFound, IllegalTransition, InvalidAction
+from safety_hub.alarms import Alarm, AlarmNotFound, AlarmService, IllegalTransition, InvalidAction
 from safety_hub.alarms.model import DISPLAYED_STATES, AlarmState, JournalEntry, Priority
 from safety_hub.alarms.service import DEFAULT_MAX_SHELVE_MS
 from safety_hub.api.auth import Principal
 from safety_hub.api.deps import (
     AUTH_RESPONSES,
-    HubDep,
+    AlarmServiceDep,
+    ClockDep,
     OperatorDep,
     ParkWideDep,
     PrincipalDep,
     error,
     scoped_enterprise,
 )
-from safety_hub.hub import Hub
 
 router = APIRouter(prefix="/api/v1/alarms", tags=["alarms"], responses=AUTH_RESPONSES)
 
@@ -228,8 +228,7 @@ class FloodOut(BaseModel):
     alarm_count: int
 
 
-def first_outs(hub: Hub, alarms: Iterable[Alarm]) -> set[int]:
-    service = hub.alarms.service
+def first_outs(service: AlarmService, alarms: Iterable[Alarm]) -> set[int]:
     out = set()
     for source in {a.hazard_source for a in alarms if a.hazard_source}:
         pinned = service.first_out(source)
@@ -245,10 +244,10 @@ def alarm_out(alarm: Alarm, pinned: set[int]) -> AlarmOut:
     return AlarmOut.model_validate(data)
 
 
-def _visible(hub: Hub, principal: Principal, alarm_id: int) -> Alarm:
+def _visible(service: AlarmService, principal: Principal, alarm_id: int) -> Alarm:
     """The alarm, or 404 when it does not exist or lies outside the user's scope."""
     try:
-        alarm = hub.alarms.service.get(alarm_id)
+        alarm = service.get(alarm_id)
     except AlarmNotFound as exc:
         raise HTTPException(404, str(exc)) from None
     if not principal.sees(alarm.enterprise):
@@ -256,8 +255,10 @@ def _visible(hub: Hub, principal: Principal, alarm_id: int) -> Alarm:
     return alarm
 
 
-def _act(hub: Hub, principal: Principal, alarm_id: int, action: Callable[[], Alarm]) -> AlarmOut:
-    _visible(hub, principal, alarm_id)
+def _act(
+    service: AlarmService, principal: Principal, alarm_id: int, action: Callable[[], Alarm]
+) -> AlarmOut:
+    _visible(service, principal, alarm_id)
     try:
         alarm = action()
     except AlarmNotFound as exc:
@@ -266,11 +267,11 @@ def _act(hub: Hub, principal: Principal, alarm_id: int, action: Callable[[], Ala
         raise HTTPException(409, str(exc)) from None
     except InvalidAction as exc:
         raise HTTPException(422, str(exc)) from None
-    return alarm_out(alarm, first_outs(hub, [alarm]))
+    return alarm_out(alarm, first_outs(service, [alarm]))
 
 
-def _all(hub: Hub, **filters: Any) -> list[Alarm]:
-    return hub.alarms.service.list(limit=10**9, offset=0, **filters)
+def _all(service: AlarmService, **filters: Any) -> list[Alarm]:
+    return service.list(limit=10**9, offset=0, **filters)
 
 
 @router.get(
@@ -289,7 +290,7 @@ def _all(hub: Hub, **filters: Any) -> list[Alarm]:
     },
 )
 def list_alarms(
-    hub: HubDep,
+    service: AlarmServiceDep,
     principal: PrincipalDep,
     response: Response,
     state: AlarmState | None = None,
@@ -301,7 +302,7 @@ def list_alarms(
     offset: Annotated[int, Query(ge=0, le=10**9)] = 0,
 ) -> list[AlarmOut]:
     alarms = _all(
-        hub,
+        service,
         state=state,
         priority=priority,
         enterprise=scoped_enterprise(principal, enterprise),
@@ -310,7 +311,7 @@ def list_alarms(
     )
     response.headers["X-Total-Count"] = str(len(alarms))
     page = alarms[offset : offset + limit]
-    pinned = first_outs(hub, page)
+    pinned = first_outs(service, page)
     return [alarm_out(a, pinned) for a in page]
 
 
@@ -329,8 +330,10 @@ def _counts(alarms: list[Alarm]) -> dict[str, Any]:
     response_model=SummaryOut,
     summary="Alarm counts by priority, state, enterprise and hazard source",
 )
-def summary(hub: HubDep, principal: PrincipalDep, enterprise: str | None = None) -> SummaryOut:
-    alarms = _all(hub, enterprise=scoped_enterprise(principal, enterprise))
+def summary(
+    service: AlarmServiceDep, principal: PrincipalDep, enterprise: str | None = None
+) -> SummaryOut:
+    alarms = _all(service, enterprise=scoped_enterprise(principal, enterprise))
     by_state = Counter(a.state for a in alarms)
     per_enterprise: dict[str, list[Alarm]] = {}
     per_source: dict[tuple[str, str], list[Alarm]] = {}
@@ -362,12 +365,12 @@ def summary(hub: HubDep, principal: PrincipalDep, enterprise: str | None = None)
     summary="ISA-18.2 KPIs over a window (default: the last 24 h); park-wide users only",
 )
 def kpis(
-    hub: HubDep,
+    service: AlarmServiceDep,
     principal: ParkWideDep,
     window_s: Annotated[int, Query(ge=60, le=366 * 86_400)] = 86_400,
     operator_position: str | None = None,
 ) -> KpisOut:
-    result = hub.alarms.service.kpis(operator_position=operator_position, window_ms=window_s * 1000)
+    result = service.kpis(operator_position=operator_position, window_ms=window_s * 1000)
     return KpisOut.model_validate(result.as_json())
 
 
@@ -377,20 +380,17 @@ def kpis(
     summary="Flood episodes (> 10 alarms in 10 min until < 5); park-wide users only",
 )
 def floods(
-    hub: HubDep, principal: ParkWideDep, operator_position: str | None = None
+    service: AlarmServiceDep, principal: ParkWideDep, operator_position: str | None = None
 ) -> list[FloodOut]:
-    return [
-        FloodOut.model_validate(f.as_json()) for f in hub.alarms.service.floods(operator_position)
-    ]
+    return [FloodOut.model_validate(f.as_json()) for f in service.floods(operator_position)]
 
 
 def _scoped_journal(
-    hub: Hub, enterprise: str, since_ms: int | None, limit: int
+    service: AlarmService, enterprise: str, since_ms: int | None, limit: int
 ) -> list[JournalEntry]:
     """The journal rows of one enterprise's alarms, with the same since/limit meaning."""
-    service = hub.alarms.service
     rows: list[JournalEntry] = []
-    for alarm in _all(hub, enterprise=enterprise, include_normal=True):
+    for alarm in _all(service, enterprise=enterprise, include_normal=True):
         rows.extend(service.journal(alarm_id=alarm.id, since_ms=since_ms, limit=limit))
     rows.sort(key=lambda e: e.id)
     return rows[:limit] if since_ms is not None else rows[-limit:]
@@ -402,22 +402,22 @@ def _scoped_journal(
     summary="The alarm journal, oldest first: from since_ms the first `limit` rows, else the last",
 )
 def journal(
-    hub: HubDep,
+    service: AlarmServiceDep,
     principal: PrincipalDep,
     since_ms: Annotated[int | None, Query(ge=0, le=MAX_MS)] = None,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
 ) -> list[JournalEntryOut]:
     if principal.enterprise is not None:
-        rows = _scoped_journal(hub, principal.enterprise, since_ms, limit)
+        rows = _scoped_journal(service, principal.enterprise, since_ms, limit)
     else:
-        rows = hub.alarms.service.journal(since_ms=since_ms, limit=limit)
+        rows = service.journal(since_ms=since_ms, limit=limit)
     return [JournalEntryOut.model_validate(e.as_json()) for e in rows]
 
 
 @router.get("/{alarm_id}", response_model=AlarmOut, responses={404: error("no such alarm")})
-def get_alarm(hub: HubDep, principal: PrincipalDep, alarm_id: int) -> AlarmOut:
-    alarm = _visible(hub, principal, alarm_id)
-    return alarm_out(alarm, first_outs(hub, [alarm]))
+def get_alarm(service: AlarmServiceDep, principal: PrincipalDep, alarm_id: int) -> AlarmOut:
+    alarm = _visible(service, principal, alarm_id)
+    return alarm_out(alarm, first_outs(service, [alarm]))
 
 
 @router.get(
@@ -426,9 +426,11 @@ def get_alarm(hub: HubDep, principal: PrincipalDep, alarm_id: int) -> AlarmOut:
     summary="Every transition of one alarm: who, when, why",
     responses={404: error("no such alarm")},
 )
-def alarm_journal(hub: HubDep, principal: PrincipalDep, alarm_id: int) -> list[JournalEntryOut]:
-    _visible(hub, principal, alarm_id)
-    rows = hub.alarms.service.journal(alarm_id=alarm_id, limit=10_000)
+def alarm_journal(
+    service: AlarmServiceDep, principal: PrincipalDep, alarm_id: int
+) -> list[JournalEntryOut]:
+    _visible(service, principal, alarm_id)
+    rows = service.journal(alarm_id=alarm_id, limit=10_000)
     return [JournalEntryOut.model_validate(e.as_json()) for e in rows]
 
 
@@ -447,29 +449,32 @@ _ACTION_RESPONSES: dict[int | str, dict[str, Any]] = {
 
 
 @router.post("/{alarm_id}/acknowledge", response_model=AlarmOut, responses=_ACTION_RESPONSES)
-def acknowledge(hub: HubDep, user: OperatorDep, alarm_id: int, body: ActionIn) -> AlarmOut:
-    service = hub.alarms.service
-    return _act(hub, user, alarm_id, lambda: service.acknowledge(alarm_id, user.user, body.comment))
+def acknowledge(
+    service: AlarmServiceDep, user: OperatorDep, alarm_id: int, body: ActionIn
+) -> AlarmOut:
+    return _act(
+        service, user, alarm_id, lambda: service.acknowledge(alarm_id, user.user, body.comment)
+    )
 
 
 @router.post("/{alarm_id}/reset", response_model=AlarmOut, responses=_ACTION_RESPONSES)
-def reset(hub: HubDep, user: OperatorDep, alarm_id: int, body: ActionIn) -> AlarmOut:
-    service = hub.alarms.service
-    return _act(hub, user, alarm_id, lambda: service.reset(alarm_id, user.user, body.comment))
+def reset(service: AlarmServiceDep, user: OperatorDep, alarm_id: int, body: ActionIn) -> AlarmOut:
+    return _act(service, user, alarm_id, lambda: service.reset(alarm_id, user.user, body.comment))
 
 
 @router.post("/{alarm_id}/shelve", response_model=AlarmOut, responses=_ACTION_RESPONSES)
-def shelve(hub: HubDep, user: OperatorDep, alarm_id: int, body: ShelveIn) -> AlarmOut:
-    _visible(hub, user, alarm_id)
+def shelve(
+    service: AlarmServiceDep, clock: ClockDep, user: OperatorDep, alarm_id: int, body: ShelveIn
+) -> AlarmOut:
+    _visible(service, user, alarm_id)
     if (body.until_ms is None) == (body.duration_s is None):
         raise HTTPException(422, "give exactly one of until_ms and duration_s")
     until = body.until_ms
     if until is None:
         assert body.duration_s is not None
-        until = hub.clock.now_ms() + body.duration_s * 1000
-    service = hub.alarms.service
+        until = clock.now_ms() + body.duration_s * 1000
     return _act(
-        hub,
+        service,
         user,
         alarm_id,
         lambda: service.shelve(alarm_id, user.user, body.reason, until, body.comment),
@@ -477,16 +482,20 @@ def shelve(hub: HubDep, user: OperatorDep, alarm_id: int, body: ShelveIn) -> Ala
 
 
 @router.post("/{alarm_id}/unshelve", response_model=AlarmOut, responses=_ACTION_RESPONSES)
-def unshelve(hub: HubDep, user: OperatorDep, alarm_id: int, body: ActionIn) -> AlarmOut:
-    service = hub.alarms.service
-    return _act(hub, user, alarm_id, lambda: service.unshelve(alarm_id, user.user, body.comment))
+def unshelve(
+    service: AlarmServiceDep, user: OperatorDep, alarm_id: int, body: ActionIn
+) -> AlarmOut:
+    return _act(
+        service, user, alarm_id, lambda: service.unshelve(alarm_id, user.user, body.comment)
+    )
 
 
 @router.post("/{alarm_id}/out-of-service", response_model=AlarmOut, responses=_ACTION_RESPONSES)
-def out_of_service(hub: HubDep, user: OperatorDep, alarm_id: int, body: OutOfServiceIn) -> AlarmOut:
-    service = hub.alarms.service
+def out_of_service(
+    service: AlarmServiceDep, user: OperatorDep, alarm_id: int, body: OutOfServiceIn
+) -> AlarmOut:
     return _act(
-        hub,
+        service,
         user,
         alarm_id,
         lambda: service.remove_from_service(alarm_id, user.user, body.reason, body.comment),
@@ -494,8 +503,12 @@ def out_of_service(hub: HubDep, user: OperatorDep, alarm_id: int, body: OutOfSer
 
 
 @router.post("/{alarm_id}/return-to-service", response_model=AlarmOut, responses=_ACTION_RESPONSES)
-def return_to_service(hub: HubDep, user: OperatorDep, alarm_id: int, body: ActionIn) -> AlarmOut:
-    service = hub.alarms.service
+def return_to_service(
+    service: AlarmServiceDep, user: OperatorDep, alarm_id: int, body: ActionIn
+) -> AlarmOut:
     return _act(
-        hub, user, alarm_id, lambda: service.return_to_service(alarm_id, user.user, body.comment)
+        service,
+        user,
+        alarm_id,
+        lambda: service.return_to_service(alarm_id, user.user, body.comment),
     )

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Depends, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
 
-from safety_hub.api.deps import HubDep, reject_unknown_query
+from safety_hub.api.deps import HubStatusDep, MetricsRegistryDep, reject_unknown_query
 
 router = APIRouter(tags=["health"], dependencies=[Depends(reject_unknown_query)])
 
@@ -35,20 +35,19 @@ def healthz() -> Health:
     "progress (503 otherwise, with the reasons)",
     responses={503: {"model": Readiness, "description": "not ready: see problems"}},
 )
-def readyz(hub: HubDep, response: Response) -> Readiness:
-    source = hub.source
-    connected = bool(source is not None and source.connected)
-    room = hub.spool.has_room()
-    storage_ok = hub.sink_worker.last_error is None
-    ingest_problems = hub.problems()
+def readyz(status: HubStatusDep, response: Response) -> Readiness:
+    connected = status.mqtt_connected
+    room = status.spool_has_room()
+    storage_ok = status.storage_error is None
+    ingest_problems = status.problems()
     problems = []
     if not connected:
-        problems.append(f"not connected to the MQTT broker {hub.mqtt_url}")
+        problems.append(f"not connected to the MQTT broker {status.mqtt_url}")
     if not room and not ingest_problems:
         problems.append("spool full: ingest is held back")
     problems.extend(ingest_problems)
     if not storage_ok:
-        problems.append(f"storage unavailable (readings are spooled): {hub.sink_worker.last_error}")
+        problems.append(f"storage unavailable (readings are spooled): {status.storage_error}")
     ready = connected and room and not ingest_problems
     if not ready:
         response.status_code = 503
@@ -62,6 +61,6 @@ def readyz(hub: HubDep, response: Response) -> Readiness:
 
 
 @router.get("/metrics", summary="Prometheus metrics", response_class=Response)
-def metrics(hub: HubDep) -> Response:
-    hub.sink_worker.update_gauges()
-    return Response(generate_latest(hub.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+def metrics(status: HubStatusDep, registry: MetricsRegistryDep) -> Response:
+    status.refresh_gauges()
+    return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)

@@ -17,7 +17,13 @@ from pydantic import BaseModel, Field
 
 from safety_hub.alarms import Alarm
 from safety_hub.alarms.model import DISPLAYED_STATES
-from safety_hub.api.deps import AUTH_RESPONSES, HubDep, PrincipalDep
+from safety_hub.api.deps import (
+    AUTH_RESPONSES,
+    AlarmServiceDep,
+    LiveTableDep,
+    PlantDep,
+    PrincipalDep,
+)
 from safety_hub.api.routes.alarms import Tier, waits_for_ack, worst_tier
 from safety_hub.registry import Plant
 
@@ -101,11 +107,12 @@ def _shown(alarms: Iterable[Alarm]) -> list[Alarm]:
 
 
 @router.get("", response_model=PlantOut, summary="Enterprises and hazard sources for the plan")
-def plant(hub: HubDep, principal: PrincipalDep) -> PlantOut:
-    plant = hub.plant
+def plant(
+    plant: PlantDep, live: LiveTableDep, service: AlarmServiceDep, principal: PrincipalDep
+) -> PlantOut:
     places = layout(plant)
-    gateways = hub.live.gateways()
-    alarms = _shown(hub.alarms.service.list(limit=10**9, enterprise=principal.enterprise))
+    gateways = live.gateways()
+    alarms = _shown(service.list(limit=10**9, enterprise=principal.enterprise))
     by_source: dict[str, list[Alarm]] = {}
     by_enterprise: dict[str, list[Alarm]] = {}
     for a in alarms:

@@ -6,18 +6,21 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi import APIRouter, HTTPException, Query
 from fastapi.responses import StreamingResponse
 
 from safety_hub.api.deps import (
     AUTH_RESPONSES,
-    HubDep,
+    ClockDep,
+    LiveEventsDep,
+    PingIntervalDep,
+    PlantDep,
     StreamPrincipalDep,
     clip,
     error,
     scoped_enterprise,
 )
-from safety_hub.api.events import CLOSE, LiveEvents, sse_frame
+from safety_hub.api.events import CLOSE, sse_frame
 
 router = APIRouter(prefix="/api/v1", tags=["stream"], responses=AUTH_RESPONSES)
 
@@ -52,31 +55,31 @@ EVENT_SCHEMA: dict[str, Any] = {
     },
 )
 async def stream(
-    request: Request,
-    hub: HubDep,
+    plant: PlantDep,
+    clock: ClockDep,
+    events: LiveEventsDep,
+    ping_s: PingIntervalDep,
     principal: StreamPrincipalDep,
     alarms: Annotated[bool, Query(description="send `alarm` events")] = True,
     values: Annotated[bool, Query(description="send `value` events")] = False,
     enterprise: Annotated[str | None, Query(description="only this enterprise")] = None,
 ) -> StreamingResponse:
     scope = scoped_enterprise(principal, enterprise)
-    if scope is not None and scope not in hub.plant.enterprises:
+    if scope is not None and scope not in plant.enterprises:
         raise HTTPException(404, f"enterprise {clip(scope)!r} is not in the plant registry")
-    events: LiveEvents = request.app.state.events
     sub = events.subscribe(enterprise=scope, alarms=alarms, values=values)
     if sub is None:
         raise HTTPException(503, "too many open event streams, or the hub is shutting down")
-    ping_s: float = request.app.state.ping_interval_s
 
     async def frames() -> AsyncIterator[str]:
         try:
             # First the reconnection delay and a ping: the client knows it is subscribed.
-            yield f"retry: {RETRY_MS}\n" + sse_frame("ping", {"ts": hub.clock.now_ms()})
+            yield f"retry: {RETRY_MS}\n" + sse_frame("ping", {"ts": clock.now_ms()})
             while True:
                 try:
                     frame = await asyncio.wait_for(sub.queue.get(), timeout=ping_s)
                 except TimeoutError:
-                    frame = sse_frame("ping", {"ts": hub.clock.now_ms()})
+                    frame = sse_frame("ping", {"ts": clock.now_ms()})
                 if frame is CLOSE:
                     return
                 yield frame

@@ -5,7 +5,15 @@ from __future__ import annotations
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
-from safety_hub.api.deps import AUTH_RESPONSES, HubDep, PrincipalDep
+from safety_hub.api.deps import (
+    AUTH_RESPONSES,
+    ClockDep,
+    HubStatusDep,
+    LiveTableDep,
+    PlantDep,
+    PrincipalDep,
+    SystemAlarmsDep,
+)
 
 router = APIRouter(prefix="/api/v1/system", tags=["system"], responses=AUTH_RESPONSES)
 
@@ -65,19 +73,25 @@ class SystemOut(BaseModel):
     response_model=SystemOut,
     summary="The hub's own state; an enterprise user sees only its own gateway",
 )
-def system(hub: HubDep, principal: PrincipalDep) -> SystemOut:
-    depth = hub.spool.depth()
-    now = hub.clock.now_ms()
-    gateways = hub.live.gateways()
-    seen = hub.live.last_seen()
-    source = hub.source
+def system(
+    status: HubStatusDep,
+    plant: PlantDep,
+    clock: ClockDep,
+    live: LiveTableDep,
+    system_alarms: SystemAlarmsDep,
+    principal: PrincipalDep,
+) -> SystemOut:
+    depth = status.spool_depth()
+    now = clock.now_ms()
+    gateways = live.gateways()
+    seen = live.last_seen()
     return SystemOut(
-        park=hub.plant.park_code,
-        mqtt_url=hub.mqtt_url,
-        mqtt_connected=bool(source is not None and source.connected),
-        storage=hub.storage.description,
-        storage_ok=hub.sink_worker.last_error is None,
-        storage_error=hub.sink_worker.last_error,
+        park=plant.park_code,
+        mqtt_url=status.mqtt_url,
+        mqtt_connected=status.mqtt_connected,
+        storage=status.storage,
+        storage_ok=status.storage_error is None,
+        storage_error=status.storage_error,
         spool=SpoolOut(
             batches=depth.batches,
             readings=depth.readings,
@@ -85,12 +99,12 @@ def system(hub: HubDep, principal: PrincipalDep) -> SystemOut:
             oldest_ts=depth.oldest_ms,
             age_s=0.0 if depth.oldest_ms is None else max(0.0, (now - depth.oldest_ms) / 1000),
             dead_letters=depth.dead_letters,
-            full=not hub.spool.has_room(),
+            full=not status.spool_has_room(),
         ),
-        messages_processed=hub.ingest.processed_messages,
+        messages_processed=status.messages_processed,
         system_alarms=[
             SystemAlarmOut(name=a.name, active=a.active, since=a.since_ms, message=a.message)
-            for a in hub.system_alarms.all()
+            for a in system_alarms.all()
         ],
         gateways=[
             GatewayOut(
@@ -100,10 +114,10 @@ def system(hub: HubDep, principal: PrincipalDep) -> SystemOut:
                 detail=gateways[code].detail if code in gateways else None,
                 last_reading_received=seen.get(code),
             )
-            for code in sorted(hub.plant.enterprises)
+            for code in sorted(plant.enterprises)
             if principal.sees(code)
         ],
         dead_letters=[]
         if principal.enterprise is not None
-        else [DeadLetterOut.model_validate(d) for d in hub.spool.dead_letters(20)],
+        else [DeadLetterOut.model_validate(d) for d in status.dead_letters(20)],
     )

@@ -12,7 +12,10 @@ from pydantic import BaseModel, Field
 from safety_hub.api.auth import Principal
 from safety_hub.api.deps import (
     AUTH_RESPONSES,
-    HubDep,
+    ClockDep,
+    HistoryStoreDep,
+    LiveTableDep,
+    PlantDep,
     PrincipalDep,
     check_enterprise,
     clip,
@@ -20,7 +23,7 @@ from safety_hub.api.deps import (
     scoped_enterprise,
 )
 from safety_hub.errors import SafetyHubError
-from safety_hub.registry import TagInfo
+from safety_hub.registry import Plant, TagInfo
 
 router = APIRouter(prefix="/api/v1/tags", tags=["tags"], responses=AUTH_RESPONSES)
 
@@ -120,11 +123,11 @@ def tag_out(info: TagInfo) -> TagOut:
     )
 
 
-def _find(hub: HubDep, principal: Principal, enterprise: str, tag: str) -> TagInfo:
+def _find(plant: Plant, principal: Principal, enterprise: str, tag: str) -> TagInfo:
     check_enterprise(principal, enterprise)
-    info = hub.plant.tags.get((enterprise, tag))
+    info = plant.tags.get((enterprise, tag))
     if info is None:
-        if enterprise not in hub.plant.enterprises:
+        if enterprise not in plant.enterprises:
             raise HTTPException(
                 404, f"enterprise {clip(enterprise)!r} is not in the plant registry"
             )
@@ -158,7 +161,7 @@ def parse_time(value: str, name: str) -> int:
 
 @router.get("", response_model=list[TagOut], summary="Every registry tag")
 def list_tags(
-    hub: HubDep,
+    plant: PlantDep,
     principal: PrincipalDep,
     enterprise: str | None = None,
     hazard_source: str | None = None,
@@ -166,7 +169,7 @@ def list_tags(
 ) -> list[TagOut]:
     enterprise = scoped_enterprise(principal, enterprise)
     out = []
-    for info in hub.plant.tags.values():
+    for info in plant.tags.values():
         if enterprise is not None and info.enterprise != enterprise:
             continue
         if hazard_source is not None and info.hazard_source != hazard_source:
@@ -183,9 +186,16 @@ def list_tags(
     summary="The latest reading of a tag (by event time)",
     responses={404: error("unknown enterprise or tag")},
 )
-def latest(hub: HubDep, principal: PrincipalDep, enterprise: str, tag: str) -> LatestOut:
-    _find(hub, principal, enterprise, tag)
-    value = hub.live.latest(enterprise, tag)
+def latest(
+    plant: PlantDep,
+    live: LiveTableDep,
+    clock: ClockDep,
+    principal: PrincipalDep,
+    enterprise: str,
+    tag: str,
+) -> LatestOut:
+    _find(plant, principal, enterprise, tag)
+    value = live.latest(enterprise, tag)
     if value is None:
         return LatestOut(enterprise=enterprise, tag=tag, has_value=False)
     return LatestOut(
@@ -196,7 +206,7 @@ def latest(hub: HubDep, principal: PrincipalDep, enterprise: str, tag: str) -> L
         value=value.value,
         quality=value.quality,
         received_ts=value.received_ms,
-        age_s=(hub.clock.now_ms() - value.ts_ms) / 1000,
+        age_s=(clock.now_ms() - value.ts_ms) / 1000,
     )
 
 
@@ -210,7 +220,9 @@ def latest(hub: HubDep, principal: PrincipalDep, enterprise: str, tag: str) -> L
     },
 )
 def history(
-    hub: HubDep,
+    plant: PlantDep,
+    store: HistoryStoreDep,
+    clock: ClockDep,
     principal: PrincipalDep,
     enterprise: str,
     tag: str,
@@ -221,15 +233,13 @@ def history(
     limit: Annotated[int, Query(ge=1, le=100_000)] = 10_000,
     every: Annotated[int | None, Query(ge=1, le=86_400 * 31, description="bucket, s")] = None,
 ) -> HistoryOut:
-    info = _find(hub, principal, enterprise, tag)
-    end_ms = parse_time(end, "end") if end is not None else hub.clock.now_ms() + 1
+    info = _find(plant, principal, enterprise, tag)
+    end_ms = parse_time(end, "end") if end is not None else clock.now_ms() + 1
     start_ms = parse_time(start, "start") if start is not None else end_ms - 3_600_000
     if start_ms >= end_ms:
         raise HTTPException(422, f"start ({start_ms}) must be before end ({end_ms})")
     try:
-        points = hub.storage.history.history(
-            enterprise, tag, start_ms, end_ms, limit=limit, every_s=every
-        )
+        points = store.history(enterprise, tag, start_ms, end_ms, limit=limit, every_s=every)
     except (SafetyHubError, OSError) as exc:
         raise HTTPException(503, f"history store unavailable: {exc}") from None
     except Exception as exc:

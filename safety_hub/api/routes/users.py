@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
-from safety_hub.api.auth import ADMIN_USER, Authenticator, Role
-from safety_hub.api.deps import AUTH_RESPONSES, AdminDep, PrincipalDep
+from safety_hub.api.auth import ADMIN_USER, Role
+from safety_hub.api.deps import AUTH_RESPONSES, AdminDep, AuthenticatorDep, PrincipalDep
 
 router = APIRouter(prefix="/api/v1", tags=["access"], responses=AUTH_RESPONSES)
 
@@ -27,8 +27,7 @@ def me(principal: PrincipalDep) -> MeOut:
 
 
 @router.get("/users", response_model=list[UserOut], summary="Every user (admin only; no tokens)")
-def users(request: Request, principal: AdminDep) -> list[UserOut]:
-    auth: Authenticator = request.app.state.auth
+def users(auth: AuthenticatorDep, principal: AdminDep) -> list[UserOut]:
     out = []
     if auth.has_admin_token:
         out.append(UserOut(user=ADMIN_USER, role=Role.ADMIN, enterprise=None, source="admin token"))
