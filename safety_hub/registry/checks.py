@@ -11,9 +11,8 @@ import itertools
 from collections.abc import Container, Mapping
 
 from safety_hub.registry.gases import Gas, mg_m3_to_ppm, to_mg_m3
-from safety_hub.registry.locate import show
 from safety_hub.registry.schema import TagModel
-from safety_hub.registry.yamlpos import YamlPath
+from safety_hub.yamlfile import YamlPath, show
 
 Problem = tuple[YamlPath, str]
 
@@ -55,10 +54,17 @@ OXYGEN_LOW_MIN = 19.5  # %VOL: the low alarm must sound at 19.5 at the latest
 OXYGEN_HIGH_MAX = 23.5  # %VOL: the high alarm must sound at 23.5 at the latest
 OXYGEN_IN_AIR = 20.9  # %VOL
 
+LEL_LIMITS: dict[str, tuple[dict[str, float], str, str]] = {
+    "combustible_gas": (COMBUSTIBLE_LIMITS, "%LEL", ""),
+    "open_path_gas": (OPEN_PATH_LIMITS, "LEL·m", " for open-path detectors"),
+}
+"""Detectors that read a fraction of the LEL: their limits, unit and a note for messages."""
+
 _REL = 1e-9
 
 
-def _over(value: float, limit: float) -> bool:
+def over_limit(value: float, limit: float) -> bool:
+    """``value > limit``, ignoring float noise."""
     return value > limit * (1 + _REL) + 1e-12
 
 
@@ -186,7 +192,6 @@ def _check_setpoints(
 ) -> list[Problem]:
     out: list[Problem] = []
     kind = tag.kind
-    unit = f" {tag.eu}" if tag.eu else ""
     sps = setpoints_of(tag)
     allowed = SETPOINT_KEYS.get(kind, ())
 
@@ -206,19 +211,8 @@ def _check_setpoints(
                 f"kind {kind} needs setpoints {' and '.join(allowed)} (missing {', '.join(missing)})",
             )
         )
-
-    # inside the range, and > range low for gas alarms (a gas alarm at zero never clears)
     if rng is not None:
-        lo, hi = rng
-        for key, value in sps.items():
-            if value < lo or value > hi or (kind in POINT_GAS_KINDS and value <= lo):
-                out.append(
-                    (
-                        ("setpoints", key),
-                        f"setpoint {key}={num(value)}{unit} is outside the range "
-                        f"[{num(lo)}, {num(hi)}]",
-                    )
-                )
+        out.extend(_check_in_range(tag, sps, rng))
 
     # order
     ordered = [key for key in allowed if key in sps]
@@ -233,88 +227,118 @@ def _check_setpoints(
             )
 
     # GB/T 50493 limits
-    if kind == "combustible_gas":
-        for key, limit in COMBUSTIBLE_LIMITS.items():
-            if key in sps and _over(sps[key], limit):
-                out.append(
-                    (
-                        ("setpoints", key),
-                        f"setpoint {key}={num(sps[key])} %LEL exceeds {num(limit)} %LEL "
-                        f"(GB/T 50493 level-{key[1]} limit)",
-                    )
-                )
-    elif kind == "open_path_gas":
-        for key, limit in OPEN_PATH_LIMITS.items():
-            if key in sps and _over(sps[key], limit):
-                out.append(
-                    (
-                        ("setpoints", key),
-                        f"setpoint {key}={num(sps[key])} LEL·m exceeds {num(limit)} LEL·m "
-                        f"(GB/T 50493 level-{key[1]} limit for open-path detectors)",
-                    )
-                )
-    elif kind == "toxic_gas" and gas is not None and tag.eu in ("ppm", "mg/m3"):
-        out.extend(_check_toxic(tag, sps, gas))
-    elif kind == "oxygen":
-        low, high = sps.get("l"), sps.get("h")
-        if low is not None and _under(low, OXYGEN_LOW_MIN):
-            out.append(
-                (
-                    ("setpoints", "l"),
-                    f"setpoint l={num(low)} %VOL is below {num(OXYGEN_LOW_MIN)} %VOL: the "
-                    f"oxygen-deficiency alarm must sound at {num(OXYGEN_LOW_MIN)} %VOL",
-                )
-            )
-        elif low is not None and low >= OXYGEN_IN_AIR:
-            out.append(
-                (
-                    ("setpoints", "l"),
-                    f"setpoint l={num(low)} %VOL is not below air ({OXYGEN_IN_AIR} %VOL)",
-                )
-            )
-        if high is not None and _over(high, OXYGEN_HIGH_MAX):
-            out.append(
-                (
-                    ("setpoints", "h"),
-                    f"setpoint h={num(high)} %VOL is above {num(OXYGEN_HIGH_MAX)} %VOL: the "
-                    f"oxygen-enrichment alarm must sound at {num(OXYGEN_HIGH_MAX)} %VOL",
-                )
-            )
-        elif high is not None and high <= OXYGEN_IN_AIR:
-            out.append(
-                (
-                    ("setpoints", "h"),
-                    f"setpoint h={num(high)} %VOL is not above air ({OXYGEN_IN_AIR} %VOL)",
-                )
-            )
+    for key, value in sps.items():
+        excess = _limit_excess(tag, gas, key, value)
+        if excess is not None:
+            out.append((("setpoints", key), excess))
+    if kind == "oxygen":
+        out.extend(_check_oxygen(sps))
     return out
 
 
-def _check_toxic(tag: TagModel, sps: dict[str, float], gas: Gas) -> list[Problem]:
+def _limit_excess(tag: TagModel, gas: Gas | None, key: str, value: float) -> str | None:
+    """Why setpoint ``key`` of a gas detector is beyond GB/T 50493, or None. ``gas`` is None
+    when the tag's gas cannot be judged (unknown, or without the needed LEL/OEL/IDLH)."""
+    if tag.kind in LEL_LIMITS:
+        return lel_excess(tag.kind, key, value, f"{key}=")
+    if tag.kind == "toxic_gas" and gas is not None:
+        # the number is echoed with the tag's unit as written ("mg/m3", not "mg/m³")
+        return toxic_excess(value, key, tag.eu, gas, tag.idlh_mode, f"{key}=", tag.eu)
+    return None
+
+
+def _check_in_range(
+    tag: TagModel, sps: dict[str, float], rng: tuple[float, float]
+) -> list[Problem]:
+    """Inside the range, and above the range's low end for gas alarms (a gas alarm at zero
+    never clears)."""
+    unit = f" {tag.eu}" if tag.eu else ""
+    lo, hi = rng
+    return [
+        (
+            ("setpoints", key),
+            f"setpoint {key}={num(value)}{unit} is outside the range [{num(lo)}, {num(hi)}]",
+        )
+        for key, value in sps.items()
+        if value < lo or value > hi or (tag.kind in POINT_GAS_KINDS and value <= lo)
+    ]
+
+
+def _check_oxygen(sps: dict[str, float]) -> list[Problem]:
     out: list[Problem] = []
-    if tag.idlh_mode:
-        base, base_name, percents = gas.idlh_mg_m3, "IDLH", TOXIC_IDLH_PERCENT
-    else:
-        base, base_name, percents = gas.oel_mg_m3, "OEL", TOXIC_OEL_PERCENT
-    assert base is not None  # checked by the caller
-    for key, percent in percents.items():
-        if key not in sps:
-            continue
-        value = sps[key]
-        mg = to_mg_m3(value, tag.eu, gas)
-        limit = base * percent / 100
-        if not _over(mg, limit):
-            continue
-        if tag.eu == "ppm":
-            given = f"{num(value)} ppm ({approx(mg)} mg/m³)"
-            allowed = f"{approx(limit)} mg/m³ = {approx(mg_m3_to_ppm(limit, gas.mw))} ppm"
-        else:
-            given = f"{num(value)} mg/m3"
-            allowed = f"{approx(limit)} mg/m³"
+    low, high = sps.get("l"), sps.get("h")
+    if low is not None and _under(low, OXYGEN_LOW_MIN):
         out.append(
             (
-                ("setpoints", key),
-                f"setpoint {key}={given} exceeds {num(percent)} %{base_name} of {gas.key} ({allowed})",
+                ("setpoints", "l"),
+                f"setpoint l={num(low)} %VOL is below {num(OXYGEN_LOW_MIN)} %VOL: the "
+                f"oxygen-deficiency alarm must sound at {num(OXYGEN_LOW_MIN)} %VOL",
+            )
+        )
+    elif low is not None and low >= OXYGEN_IN_AIR:
+        out.append(
+            (
+                ("setpoints", "l"),
+                f"setpoint l={num(low)} %VOL is not below air ({OXYGEN_IN_AIR} %VOL)",
+            )
+        )
+    if high is not None and over_limit(high, OXYGEN_HIGH_MAX):
+        out.append(
+            (
+                ("setpoints", "h"),
+                f"setpoint h={num(high)} %VOL is above {num(OXYGEN_HIGH_MAX)} %VOL: the "
+                f"oxygen-enrichment alarm must sound at {num(OXYGEN_HIGH_MAX)} %VOL",
+            )
+        )
+    elif high is not None and high <= OXYGEN_IN_AIR:
+        out.append(
+            (
+                ("setpoints", "h"),
+                f"setpoint h={num(high)} %VOL is not above air ({OXYGEN_IN_AIR} %VOL)",
             )
         )
     return out
+
+
+def lel_excess(kind: str, key: str, value: float, label: str = "") -> str | None:
+    """Why ``value`` as the level ``key`` (l1/l2) setpoint of a ``LEL_LIMITS`` detector is
+    beyond GB/T 50493, or None; ``label`` goes before the number (``"l1="``)."""
+    limits, unit, note = LEL_LIMITS[kind]
+    limit = limits[key]
+    if not over_limit(value, limit):
+        return None
+    return (
+        f"setpoint {label}{num(value)} {unit} exceeds {num(limit)} {unit} "
+        f"(GB/T 50493 level-{key[1]} limit{note})"
+    )
+
+
+def toxic_excess(
+    value: float,
+    key: str,
+    eu: str,
+    gas: Gas,
+    idlh_mode: bool,
+    label: str = "",
+    mg_unit: str = "mg/m³",
+) -> str | None:
+    """Why ``value`` (in ``eu``) as the level ``key`` (l1/l2) setpoint of a toxic gas detector
+    is beyond GB/T 50493 (a share of the gas's OEL, or of its IDLH in ``idlh_mode``), or None;
+    also None when the gas has no such value or ``eu`` is no concentration. ``label`` goes
+    before the number, ``mg_unit`` after a number given in mg/m3."""
+    if idlh_mode:
+        base, base_name, percent = gas.idlh_mg_m3, "IDLH", TOXIC_IDLH_PERCENT[key]
+    else:
+        base, base_name, percent = gas.oel_mg_m3, "OEL", TOXIC_OEL_PERCENT[key]
+    if base is None or eu not in ("ppm", "mg/m3"):
+        return None
+    mg = to_mg_m3(value, eu, gas)
+    limit = base * percent / 100
+    if not over_limit(mg, limit):
+        return None
+    if eu == "ppm":
+        given = f"{num(value)} ppm ({approx(mg)} mg/m³)"
+        allowed = f"{approx(limit)} mg/m³ = {approx(mg_m3_to_ppm(limit, gas.mw))} ppm"
+    else:
+        given, allowed = f"{num(value)} {mg_unit}", f"{approx(limit)} mg/m³"
+    return f"setpoint {label}{given} exceeds {num(percent)} %{base_name} of {gas.key} ({allowed})"

@@ -2,7 +2,8 @@
 
 Three passes, and every problem of all three is reported at once:
 
-1. YAML, keeping the position of every key (``yamlpos``); duplicate keys are problems.
+1. YAML, keeping the position of every key (``safety_hub.yamlfile``); duplicate keys are
+   problems.
 2. Pydantic models (``schema``): shape, types, allowed words, bounds. When this fails, the
    entities (enterprise, hazard source, unit, equipment, tag) that hold an error are left out and
    the rest is validated again, so that pass 3 still checks everything that is valid on its own.
@@ -15,15 +16,12 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
-
-from pydantic import ValidationError
+from typing import TypeVar
 
 from safety_hub.errors import RegistryError
 from safety_hub.registry.checks import check_tag, setpoints_of, tag_range
 from safety_hub.registry.gases import BUILTIN_GASES, Gas
 from safety_hub.registry.gb18218 import assess, beta_for
-from safety_hub.registry.locate import Located, Locator, show
 from safety_hub.registry.model import (
     ChemicalInfo,
     EnterpriseInfo,
@@ -39,11 +37,33 @@ from safety_hub.registry.schema import (
     PlantDoc,
     TagModel,
 )
-from safety_hub.registry.yamlpos import YamlPath, YamlSyntaxError, copy_without, parse_yaml
+from safety_hub.yamlfile import (
+    Located,
+    Locator,
+    PathNames,
+    YamlPath,
+    YamlSyntaxError,
+    parse_document,
+    show,
+)
 
 T = TypeVar("T")
 
 _PRUNABLE = frozenset({"enterprises", "hazard_sources", "units", "equipment", "tags"})
+
+ENTITY_LISTS: dict[str, str] = {
+    "enterprises": "code",
+    "hazard_sources": "code",
+    "units": "code",
+    "equipment": "code",
+    "tags": "tag",
+    "chemicals": "name",
+}
+"""Lists whose items are entities, and the field that names each item in messages."""
+_KEYED = ("gases",)
+"""Top-level mappings whose entries are entities named by their key."""
+PLANT_NAMES = PathNames(ENTITY_LISTS, keyed=_KEYED)
+"""Messages name the innermost entity: ``enterprises[0].tags[3] "GT-1101"``, ``gases "Cl2"``."""
 
 
 def default_plant_path() -> Path:
@@ -69,64 +89,29 @@ def load_plant(path: str | Path) -> Plant:
 def parse_plant(text: str, file: str = "<plant>") -> Plant:
     """Like ``load_plant`` for text already in memory; ``file`` names it in messages."""
     try:
-        parsed = parse_yaml(text)
+        # the plant schema has no unions of models: nothing in an error's path is a union tag
+        document = parse_document(
+            file,
+            text,
+            PlantDoc,
+            PLANT_NAMES,
+            _PRUNABLE,
+            empty="the file is empty",
+            keyed=_KEYED,
+            discriminator=None,
+        )
     except YamlSyntaxError as exc:
-        raise RegistryError(file, [f"{file}:{exc.line}:{exc.col}: {exc.message}"]) from None
-    loc = Locator(file, parsed)
-    errors: list[Located] = [loc.plain(line, col, msg) for line, col, msg in parsed.problems]
-    if parsed.data is None:
-        raise RegistryError(file, [f"{file}:1:1: the file is empty"])
-
-    doc, index_map, broken_gases = _validate(parsed.data, loc, errors)
+        raise RegistryError(file, [exc.at(file)]) from None
+    errors, doc = document.errors, document.model
     if doc is None:
         raise RegistryError(file, [text for *_, text in sorted(errors)])
-    build = _Build(Path(file), doc, loc, index_map, broken_gases)
+    # a gas whose own entry is broken (already reported) judges no tag
+    broken_gases = {str(path[1]) for path in document.dropped if path[0] == "gases"}
+    build = _Build(Path(file), doc, document.loc, document.index_map, broken_gases)
     errors.extend(build.errors)
     if errors:
         raise RegistryError(file, [text for *_, text in sorted(errors)])
     return build.plant()
-
-
-def _validate(
-    data: Any, loc: Locator, errors: list[Located]
-) -> tuple[PlantDoc | None, dict[YamlPath, list[int]], set[str]]:
-    try:
-        return PlantDoc.model_validate(data), {}, set()
-    except ValidationError as exc:
-        details = exc.errors(include_url=False)
-    errors.extend(loc.pydantic(error) for error in details)
-    targets = _prune_targets(
-        [(tuple(error["loc"]), error["type"] == "extra_forbidden") for error in details]
-    )
-    if targets is None:
-        return None, {}, set()
-    index_map: dict[YamlPath, list[int]] = {}
-    pruned = copy_without(data, (), targets, index_map)
-    broken_gases = {str(t[1]) for t in targets if t[0] == "gases"}
-    try:
-        return PlantDoc.model_validate(pruned), index_map, broken_gases
-    except ValidationError:
-        return None, {}, set()
-
-
-def _prune_targets(locs: Sequence[tuple[YamlPath, bool]]) -> set[YamlPath] | None:
-    """What to leave out so that the rest validates: an unknown key itself, else the innermost
-    entity around the error; None when an error is outside every entity."""
-    out: set[YamlPath] = set()
-    for loc, unknown_key in locs:
-        if unknown_key and loc:
-            out.add(loc)
-            continue
-        cut = None
-        for i in range(1, len(loc)):
-            if isinstance(loc[i], int) and loc[i - 1] in _PRUNABLE:
-                cut = i + 1
-        if cut is None and len(loc) >= 2 and loc[0] == "gases":
-            cut = 2
-        if cut is None:
-            return None
-        out.add(loc[:cut])
-    return out
 
 
 class _Build:

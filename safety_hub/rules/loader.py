@@ -28,19 +28,15 @@ from pathlib import Path
 from safety_hub.errors import LoadError
 from safety_hub.registry import Plant, TagInfo
 from safety_hub.registry.checks import (
-    COMBUSTIBLE_LIMITS,
     GAS_KINDS,
-    OPEN_PATH_LIMITS,
+    LEL_LIMITS,
     OXYGEN_HIGH_MAX,
     OXYGEN_LOW_MIN,
-    TOXIC_IDLH_PERCENT,
-    TOXIC_OEL_PERCENT,
-    approx,
+    lel_excess,
     num,
+    over_limit,
+    toxic_excess,
 )
-from safety_hub.registry.gases import mg_m3_to_ppm, to_mg_m3
-from safety_hub.registry.locate import Located, show
-from safety_hub.registry.yamlpos import YamlPath, YamlSyntaxError, parse_yaml
 from safety_hub.rules.model import (
     SIS_KIND_OF_STATE,
     Rule,
@@ -49,7 +45,6 @@ from safety_hub.rules.model import (
     selected_tags,
     selects,
 )
-from safety_hub.rules.positions import DocLocator, original_index, validate_pruned
 from safety_hub.rules.schema import (
     ALARM_CLASSES,
     ENTERPRISE_TYPES,
@@ -68,8 +63,18 @@ from safety_hub.rules.schema import (
     format_duration,
     is_alert_name,
 )
+from safety_hub.yamlfile import (
+    ChainNames,
+    Located,
+    Locator,
+    YamlPath,
+    YamlSyntaxError,
+    original_index,
+    parse_document,
+    show,
+)
 
-RULE_OWNERS = {"groups": ("group", "name"), "rules": ("rule", "alert")}
+RULE_OWNERS = ChainNames({"groups": ("group", "name"), "rules": ("rule", "alert")})
 _PRUNABLE = frozenset({"groups", "rules"})
 _PLACEHOLDER = re.compile(r"\{\{\s*([^{}]*?)\s*\}\}")
 
@@ -143,7 +148,7 @@ class _Loaded:
     rule: Rule
     model: RuleModel
     path: YamlPath
-    loc: DocLocator
+    loc: Locator
     file_index: int
 
 
@@ -177,24 +182,22 @@ class _Checker:
         index = self._files
         self._files += 1
         try:
-            parsed = parse_yaml(text)
-        except YamlSyntaxError as exc:
-            self.errors.append(
-                _Message(index, exc.line, exc.col, f"{file}:{exc.line}:{exc.col}: {exc.message}")
+            document = parse_document(
+                file,
+                text,
+                RuleFileModel,
+                RULE_OWNERS,
+                _PRUNABLE,
+                empty="the file is empty (expected groups:)",
             )
+        except YamlSyntaxError as exc:
+            self.errors.append(_Message(index, exc.line, exc.col, exc.at(file)))
             return
-        loc = DocLocator(file, parsed, RuleFileModel, RULE_OWNERS)
-        for line, col, message in parsed.problems:
-            self._add(self.errors, index, loc.plain(line, col, message))
-        if parsed.data is None:
-            self._add(self.errors, index, loc.plain(1, 1, "the file is empty (expected groups:)"))
-            return
-        self._names(index, loc, parsed.data)
-        found: list[Located] = []
-        doc, index_map = validate_pruned(RuleFileModel, parsed.data, loc, _PRUNABLE, found)
-        for located in found:
+        loc, doc, index_map = document.loc, document.model, document.index_map
+        for located in document.errors:
             self._add(self.errors, index, located)
-        if not isinstance(doc, RuleFileModel):
+        self._names(index, loc, document.data)
+        if doc is None:
             return
         for gi, group in enumerate(doc.groups):
             g_path: YamlPath = ("groups", original_index(index_map, ("groups",), gi))
@@ -202,7 +205,7 @@ class _Checker:
                 r_path = (*g_path, "rules", original_index(index_map, (*g_path, "rules"), ri))
                 self._add_rule(file, index, loc, group.name, r_path, model)
 
-    def _names(self, index: int, loc: DocLocator, data: object) -> None:
+    def _names(self, index: int, loc: Locator, data: object) -> None:
         """Alert names as written, so that a rule set aside for a type error still counts for
         duplicates and references (no misleading "unknown alert" about it)."""
         groups = data.get("groups") if isinstance(data, dict) else None
@@ -230,7 +233,7 @@ class _Checker:
         self,
         file: str,
         index: int,
-        loc: DocLocator,
+        loc: Locator,
         group: str,
         path: YamlPath,
         model: RuleModel,
@@ -411,46 +414,17 @@ class _Checker:
     ) -> str | None:
         """Why a numeric setpoint is beyond GB/T 50493 for this tag, or None."""
         key = "l1" if level == 1 else "l2"
-        eu = tag.eu
-        if tag.kind == "combustible_gas" and direction == "high":
-            limit = COMBUSTIBLE_LIMITS[key]
-            if _exceeds(value, limit):
-                return (
-                    f"setpoint {num(value)} %LEL exceeds {num(limit)} %LEL "
-                    f"(GB/T 50493 level-{key[1]} limit)"
-                )
-        elif tag.kind == "open_path_gas" and direction == "high":
-            limit = OPEN_PATH_LIMITS[key]
-            if _exceeds(value, limit):
-                return (
-                    f"setpoint {num(value)} LEL·m exceeds {num(limit)} LEL·m "
-                    f"(GB/T 50493 level-{key[1]} limit for open-path detectors)"
-                )
-        elif tag.kind == "toxic_gas" and direction == "high" and tag.gas is not None:
-            gas = self.plant.gases[tag.gas]
-            if tag.idlh_mode:
-                base, base_name, percent = gas.idlh_mg_m3, "IDLH", TOXIC_IDLH_PERCENT[key]
-            else:
-                base, base_name, percent = gas.oel_mg_m3, "OEL", TOXIC_OEL_PERCENT[key]
-            if base is None or eu not in ("ppm", "mg/m3"):
-                return None
-            mg = to_mg_m3(value, eu, gas)
-            limit = base * percent / 100
-            if not _exceeds(mg, limit):
-                return None
-            if eu == "ppm":
-                given = f"{num(value)} ppm ({approx(mg)} mg/m³)"
-                allowed = f"{approx(limit)} mg/m³ = {approx(mg_m3_to_ppm(limit, gas.mw))} ppm"
-            else:
-                given, allowed = f"{num(value)} mg/m³", f"{approx(limit)} mg/m³"
-            return f"setpoint {given} exceeds {num(percent)} %{base_name} of {gas.key} ({allowed})"
-        elif tag.kind == "oxygen":
-            if direction == "low" and _exceeds(OXYGEN_LOW_MIN, value):
+        if tag.kind in LEL_LIMITS and direction == "high":
+            return lel_excess(tag.kind, key, value)
+        if tag.kind == "toxic_gas" and direction == "high" and tag.gas is not None:
+            return toxic_excess(value, key, tag.eu, self.plant.gases[tag.gas], tag.idlh_mode)
+        if tag.kind == "oxygen":
+            if direction == "low" and over_limit(OXYGEN_LOW_MIN, value):
                 return (
                     f"setpoint {num(value)} %VOL is below {num(OXYGEN_LOW_MIN)} %VOL: the "
                     f"oxygen-deficiency alarm must sound at {num(OXYGEN_LOW_MIN)} %VOL"
                 )
-            if direction == "high" and _exceeds(value, OXYGEN_HIGH_MAX):
+            if direction == "high" and over_limit(value, OXYGEN_HIGH_MAX):
                 return (
                     f"setpoint {num(value)} %VOL is above {num(OXYGEN_HIGH_MAX)} %VOL: the "
                     f"oxygen-enrichment alarm must sound at {num(OXYGEN_HIGH_MAX)} %VOL"
@@ -612,8 +586,3 @@ class _Checker:
         for name in graph:
             if name not in state:
                 visit(name, [name])
-
-
-def _exceeds(value: float, limit: float) -> bool:
-    """``value > limit``, ignoring float noise (as the registry compares setpoint limits)."""
-    return value > limit * (1 + 1e-9) + 1e-12

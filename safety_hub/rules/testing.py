@@ -28,20 +28,29 @@ from safety_hub.alarms.model import Condition
 from safety_hub.clock import VirtualClock
 from safety_hub.errors import LoadError
 from safety_hub.registry import Plant, default_plant_path, load_plant
-from safety_hub.registry.locate import Located
-from safety_hub.registry.yamlpos import YamlPath, YamlSyntaxError, parse_yaml
 from safety_hub.rules.engine import RuleEngine
 from safety_hub.rules.loader import load_rules
 from safety_hub.rules.model import RulePack
-from safety_hub.rules.positions import DocLocator, original_index, validate_pruned
 from safety_hub.rules.schema import Duration, format_duration, parse_duration
 from safety_hub.telemetry import Reading
+from safety_hub.yamlfile import (
+    ChainNames,
+    Located,
+    Locator,
+    YamlPath,
+    YamlSyntaxError,
+    original_index,
+    parse_yaml,
+    validate_pruned,
+)
 
-TEST_OWNERS = {
-    "tests": ("test", "name"),
-    "input_series": ("series", "tag"),
-    "alert_rule_test": ("alert_rule_test", "alertname"),
-}
+TEST_OWNERS = ChainNames(
+    {
+        "tests": ("test", "name"),
+        "input_series": ("series", "tag"),
+        "alert_rule_test": ("alert_rule_test", "alertname"),
+    }
+)
 _PRUNABLE = frozenset({"tests"})
 _QUALITIES = ("good", "bad", "uncertain")
 _EXPAND = re.compile(
@@ -233,7 +242,7 @@ def _relative(test_file: Path, target: str) -> Path:
     return p if p.is_absolute() else test_file.parent / p
 
 
-def _load_test_file(path: Path) -> tuple[RuleTestFile, DocLocator, dict[YamlPath, list[int]]]:
+def _load_test_file(path: Path) -> tuple[RuleTestFile, Locator, dict[YamlPath, list[int]]]:
     file = str(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -243,7 +252,7 @@ def _load_test_file(path: Path) -> tuple[RuleTestFile, DocLocator, dict[YamlPath
         parsed = parse_yaml(text)
     except YamlSyntaxError as exc:
         raise LoadError(file, [f"{file}:{exc.line}:{exc.col}: {exc.message}"]) from None
-    loc = DocLocator(file, parsed, RuleTestFile, TEST_OWNERS)
+    loc = Locator(file, parsed, RuleTestFile, TEST_OWNERS)
     errors: list[Located] = [loc.plain(line, col, msg) for line, col, msg in parsed.problems]
     if parsed.data is None:
         raise LoadError(file, [f"{file}:1:1: the file is empty (expected rule_files: and tests:)"])
@@ -263,7 +272,7 @@ class _Run:
         start_ms: int,
         case: RuleTestCase,
         path: YamlPath,
-        loc: DocLocator,
+        loc: Locator,
         failures: list[str],
     ) -> None:
         self.pack = pack

@@ -10,20 +10,28 @@ from pathlib import Path
 
 from safety_hub.errors import LoadError
 from safety_hub.registry import Plant, TagInfo, default_plant_path, load_plant
-from safety_hub.registry.locate import Located
-from safety_hub.registry.yamlpos import YamlPath, YamlSyntaxError, parse_yaml
 from safety_hub.rules import RulePack, load_rules
-from safety_hub.rules.positions import DocLocator, original_index, validate_pruned
 from safety_hub.scenarios import schema as s
+from safety_hub.yamlfile import (
+    ChainNames,
+    Located,
+    Locator,
+    YamlPath,
+    YamlSyntaxError,
+    original_index,
+    parse_document,
+)
 
 AnyDevice = s.LeakDevice | s.TankDevice | s.SisDevice | s.DetectorDevice | s.ProcessDevice
 
-OWNERS = {
-    "devices": ("device", "id"),
-    "timeline": ("event", "type"),
-    "expect": ("expectation", "alert"),
-    "inputs": ("input", "tag"),
-}
+OWNERS = ChainNames(
+    {
+        "devices": ("device", "id"),
+        "timeline": ("event", "type"),
+        "expect": ("expectation", "alert"),
+        "inputs": ("input", "tag"),
+    }
+)
 _PRUNABLE = frozenset({"devices", "timeline", "expect"})
 GAS_KINDS = ("combustible_gas", "toxic_gas", "open_path_gas", "oxygen")
 _VOTING = "MooN, e.g. 2oo3"
@@ -69,7 +77,7 @@ class Scenario:
     model: s.ScenarioModel
     plant: Plant
     pack: RulePack
-    loc: DocLocator
+    loc: Locator
     index_map: dict[YamlPath, list[int]]
 
     @property
@@ -128,17 +136,20 @@ def load_scenario(source: str | Path, *, name: str | None = None) -> Scenario:
 
 def parse_scenario(text: str, file: str, base: Path) -> Scenario:
     try:
-        parsed = parse_yaml(text)
+        document = parse_document(
+            file,
+            text,
+            s.ScenarioModel,
+            OWNERS,
+            _PRUNABLE,
+            empty="the file is empty (expected scenario: 1, ...)",
+        )
     except YamlSyntaxError as exc:
-        raise ScenarioError(file, [f"{file}:{exc.line}:{exc.col}: {exc.message}"]) from None
-    if parsed.data is None:
-        raise ScenarioError(file, [f"{file}:1:1: the file is empty (expected scenario: 1, ...)"])
-    loc = DocLocator(file, parsed, s.ScenarioModel, OWNERS)
-    errors: list[Located] = [loc.plain(line, col, msg) for line, col, msg in parsed.problems]
-    model, index_map = validate_pruned(s.ScenarioModel, parsed.data, loc, _PRUNABLE, errors)
-    if not isinstance(model, s.ScenarioModel):
+        raise ScenarioError(file, [exc.at(file)]) from None
+    errors, model = document.errors, document.model
+    if model is None:
         raise ScenarioError(file, [t for *_, t in sorted(_type_hint(e) for e in errors)])
-    checker = _Checker(model, loc, index_map, base, errors)
+    checker = _Checker(model, document.loc, document.index_map, base, errors)
     errors[:] = [_type_hint(e) for e in errors]
     scenario = checker.run(file)
     if errors or scenario is None:
@@ -167,7 +178,7 @@ class _Checker:
     def __init__(
         self,
         model: s.ScenarioModel,
-        loc: DocLocator,
+        loc: Locator,
         index_map: dict[YamlPath, list[int]],
         base: Path,
         errors: list[Located],
@@ -178,6 +189,8 @@ class _Checker:
         self.base = base
         self.errors = errors
         self.plant: Plant | None = None
+        self.claimed: dict[tuple[str, str], str] = {}
+        """(enterprise, tag) -> the id of the device that drives it"""
 
     def fail(self, path: YamlPath, message: str) -> None:
         if len(path) >= 2 and isinstance(path[1], int) and path[0] in _PRUNABLE:
@@ -249,105 +262,27 @@ class _Checker:
             return None
         return found[0]
 
-    def _devices(
-        self, plant: Plant
-    ) -> dict[str, s.LeakDevice | s.TankDevice | s.SisDevice | s.DetectorDevice | s.ProcessDevice]:
-        seen: dict[str, int] = {}
-        claimed: dict[tuple[str, str], str] = {}
-        out: dict[
-            str, s.LeakDevice | s.TankDevice | s.SisDevice | s.DetectorDevice | s.ProcessDevice
-        ] = {}
-
-        def claim(info: TagInfo | None, device: str, path: YamlPath) -> None:
-            if info is None:
-                return
-            key = (info.enterprise, info.tag)
-            if key in claimed:
-                self.fail(path, f"tag {info.tag!r} is already driven by device {claimed[key]!r}")
-            claimed[key] = device
-
-        def want(info: TagInfo | None, kinds: tuple[str, ...], path: YamlPath) -> TagInfo | None:
-            if info is not None and info.kind not in kinds:
-                self.fail(
-                    path, f"tag {info.tag!r} is a {info.kind} tag; expected {' or '.join(kinds)}"
-                )
-                return None
-            return info
-
+    def _devices(self, plant: Plant) -> dict[str, AnyDevice]:
+        seen: set[str] = set()
+        out: dict[str, AnyDevice] = {}
         for i, d in enumerate(self.m.devices):
             p: YamlPath = ("devices", i)
             if d.id in seen:
                 self.fail((*p, "id"), f"duplicate device id {d.id!r}")
                 continue
-            seen[d.id] = i
+            seen.add(d.id)
             out[d.id] = d
-            ent = d.enterprise
             if isinstance(d, s.LeakDevice):
-                gas = plant.gases.get(d.gas)
-                if gas is None:
-                    self.fail((*p, "gas"), f"gas {d.gas!r} is not in the plant's gas table")
-                if d.near is not None:
-                    info = self.tag(plant, d.near, ent, (*p, "near"))
-                    if info is not None and (info.x_m is None or info.y_m is None):
-                        self.fail((*p, "near"), f"tag {d.near!r} has no coordinates in the plant")
+                self._leak_device(plant, d, p)
             elif isinstance(d, s.TankDevice):
-                level = want(
-                    self.tag(plant, d.level, ent, (*p, "level")), ("level",), (*p, "level")
-                )
-                claim(level, d.id, (*p, "level"))
-                if d.pressure is not None:
-                    info = want(
-                        self.tag(plant, d.pressure, ent, (*p, "pressure")),
-                        ("pressure",),
-                        (*p, "pressure"),
-                    )
-                    claim(info, d.id, (*p, "pressure"))
-                if d.temperature is not None:
-                    info = want(
-                        self.tag(plant, d.temperature, ent, (*p, "temperature")),
-                        ("temperature",),
-                        (*p, "temperature"),
-                    )
-                    claim(info, d.id, (*p, "temperature"))
-                if level is not None:
-                    height = d.height_m or level.range_hi * 1.05
-                    if d.level_m >= height:
-                        self.fail(
-                            (*p, "level_m"),
-                            f"level_m {d.level_m} is not below the tank height {height:g} m",
-                        )
+                self._tank_device(plant, d, p)
             elif isinstance(d, s.SisDevice):
-                sis_tags = [
-                    t
-                    for t in plant.tags.values()
-                    if t.sif == d.sif and (ent is None or t.enterprise == ent)
-                ]
-                if not sis_tags:
-                    self.fail((*p, "sif"), f"no sis_* tag of the plant belongs to SIF {d.sif!r}")
-                for t in sis_tags:
-                    if t.kind in ("sis_trip", "sis_bypass", "sis_fault"):
-                        claim(t, d.id, (*p, "sif"))
-                vote = parse_voting(d.voting)
-                if vote is None:
-                    self.fail((*p, "voting"), f"voting {d.voting!r}: use {_VOTING}")
-                elif vote[1] != len(d.inputs):
-                    self.fail(
-                        (*p, "voting"),
-                        f"voting {d.voting} needs {vote[1]} inputs, got {len(d.inputs)}",
-                    )
-                if d.degrade_to is not None and parse_voting(d.degrade_to) is None:
-                    self.fail((*p, "degrade_to"), f"degrade_to {d.degrade_to!r}: use {_VOTING}")
-                for j, inp in enumerate(d.inputs):
-                    self.tag(plant, inp.tag, ent, (*p, "inputs", j, "tag"))
+                self._sis_device(plant, d, p)
             elif isinstance(d, s.DetectorDevice):
                 for j, name in enumerate(d.tags):
-                    info = want(
-                        self.tag(plant, name, ent, (*p, "tags", j)), GAS_KINDS, (*p, "tags", j)
-                    )
-                    claim(info, d.id, (*p, "tags", j))
+                    self._drive(plant, d, name, GAS_KINDS, (*p, "tags", j))
             elif isinstance(d, s.ProcessDevice):
-                info = self.tag(plant, d.tag, ent, (*p, "tag"))
-                claim(info, d.id, (*p, "tag"))
+                self._drive(plant, d, d.tag, None, (*p, "tag"))
         for i, d in enumerate(self.m.devices):
             if isinstance(d, s.SisDevice) and d.closes is not None:
                 target = out.get(d.closes)
@@ -357,6 +292,78 @@ class _Checker:
                         f"closes {d.closes!r}: not the id of a tank device",
                     )
         return out
+
+    def _claim(self, info: TagInfo | None, device: str, path: YamlPath) -> None:
+        """``device`` drives the tag; one tag has one driver."""
+        if info is None:
+            return
+        key = (info.enterprise, info.tag)
+        if key in self.claimed:
+            self.fail(path, f"tag {info.tag!r} is already driven by device {self.claimed[key]!r}")
+        self.claimed[key] = device
+
+    def _drive(
+        self,
+        plant: Plant,
+        device: AnyDevice,
+        name: str,
+        kinds: tuple[str, ...] | None,
+        path: YamlPath,
+    ) -> TagInfo | None:
+        """The tag ``name`` that ``device`` drives, when it exists and is one of ``kinds``."""
+        info = self.tag(plant, name, device.enterprise, path)
+        if info is not None and kinds is not None and info.kind not in kinds:
+            self.fail(path, f"tag {info.tag!r} is a {info.kind} tag; expected {' or '.join(kinds)}")
+            info = None
+        self._claim(info, device.id, path)
+        return info
+
+    def _leak_device(self, plant: Plant, d: s.LeakDevice, p: YamlPath) -> None:
+        if plant.gases.get(d.gas) is None:
+            self.fail((*p, "gas"), f"gas {d.gas!r} is not in the plant's gas table")
+        if d.near is not None:
+            info = self.tag(plant, d.near, d.enterprise, (*p, "near"))
+            if info is not None and (info.x_m is None or info.y_m is None):
+                self.fail((*p, "near"), f"tag {d.near!r} has no coordinates in the plant")
+
+    def _tank_device(self, plant: Plant, d: s.TankDevice, p: YamlPath) -> None:
+        level = self._drive(plant, d, d.level, ("level",), (*p, "level"))
+        if d.pressure is not None:
+            self._drive(plant, d, d.pressure, ("pressure",), (*p, "pressure"))
+        if d.temperature is not None:
+            self._drive(plant, d, d.temperature, ("temperature",), (*p, "temperature"))
+        if level is not None:
+            height = d.height_m or level.range_hi * 1.05
+            if d.level_m >= height:
+                self.fail(
+                    (*p, "level_m"),
+                    f"level_m {d.level_m} is not below the tank height {height:g} m",
+                )
+
+    def _sis_device(self, plant: Plant, d: s.SisDevice, p: YamlPath) -> None:
+        ent = d.enterprise
+        sis_tags = [
+            t
+            for t in plant.tags.values()
+            if t.sif == d.sif and (ent is None or t.enterprise == ent)
+        ]
+        if not sis_tags:
+            self.fail((*p, "sif"), f"no sis_* tag of the plant belongs to SIF {d.sif!r}")
+        for t in sis_tags:
+            if t.kind in ("sis_trip", "sis_bypass", "sis_fault"):
+                self._claim(t, d.id, (*p, "sif"))
+        vote = parse_voting(d.voting)
+        if vote is None:
+            self.fail((*p, "voting"), f"voting {d.voting!r}: use {_VOTING}")
+        elif vote[1] != len(d.inputs):
+            self.fail(
+                (*p, "voting"),
+                f"voting {d.voting} needs {vote[1]} inputs, got {len(d.inputs)}",
+            )
+        if d.degrade_to is not None and parse_voting(d.degrade_to) is None:
+            self.fail((*p, "degrade_to"), f"degrade_to {d.degrade_to!r}: use {_VOTING}")
+        for j, inp in enumerate(d.inputs):
+            self.tag(plant, inp.tag, ent, (*p, "inputs", j, "tag"))
 
     def _timeline(self, plant: Plant, pack: RulePack, devices: Mapping[str, AnyDevice]) -> None:
         kinds = {
@@ -411,7 +418,11 @@ class _Checker:
             self.fail((*p, "enterprise"), f"enterprise {code!r} is not simulated in this scenario")
 
     def _alarm_ref(
-        self, plant: Plant, pack: RulePack, e: s.Expectation | s._OperatorEvent, p: YamlPath
+        self,
+        plant: Plant,
+        pack: RulePack,
+        e: s.Expectation | s.Acknowledge | s.Reset | s.Shelve | s.Unshelve,
+        p: YamlPath,
     ) -> None:
         if e.alert is not None and e.alert != "*" and e.alert not in pack:
             self.fail((*p, "alert"), f"alert {e.alert!r} is not in the rule pack")

@@ -1,4 +1,4 @@
-"""YAML loading that remembers where every value came from.
+"""YAML parsing that remembers where every value came from.
 
 ``parse_yaml`` composes the document with PyYAML's safe loader (libyaml when available), builds
 plain Python data from the node graph and records the 1-based line and column of every mapping
@@ -14,15 +14,12 @@ from typing import Any
 import yaml
 from yaml import nodes
 
+from safety_hub.yamlfile.paths import Pos, YamlPath
+
 try:
     from yaml import CSafeLoader as _Loader
 except ImportError:  # pragma: no cover - PyYAML built without libyaml
     from yaml import SafeLoader as _Loader  # type: ignore[assignment]
-
-Key = Any
-"""A path element: a mapping key (usually ``str``) or a sequence index (``int``)."""
-YamlPath = tuple[Key, ...]
-Pos = tuple[int, int]
 
 _STR = "tag:yaml.org,2002:str"
 
@@ -38,6 +35,10 @@ class YamlSyntaxError(Exception):
         self.line = line
         self.col = col
         self.message = message
+
+    def at(self, file: str) -> str:
+        """The error as ``file:line:col: message``."""
+        return f"{file}:{self.line}:{self.col}: {self.message}"
 
 
 @dataclass
@@ -116,22 +117,3 @@ def parse_yaml(text: str) -> Parsed:
         raise YamlSyntaxError(1, 1, f"YAML error: {exc}") from None
     finally:
         loader.dispose()
-
-
-def copy_without(
-    node: Any, path: YamlPath, targets: set[YamlPath], index_map: dict[YamlPath, list[int]]
-) -> Any:
-    """A copy of ``node`` without the entries at ``targets``; ``index_map`` records, per list
-    that lost items, which original indexes were kept (to map errors back to lines)."""
-    if isinstance(node, dict):
-        return {
-            key: copy_without(value, (*path, key), targets, index_map)
-            for key, value in node.items()
-            if (*path, key) not in targets
-        }
-    if isinstance(node, list):
-        kept = [i for i in range(len(node)) if (*path, i) not in targets]
-        if len(kept) != len(node):
-            index_map[path] = kept
-        return [copy_without(node[i], (*path, i), targets, index_map) for i in kept]
-    return node
