@@ -16,7 +16,7 @@ import msgspec
 import orjson
 from pydantic import BaseModel, ConfigDict
 
-from safety_hub.telemetry import TelemetryDecoder
+from safety_hub.ingest.decoder import TelemetryDecoder
 
 NOW = 1_790_000_000_000
 PAYLOAD = json.dumps(

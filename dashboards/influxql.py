@@ -9,15 +9,15 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-from safety_hub.alarm_runtime import ALARM_EVENT_MEASUREMENT
-from safety_hub.hub_stats import (
+from safety_hub.ingest.lineproto import READING_MEASUREMENT
+from safety_hub.runtime.alarm_runtime import ALARM_EVENT_MEASUREMENT
+from safety_hub.runtime.hub_stats import (
     ALARM_ACKS,
     ENTERPRISE_STATS,
     HAZARD_SOURCE_STATS,
     HUB_STATS,
     REJECTIONS,
 )
-from safety_hub.lineproto import READING_MEASUREMENT
 
 READING = READING_MEASUREMENT
 ALARM_EVENT = ALARM_EVENT_MEASUREMENT

@@ -236,6 +236,20 @@ def validate_dashboard(board: Any) -> list[str]:
     problems: list[str] = []
     if not _type(board, dict, "dashboard", problems):
         return problems
+    _board_fields(board, problems)
+    names, datasource_vars, used = _templating(board, problems)
+    used |= _annotations(board, datasource_vars, problems)
+    ids: dict[int, str] = {}
+    boxes: list[tuple[str, int, int, int, int]] = []
+    for i, panel in enumerate(board.get("panels") or []):
+        _panel(panel, f"panels[{i}]", problems, ids, boxes, datasource_vars, used)
+    _overlaps(boxes, problems)
+    for name in sorted(used - names - BUILTIN_VARIABLES):
+        problems.append(f"variable ${name} is used but not defined in templating")
+    return problems
+
+
+def _board_fields(board: Any, problems: list[str]) -> None:
     uid = board.get("uid")
     if not isinstance(uid, str) or not UID_RE.match(uid):
         problems.append(f"uid: {uid!r} must be 1-40 characters of letters, digits, '-', '_'")
@@ -264,6 +278,9 @@ def validate_dashboard(board: Any) -> list[str]:
     if "id" in board and board["id"] is not None:
         problems.append("id: leave it out (or null): Grafana assigns it; boards are found by uid")
 
+
+def _templating(board: Any, problems: list[str]) -> tuple[set[str], set[str], set[str]]:
+    """The variables: (names defined, datasource variables, variables their queries use)."""
     templating = board.get("templating")
     variables: list[Any] = []
     if _type(templating, dict, "templating", problems):
@@ -299,7 +316,12 @@ def validate_dashboard(board: Any) -> list[str]:
                 var.get("datasource"), f"templating.list[{i}].datasource", problems, datasource_vars
             )
             used |= _variables_used(str(var.get("query", "")))
+    return names, datasource_vars, used
 
+
+def _annotations(board: Any, datasource_vars: set[str], problems: list[str]) -> set[str]:
+    """Check the annotations; the variables their queries use."""
+    used: set[str] = set()
     annotations = board.get("annotations")
     if _type(annotations, dict, "annotations", problems):
         for i, ann in enumerate(annotations.get("list", [])):
@@ -314,12 +336,4 @@ def validate_dashboard(board: Any) -> list[str]:
                 if not isinstance(ann.get("query"), str) or not ann["query"]:
                     problems.append(f"{where}.query: required")
                 used |= _variables_used(str(ann.get("query", "")))
-
-    ids: dict[int, str] = {}
-    boxes: list[tuple[str, int, int, int, int]] = []
-    for i, panel in enumerate(board.get("panels") or []):
-        _panel(panel, f"panels[{i}]", problems, ids, boxes, datasource_vars, used)
-    _overlaps(boxes, problems)
-    for name in sorted(used - names - BUILTIN_VARIABLES):
-        problems.append(f"variable ${name} is used but not defined in templating")
-    return problems
+    return used

@@ -129,7 +129,7 @@ def _serve(
     from safety_hub.api.app import create_app
     from safety_hub.api.auth import Authenticator
     from safety_hub.api.events import LiveEvents
-    from safety_hub.hub import Hub
+    from safety_hub.runtime.hub import Hub
 
     assert isinstance(hub, Hub)
     assert auth is None or isinstance(auth, Authenticator)
@@ -183,9 +183,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     settings = _settings(**({} if args.api_port is None else {"api_port": args.api_port}))
     assert isinstance(settings, Settings)
     from safety_hub.api.auth import Authenticator
-    from safety_hub.hub import Hub
     from safety_hub.logs import setup_logging
     from safety_hub.registry import default_plant_path, load_plant
+    from safety_hub.runtime.hub import Hub
 
     setup_logging(settings.log_level, settings.log_format, secrets=settings.secret_values())
     plant = load_plant(settings.plant or default_plant_path())
@@ -247,9 +247,10 @@ def _out_of_service_lines(plant: object) -> list[str]:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     """The hub in local mode with the sample park's gateways publishing into it."""
-    from safety_hub.hub import Hub, default_rules_path
     from safety_hub.logs import setup_logging
     from safety_hub.registry import default_plant_path, load_plant
+    from safety_hub.rules import default_rules_path
+    from safety_hub.runtime.hub import Hub
     from safety_hub.scenarios.cli import ScenarioInDemo, demo_scenario_problem
     from safety_hub.scenarios.loader import load_scenario
     from safety_hub.settings import Settings
@@ -439,16 +440,14 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 
 def cmd_rules_check(args: argparse.Namespace) -> int:
-    from safety_hub.hub import default_rules_path
-    from safety_hub.rules import main_check
+    from safety_hub.rules import default_rules_path, main_check
 
     paths = args.paths or [default_rules_path()]
     return main_check(paths, plant_path=args.plant)
 
 
 def cmd_rules_test(args: argparse.Namespace) -> int:
-    from safety_hub.hub import default_rules_path
-    from safety_hub.rules import main_test
+    from safety_hub.rules import default_rules_path, main_test
 
     paths = args.paths or [default_rules_path() / "tests"]
     return main_test(paths)

@@ -14,14 +14,12 @@ from pathlib import Path
 from typing import Any
 
 from safety_hub.registry import Plant, default_plant_path, load_plant
-from safety_hub.rules import RulePack, load_rules
+from safety_hub.rules import RulePack, default_rules_path, load_rules
 
 EXIT_OK, EXIT_FAILED = 0, 1
 
 
 def _plant_and_rules(args: argparse.Namespace) -> tuple[Plant, RulePack]:
-    from safety_hub.hub import default_rules_path
-
     plant = load_plant(args.plant or default_plant_path())
     pack = load_rules(args.rules or default_rules_path(), plant)
     return plant, pack
@@ -109,7 +107,7 @@ def cmd_push(args: argparse.Namespace) -> int:
 
 
 def cmd_broker(args: argparse.Namespace) -> int:
-    from safety_hub.broker_acl import generate
+    from connectors.mqtt.acl import generate
 
     plant = load_plant(args.plant or default_plant_path())
     result = generate(

@@ -14,11 +14,14 @@ import time
 import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
 
-from safety_hub.telemetry import status_topic, telemetry_topic
+from safety_hub.ingest.telemetry import status_topic, telemetry_topic
 
 
 @dataclass(frozen=True)
@@ -56,6 +59,61 @@ def normal_value(tag: SimTag, t_s: float, rng: random.Random) -> float:
     return round(lo + (hi - lo) * (wave + rng.gauss(0, 0.005)), 3)
 
 
+class _AckCountingClient(mqtt.Client):
+    """paho's client that counts its QoS 1/2 messages the broker has not acknowledged yet
+    (paho keeps them, but not in public).
+
+    Every message goes through :meth:`publish`, and paho calls ``on_publish`` once per message
+    it completes (QoS 0: sent; QoS 1/2: acknowledged by the broker). Which of the two comes
+    first for one message is a race with the network thread, so each records what the other
+    has not seen yet.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._count_lock = threading.Lock()
+        self._waiting: dict[int, int] = {}  # mid -> QoS, published and not yet complete
+        self._completed_early: set[int] = set()  # mids completed before publish() returned
+        self.on_publish = self._on_complete
+
+    def publish(
+        self,
+        topic: str,
+        payload: mqtt.PayloadType = None,
+        qos: int = 0,
+        retain: bool = False,
+        properties: Properties | None = None,
+    ) -> mqtt.MQTTMessageInfo:
+        info = super().publish(topic, payload, qos, retain, properties)
+        queued = info.rc == MQTTErrorCode.MQTT_ERR_SUCCESS or (
+            qos > 0 and info.rc == MQTTErrorCode.MQTT_ERR_NO_CONN  # sent after reconnecting
+        )
+        if queued:
+            with self._count_lock:
+                if info.mid in self._completed_early:
+                    self._completed_early.remove(info.mid)
+                else:
+                    self._waiting[info.mid] = qos
+        return info
+
+    def _on_complete(
+        self,
+        client: mqtt.Client,
+        userdata: object,
+        mid: int,
+        reason_code: ReasonCode,
+        properties: Properties,
+    ) -> None:
+        with self._count_lock:
+            if self._waiting.pop(mid, None) is None:
+                self._completed_early.add(mid)
+
+    def unacknowledged(self) -> int:
+        """QoS 1/2 messages published and not yet acknowledged by the broker."""
+        with self._count_lock:
+            return sum(1 for qos in self._waiting.values() if qos > 0)
+
+
 class Gateway:
     """A connected gateway for one enterprise."""
 
@@ -71,7 +129,7 @@ class Gateway:
     ) -> None:
         self.enterprise = enterprise
         self.seq = 0
-        self._client = mqtt.Client(
+        self._client = _AckCountingClient(
             CallbackAPIVersion.VERSION2,
             client_id=client_id or f"gw-{enterprise}-{random.randrange(1 << 30):x}",
             protocol=mqtt.MQTTv5,
@@ -129,7 +187,7 @@ class Gateway:
 
     def pending(self) -> int:
         """Messages published but not yet acknowledged by the broker."""
-        return len(self._client._out_messages)
+        return self._client.unacknowledged()
 
     def close(self, graceful: bool = True, *, announce_offline: bool = True) -> None:
         """Stop. ``graceful``: wait for the broker's acks and DISCONNECT (no last-will), after

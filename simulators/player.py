@@ -21,9 +21,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from safety_hub.scenarios.loader import Scenario
-from safety_hub.scenarios.replay import format_clock
-from safety_hub.scenarios.world import OperatorAction, World
+from safety_hub.scenarios.report import format_clock
 from simulators.gateway import Gateway, Publication
+from simulators.world import OperatorAction, World
 
 log = logging.getLogger("simulators.player")
 
@@ -77,8 +77,15 @@ class ScenarioPlayer:
         self._stop.set()
 
     def run(
-        self, progress: Callable[[PlayStats], None] | None = None, progress_every_s: float = 5.0
+        self,
+        progress: Callable[[PlayStats], None] | None = None,
+        progress_every_s: float = 5.0,
+        *,
+        on_first_publish: Callable[[int], None] | None = None,
     ) -> PlayStats:
+        """Publish the scenario to the end (or until :meth:`stop`). ``on_first_publish`` is told
+        ``t0``, the wall-clock time (epoch ms) of the scenario's start, just before the first
+        message (the gateways' connect at the start) goes out."""
         for code, gw in self._gateways.items():
             if not gw.wait_connected(10):
                 self.close()
@@ -109,6 +116,9 @@ class ScenarioPlayer:
                     self.stats.skipped_actions.append(text)
                     log.info("operator action not played (use the console or the API): %s", text)
                     continue
+                if on_first_publish is not None:
+                    on_first_publish(wall_ms(start))
+                    on_first_publish = None
                 self._publish(item, wall_ms)
                 if progress and time.monotonic() >= next_progress:
                     progress(self.stats)

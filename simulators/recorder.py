@@ -17,8 +17,8 @@ from typing import IO
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
+from safety_hub.ingest.telemetry import STATUS_SUBSCRIPTION, TELEMETRY_SUBSCRIPTION
 from safety_hub.scenarios.recording import RecordedMessage, header
-from safety_hub.telemetry import STATUS_SUBSCRIPTION, TELEMETRY_SUBSCRIPTION
 
 TOPICS = [TELEMETRY_SUBSCRIPTION, STATUS_SUBSCRIPTION]
 

@@ -7,7 +7,7 @@
     assert "GasLeakConfirmed|e01-chloralkali|Z-TK101" in result.keys_raised()
     assert result.raised_alerts() == [...]
 
-``run_scenario`` replays through the real in-process hub (safety_hub.scenarios.replay); texts
+``run_scenario`` replays through the real in-process hub (safety_hub.runtime.replay); texts
 are resolved relative to the working directory (``plant: sample`` needs no file).
 """
 
@@ -15,7 +15,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from safety_hub.scenarios import ReplayResult, format_clock, load_scenario, replay
+from safety_hub.runtime.replay import replay
+from safety_hub.scenarios import ReplayResult, format_clock, load_scenario
 
 ROOT = Path(__file__).resolve().parent.parent
 SCENARIOS = ROOT / "scenarios"

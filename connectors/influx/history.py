@@ -7,7 +7,7 @@ from typing import Any
 import httpx
 
 from safety_hub.errors import SafetyHubError
-from safety_hub.lineproto import READING_MEASUREMENT
+from safety_hub.ingest.lineproto import READING_MEASUREMENT
 from safety_hub.ports import HistoryPoint
 
 

@@ -14,7 +14,7 @@ import threading
 from pathlib import Path
 
 from safety_hub.errors import SafetyHubError, SinkError
-from safety_hub.lineproto import READING_MEASUREMENT, parse_line
+from safety_hub.ingest.lineproto import READING_MEASUREMENT, parse_line
 from safety_hub.ports import HistoryPoint
 from safety_hub.statefile import StateFile, StateFileKind
 

@@ -1,4 +1,6 @@
-"""MQTT connector: telemetry ingest (paho-mqtt) and the embedded broker for local mode."""
+"""MQTT connector: telemetry ingest (paho-mqtt), the embedded broker for local mode, and the
+broker's users and ACL generated from the plant registry (``connectors.mqtt.acl``, the
+``safety-hub broker`` command; not imported here)."""
 
 from connectors.mqtt.embedded import EmbeddedBroker, packet_limit
 from connectors.mqtt.ingest import MqttConfig, MqttIngest

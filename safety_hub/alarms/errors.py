@@ -5,15 +5,37 @@ Example: ``alarm 42 (Cl2Level2 GT-1101): cannot reset: not acknowledged``.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from enum import StrEnum
+from typing import Protocol
 
 from safety_hub.errors import SafetyHubError
 
-if TYPE_CHECKING:
-    from safety_hub.alarms.model import Alarm, AlarmState
+
+class AlarmRef(Protocol):
+    """What a message needs of the alarm it is about (an ``Alarm`` of
+    :mod:`safety_hub.alarms.model`): typed here so that the model, whose ``Condition`` raises
+    ``InvalidCondition``, and these errors do not import each other."""
+
+    @property
+    def id(self) -> int: ...
+
+    @property
+    def alert(self) -> str: ...
+
+    @property
+    def key(self) -> str: ...
+
+    @property
+    def tag(self) -> str | None: ...
+
+    @property
+    def zone(self) -> str | None: ...
+
+    @property
+    def state(self) -> StrEnum: ...
 
 
-def describe(alarm: Alarm) -> str:
+def describe(alarm: AlarmRef) -> str:
     """``alarm 42 (Cl2Level2 GT-1101)``: the id, the rule and where it is."""
     where = alarm.tag or alarm.zone or alarm.key
     return f"alarm {alarm.id} ({alarm.alert} {where})"
@@ -43,9 +65,9 @@ _VERBS = {"ack": "acknowledge", "out_of_service": "remove from service"}
 class IllegalTransition(AlarmError):
     """The action is not allowed in the alarm's current state (HTTP 409 material)."""
 
-    def __init__(self, alarm: Alarm, action: str, reason: str) -> None:
+    def __init__(self, alarm: AlarmRef, action: str, reason: str) -> None:
         self.alarm_id = alarm.id
-        self.state: AlarmState = alarm.state
+        self.state = alarm.state  # an AlarmState
         self.action = action
         self.reason = reason
         super().__init__(f"{describe(alarm)}: cannot {verb(action)}: {reason}")
@@ -54,7 +76,7 @@ class IllegalTransition(AlarmError):
 class InvalidAction(AlarmError):
     """The action's arguments are bad: empty reason or user, shelve too long, prune too young."""
 
-    def __init__(self, action: str, reason: str, alarm: Alarm | None = None) -> None:
+    def __init__(self, action: str, reason: str, alarm: AlarmRef | None = None) -> None:
         self.alarm_id = alarm.id if alarm is not None else None
         self.action = action
         self.reason = reason

@@ -29,8 +29,8 @@ from safety_hub.api.deps import HubParts, http_error_handler, validation_error_h
 from safety_hub.api.events import LiveEvents
 from safety_hub.api.routes import alarms, health, plant, stream, system, tags, users
 from safety_hub.console import STATIC_DIR
-from safety_hub.hub import Hub
-from safety_hub.spool import SpoolDepth
+from safety_hub.ingest.spool import SpoolDepth
+from safety_hub.runtime.hub import Hub
 
 PING_INTERVAL_S = 15.0
 

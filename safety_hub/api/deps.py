@@ -26,11 +26,11 @@ from safety_hub.alarms import AlarmService
 from safety_hub.api.auth import Authenticator, Principal, RateLimiter, Role, retry_after_header
 from safety_hub.api.events import LiveEvents
 from safety_hub.clock import Clock
-from safety_hub.live import LiveTable
+from safety_hub.ingest.live import LiveTable
+from safety_hub.ingest.spool import SpoolDepth
 from safety_hub.ports import HistoryStore
 from safety_hub.registry import Plant
-from safety_hub.spool import SpoolDepth
-from safety_hub.system_alarms import SystemAlarms
+from safety_hub.runtime.system_alarms import SystemAlarms
 
 _bearer = HTTPBearer(
     auto_error=False,

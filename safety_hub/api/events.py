@@ -25,8 +25,8 @@ from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
 from safety_hub.alarms import AlarmService, Transition
-from safety_hub.live import LiveTable
-from safety_hub.telemetry import Reading
+from safety_hub.ingest.live import LiveTable
+from safety_hub.ingest.telemetry import Reading
 
 log = logging.getLogger("safety_hub.api.events")
 

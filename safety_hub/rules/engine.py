@@ -49,6 +49,7 @@ from typing import Any
 
 from safety_hub.alarms.model import Condition
 from safety_hub.clock import Clock
+from safety_hub.ingest.telemetry import Reading
 from safety_hub.registry import Plant
 from safety_hub.rules.conditions.base import ACTIVE, CompiledRule
 from safety_hub.rules.conditions.build import Build
@@ -58,7 +59,6 @@ from safety_hub.rules.model import RulePack
 from safety_hub.rules.schema import ENTERPRISE_TYPES
 from safety_hub.rules.slots import AHEAD_MEMORY, TRANSIT_SLACK_MS, EnterpriseSlot, TagSlot
 from safety_hub.rules.snapshot import SNAPSHOT_VERSION, check_version, dump_state, load_state
-from safety_hub.telemetry import Reading
 
 __all__ = [
     "AHEAD_MEMORY",

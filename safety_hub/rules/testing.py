@@ -27,12 +27,12 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, PlainValidator
 from safety_hub.alarms.model import Condition
 from safety_hub.clock import VirtualClock
 from safety_hub.errors import LoadError
+from safety_hub.ingest.telemetry import Reading
 from safety_hub.registry import Plant, default_plant_path, load_plant
 from safety_hub.rules.engine import RuleEngine
 from safety_hub.rules.loader import load_rules
 from safety_hub.rules.model import RulePack
 from safety_hub.rules.schema import Duration, format_duration, parse_duration
-from safety_hub.telemetry import Reading
 from safety_hub.yamlfile import (
     ChainNames,
     Located,

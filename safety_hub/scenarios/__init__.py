@@ -1,35 +1,26 @@
-"""Scenarios: simulated incidents as files, replayed through the real hub on a virtual clock.
+"""Scenarios: simulated incidents as files (data, like the rule packs), and their outcome.
 
 ```python
-from safety_hub.scenarios import load_scenario, replay, run_scenario
+from safety_hub.scenarios import load_scenario
 
-result = run_scenario("scenarios/chlorine_tank_leak.yaml")  # or YAML text
-result.passed, result.failures  # expectations
-result.timeline  # every alarm transition (TimelineRow), in order
-result.alarms  # the alarm list at the end, as the API shows it
-
-scenario = load_scenario("scenarios/chlorine_tank_leak.yaml")  # raises ScenarioError
-for pub in scenario.messages():  # contract v1 MQTT messages with their send time
-    pub.at_ms, pub.topic, pub.payload
-for at_ms, reading in scenario.readings():  # decoded readings (Reading) with their send time
-    ...
+scenario = load_scenario("scenarios/chlorine_tank_leak.yaml")  # or YAML text; ScenarioError
+scenario.plant, scenario.pack, scenario.model  # its plant, rule pack and validated file
 ```
 
-Format: docs/scenarios.md. Device models: ``simulators/`` (docs/simulators.md).
+- ``loader``: load and validate a file (every problem as ``file:line:col: ...``); ``schema``:
+  its format; ``expectations``: ``expect:`` checked against an alarm timeline;
+- ``report``: the outcome (``ReplayResult``, ``TimelineRow``) as a table, verdict, JSON report;
+- ``recording``: recordings of a live MQTT stream.
+
+Nothing here runs a scenario: the field it simulates is ``simulators.world`` (``World(scenario)
+.messages()``, ``readings_of(scenario)``), and replay through an in-process hub is
+``safety_hub.runtime.replay`` (``replay``, ``run_scenario``). Format: docs/scenarios.md.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from safety_hub.scenarios.loader import Scenario, ScenarioError, load_scenario
-from safety_hub.scenarios.replay import ReplayResult, TimelineRow, format_clock, replay
-
-
-def run_scenario(source: str | Path) -> ReplayResult:
-    """Load a scenario (a file path, or YAML text) and replay it."""
-    return replay(load_scenario(source))
-
+from safety_hub.scenarios.report import ReplayResult, TimelineRow, format_clock
 
 __all__ = [
     "ReplayResult",
@@ -38,6 +29,4 @@ __all__ = [
     "TimelineRow",
     "format_clock",
     "load_scenario",
-    "replay",
-    "run_scenario",
 ]

@@ -14,7 +14,6 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
@@ -22,27 +21,26 @@ from safety_hub.alarms import Transition
 from safety_hub.alarms.errors import AlarmError
 from safety_hub.alarms.model import DISPLAYED_STATES, Action
 from safety_hub.registry import default_plant_path, load_plant
-from safety_hub.rules import load_rules
+from safety_hub.rules import default_rules_path, load_rules
+from safety_hub.runtime.replay import replay, replay_recording
 from safety_hub.scenarios import schema as s
-from safety_hub.scenarios.loader import Scenario, default_rules_dir, load_scenario
+from safety_hub.scenarios.expectations import check_expectations, subject_keys
+from safety_hub.scenarios.loader import Scenario, load_scenario
 from safety_hub.scenarios.recording import is_recording
-from safety_hub.scenarios.replay import (
+from safety_hub.scenarios.report import (
     ReplayResult,
     TimelineRow,
-    _row,
-    _subject_keys,
-    check_expectations,
     format_clock,
-    replay,
-    replay_recording,
+    print_timeline,
+    print_verdict,
+    timeline_row,
+    write_report,
 )
-from safety_hub.scenarios.report import print_timeline, print_verdict, write_report
 from safety_hub.settings import MqttTarget
-from simulators.gateway import Publication
 from simulators.player import PlayStats, ScenarioPlayer
 
 if TYPE_CHECKING:
-    from safety_hub.hub import Hub
+    from safety_hub.runtime.hub import Hub
     from simulators.park import ParkSimulator
 
 EXIT_OK, EXIT_FAILED, EXIT_ERROR = 0, 1, 2
@@ -72,7 +70,7 @@ def main_replay(
     result: ReplayResult
     if is_recording(source):
         the_plant = load_plant(plant or default_plant_path())
-        pack = load_rules(rules or default_rules_dir(), the_plant)
+        pack = load_rules(rules or default_rules_path(), the_plant)
         print(f"replay: recording {source} into the hub of {the_plant.park_code}", file=stream)
         result = replay_recording(source, the_plant, pack)
     else:
@@ -204,7 +202,7 @@ def demo_scenario_problem(scenario: Scenario, plant: Path, rules: Path) -> str |
     base = Path(scenario.path).parent
     wants = {
         "plant": default_plant_path() if m.plant == "sample" else base / m.plant,
-        "rules": default_rules_dir() if m.rules is None else base / m.rules,
+        "rules": default_rules_path() if m.rules is None else base / m.rules,
     }
     has = {"plant": plant, "rules": rules}
     differ = [k for k in wants if wants[k].resolve() != has[k].resolve()]
@@ -258,7 +256,7 @@ class ScenarioInDemo:
         self._recording = False
         self._t0_ms: int | None = None
         self._t0_mono = 0.0
-        self._player: _TimedPlayer | None = None
+        self._player: ScenarioPlayer | None = None
         self._enterprises = frozenset(scenario.enterprises)
         hub.alarms.service.subscribe(self._on_transition)
 
@@ -308,7 +306,7 @@ class ScenarioInDemo:
         if self._stop.is_set():
             return None
         # stay online at the end: the demo's gateways of these enterprises are still there
-        player = _TimedPlayer(sc, self.host, self.port, speed=self.speed, stay_online=True)
+        player = ScenarioPlayer(sc, self.host, self.port, speed=self.speed, stay_online=True)
         self._player = player
 
         def play() -> None:
@@ -386,7 +384,7 @@ class ScenarioInDemo:
 
     def _scenario_row(self, t: Transition) -> TimelineRow:
         assert self._t0_ms is not None
-        row = _row(t, self._t0_ms)
+        row = timeline_row(t, self._t0_ms)
         return dataclasses.replace(row, t_ms=round(row.t_ms * self.speed))
 
     def _ours(self, t: Transition) -> bool:
@@ -416,7 +414,7 @@ class ScenarioInDemo:
         sc = self.scenario
         where = sc.where(("timeline", index))
         service = self.hub.alarms.service
-        keys = _subject_keys(sc, event) or []
+        keys = subject_keys(sc, event) or []
         alarms = [a for a in (service.find(k) for k in keys) if a is not None]
         what = f"{format_clock(event.at)} {event.type} {event.alert}"
         if not alarms:
@@ -481,27 +479,3 @@ class ScenarioInDemo:
             )
         self.out.flush()
         return result
-
-
-class _TimedPlayer(ScenarioPlayer):
-    """The scenario player that tells when it starts: its ``t0``, the hub-clock time of the
-    scenario's start, maps the hub's transitions back to scenario time."""
-
-    _on_first: Callable[[int], None] | None = None
-
-    def run(
-        self,
-        progress: Callable[[PlayStats], None] | None = None,
-        progress_every_s: float = 5.0,
-        *,
-        on_first_publish: Callable[[int], None] | None = None,
-    ) -> PlayStats:
-        self._on_first = on_first_publish
-        return super().run(progress, progress_every_s)
-
-    def _publish(self, pub: Publication, wall_ms: Callable[[int], int]) -> None:
-        # the first publication is the gateways' connect at the scenario's start
-        if self._on_first is not None:
-            self._on_first(wall_ms(self.scenario.start_ms))
-            self._on_first = None
-        super()._publish(pub, wall_ms)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from safety_hub.errors import LoadError
 from safety_hub.registry import Plant, TagInfo, default_plant_path, load_plant
-from safety_hub.rules import RulePack, load_rules
+from safety_hub.rules import RulePack, default_rules_path, load_rules
 from safety_hub.scenarios import schema as s
 from safety_hub.yamlfile import (
     ChainNames,
@@ -41,12 +41,6 @@ class ScenarioError(LoadError):
     """A scenario file is invalid; ``errors`` holds every problem as ``file:line:col: ...``."""
 
 
-def default_rules_dir() -> Path:
-    from safety_hub.hub import default_rules_path
-
-    return default_rules_path()
-
-
 def restrict_plant(plant: Plant, enterprises: Iterable[str]) -> Plant:
     """The plant with only ``enterprises``: what a hub instance hosting them knows."""
     keep = set(enterprises)
@@ -71,7 +65,11 @@ def parse_voting(text: str) -> tuple[int, int] | None:
 
 @dataclass
 class Scenario:
-    """A validated scenario with its plant (restricted to the simulated enterprises) and rules."""
+    """A validated scenario with its plant (restricted to the simulated enterprises) and rules.
+
+    Its MQTT messages and decoded readings come from the field it simulates:
+    ``simulators.world`` (``World(scenario).messages()``, ``readings_of(scenario)``).
+    """
 
     path: str
     model: s.ScenarioModel
@@ -105,18 +103,6 @@ class Scenario:
         if len(path) >= 2 and isinstance(path[1], int):
             return (path[0], original_index(self.index_map, (path[0],), path[1]), *path[2:])
         return path
-
-    def messages(self) -> Iterable[object]:
-        """Every MQTT message the scenario's gateways send, in time order (see ``world``)."""
-        from safety_hub.scenarios.world import World
-
-        return World(self).messages()
-
-    def readings(self) -> Iterable[tuple[int, object]]:
-        """(send time ms, ``Reading``) of every reading, decoded from the contract payloads."""
-        from safety_hub.scenarios.world import readings_of
-
-        return readings_of(self)
 
 
 def load_scenario(source: str | Path, *, name: str | None = None) -> Scenario:
@@ -218,7 +204,7 @@ class _Checker:
             return None
         plant = restrict_plant(full, scope)
         self.plant = plant
-        rules_path = self._relative(m.rules) if m.rules else default_rules_dir()
+        rules_path = self._relative(m.rules) if m.rules else default_rules_path()
         try:
             pack = load_rules(rules_path, plant)
         except LoadError as exc:

@@ -1,12 +1,168 @@
-"""The replay's output: the alarm timeline as a table, the verdict, and the JSON report."""
+"""The outcome of a scenario run and how it is shown: the alarm timeline (``TimelineRow``),
+the result with its verdict (``ReplayResult``), the timeline as a table, the verdict line and
+the JSON report.
+
+``safety_hub.runtime.replay`` fills a result by replaying a scenario through an in-process hub;
+``safety-hub demo --scenario`` fills one from the running demo hub.
+"""
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
-from safety_hub.scenarios.replay import ReplayResult, format_clock
+from safety_hub.alarms import Transition
+
+
+@dataclass(frozen=True, slots=True)
+class FieldNote:
+    """Something that happened in the field (a leak started, a SIF tripped), for the report."""
+
+    at_ms: int
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class TimelineRow:
+    """One alarm transition, as the alarm service journaled it."""
+
+    t_ms: int
+    """scenario time: ms since the scenario's start"""
+    ts_ms: int
+    seq: int
+    action: str
+    alert: str
+    enterprise: str
+    subject: str
+    """the tag, zone, hazard source or enterprise the alarm is about"""
+    tag: str | None
+    zone: str | None
+    hazard_source: str
+    key: str
+    from_state: str
+    to_state: str
+    priority: str
+    annunciated: bool
+    value: float | None
+    user: str | None
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "t": format_clock(self.t_ms),
+            "t_ms": self.t_ms,
+            "ts_ms": self.ts_ms,
+            "seq": self.seq,
+            "action": self.action,
+            "alert": self.alert,
+            "enterprise": self.enterprise,
+            "subject": self.subject,
+            "tag": self.tag,
+            "zone": self.zone,
+            "hazard_source": self.hazard_source,
+            "key": self.key,
+            "from_state": self.from_state,
+            "to_state": self.to_state,
+            "priority": self.priority,
+            "annunciated": self.annunciated,
+            "value": self.value,
+            "user": self.user,
+        }
+
+
+@dataclass
+class ReplayResult:
+    """What a replay found. ``failures`` empty means every expectation held."""
+
+    scenario: str
+    path: str
+    start_ms: int
+    duration_ms: int
+    timeline: list[TimelineRow] = field(default_factory=list)
+    alarms: list[dict[str, Any]] = field(default_factory=list)
+    """the alarm list at the end (every alarm instance, normal ones included)"""
+    failures: list[str] = field(default_factory=list)
+    notes: list[FieldNote] = field(default_factory=list)
+    floods: list[dict[str, Any]] = field(default_factory=list)
+    messages: int = 0
+    readings: int = 0
+    rejected: int = 0
+    wall_s: float = 0.0
+
+    @property
+    def passed(self) -> bool:
+        return not self.failures
+
+    @property
+    def raised(self) -> list[TimelineRow]:
+        return [r for r in self.timeline if r.action == "raise"]
+
+    def keys_raised(self) -> list[str]:
+        """Alarm keys in the order they were first raised."""
+        out: list[str] = []
+        for r in self.raised:
+            if r.key not in out:
+                out.append(r.key)
+        return out
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "schema": "safety-hub/replay-report/v1",
+            "scenario": self.scenario,
+            "path": self.path,
+            "passed": self.passed,
+            "start_ms": self.start_ms,
+            "duration_ms": self.duration_ms,
+            "failures": self.failures,
+            "timeline": [r.as_json() for r in self.timeline],
+            "alarms": self.alarms,
+            "floods": self.floods,
+            "field_events": [
+                {"t": format_clock(n.at_ms - self.start_ms), "ts_ms": n.at_ms, "text": n.text}
+                for n in self.notes
+            ],
+            "stats": {
+                "messages": self.messages,
+                "readings": self.readings,
+                "rejected_readings": self.rejected,
+                "wall_s": round(self.wall_s, 3),
+            },
+        }
+
+
+def format_clock(ms: int) -> str:
+    """Scenario time as ``H:MM:SS`` (``+`` form for times past a day)."""
+    seconds, milli = divmod(ms, 1000)
+    h, rest = divmod(seconds, 3600)
+    m, sec = divmod(rest, 60)
+    text = f"{h}:{m:02d}:{sec:02d}"
+    return text + (f".{milli:03d}" if milli else "")
+
+
+def timeline_row(t: Transition, start_ms: int) -> TimelineRow:
+    """A transition of the alarm service as a row of the timeline, in time since ``start_ms``."""
+    a = t.alarm
+    subject = a.tag or a.zone or (a.key.split("|")[-1])
+    return TimelineRow(
+        t_ms=t.ts_ms - start_ms,
+        ts_ms=t.ts_ms,
+        seq=t.seq,
+        action=t.action.value,
+        alert=a.alert,
+        enterprise=a.enterprise,
+        subject=subject,
+        tag=a.tag,
+        zone=a.zone,
+        hazard_source=a.hazard_source,
+        key=a.key,
+        from_state=t.from_state.value,
+        to_state=t.to_state.value,
+        priority=a.priority.value,
+        annunciated=t.annunciated,
+        value=a.value,
+        user=t.user,
+    )
 
 
 def _value(v: float | None) -> str:

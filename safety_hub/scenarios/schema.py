@@ -262,7 +262,9 @@ class ClockSkew(_Event):
     skew: SignedDuration
 
 
-class _OperatorEvent(_Event):
+class OperatorEvent(_Event):
+    """An operator action of the timeline: on which alarm(s), by whom."""
+
     alert: str
     enterprise: str | None = None
     tag: str | None = None
@@ -272,21 +274,21 @@ class _OperatorEvent(_Event):
     comment: str | None = None
 
 
-class Acknowledge(_OperatorEvent):
+class Acknowledge(OperatorEvent):
     type: Literal["ack"]
 
 
-class Reset(_OperatorEvent):
+class Reset(OperatorEvent):
     type: Literal["reset"]
 
 
-class Shelve(_OperatorEvent):
+class Shelve(OperatorEvent):
     type: Literal["shelve"]
     duration: Duration
     reason: Annotated[str, Field(min_length=1)]
 
 
-class Unshelve(_OperatorEvent):
+class Unshelve(OperatorEvent):
     type: Literal["unshelve"]
 
 

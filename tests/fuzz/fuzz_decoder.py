@@ -16,11 +16,14 @@ from pathlib import Path
 
 import atheris
 
-# Only the module under test is instrumented (coverage of the harness's own checks would only
-# distract the fuzzer and slow it down), and it must be imported here first: a module that an
+# Only the modules under test are instrumented (coverage of the harness's own checks would only
+# distract the fuzzer and slow it down), and they must be imported here first: a module that an
 # earlier import loaded is not instrumented.
-with atheris.instrument_imports(include=["safety_hub.telemetry"]):
-    from safety_hub.telemetry import DecodeLimits, TelemetryDecoder, parse_status
+with atheris.instrument_imports(
+    include=["safety_hub.ingest.telemetry", "safety_hub.ingest.decoder"]
+):
+    from safety_hub.ingest.decoder import TelemetryDecoder
+    from safety_hub.ingest.telemetry import DecodeLimits, parse_status
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run as a script: find tests/
 

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 
 import msgspec
 
-from safety_hub.telemetry import (
+from safety_hub.ingest.telemetry import (
     MAX_DETAIL_CHARS,
     MAX_TAG_ECHO_CHARS,
     QUALITIES,

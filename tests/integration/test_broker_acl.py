@@ -13,7 +13,7 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from safety_hub.broker_acl import generate, hash_password, verify_password
+from connectors.mqtt.acl import generate, hash_password, verify_password
 from safety_hub.cli import main
 from safety_hub.registry import Plant, default_plant_path, load_plant
 from tests.fixtures.processes import MosquittoProcess, find_binary, wait_until

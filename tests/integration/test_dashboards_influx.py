@@ -28,10 +28,10 @@ import pytest
 from dashboards.build import build_all, default_json_dir, render
 from safety_hub.alarms.kpis import flood_episodes
 from safety_hub.clock import VirtualClock
-from safety_hub.hub import Hub, default_rules_path
 from safety_hub.ports import InboundMessage
 from safety_hub.registry import Plant, TagInfo, default_plant_path, load_plant
-from safety_hub.rules import load_rules
+from safety_hub.rules import default_rules_path, load_rules
+from safety_hub.runtime.hub import Hub
 from safety_hub.settings import load_settings
 from tests.fixtures.processes import InfluxDB1Process
 from tests.unit.fakes import MemorySource
@@ -559,7 +559,9 @@ def test_scenario_replay_feeds_the_hazard_source_board(
     """The shipped scenario `chlorine_tank_leak` replayed (safety_hub.scenarios) into InfluxDB:
     the board shows its detector's peak and exactly its alarms. Replay writes readings and alarm
     events only, so the panels fed by the hub statistics are not part of this check."""
-    from safety_hub.scenarios import load_scenario, replay
+    from safety_hub.runtime.replay import replay
+    from safety_hub.scenarios import load_scenario
+    from simulators.world import readings_of
 
     scenario = load_scenario(
         Path(__file__).resolve().parents[2] / "scenarios" / "chlorine_tank_leak.yaml"
@@ -569,7 +571,7 @@ def test_scenario_replay_feeds_the_hazard_source_board(
     try:
         result = replay(scenario, on_lines=lambda lines: influxdb1.write(db, lines))
         assert result.passed, result.failures
-        peak = max(r.value for _, r in scenario.readings() if r.tag == "GT-1101")  # type: ignore[attr-defined]
+        peak = max(r.value for _, r in readings_of(scenario) if r.tag == "GT-1101")
         hs_annunciations = [
             row for row in result.timeline if row.annunciated and row.hazard_source == HS
         ]
@@ -610,7 +612,7 @@ def test_codes_with_regex_characters_match_only_themselves(
 ) -> None:
     """Hazard source and tag codes may hold any printable text (docs/registry.md): a code like
     `HS (east)+1/2` selected in the variables finds its own series and no other."""
-    from safety_hub.pipeline import build_prefixes, encode_lines
+    from safety_hub.ingest.worker import build_prefixes, encode_lines
     from tests.unit.fakes import FakeTag
 
     odd, plain = "HS (east)+1/2", "HS  east 1"

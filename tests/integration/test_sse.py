@@ -19,7 +19,7 @@ import pytest
 import uvicorn
 
 from safety_hub.api.events import LiveEvents, Subscriber
-from safety_hub.hub import Hub
+from safety_hub.runtime.hub import Hub
 from tests.integration.hubproc import free_port, wait_for
 from tests.unit.api_support import (
     ADMIN_HEADERS,

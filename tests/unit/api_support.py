@@ -13,8 +13,8 @@ from connectors.influx import SqliteStore
 from safety_hub.api.app import create_app
 from safety_hub.api.auth import Authenticator, Role, UserRecord, hash_token, write_users
 from safety_hub.clock import VirtualClock
-from safety_hub.hub import Hub, Storage
 from safety_hub.ports import InboundMessage
+from safety_hub.runtime.hub import Hub, Storage
 from safety_hub.settings import load_settings
 from tests.unit.fakes import MemorySource
 

@@ -7,14 +7,13 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
-from safety_hub.alarm_runtime import AlarmRuntime
 from safety_hub.clock import VirtualClock
 from safety_hub.errors import DiskFullError
-from safety_hub.hub import default_rules_path
-from safety_hub.outbox import Outbox
+from safety_hub.ingest.spool import Spool
 from safety_hub.registry import Plant, default_plant_path, load_plant
-from safety_hub.rules import load_rules
-from safety_hub.spool import Spool
+from safety_hub.rules import default_rules_path, load_rules
+from safety_hub.runtime.alarm_runtime import AlarmRuntime
+from safety_hub.runtime.outbox import Outbox
 
 ENT, TAG = "e01-chloralkali", "GT-1101"
 T0 = 1_790_000_000_000

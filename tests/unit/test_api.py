@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from safety_hub.hub import Hub
+from safety_hub.runtime.hub import Hub
 from tests.unit.api_support import ADMIN_HEADERS, NOW, OPERATOR, make_app, make_hub, publish
 
 

@@ -13,7 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from safety_hub.api.app import create_app
-from safety_hub.hub import Hub
+from safety_hub.runtime.hub import Hub
 from tests.unit.api_support import (
     ADMIN_HEADERS,
     E1,

@@ -28,7 +28,7 @@ from schemathesis.transport import requests as st_requests
 
 from safety_hub.api.app import create_app
 from safety_hub.api.auth import Authenticator
-from safety_hub.hub import Hub
+from safety_hub.runtime.hub import Hub
 from tests.unit.api_support import (
     ADMIN_TOKEN,
     E1,

@@ -9,8 +9,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from safety_hub.api.routes.plant import GRID_STEP_M, layout
-from safety_hub.hub import Hub
 from safety_hub.registry import load_plant
+from safety_hub.runtime.hub import Hub
 from tests.unit.api_support import ADMIN_HEADERS, E1, E2, NOW, make_app, make_hub, publish
 
 SPECIAL_PLANT = Path(__file__).parent.parent / "data" / "special_plant.yaml"

@@ -15,9 +15,8 @@ from dashboards.build import build_all, check_all, default_json_dir, render, wri
 from dashboards.setpoints import tag_setpoints
 from dashboards.validate import validate_dashboard
 from safety_hub.cli import main
-from safety_hub.hub import default_rules_path
 from safety_hub.registry import Plant, default_plant_path, load_plant
-from safety_hub.rules import RulePack, load_rules
+from safety_hub.rules import RulePack, default_rules_path, load_rules
 
 UIDS = {
     "safety-hub-park-overview",

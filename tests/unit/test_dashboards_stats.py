@@ -8,8 +8,10 @@ from pathlib import Path
 from connectors.influx import SqliteStore
 from safety_hub.alarms import AlarmState
 from safety_hub.clock import VirtualClock
-from safety_hub.hub import Hub, Storage
-from safety_hub.hub_stats import (
+from safety_hub.ingest.lineproto import parse_line
+from safety_hub.ports import InboundMessage
+from safety_hub.runtime.hub import Hub, Storage
+from safety_hub.runtime.hub_stats import (
     ALARM_ACKS,
     ENTERPRISE_STATS,
     HAZARD_SOURCE_STATS,
@@ -17,8 +19,6 @@ from safety_hub.hub_stats import (
     REJECTIONS,
     FloodTracker,
 )
-from safety_hub.lineproto import parse_line
-from safety_hub.ports import InboundMessage
 from safety_hub.settings import load_settings
 from tests.unit.fakes import MemorySource
 

@@ -12,6 +12,7 @@ import pytest
 
 from safety_hub.alarms.model import Condition
 from safety_hub.clock import VirtualClock
+from safety_hub.ingest.telemetry import Reading
 from safety_hub.registry import Plant, default_plant_path, load_plant
 from safety_hub.rules.engine import (
     AHEAD_MEMORY,
@@ -21,7 +22,6 @@ from safety_hub.rules.engine import (
 )
 from safety_hub.rules.loader import load_rules, parse_rules
 from safety_hub.rules.model import RulePack
-from safety_hub.telemetry import Reading
 
 ALERT_RULES = Path(__file__).resolve().parents[2] / "alert_rules"
 E01 = "e01-chloralkali"

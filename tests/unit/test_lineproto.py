@@ -7,8 +7,8 @@ from collections.abc import Callable
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from safety_hub import lineproto
-from safety_hub.lineproto import (
+from safety_hub.ingest import lineproto
+from safety_hub.ingest.lineproto import (
     ParsedLine,
     escape_string_field,
     format_float,

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from safety_hub.errors import DiskFullError
-from safety_hub.outbox import Outbox, OutboxPublisher
+from safety_hub.runtime.outbox import Outbox, OutboxPublisher
 from tests.fixtures.tmpfs import SmallFs, small_tmpfs_fixture  # noqa: F401
 
 

@@ -14,13 +14,14 @@ import pytest
 from prometheus_client import generate_latest
 
 from safety_hub.clock import VirtualClock
-from safety_hub.live import LiveTable
-from safety_hub.metrics import HubMetrics
-from safety_hub.pipeline import IngestWorker, SinkWorker, build_prefixes
+from safety_hub.ingest.decoder import TelemetryDecoder
+from safety_hub.ingest.live import LiveTable
+from safety_hub.ingest.sink import SinkWorker
+from safety_hub.ingest.spool import Spool
+from safety_hub.ingest.worker import IngestWorker, build_prefixes
 from safety_hub.ports import InboundMessage
-from safety_hub.spool import Spool
-from safety_hub.system_alarms import SystemAlarms
-from safety_hub.telemetry import TelemetryDecoder
+from safety_hub.runtime.metrics import HubMetrics
+from safety_hub.runtime.system_alarms import SystemAlarms
 from tests.unit.fakes import MemorySink, MemorySource, fake_tags
 
 NOW = 1_790_000_000_000

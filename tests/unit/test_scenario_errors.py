@@ -122,15 +122,16 @@ def test_run_scenario_from_text_and_recording_round_trip(tmp_path: Path) -> None
     text = (SCENARIOS / "hcn_leak_2oo3.yaml").read_text(encoding="utf-8")
     result = run_scenario(text)
     assert result.passed, result.failures
+    from safety_hub.runtime.replay import replay_recording
     from safety_hub.scenarios import load_scenario as load
     from safety_hub.scenarios.recording import RecordedMessage, header
-    from safety_hub.scenarios.replay import replay_recording
+    from simulators.world import World
 
     scenario = load(text)
     rec = tmp_path / "capture.jsonl"
     with rec.open("w", encoding="utf-8") as f:
         f.write(json.dumps(header("mqtt://test", [], scenario.start_ms)) + "\n")
-        for pub in scenario.messages():
+        for pub in World(scenario).messages():
             msg = RecordedMessage(pub.at_ms, pub.topic, pub.payload, pub.retain)
             f.write(json.dumps(msg.as_json(), ensure_ascii=False) + "\n")
     played = replay_recording(rec, scenario.plant, scenario.pack)

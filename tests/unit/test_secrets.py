@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from safety_hub.errors import ConfigError
-from safety_hub.hub import build_storage
 from safety_hub.logs import JsonFormatter, Redactor, TextFormatter
+from safety_hub.runtime.hub import build_storage
 from safety_hub.settings import MqttTarget, UrlError, load_settings, redact_url
 
 SECRET = "s3cr3t-Pa55"

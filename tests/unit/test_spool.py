@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from safety_hub.errors import DiskFullError
-from safety_hub.spool import Spool
+from safety_hub.ingest.spool import Spool
 from tests.fixtures.tmpfs import SmallFs, small_tmpfs_fixture  # noqa: F401
 
 
@@ -74,7 +74,7 @@ def test_committed_batches_survive_kill_9(tmp_path: Path) -> None:
         f"""
         import os, signal, sys
         from pathlib import Path
-        from safety_hub.spool import Spool
+        from safety_hub.ingest.spool import Spool
         spool = Spool(Path({str(path)!r}))
         for i in range(200):
             spool.append([(f"line{{i}}", 1)], created_ms=i)

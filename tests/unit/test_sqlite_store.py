@@ -10,8 +10,8 @@ import pytest
 from connectors.influx import SqliteStore
 from safety_hub.clock import VirtualClock
 from safety_hub.errors import SinkError
-from safety_hub.hub import Hub, Storage
 from safety_hub.ports import InboundMessage
+from safety_hub.runtime.hub import Hub, Storage
 from safety_hub.settings import load_settings
 from tests.fixtures.tmpfs import SmallFs, small_tmpfs_fixture  # noqa: F401
 from tests.unit.fakes import MemorySource

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from safety_hub.errors import DiskFullError, SinkError, StateFileError
-from safety_hub.spool import Spool
+from safety_hub.ingest.spool import Spool
 from safety_hub.statefile import QUICK_CHECK_MAX_BYTES, DiskReserve
 from tests.fixtures.tmpfs import SmallFs, mounted_tmpfs, small_tmpfs_fixture  # noqa: F401
 from tests.unit.test_alarms_support import Rig
@@ -26,13 +26,16 @@ REPO = Path(__file__).resolve().parents[2]
 
 # file name -> (the class that opens it, what its damage advice must say)
 STORES: dict[str, tuple[str, tuple[str, ...]]] = {
-    "spool.sqlite": ("safety_hub.spool:Spool", (".recover", "readings not yet written")),
+    "spool.sqlite": ("safety_hub.ingest.spool:Spool", (".recover", "readings not yet written")),
     "alarms.sqlite": (
         "safety_hub.alarms:AlarmJournal",
         (".recover", "system of record", "alarm history"),
     ),
-    "engine.sqlite": ("safety_hub.alarm_runtime:_SnapshotStore", ("rule engine starts fresh",)),
-    "outbox.sqlite": ("safety_hub.outbox:Outbox", ("alarm events not yet published",)),
+    "engine.sqlite": (
+        "safety_hub.runtime.alarm_runtime:_SnapshotStore",
+        ("rule engine starts fresh",),
+    ),
+    "outbox.sqlite": ("safety_hub.runtime.outbox:Outbox", ("alarm events not yet published",)),
     "readings.sqlite": ("connectors.influx:SqliteStore", (".recover", "readings history")),
 }
 
@@ -409,7 +412,7 @@ def test_the_tmpfs_fallback_without_root_fills_a_real_filesystem(tmp_path: Path)
         "import json, os, sys\n"
         "from pathlib import Path\n"
         "from safety_hub.errors import DiskFullError\n"
-        "from safety_hub.spool import Spool\n"
+        "from safety_hub.ingest.spool import Spool\n"
         "from tests.fixtures.tmpfs import mounted_tmpfs\n"
         "where = Path(sys.argv[1])\n"
         "with mounted_tmpfs(where, 2 * 1024 * 1024) as fs:\n"

@@ -10,7 +10,8 @@ from collections.abc import Callable
 import msgspec
 import pytest
 
-from safety_hub.telemetry import (
+from safety_hub.ingest.decoder import TelemetryDecoder
+from safety_hub.ingest.telemetry import (
     ELLIPSIS,
     MAX_DETAIL_CHARS,
     MAX_JSON_DEPTH,
@@ -20,7 +21,6 @@ from safety_hub.telemetry import (
     DecodeLimits,
     Rejection,
     RejectReason,
-    TelemetryDecoder,
     enterprise_of_status_topic,
     enterprise_of_topic,
     parse_status,

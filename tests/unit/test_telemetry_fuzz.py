@@ -13,13 +13,8 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from safety_hub.telemetry import (
-    MAX_JSON_DEPTH,
-    DecodeLimits,
-    RejectReason,
-    TelemetryDecoder,
-    parse_status,
-)
+from safety_hub.ingest.decoder import TelemetryDecoder
+from safety_hub.ingest.telemetry import MAX_JSON_DEPTH, DecodeLimits, RejectReason, parse_status
 from tests.fuzz.invariants import check_decoded, check_status
 
 NOW = 1_790_000_000_000

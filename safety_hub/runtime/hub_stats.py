@@ -32,15 +32,16 @@ import logging
 import threading
 from collections import deque
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 
 from safety_hub.alarms import Action, Alarm, AlarmService, AlarmState, Priority, Transition
 from safety_hub.clock import Clock
-from safety_hub.lineproto import series_prefix
-from safety_hub.live import LiveTable
-from safety_hub.metrics import HubMetrics
+from safety_hub.ingest.lineproto import series_prefix
+from safety_hub.ingest.live import LiveTable
+from safety_hub.ingest.spool import Spool
 from safety_hub.registry import Plant
 from safety_hub.rules import RulePack
-from safety_hub.spool import Spool
+from safety_hub.runtime.metrics import HubMetrics
 
 log = logging.getLogger("safety_hub.hub_stats")
 
@@ -76,6 +77,16 @@ def _counter_values(
             if sample.name.endswith(suffix):
                 out[tuple(sample.labels.values())] = sample.value
     return out
+
+
+@dataclass(frozen=True, slots=True)
+class _Deltas:
+    """Counts since the previous point, by label values (enterprise[, reason])."""
+
+    received: dict[tuple[str, ...], int]
+    accepted: dict[tuple[str, ...], int]
+    rejected: dict[tuple[str, ...], int]
+    messages: dict[tuple[str, ...], int]
 
 
 class FloodTracker:
@@ -166,15 +177,27 @@ class HubStatsWriter:
 
     def lines(self, now_ms: int) -> list[str]:
         """One point per series, at ``now_ms``."""
-        park = self._plant.park_code
         m = self._metrics
-        received = self._deltas("received", _counter_values(m.readings_received.collect()))
-        accepted = self._deltas("accepted", _counter_values(m.readings_accepted.collect()))
-        rejected = self._deltas("rejected", _counter_values(m.readings_rejected.collect()))
-        messages = self._deltas("messages", _counter_values(m.messages_rejected.collect()))
+        deltas = _Deltas(
+            received=self._deltas("received", _counter_values(m.readings_received.collect())),
+            accepted=self._deltas("accepted", _counter_values(m.readings_accepted.collect())),
+            rejected=self._deltas("rejected", _counter_values(m.readings_rejected.collect())),
+            messages=self._deltas("messages", _counter_values(m.messages_rejected.collect())),
+        )
         alarms: list[Alarm] = [
             a for a in self._alarms.list(limit=1_000_000) if a.state in SHOWN_STATES
         ]
+        out, online = self._enterprise_lines(deltas, alarms, now_ms)
+        out += self._rejection_lines(deltas, now_ms)
+        out += self._hazard_source_lines(alarms, now_ms)
+        out.append(self._hub_line(deltas, alarms, online, now_ms))
+        return out
+
+    def _enterprise_lines(
+        self, deltas: _Deltas, alarms: list[Alarm], now_ms: int
+    ) -> tuple[list[str], int]:
+        """The ``hub_enterprise_stats`` points, and how many gateways are online."""
+        park = self._plant.park_code
         stale_keys = {
             (a.enterprise, a.tag)
             for a in self._alarms.list(include_normal=True, limit=1_000_000)
@@ -195,9 +218,9 @@ class HubStatsWriter:
             tags = self._plant.tags_of(code)
             fields = {
                 "online": int(is_online),
-                "readings_received": per_enterprise(received, code),
-                "readings_accepted": per_enterprise(accepted, code),
-                "readings_rejected": per_enterprise(rejected, code),
+                "readings_received": per_enterprise(deltas.received, code),
+                "readings_accepted": per_enterprise(deltas.accepted, code),
+                "readings_rejected": per_enterprise(deltas.rejected, code),
                 "tags": len(tags),
                 "tags_stale": sum(t.in_service and (code, t.tag) in stale_keys for t in tags),
                 "alarms_shown": len(mine),
@@ -206,15 +229,30 @@ class HubStatsWriter:
             out.append(
                 self._line(ENTERPRISE_STATS, {"park": park, "enterprise": code}, fields, now_ms)
             )
-        for (enterprise, reason), n in sorted(rejected.items()):
-            msgs = messages.get((enterprise, reason), 0)
+        return out, online
+
+    def _rejection_lines(self, deltas: _Deltas, now_ms: int) -> list[str]:
+        """The ``hub_rejections`` points: only series with something to report."""
+        park = self._plant.park_code
+        out: list[str] = []
+        for (enterprise, reason), n in sorted(deltas.rejected.items()):
+            msgs = deltas.messages.get((enterprise, reason), 0)
             if n or msgs:
                 key = {"park": park, "enterprise": enterprise, "reason": reason}
                 out.append(self._line(REJECTIONS, key, {"readings": n, "messages": msgs}, now_ms))
+        return out
+
+    def _hazard_source_lines(self, alarms: list[Alarm], now_ms: int) -> list[str]:
+        """The ``hazard_source_stats`` points: worst tier and alarms shown per hazard source."""
+        out: list[str] = []
         for code, hs in self._plant.hazard_sources.items():
             mine = [a for a in alarms if a.hazard_source == code]
             tier = max((TIER_OF_PRIORITY[a.priority] for a in mine), default=0)
-            key = {"park": park, "enterprise": hs.enterprise, "hazard_source": code}
+            key = {
+                "park": self._plant.park_code,
+                "enterprise": hs.enterprise,
+                "hazard_source": code,
+            }
             hs_fields = {
                 "tier": tier,
                 "alarms_shown": len(mine),
@@ -222,6 +260,11 @@ class HubStatsWriter:
                 "grade": hs.computed_grade or 0,
             }
             out.append(self._line(HAZARD_SOURCE_STATS, key, hs_fields, now_ms))
+        return out
+
+    def _hub_line(self, deltas: _Deltas, alarms: list[Alarm], online: int, now_ms: int) -> str:
+        """The ``hub_stats`` point: the hub as a whole."""
+        m = self._metrics
         depth = self._spool.depth()
         age_s = 0.0 if depth.oldest_ms is None else max(0.0, (now_ms - depth.oldest_ms) / 1000)
         annunciations = self.flood.count(now_ms)
@@ -233,9 +276,9 @@ class HubStatsWriter:
             "dead_letters": depth.dead_letters,
             "sink_up": int(m.registry.get_sample_value("safety_hub_sink_up") or 0),
             "mqtt_connected": int(m.registry.get_sample_value("safety_hub_mqtt_connected") or 0),
-            "readings_received": sum(received.values()),
-            "readings_accepted": sum(accepted.values()),
-            "readings_rejected": sum(rejected.values()),
+            "readings_received": sum(deltas.received.values()),
+            "readings_accepted": sum(deltas.accepted.values()),
+            "readings_rejected": sum(deltas.rejected.values()),
             "enterprises": len(self._plant.enterprises),
             "enterprises_online": online,
             "alarms_shown": len(alarms),
@@ -247,8 +290,7 @@ class HubStatsWriter:
             "annunciations_10min": annunciations,
             "in_flood": int(self.flood.in_flood),
         }
-        out.append(self._line(HUB_STATS, {"park": park}, fields_hub, now_ms))
-        return out
+        return self._line(HUB_STATS, {"park": self._plant.park_code}, fields_hub, now_ms)
 
     @staticmethod
     def _line(

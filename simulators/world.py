@@ -3,8 +3,10 @@ by each tag's publishing interval and published by enterprise gateway models.
 
 ``World(scenario).stream()`` yields, in time order, every MQTT message the gateways (and the
 broker, for a last-will) send (``Publication``) and every operator action of the timeline
-(``OperatorAction``). Replay feeds both into an in-process hub; ``safety-hub simulate`` publishes
-the messages to a broker. The same scenario and seed always give the same stream.
+(``OperatorAction``). Replay (``safety_hub.runtime.replay``) feeds both into an in-process hub;
+``safety-hub simulate`` (``simulators.player``) publishes the messages to a broker. The same
+scenario and seed always give the same stream. ``World(scenario).messages()`` and
+``readings_of(scenario)`` give a scenario's messages and its decoded readings.
 """
 
 from __future__ import annotations
@@ -17,10 +19,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from safety_hub.clock import VirtualClock
+from safety_hub.ingest.decoder import TelemetryDecoder
+from safety_hub.ingest.telemetry import Reading
 from safety_hub.registry import TagInfo
 from safety_hub.scenarios import schema as s
 from safety_hub.scenarios.loader import GAS_KINDS, Scenario, parse_voting
-from safety_hub.telemetry import Reading, TelemetryDecoder
+from safety_hub.scenarios.report import FieldNote
 from simulators.devices import (
     DetectorFault,
     GasDetector,
@@ -51,14 +55,6 @@ class OperatorAction:
     event: s.Acknowledge | s.Reset | s.Shelve | s.Unshelve
     index: int
     """position in the timeline (for messages)"""
-
-
-@dataclass(frozen=True, slots=True)
-class FieldNote:
-    """Something that happened in the field (a leak started, a SIF tripped), for the report."""
-
-    at_ms: int
-    text: str
 
 
 @dataclass
@@ -95,26 +91,63 @@ class World:
     def __init__(self, scenario: Scenario) -> None:
         self.sc = scenario
         m = scenario.model
-        plant = scenario.plant
         self.start = scenario.start_ms
         self.step_ms = m.step
         self.wind = Wind(m.wind.speed_m_s, m.wind.from_deg, m.wind.stability)
         self.notes: list[FieldNote] = []
-        self.tags: dict[tuple[str, str], TagInfo] = dict(plant.tags)
-        seed = m.seed
-
-        def rng(*parts: object) -> random.Random:
-            return random.Random(stable_seed(seed, *parts))
+        self.tags: dict[tuple[str, str], TagInfo] = dict(scenario.plant.tags)
 
         # -- device models ---------------------------------------------------------------
         self.detectors: dict[tuple[str, str], GasDetector] = {}
         self.process: dict[tuple[str, str], ProcessValue] = {}
-        tuned: dict[tuple[str, str], s.DetectorDevice] = {}
+        self._tag_models()
+        self.leaks: dict[str, _Leak] = {}
+        self.tanks: dict[str, Tank] = {}
+        self.tank_tags: dict[tuple[str, str], tuple[Tank, str]] = {}
+        self.sis: dict[str, tuple[SisLogicSolver, s.SisDevice, str]] = {}
         for d in m.devices:
+            if isinstance(d, s.LeakDevice):
+                self._add_leak(d)
+            elif isinstance(d, s.TankDevice):
+                self._add_tank(d)
+            elif isinstance(d, s.SisDevice):
+                self._add_sis(d)
+            elif isinstance(d, s.ProcessDevice):
+                k = self.key(d.tag, d.enterprise)
+                self.process[k] = ProcessValue(
+                    d.tag,
+                    d.value,
+                    self._rng(*k),
+                    swing=d.swing,
+                    period_s=d.period / 1000,
+                    noise=d.noise,
+                )
+        self._sis_outputs: dict[tuple[str, str], float] = {}
+        for _solver, d, enterprise in self.sis.values():
+            for t in scenario.plant.tags.values():
+                if t.sif == d.sif and t.enterprise == enterprise:
+                    self._sis_outputs[(enterprise, t.tag)] = 0.0
+        self.forced: dict[tuple[str, str], tuple[float, str]] = {}
+
+        # -- gateways and the publishing schedule -----------------------------------------
+        self.gateways: dict[str, GatewayModel] = {}
+        self._due: list[tuple[int, int, str, str]] = []
+        self._intervals: dict[tuple[str, str], int] = {}
+        self._schedule()
+        self._wills: dict[str, int] = {}
+
+    def _rng(self, *parts: object) -> random.Random:
+        return random.Random(stable_seed(self.sc.model.seed, *parts))
+
+    def _tag_models(self) -> None:
+        """A gas detector per gas tag, a process value per level, pressure, ... tag; devices
+        of the scenario replace them."""
+        tuned: dict[tuple[str, str], s.DetectorDevice] = {}
+        for d in self.sc.model.devices:
             if isinstance(d, s.DetectorDevice):
                 for name in d.tags:
                     tuned[self.key(name, d.enterprise)] = d
-        for key, info in plant.tags.items():
+        for key, info in self.sc.plant.tags.items():
             span = info.range_hi - info.range_lo
             if info.kind in GAS_KINDS:
                 spec = tuned.get(key)
@@ -128,7 +161,7 @@ class World:
                     info.tag,
                     info.range_lo,
                     info.range_hi,
-                    rng(*key),
+                    self._rng(*key),
                     t90_s=(spec.t90 if spec else 20_000) / 1000,
                     noise=noise,
                     drift_per_day=spec.drift_per_day if spec else 0.0,
@@ -137,7 +170,7 @@ class World:
             elif info.kind in ("level", "pressure", "temperature", "flow", "analyzer"):
                 lower, upper = _safe_band(info)
                 half = (upper - lower) / 2
-                r = rng(*key)
+                r = self._rng(*key)
                 self.process[key] = ProcessValue(
                     info.tag,
                     lower + half,
@@ -147,88 +180,68 @@ class World:
                     noise=0.001 * span,
                     phase=r.uniform(0, 2 * math.pi),
                 )
-        self.leaks: dict[str, _Leak] = {}
-        self.tanks: dict[str, Tank] = {}
-        self.tank_tags: dict[tuple[str, str], tuple[Tank, str]] = {}
-        self.sis: dict[str, tuple[SisLogicSolver, s.SisDevice, str]] = {}
-        for d in m.devices:
-            if isinstance(d, s.LeakDevice):
-                gas = plant.gases[d.gas]
-                if d.near is not None:
-                    info = self.tags[self.key(d.near, d.enterprise)]
-                    assert info.x_m is not None and info.y_m is not None
-                    x, y = info.x_m, info.y_m
-                else:
-                    assert d.x_m is not None and d.y_m is not None
-                    x, y = d.x_m, d.y_m
-                leak = _Leak(d, x, y, gas.mw, gas.lel_vol)
-                self.leaks[d.id] = leak
-            elif isinstance(d, s.TankDevice):
-                level_key = self.key(d.level, d.enterprise)
-                level_info = self.tags[level_key]
-                tank = Tank(
-                    d.id,
-                    area_m2=math.pi * d.diameter_m**2 / 4,
-                    height_m=d.height_m or level_info.range_hi * 1.05,
-                    level_m=d.level_m,
-                    pressure_mpa=d.pressure_mpa,
-                    temperature_c=d.temperature_c,
-                    ambient_c=d.ambient_c,
-                    inflow_m3_h=d.inflow_m3_h,
-                    outflow_m3_h=d.outflow_m3_h,
-                    inflow_temperature_c=(
-                        d.inflow_temperature_c
-                        if d.inflow_temperature_c is not None
-                        else d.ambient_c
-                    ),
-                    relief_mpa=d.relief_mpa,
-                )
-                self.tanks[d.id] = tank
-                self.tank_tags[level_key] = (tank, "level")
-                self.process.pop(level_key, None)
-                for tag, what in ((d.pressure, "pressure"), (d.temperature, "temperature")):
-                    if tag is not None:
-                        k = self.key(tag, d.enterprise)
-                        self.tank_tags[k] = (tank, what)
-                        self.process.pop(k, None)
-            elif isinstance(d, s.SisDevice):
-                vote = parse_voting(d.voting)
-                assert vote is not None
-                degraded = parse_voting(d.degrade_to) if d.degrade_to else None
-                inputs = [
-                    SisInput(f"{self.key(i.tag, d.enterprise)[0]}/{i.tag}", i.trip_at, i.direction)
-                    for i in d.inputs
-                ]
-                solver = SisLogicSolver(
-                    d.sif,
-                    inputs,
-                    vote[0],
-                    degraded_m=degraded[0] if degraded else None,
-                    latch=d.latch,
-                    auto_expire=d.auto_expire,
-                )
-                sif_tags = [t for t in plant.tags.values() if t.sif == d.sif]
-                enterprise = d.enterprise or sif_tags[0].enterprise
-                self.sis[d.id] = (solver, d, enterprise)
-            elif isinstance(d, s.ProcessDevice):
-                k = self.key(d.tag, d.enterprise)
-                self.process[k] = ProcessValue(
-                    d.tag,
-                    d.value,
-                    rng(*k),
-                    swing=d.swing,
-                    period_s=d.period / 1000,
-                    noise=d.noise,
-                )
-        self._sis_outputs: dict[tuple[str, str], float] = {}
-        for _solver, d, enterprise in self.sis.values():
-            for t in plant.tags.values():
-                if t.sif == d.sif and t.enterprise == enterprise:
-                    self._sis_outputs[(enterprise, t.tag)] = 0.0
-        self.forced: dict[tuple[str, str], tuple[float, str]] = {}
 
-        # -- gateways and the publishing schedule -----------------------------------------
-        self.gateways: dict[str, GatewayModel] = {}
+    def _add_leak(self, d: s.LeakDevice) -> None:
+        gas = self.sc.plant.gases[d.gas]
+        if d.near is not None:
+            info = self.tags[self.key(d.near, d.enterprise)]
+            assert info.x_m is not None and info.y_m is not None
+            x, y = info.x_m, info.y_m
+        else:
+            assert d.x_m is not None and d.y_m is not None
+            x, y = d.x_m, d.y_m
+        self.leaks[d.id] = _Leak(d, x, y, gas.mw, gas.lel_vol)
+
+    def _add_tank(self, d: s.TankDevice) -> None:
+        level_key = self.key(d.level, d.enterprise)
+        level_info = self.tags[level_key]
+        tank = Tank(
+            d.id,
+            area_m2=math.pi * d.diameter_m**2 / 4,
+            height_m=d.height_m or level_info.range_hi * 1.05,
+            level_m=d.level_m,
+            pressure_mpa=d.pressure_mpa,
+            temperature_c=d.temperature_c,
+            ambient_c=d.ambient_c,
+            inflow_m3_h=d.inflow_m3_h,
+            outflow_m3_h=d.outflow_m3_h,
+            inflow_temperature_c=(
+                d.inflow_temperature_c if d.inflow_temperature_c is not None else d.ambient_c
+            ),
+            relief_mpa=d.relief_mpa,
+        )
+        self.tanks[d.id] = tank
+        self.tank_tags[level_key] = (tank, "level")
+        self.process.pop(level_key, None)
+        for tag, what in ((d.pressure, "pressure"), (d.temperature, "temperature")):
+            if tag is not None:
+                k = self.key(tag, d.enterprise)
+                self.tank_tags[k] = (tank, what)
+                self.process.pop(k, None)
+
+    def _add_sis(self, d: s.SisDevice) -> None:
+        vote = parse_voting(d.voting)
+        assert vote is not None
+        degraded = parse_voting(d.degrade_to) if d.degrade_to else None
+        inputs = [
+            SisInput(f"{self.key(i.tag, d.enterprise)[0]}/{i.tag}", i.trip_at, i.direction)
+            for i in d.inputs
+        ]
+        solver = SisLogicSolver(
+            d.sif,
+            inputs,
+            vote[0],
+            degraded_m=degraded[0] if degraded else None,
+            latch=d.latch,
+            auto_expire=d.auto_expire,
+        )
+        sif_tags = [t for t in self.sc.plant.tags.values() if t.sif == d.sif]
+        enterprise = d.enterprise or sif_tags[0].enterprise
+        self.sis[d.id] = (solver, d, enterprise)
+
+    def _schedule(self) -> None:
+        """Each enterprise's gateway model, and when each tag is sampled first."""
+        m, plant = self.sc.model, self.sc.plant
         for code in plant.enterprises:
             gw_spec = m.gateways.get(code, s.GatewayModelSpec())
             self.gateways[code] = GatewayModel(
@@ -238,7 +251,6 @@ class World:
                 clock_skew_ms=gw_spec.clock_skew,
                 store_and_forward=gw_spec.store_and_forward,
             )
-        self._due: list[tuple[int, int, str, str]] = []
         order = 0
         for code in plant.enterprises:
             for i, info in enumerate(plant.tags_of(code)):
@@ -251,7 +263,6 @@ class World:
             key: max(self.step_ms, round(info.interval_s * 1000))
             for key, info in plant.tags.items()
         }
-        self._wills: dict[str, int] = {}
 
     def key(self, tag: str, enterprise: str | None) -> tuple[str, str]:
         if enterprise is not None:
@@ -318,22 +329,10 @@ class World:
                 f"wind {self.wind.speed_m_s:g} m/s from {self.wind.from_deg:g}°, "
                 f"class {self.wind.stability}",
             )
-        elif isinstance(e, s.DetectorFaultEvent):
-            key = self.key(e.tag, e.enterprise)
-            self.detectors[key].set_fault(DetectorFault(e.fault), e.offset)
-            self.note(t, f"detector {key[0]}/{e.tag}: fault {e.fault}")
-        elif isinstance(e, s.DetectorRepaired):
-            key = self.key(e.tag, e.enterprise)
-            self.detectors[key].set_fault(None)
-            self.note(t, f"detector {key[0]}/{e.tag}: repaired")
-        elif isinstance(e, s.ForceValue):
-            key = self.key(e.tag, e.enterprise)
-            self.forced[key] = (e.value, e.quality)
-            self.note(t, f"{key[0]}/{e.tag} forced to {e.value:g} ({e.quality})")
-        elif isinstance(e, s.ReleaseValue):
-            key = self.key(e.tag, e.enterprise)
-            self.forced.pop(key, None)
-            self.note(t, f"{key[0]}/{e.tag} released")
+        elif isinstance(
+            e, s.DetectorFaultEvent | s.DetectorRepaired | s.ForceValue | s.ReleaseValue
+        ):
+            self._apply_to_tag(e, t)
         elif isinstance(e, s.TankFlow):
             tank = self.tanks[e.device]
             if e.inflow_m3_h is not None:
@@ -344,38 +343,63 @@ class World:
                 t, f"tank {e.device}: in {tank.inflow_m3_h:g} m3/h, out {tank.outflow_m3_h:g} m3/h"
             )
         elif isinstance(e, s.BypassOn | s.BypassOff | s.SisFault | s.SisReset):
-            solver, spec, _ = self.sis[e.device]
-            now_s = t / 1000
-            if isinstance(e, s.BypassOn):
-                solver.bypass(True, now_s, e.until / 1000 if e.until is not None else None)
-            elif isinstance(e, s.BypassOff):
-                solver.bypass(False, now_s)
-            elif isinstance(e, s.SisFault):
-                solver.diagnostic_fault = e.active
-                solver.events.append(
-                    (now_s, f"{solver.sif} diagnostic fault {'on' if e.active else 'off'}")
-                )
-            elif solver.reset(now_s) and spec.closes is not None:
-                self.tanks[spec.closes].inlet_closed = False
-        elif isinstance(e, s.GatewayDown):
-            code = self._enterprise(e.enterprise)
-            gw = self.gateways[code]
+            self._apply_to_sis(e, t)
+        elif isinstance(e, s.GatewayDown | s.GatewayUp | s.ClockSkew):
+            yield from self._apply_to_gateway(e, t)
+
+    def _apply_to_tag(
+        self,
+        e: s.DetectorFaultEvent | s.DetectorRepaired | s.ForceValue | s.ReleaseValue,
+        t: int,
+    ) -> None:
+        key = self.key(e.tag, e.enterprise)
+        if isinstance(e, s.DetectorFaultEvent):
+            self.detectors[key].set_fault(DetectorFault(e.fault), e.offset)
+            self.note(t, f"detector {key[0]}/{e.tag}: fault {e.fault}")
+        elif isinstance(e, s.DetectorRepaired):
+            self.detectors[key].set_fault(None)
+            self.note(t, f"detector {key[0]}/{e.tag}: repaired")
+        elif isinstance(e, s.ForceValue):
+            self.forced[key] = (e.value, e.quality)
+            self.note(t, f"{key[0]}/{e.tag} forced to {e.value:g} ({e.quality})")
+        else:
+            self.forced.pop(key, None)
+            self.note(t, f"{key[0]}/{e.tag} released")
+
+    def _apply_to_sis(self, e: s.BypassOn | s.BypassOff | s.SisFault | s.SisReset, t: int) -> None:
+        solver, spec, _ = self.sis[e.device]
+        now_s = t / 1000
+        if isinstance(e, s.BypassOn):
+            solver.bypass(True, now_s, e.until / 1000 if e.until is not None else None)
+        elif isinstance(e, s.BypassOff):
+            solver.bypass(False, now_s)
+        elif isinstance(e, s.SisFault):
+            solver.diagnostic_fault = e.active
+            solver.events.append(
+                (now_s, f"{solver.sif} diagnostic fault {'on' if e.active else 'off'}")
+            )
+        elif solver.reset(now_s) and spec.closes is not None:
+            self.tanks[spec.closes].inlet_closed = False
+
+    def _apply_to_gateway(
+        self, e: s.GatewayDown | s.GatewayUp | s.ClockSkew, t: int
+    ) -> Iterator[Publication]:
+        code = self._enterprise(e.enterprise)
+        gw = self.gateways[code]
+        if isinstance(e, s.GatewayDown):
             self.note(t, f"{code}: gateway {'link lost' if e.last_will else 'disconnects cleanly'}")
             out = gw.disconnect(self.start + t, graceful=not e.last_will)
             if e.last_will:
                 self._wills[code] = t + gw.will_delay_ms
             yield from out
         elif isinstance(e, s.GatewayUp):
-            code = self._enterprise(e.enterprise)
-            gw = self.gateways[code]
             if code in self._wills:  # a takeover before the broker noticed: the will goes first
                 del self._wills[code]
                 yield gw.last_will(self.start + t)
             self.note(t, f"{code}: gateway reconnects")
             yield from gw.connect(self.start + t)
-        elif isinstance(e, s.ClockSkew):
-            code = self._enterprise(e.enterprise)
-            self.gateways[code].clock_skew_ms = e.skew
+        else:
+            gw.clock_skew_ms = e.skew
             self.note(t, f"{code}: gateway clock off by {e.skew / 1000:+g} s")
 
     def _enterprise(self, code: str | None) -> str:

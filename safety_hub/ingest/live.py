@@ -6,7 +6,7 @@ import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from safety_hub.telemetry import Reading
+from safety_hub.ingest.telemetry import Reading
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,4 +1,5 @@
-"""Broker access control generated from the plant registry: one Mosquitto user per enterprise.
+"""Broker access control generated from the plant registry: one Mosquitto user per enterprise
+(``safety-hub broker --out DIR``; a deployment tool for the Mosquitto the hub connects to).
 
 ``generate(plant, out_dir)`` writes three files (docs/deploy.md, "Broker access control"):
 
@@ -31,8 +32,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from safety_hub.ingest.telemetry import TELEMETRY_SUBSCRIPTION
 from safety_hub.registry import Plant
-from safety_hub.telemetry import TELEMETRY_SUBSCRIPTION
 
 log = logging.getLogger("safety_hub.broker")
 

@@ -12,13 +12,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import logging
 import sqlite3
 import threading
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 
 import msgspec
@@ -26,14 +27,14 @@ import msgspec
 from safety_hub.alarms import AlarmJournal, AlarmService, Condition, Transition
 from safety_hub.clock import Clock
 from safety_hub.errors import DiskFullError
-from safety_hub.intake import LogBudget
-from safety_hub.lineproto import escape_string_field, series_prefix
-from safety_hub.outbox import Outbox
+from safety_hub.ingest.intake import LogBudget
+from safety_hub.ingest.lineproto import escape_string_field, series_prefix
+from safety_hub.ingest.spool import Spool
+from safety_hub.ingest.telemetry import Reading
 from safety_hub.registry import Plant
 from safety_hub.rules import RuleEngine, RulePack, SuppressionChange
-from safety_hub.spool import Spool
+from safety_hub.runtime.outbox import Outbox
 from safety_hub.statefile import DiskReserve, StateFile, StateFileKind
-from safety_hub.telemetry import Reading
 
 log = logging.getLogger("safety_hub.alarms.runtime")
 
@@ -172,6 +173,13 @@ class AlarmRuntime:
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self.transitions = 0
+
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[None]:
+        """Hold the runtime's lock: what is done inside (operator actions of a replay) is not
+        interleaved with a batch of readings or a tick."""
+        with self._lock:
+            yield
 
     # -- inputs ------------------------------------------------------------------------------
     def on_readings(self, readings: list[Reading], received_ms: int | None = None) -> None:

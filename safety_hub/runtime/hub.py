@@ -1,7 +1,8 @@
 """Composition root: builds the hub from settings and wires the connectors to the core.
 
 This is the one module of ``safety_hub`` that imports ``connectors``; the domain modules
-(registry, telemetry, pipeline, ...) only know the Protocols in :mod:`safety_hub.ports`.
+(registry, ingest, rules, alarms, ...) only know the Protocols in :mod:`safety_hub.ports`.
+Only the wiring imports this module: the CLI, the API app and ``runtime/`` (replay).
 """
 
 from __future__ import annotations
@@ -9,33 +10,32 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import cast
 
-from safety_hub.alarm_runtime import AlarmRuntime
 from safety_hub.clock import Clock, WallClock
-from safety_hub.errors import ConfigError
-from safety_hub.hub_stats import HubStatsWriter
-from safety_hub.live import LiveTable
-from safety_hub.metrics import EngineCounters, HubMetrics
-from safety_hub.outbox import Outbox, OutboxPublisher
-from safety_hub.pipeline import IngestWorker, SinkWorker, build_prefixes
-from safety_hub.ports import HistoryStore, LineSink, MessageSource
-from safety_hub.registry import Plant, default_plant_path, load_plant
-from safety_hub.rules import RulePack, load_rules
-from safety_hub.settings import Settings
-from safety_hub.spool import Spool
-from safety_hub.statefile import DiskReserve, free_bytes
-from safety_hub.system_alarms import SystemAlarms
-from safety_hub.telemetry import (
+from safety_hub.ingest.decoder import TelemetryDecoder
+from safety_hub.ingest.live import LiveTable
+from safety_hub.ingest.sink import SinkWorker
+from safety_hub.ingest.spool import Spool
+from safety_hub.ingest.telemetry import (
     STATUS_SUBSCRIPTION,
     TELEMETRY_SUBSCRIPTION,
     DecodeLimits,
-    TelemetryDecoder,
     parse_status,
     status_topic,
     telemetry_subscription,
 )
+from safety_hub.ingest.worker import IngestWorker, build_prefixes
+from safety_hub.ports import HistoryStore, LineSink, MessageSource
+from safety_hub.registry import Plant, default_plant_path, load_plant
+from safety_hub.rules import RulePack, default_rules_path, load_rules
+from safety_hub.runtime.alarm_runtime import AlarmRuntime
+from safety_hub.runtime.hub_stats import HubStatsWriter
+from safety_hub.runtime.metrics import EngineCounters, HubMetrics
+from safety_hub.runtime.outbox import Outbox, OutboxPublisher
+from safety_hub.runtime.system_alarms import SystemAlarms
+from safety_hub.settings import Settings
+from safety_hub.statefile import DiskReserve, free_bytes
 
 log = logging.getLogger("safety_hub.hub")
 
@@ -44,16 +44,6 @@ START_MIN_FREE_BYTES = 4 * 1024**2
 
 STATS_INTERVAL_S = 10.0
 """how often the hub writes its own statistics (docs/storage.md, "Hub statistics")"""
-
-
-def default_rules_path() -> Path:
-    """The shipped rule packs: ``alert_rules/`` beside the package, else in the working dir."""
-    for candidate in (Path(__file__).resolve().parent.parent / "alert_rules", Path("alert_rules")):
-        if candidate.is_dir():
-            return candidate
-    raise ConfigError(
-        "SAFETY_HUB_RULES", None, "no alert_rules/ folder found; set the rule pack path"
-    )
 
 
 def _of_enterprises(codes: Collection[str]) -> Callable[[str], bool]:
@@ -134,16 +124,7 @@ class Hub:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         # Made before any store is opened: on a disk that is already full its space is what
         # lets the stores open and the alarm journal commit (docs/storage.md, "Full disk").
-        self.disk_reserve = DiskReserve(
-            settings.data_dir, settings.disk_reserve_bytes, on_change=self._on_reserve_change
-        )
-        if self.disk_reserve.released and settings.disk_reserve_bytes:
-            self._on_reserve_change(False)
-        if self.disk_reserve.free_bytes() < START_MIN_FREE_BYTES and self.disk_reserve.release():
-            log.warning(
-                "data directory nearly full at start: released the disk reserve",
-                extra={"data_dir": str(settings.data_dir)},
-            )
+        self.disk_reserve = self._open_disk_reserve()
         self.spool = Spool(
             settings.data_dir / "spool.sqlite",
             max_readings=settings.spool_max_readings,
@@ -161,18 +142,7 @@ class Hub:
                 max_age_ms=settings.horizon_s * 1000,
             ),
         )
-        self.ingest = IngestWorker(
-            decoder=self.decoder,
-            prefixes=build_prefixes(self.plant.tags),
-            spool=self.spool,
-            live=self.live,
-            metrics=self.metrics,
-            system_alarms=self.system_alarms,
-            clock=self.clock,
-            on_status=self._on_status,
-            enterprises=self.plant.enterprises,
-            disk_reserve=self.disk_reserve,
-        )
+        self.ingest = self._build_ingest()
         self.sink_worker = SinkWorker(
             spool=self.spool,
             sink=self.storage.sink,
@@ -183,18 +153,7 @@ class Hub:
         )
         self.rules = rules or load_rules(settings.rules or default_rules_path(), self.plant)
         self.outbox = Outbox(settings.data_dir / "outbox.sqlite")
-        self.alarms = AlarmRuntime(
-            plant=self.plant,
-            pack=self.rules,
-            data_dir=settings.data_dir,
-            clock=self.clock,
-            spool=self.spool,
-            outbox=self.outbox,
-            durable_engine=durable_engine,
-            max_lead_ms=round(settings.max_lead_s * 1000),
-            disk_reserve=self.disk_reserve,
-            on_write_problem=self._on_alarm_write_problem,
-        )
+        self.alarms = self._build_alarms(durable_engine)
         self.ingest.add_listener(self.alarms.on_readings)
         self.metrics.registry.register(EngineCounters(lambda: dict(self.alarms.engine.counters)))
         self.stats = HubStatsWriter(
@@ -212,6 +171,48 @@ class Hub:
         self.mqtt_url: str | None = None
         self.started = False
         self._stopping = False
+
+    def _open_disk_reserve(self) -> DiskReserve:
+        settings = self.settings
+        reserve = DiskReserve(
+            settings.data_dir, settings.disk_reserve_bytes, on_change=self._on_reserve_change
+        )
+        if reserve.released and settings.disk_reserve_bytes:
+            self._on_reserve_change(False)
+        if reserve.free_bytes() < START_MIN_FREE_BYTES and reserve.release():
+            log.warning(
+                "data directory nearly full at start: released the disk reserve",
+                extra={"data_dir": str(settings.data_dir)},
+            )
+        return reserve
+
+    def _build_ingest(self) -> IngestWorker:
+        return IngestWorker(
+            decoder=self.decoder,
+            prefixes=build_prefixes(self.plant.tags),
+            spool=self.spool,
+            live=self.live,
+            metrics=self.metrics,
+            system_alarms=self.system_alarms,
+            clock=self.clock,
+            on_status=self._on_status,
+            enterprises=self.plant.enterprises,
+            disk_reserve=self.disk_reserve,
+        )
+
+    def _build_alarms(self, durable_engine: bool) -> AlarmRuntime:
+        return AlarmRuntime(
+            plant=self.plant,
+            pack=self.rules,
+            data_dir=self.settings.data_dir,
+            clock=self.clock,
+            spool=self.spool,
+            outbox=self.outbox,
+            durable_engine=durable_engine,
+            max_lead_ms=round(self.settings.max_lead_s * 1000),
+            disk_reserve=self.disk_reserve,
+            on_write_problem=self._on_alarm_write_problem,
+        )
 
     @property
     def source(self) -> MessageSource | None:
