@@ -16,10 +16,10 @@ from safety_hub.ingest.decoder import TelemetryDecoder
 from safety_hub.ingest.live import LiveTable
 from safety_hub.ingest.spool import Spool
 from safety_hub.ingest.worker import IngestWorker, build_prefixes
+from safety_hub.metrics import HubMetrics
 from safety_hub.ports import InboundMessage
 from safety_hub.registry import default_plant_path, load_plant
-from safety_hub.runtime.metrics import HubMetrics
-from safety_hub.runtime.system_alarms import SystemAlarms
+from safety_hub.system_alarms import SystemAlarms
 
 
 def run(messages: int = 2000, per_message: int = 100) -> dict[str, float]:

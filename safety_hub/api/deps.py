@@ -30,7 +30,7 @@ from safety_hub.ingest.live import LiveTable
 from safety_hub.ingest.spool import SpoolDepth
 from safety_hub.ports import HistoryStore
 from safety_hub.registry import Plant
-from safety_hub.runtime.system_alarms import SystemAlarms
+from safety_hub.system_alarms import SystemAlarms
 
 _bearer = HTTPBearer(
     auto_error=False,

@@ -15,9 +15,9 @@ import time
 from safety_hub.clock import Clock
 from safety_hub.errors import SinkError
 from safety_hub.ingest.spool import Spool, SpoolBatch
+from safety_hub.metrics import HubMetrics
 from safety_hub.ports import LineSink
-from safety_hub.runtime.metrics import HubMetrics
-from safety_hub.runtime.system_alarms import SystemAlarms
+from safety_hub.system_alarms import SystemAlarms
 
 # the name it had when sink and ingest shared a module: log filters select it
 log = logging.getLogger("safety_hub.pipeline")

@@ -36,9 +36,9 @@ from safety_hub.ingest.telemetry import (
     enterprise_of_topic,
     rejected_topic,
 )
+from safety_hub.metrics import HubMetrics
 from safety_hub.ports import InboundMessage, MessageSource
-from safety_hub.runtime.metrics import HubMetrics
-from safety_hub.runtime.system_alarms import SystemAlarms
+from safety_hub.system_alarms import SystemAlarms
 
 log = logging.getLogger("safety_hub.pipeline")
 

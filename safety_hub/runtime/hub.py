@@ -26,16 +26,16 @@ from safety_hub.ingest.telemetry import (
     telemetry_subscription,
 )
 from safety_hub.ingest.worker import IngestWorker, build_prefixes
+from safety_hub.metrics import EngineCounters, HubMetrics
 from safety_hub.ports import HistoryStore, LineSink, MessageSource
 from safety_hub.registry import Plant, default_plant_path, load_plant
 from safety_hub.rules import RulePack, default_rules_path, load_rules
 from safety_hub.runtime.alarm_runtime import AlarmRuntime
 from safety_hub.runtime.hub_stats import HubStatsWriter
-from safety_hub.runtime.metrics import EngineCounters, HubMetrics
 from safety_hub.runtime.outbox import Outbox, OutboxPublisher
-from safety_hub.runtime.system_alarms import SystemAlarms
 from safety_hub.settings import Settings
 from safety_hub.statefile import DiskReserve, free_bytes
+from safety_hub.system_alarms import SystemAlarms
 
 log = logging.getLogger("safety_hub.hub")
 

@@ -39,9 +39,9 @@ from safety_hub.clock import Clock
 from safety_hub.ingest.lineproto import series_prefix
 from safety_hub.ingest.live import LiveTable
 from safety_hub.ingest.spool import Spool
+from safety_hub.metrics import HubMetrics
 from safety_hub.registry import Plant
 from safety_hub.rules import RulePack
-from safety_hub.runtime.metrics import HubMetrics
 
 log = logging.getLogger("safety_hub.hub_stats")
 

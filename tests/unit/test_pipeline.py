@@ -19,9 +19,9 @@ from safety_hub.ingest.live import LiveTable
 from safety_hub.ingest.sink import SinkWorker
 from safety_hub.ingest.spool import Spool
 from safety_hub.ingest.worker import IngestWorker, build_prefixes
+from safety_hub.metrics import HubMetrics
 from safety_hub.ports import InboundMessage
-from safety_hub.runtime.metrics import HubMetrics
-from safety_hub.runtime.system_alarms import SystemAlarms
+from safety_hub.system_alarms import SystemAlarms
 from tests.unit.fakes import MemorySink, MemorySource, fake_tags
 
 NOW = 1_790_000_000_000

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from safety_hub.clock import Clock
-from safety_hub.runtime.metrics import HubMetrics
+from safety_hub.metrics import HubMetrics
 
 log = logging.getLogger("safety_hub.system")
 
