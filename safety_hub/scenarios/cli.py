@@ -18,14 +18,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 from safety_hub.alarms import Transition
-from safety_hub.alarms.errors import AlarmError
 from safety_hub.alarms.model import DISPLAYED_STATES, Action
 from safety_hub.registry import default_plant_path, load_plant
 from safety_hub.rules import default_rules_path, load_rules
 from safety_hub.runtime.replay import replay, replay_recording
 from safety_hub.scenarios import schema as s
-from safety_hub.scenarios.expectations import check_expectations, subject_keys
-from safety_hub.scenarios.loader import Scenario, load_scenario
+from safety_hub.scenarios.actions import operate
+from safety_hub.scenarios.expectations import check_expectations
+from safety_hub.scenarios.loader import Scenario, ScenarioError, load_error_failures, load_scenario
 from safety_hub.scenarios.recording import is_recording
 from safety_hub.scenarios.report import (
     ReplayResult,
@@ -74,7 +74,17 @@ def main_replay(
         print(f"replay: recording {source} into the hub of {the_plant.park_code}", file=stream)
         result = replay_recording(source, the_plant, pack)
     else:
-        scenario = load_scenario(source)  # ScenarioError -> exit 2 in safety_hub.cli
+        try:
+            scenario = load_scenario(source)  # ScenarioError -> exit 2 in safety_hub.cli
+        except ScenarioError as exc:
+            missed = load_error_failures(source, exc)
+            if missed is None:
+                raise
+            verdict = "FAIL" if missed else "PASS"
+            print(f"{verdict}  {source}: does not load ({len(exc.errors)} error(s))", file=stream)
+            for failure in missed:
+                print(f"  {failure}", file=stream)
+            return EXIT_FAILED if missed else EXIT_OK
         print(
             f"replay: {scenario.name} ({source}), {format_clock(scenario.duration_ms)} on a "
             f"virtual clock, enterprises {', '.join(scenario.enterprises)}",
@@ -190,7 +200,7 @@ def main_simulate_scenario(
 
 # -- a scenario played into the running demo ---------------------------------------------------
 
-OperatorEvent = s.Acknowledge | s.Reset | s.Shelve | s.Unshelve
+OperatorEvent = s.AnyOperatorEvent
 _CONDITION_ACTIONS = frozenset({Action.RAISE, Action.UPDATE, Action.CLEAR})
 
 
@@ -297,7 +307,7 @@ class ScenarioInDemo:
         sc = self.scenario
         keys = self.paused_tags
         actions = sorted(
-            (e.at, i, e) for i, e in enumerate(sc.model.timeline) if isinstance(e, OperatorEvent)
+            (e.at, i, e) for i, e in enumerate(sc.model.timeline) if isinstance(e, s.OperatorEvent)
         )
         failures: list[str] = []
         played: list[PlayStats] = []
@@ -414,27 +424,11 @@ class ScenarioInDemo:
         sc = self.scenario
         where = sc.where(("timeline", index))
         service = self.hub.alarms.service
-        keys = subject_keys(sc, event) or []
-        alarms = [a for a in (service.find(k) for k in keys) if a is not None]
         what = f"{format_clock(event.at)} {event.type} {event.alert}"
-        if not alarms:
-            failures.append(f"{where}: at {what}: no such alarm exists (keys tried: {keys})")
-            self._say(f"{what}: no such alarm to act on")
-            return
-        for alarm in alarms:
-            try:
-                if isinstance(event, s.Acknowledge):
-                    service.acknowledge(alarm.id, event.user, event.comment)
-                elif isinstance(event, s.Reset):
-                    service.reset(alarm.id, event.user, event.comment)
-                elif isinstance(event, s.Shelve):
-                    until = self.hub.clock.now_ms() + round(event.duration / self.speed)
-                    service.shelve(alarm.id, event.user, event.reason, until, event.comment)
-                else:
-                    service.unshelve(alarm.id, event.user, event.comment)
-            except AlarmError as exc:
-                failures.append(f"{where}: at {what}: refused: {exc}")
-                self._say(f"{what} {alarm.key}: refused: {exc}")
+        problems = operate(service, sc, event, self.hub.clock.now_ms(), speed=self.speed)
+        for problem in problems:
+            failures.append(f"{where}: at {what}: {problem}")
+            self._say(f"{what}: {problem}")
 
     def _outcome(self, stats: PlayStats, failures: list[str], wall_s: float) -> ReplayResult:
         sc = self.scenario
