@@ -283,3 +283,15 @@ def test_a_file_expected_not_to_load(tmp_path: Path, capsys: pytest.CaptureFixtu
         f"{loads}:7:1: expected the file to fail to load with 'unknown key'; it loaded"
         in capsys.readouterr().out
     )
+
+
+def test_the_documented_file_that_must_not_load_passes(tmp_path: Path) -> None:
+    """docs/scenarios.md's example of expect_load_error does what the page says."""
+    doc = (ROOT / "docs" / "scenarios.md").read_text(encoding="utf-8")
+    section = doc.split("### Files that must not load", 1)[1]
+    example = section.split("```yaml\n", 1)[1].split("```", 1)[0]
+    path = tmp_path / "unknown_names.yaml"
+    path.write_text(example, encoding="utf-8")
+    assert main(["replay", "-q", str(path)]) == 0
+    path.write_text(example.replace("GT-9999", "GT-1101"), encoding="utf-8")
+    assert main(["replay", "-q", str(path)]) == 1
