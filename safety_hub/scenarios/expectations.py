@@ -141,7 +141,8 @@ def _check(
     if x.first_out is not None:
         first = inside[0] if inside else None
         if first is None or not _matches(x.first_out, first):
-            where = f"of {what} " if x.alert or x.enterprise or x.tag or x.zone else ""
+            narrowed = x.alert or x.enterprise or x.tag or x.zone or x.hazard_source
+            where = f"of {what} " if narrowed else ""
             return (
                 f"expected the first annunciation {where}within {_window(window)} to be "
                 f"{_describe(x.first_out)}; it was {_list(inside[:1])}"
