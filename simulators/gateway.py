@@ -310,6 +310,11 @@ class GatewayModel:
             return []
         return self._messages(at_ms, stamped)
 
+    def send_reading(self, at_ms: int, reading: SampledReading) -> Publication:
+        """One reading with its own timestamp, in a message of its own (next ``seq``, message
+        ``ts`` = the reading's): a scenario's injected reading, sent whatever the link state."""
+        return self._messages(at_ms, [reading])[0]
+
     def _messages(self, at_ms: int, readings: list[SampledReading]) -> list[Publication]:
         out: list[Publication] = []
         for start in range(0, len(readings), self.batch):

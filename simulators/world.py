@@ -42,17 +42,17 @@ from simulators.dispersion import (
     plume_coordinates,
     ppm_to_percent_lel,
 )
-from simulators.gateway import GatewayModel, Publication
+from simulators.gateway import GatewayModel, Publication, SampledReading
 
 AIR_O2_PCT = 20.9
 
 
 @dataclass(frozen=True, slots=True)
 class OperatorAction:
-    """An operator action of the timeline (ack, reset, shelve, unshelve) at scenario time."""
+    """An operator action of the timeline (ack, reset, shelve, ...) at scenario time."""
 
     at_ms: int
-    event: s.Acknowledge | s.Reset | s.Shelve | s.Unshelve
+    event: s.AnyOperatorEvent
     index: int
     """position in the timeline (for messages)"""
 
@@ -135,6 +135,8 @@ class World:
         self._intervals: dict[tuple[str, str], int] = {}
         self._schedule()
         self._wills: dict[str, int] = {}
+        self.injected: dict[tuple[str, int], tuple[int, s.InjectReading]] = {}
+        """(enterprise, seq) of each injected reading's message -> (timeline index, event)"""
 
     def _rng(self, *parts: object) -> random.Random:
         return random.Random(stable_seed(self.sc.model.seed, *parts))
@@ -293,8 +295,10 @@ class World:
             while ei < len(events) and events[ei][1].at <= t:
                 index, event = events[ei]
                 ei += 1
-                if isinstance(event, s.Acknowledge | s.Reset | s.Shelve | s.Unshelve):
+                if isinstance(event, s.OperatorEvent):
                     yield OperatorAction(self.start + t, event, index)
+                elif isinstance(event, s.InjectReading):
+                    yield self._inject(index, event, t)
                 else:
                     yield from self._apply(event, t)
             for code, due in list(self._wills.items()):
@@ -401,6 +405,20 @@ class World:
         else:
             gw.clock_skew_ms = e.skew
             self.note(t, f"{code}: gateway clock off by {e.skew / 1000:+g} s")
+
+    def _inject(self, index: int, e: s.InjectReading, t: int) -> Publication:
+        code, tag = self.key(e.tag, e.enterprise)
+        kind, ms = e.ts if e.ts is not None else ("offset", 0)
+        ts_ms = ms if kind == "epoch" else self.start + t + ms
+        gw = self.gateways[code]
+        pub = gw.send_reading(self.start + t, SampledReading(tag, e.value, e.quality, ts_ms))
+        self.injected[(code, gw.seq)] = (index, e)
+        self.note(
+            t,
+            f"{code}/{tag}: one reading {e.value:g} ({e.quality}) sent, "
+            f"ts {(ts_ms - self.start - t) / 1000:+g} s from now",
+        )
+        return pub
 
     def _enterprise(self, code: str | None) -> str:
         return code if code is not None else next(iter(self.gateways))

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, TextIO
 from safety_hub.cli.common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, Subparsers
 
 if TYPE_CHECKING:
+    from safety_hub.scenarios.loader import ScenarioError
     from safety_hub.scenarios.report import ReplayResult
 
 
@@ -80,7 +81,7 @@ def main_replay(
     from safety_hub.registry import default_plant_path, load_plant
     from safety_hub.rules import default_rules_path, load_rules
     from safety_hub.runtime.replay import replay, replay_recording
-    from safety_hub.scenarios.loader import load_scenario
+    from safety_hub.scenarios.loader import ScenarioError, load_scenario
     from safety_hub.scenarios.recording import is_recording
     from safety_hub.scenarios.report import (
         format_clock,
@@ -105,7 +106,10 @@ def main_replay(
         print(f"replay: recording {source} into the hub of {the_plant.park_code}", file=stream)
         result = replay_recording(source, the_plant, pack)
     else:
-        scenario = load_scenario(source)  # ScenarioError -> exit 2 in safety_hub.cli.main
+        try:
+            scenario = load_scenario(source)  # ScenarioError -> exit 2 in safety_hub.cli.main
+        except ScenarioError as exc:
+            return _expected_load_error(source, exc, stream)
         print(
             f"replay: {scenario.name} ({source}), {format_clock(scenario.duration_ms)} on a "
             f"virtual clock, enterprises {', '.join(scenario.enterprises)}",
@@ -125,6 +129,20 @@ def main_replay(
         write_report(result, report)
         print(f"report: {report}", file=stream)
     return EXIT_OK if result.passed else EXIT_FAILED
+
+
+def _expected_load_error(source: Path, exc: ScenarioError, stream: TextIO) -> int:
+    """A file that does not load passes when it declares these errors (`expect_load_error`)."""
+    from safety_hub.scenarios.loader import load_error_failures
+
+    missed = load_error_failures(source, exc)
+    if missed is None:
+        raise exc
+    verdict = "FAIL" if missed else "PASS"
+    print(f"{verdict}  {source}: does not load ({len(exc.errors)} error(s))", file=stream)
+    for failure in missed:
+        print(f"  {failure}", file=stream)
+    return EXIT_FAILED if missed else EXIT_OK
 
 
 def _record(path: Path, url: str, duration: float | None, stream: TextIO) -> int:

@@ -13,12 +13,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 from safety_hub.alarms import Transition
-from safety_hub.alarms.errors import AlarmError
 from safety_hub.alarms.model import DISPLAYED_STATES, Action
 from safety_hub.registry import default_plant_path
 from safety_hub.rules import default_rules_path
 from safety_hub.scenarios import schema as s
-from safety_hub.scenarios.expectations import check_expectations, subject_keys
+from safety_hub.scenarios.actions import operate
+from safety_hub.scenarios.expectations import check_expectations
 from safety_hub.scenarios.loader import Scenario
 from safety_hub.scenarios.report import (
     ReplayResult,
@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from safety_hub.runtime.hub import Hub
     from simulators.park import ParkSimulator
 
-OperatorEvent = s.Acknowledge | s.Reset | s.Shelve | s.Unshelve
+OperatorEvent = s.AnyOperatorEvent
 _CONDITION_ACTIONS = frozenset({Action.RAISE, Action.UPDATE, Action.CLEAR})
 
 
@@ -140,7 +140,7 @@ class ScenarioInDemo:
         sc = self.scenario
         keys = self.paused_tags
         actions = sorted(
-            (e.at, i, e) for i, e in enumerate(sc.model.timeline) if isinstance(e, OperatorEvent)
+            (e.at, i, e) for i, e in enumerate(sc.model.timeline) if isinstance(e, s.OperatorEvent)
         )
         failures: list[str] = []
         played: list[PlayStats] = []
@@ -257,27 +257,11 @@ class ScenarioInDemo:
         sc = self.scenario
         where = sc.where(("timeline", index))
         service = self.hub.alarms.service
-        keys = subject_keys(sc, event) or []
-        alarms = [a for a in (service.find(k) for k in keys) if a is not None]
         what = f"{format_clock(event.at)} {event.type} {event.alert}"
-        if not alarms:
-            failures.append(f"{where}: at {what}: no such alarm exists (keys tried: {keys})")
-            self._say(f"{what}: no such alarm to act on")
-            return
-        for alarm in alarms:
-            try:
-                if isinstance(event, s.Acknowledge):
-                    service.acknowledge(alarm.id, event.user, event.comment)
-                elif isinstance(event, s.Reset):
-                    service.reset(alarm.id, event.user, event.comment)
-                elif isinstance(event, s.Shelve):
-                    until = self.hub.clock.now_ms() + round(event.duration / self.speed)
-                    service.shelve(alarm.id, event.user, event.reason, until, event.comment)
-                else:
-                    service.unshelve(alarm.id, event.user, event.comment)
-            except AlarmError as exc:
-                failures.append(f"{where}: at {what}: refused: {exc}")
-                self._say(f"{what} {alarm.key}: refused: {exc}")
+        problems = operate(service, sc, event, self.hub.clock.now_ms(), speed=self.speed)
+        for problem in problems:
+            failures.append(f"{where}: at {what}: {problem}")
+            self._say(f"{what}: {problem}")
 
     def _outcome(self, stats: PlayStats, failures: list[str], wall_s: float) -> ReplayResult:
         sc = self.scenario

@@ -17,13 +17,12 @@ from pathlib import Path
 from typing import Any
 
 from safety_hub.alarms import Transition
-from safety_hub.alarms.errors import AlarmError
 from safety_hub.clock import VirtualClock
 from safety_hub.ports import HistoryPoint, InboundMessage
 from safety_hub.runtime.alarm_runtime import ALARM_EVENT_MEASUREMENT
 from safety_hub.runtime.hub import Hub, Storage
-from safety_hub.scenarios import schema as s
-from safety_hub.scenarios.expectations import check_expectations, subject_keys
+from safety_hub.scenarios.actions import operate
+from safety_hub.scenarios.expectations import check_expectations
 from safety_hub.scenarios.loader import Scenario, load_scenario
 from safety_hub.scenarios.recording import iter_batches, read_recording
 from safety_hub.scenarios.report import ReplayResult, format_clock, timeline_row
@@ -191,20 +190,51 @@ def replay(
             result.timeline = [timeline_row(t, scenario.start_ms) for t in rh.transitions]
             result.messages = rh.messages
             result.readings = rh.readings
-            for _topic, payload in rh.source.reports:
-                report = json.loads(payload)
-                result.rejected += len(report.get("rejected", ()))
-                result.failures.append(
-                    f"{scenario.path}: the hub rejected {len(report.get('rejected', ()))} "
-                    f"reading(s) of {report.get('topic')}: "
-                    + "; ".join(r.get("detail", "") for r in report.get("rejected", [])[:3])
-                )
+            _rejections(scenario, world, rh.source.reports, result)
         finally:
             rh.close()
     result.notes = world.notes
     check_expectations(scenario, result)
     result.wall_s = time.perf_counter() - started
     return result
+
+
+def _rejections(
+    scenario: Scenario, world: World, reports: list[tuple[str, bytes]], result: ReplayResult
+) -> None:
+    """The hub's rejection reports: a failure each, except an injected reading's rejection that
+    its ``expect_rejected`` names; an injected reading expected rejected and accepted fails."""
+    rejected: set[tuple[str, int]] = set()
+    for _topic, payload in reports:
+        report = json.loads(payload)
+        items = report.get("rejected", [])
+        result.rejected += len(items)
+        topic = str(report.get("topic"))
+        key = ([*topic.split("/"), "", "", ""][2], report.get("seq"))
+        injected = world.injected.get(key)
+        texts = [f"{r.get('reason')}: {r.get('detail', '')}" for r in items]
+        if injected is None:
+            result.failures.append(
+                f"{scenario.path}: the hub rejected {len(items)} reading(s) of {topic}: "
+                + "; ".join(r.get("detail", "") for r in items[:3])
+            )
+            continue
+        index, event = injected
+        rejected.add(key)
+        wanted = event.expect_rejected
+        if wanted is None or not any(wanted.lower() in x.lower() for x in texts):
+            hint = "" if wanted is None else f"; expected a rejection containing {wanted!r}"
+            result.failures.append(
+                f"{scenario.where(('timeline', index))}: the hub rejected the reading: "
+                + "; ".join(texts)
+                + hint
+            )
+    for key, (index, event) in world.injected.items():
+        if event.expect_rejected is not None and key not in rejected:
+            result.failures.append(
+                f"{scenario.where(('timeline', index))}: expected the hub to reject the reading "
+                f"({event.expect_rejected!r}); it accepted it"
+            )
 
 
 def run_scenario(source: str | Path) -> ReplayResult:
@@ -218,31 +248,11 @@ def run_scenario(source: str | Path) -> ReplayResult:
 def _operate(
     rh: ReplayHub, scenario: Scenario, action: OperatorAction, failures: list[str]
 ) -> None:
-    e = action.event
     where = scenario.where(("timeline", action.index))
     t = format_clock(action.at_ms - scenario.start_ms)
-    service = rh.hub.alarms.service
-    keys = subject_keys(scenario, e) or []
-    alarms = [a for a in (service.find(k) for k in keys) if a is not None]
-    if not alarms:
-        failures.append(
-            f"{where}: at {t}, {e.type} {e.alert}: no such alarm exists (keys tried: "
-            f"{', '.join(keys) or 'none'})"
-        )
-        return
     with rh.hub.alarms.locked():
-        for alarm in alarms:
-            try:
-                if isinstance(e, s.Acknowledge):
-                    service.acknowledge(alarm.id, e.user, e.comment)
-                elif isinstance(e, s.Reset):
-                    service.reset(alarm.id, e.user, e.comment)
-                elif isinstance(e, s.Shelve):
-                    service.shelve(alarm.id, e.user, e.reason, action.at_ms + e.duration, e.comment)
-                else:
-                    service.unshelve(alarm.id, e.user, e.comment)
-            except AlarmError as exc:
-                failures.append(f"{where}: at {t}, {e.type} refused: {exc}")
+        problems = operate(rh.hub.alarms.service, scenario, action.event, action.at_ms)
+    failures.extend(f"{where}: at {t}, {p}" for p in problems)
 
 
 def replay_recording(

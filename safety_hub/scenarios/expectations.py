@@ -37,7 +37,7 @@ def subject_keys(scenario: Scenario, ref: s.OperatorEvent | s.Expectation) -> li
     return keys
 
 
-def _matches(x: s.Expectation, r: TimelineRow) -> bool:
+def _matches(x: s.Expectation | s.AlarmRef, r: TimelineRow) -> bool:
     if x.alert not in (None, "*") and r.alert != x.alert:
         return False
     if x.enterprise is not None and r.enterprise != x.enterprise:
@@ -49,7 +49,7 @@ def _matches(x: s.Expectation, r: TimelineRow) -> bool:
     return x.hazard_source is None or r.hazard_source == x.hazard_source
 
 
-def _describe(x: s.Expectation) -> str:
+def _describe(x: s.Expectation | s.AlarmRef) -> str:
     subject = x.tag or x.zone or x.hazard_source or x.enterprise
     alert = "any alarm" if x.alert in (None, "*") else x.alert
     return f"{alert} {subject}" if subject else alert
@@ -75,6 +75,12 @@ def check_expectations(scenario: Scenario, result: ReplayResult) -> None:
         failure = _check(scenario, result, x, named)
         if failure is not None:
             result.failures.append(f"{where}: {failure}")
+    if scenario.model.expect_load_error is not None:
+        line, col = scenario.loc.pos(("expect_load_error",))
+        result.failures.append(
+            f"{scenario.path}:{line}:{col}: expected the file to fail to load with "
+            f"{_texts(scenario.model.expect_load_error)}; it loaded"
+        )
     if scenario.model.only_expected:
         extra = [r for r in result.raised if r.key not in named]
         unique = list({r.key: r for r in reversed(extra)}.values())[::-1]
@@ -119,6 +125,52 @@ def _check(
                 f"expected an alarm flood starting within {_window(x.flood_between)}; "
                 f"floods started at: {', '.join(format_clock(t) for t in starts) or 'none'}"
             )
+    window = x.within or (0, scenario.duration_ms)
+    if x.no_flood:
+        return _no_flood(scenario, result, window)
+    inside = [r for r in rows if r.annunciated and window[0] <= r.t_ms <= window[1]]
+    named.update(r.key for r in inside)
+    if x.annunciations is not None:
+        lo_n, hi_n = x.annunciations.min, x.annunciations.max
+        if (lo_n is not None and len(inside) < lo_n) or (hi_n is not None and len(inside) > hi_n):
+            bound = _bounds(lo_n, hi_n)
+            return (
+                f"expected {bound} annunciation(s) of {what} within {_window(window)}, "
+                f"got {len(inside)}: {_list(inside)}"
+            )
+    if x.first_out is not None:
+        first = inside[0] if inside else None
+        if first is None or not _matches(x.first_out, first):
+            narrowed = x.alert or x.enterprise or x.tag or x.zone or x.hazard_source
+            where = f"of {what} " if narrowed else ""
+            return (
+                f"expected the first annunciation {where}within {_window(window)} to be "
+                f"{_describe(x.first_out)}; it was {_list(inside[:1])}"
+            )
+    return None
+
+
+def _texts(texts: Iterable[str]) -> str:
+    return ", ".join(repr(t) for t in texts)
+
+
+def _bounds(lo: int | None, hi: int | None) -> str:
+    if lo is not None and hi is not None:
+        return str(lo) if lo == hi else f"{lo} to {hi}"
+    return f"at least {lo}" if lo is not None else f"at most {hi}"
+
+
+def _no_flood(scenario: Scenario, result: ReplayResult, window: tuple[int, int]) -> str | None:
+    """No flood episode (docs/alarms.md: more than 10 annunciations in 10 minutes) overlaps
+    the window."""
+    hits = []
+    for f in result.floods:
+        start = f["start_ms"] - scenario.start_ms
+        end = scenario.duration_ms if f["end_ms"] is None else f["end_ms"] - scenario.start_ms
+        if start <= window[1] and end >= window[0]:
+            hits.append(f"from {format_clock(start)} (peak {f['peak_count']} in 10 min)")
+    if hits:
+        return f"expected no alarm flood within {_window(window)}; flood {', '.join(hits)}"
     return None
 
 
@@ -156,7 +208,8 @@ def _state_at(
     what: str,
     named: set[str],
 ) -> str | None:
-    keys = subject_keys(scenario, x) if (x.tag or x.zone or x.hazard_source) else None
+    subject = x.tag or x.zone or x.hazard_source
+    keys = subject_keys(scenario, x) if subject and x.alert != "*" else None
     states: dict[str, str] = {k: "normal" for k in keys or ()}
     for r in rows:
         if r.t_ms <= at:
@@ -164,8 +217,10 @@ def _state_at(
     named.update(states)
     if not states:
         states = {"(none)": "normal"}
-    off = {k: v for k, v in states.items() if v != x.state}
+    wanted = x.state or ()
+    off = {k: v for k, v in states.items() if v not in wanted}
     if off:
         shown = ", ".join(f"{k.split('|', 1)[1]}: {v}" for k, v in sorted(off.items()))
-        return f"at {format_duration(at)}, expected {what} {x.state}; found {shown}"
+        expected = " or ".join(wanted)
+        return f"at {format_duration(at)}, expected {what} {expected}; found {shown}"
     return None

@@ -4,6 +4,7 @@ rule pack, every problem at once as ``file:line:col: ...`` (raised as ``Scenario
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,7 @@ from safety_hub.yamlfile import (
     YamlSyntaxError,
     original_index,
     parse_document,
+    parse_yaml,
 )
 
 AnyDevice = s.LeakDevice | s.TankDevice | s.SisDevice | s.DetectorDevice | s.ProcessDevice
@@ -118,6 +120,58 @@ def load_scenario(source: str | Path, *, name: str | None = None) -> Scenario:
     else:
         text, file, base = source, name or "<scenario>", Path.cwd()
     return parse_scenario(text, file, base)
+
+
+_LOAD_ERROR_LINE = re.compile(r"^expect_load_error[ \t]*:(.*)$", re.MULTILINE)
+
+
+def declared_load_errors(text: str) -> tuple[int, tuple[str, ...]] | None:
+    """(line, texts) of a file's ``expect_load_error:``, read even when the rest of the file is
+    broken (the line alone when the file is not YAML); None when it declares none."""
+    value: object = None
+    line = 0
+    try:
+        parsed = parse_yaml(text)
+    except YamlSyntaxError:
+        parsed = None
+    if parsed is not None and isinstance(parsed.data, dict):
+        if "expect_load_error" not in parsed.data:
+            return None
+        value = parsed.data["expect_load_error"]
+        line = parsed.marks.get(("expect_load_error",), (0, 0))[0]
+    else:
+        match = _LOAD_ERROR_LINE.search(text)
+        if match is None:
+            return None
+        line = text.count("\n", 0, match.start()) + 1
+        try:
+            value = parse_yaml(match.group(1)).data
+        except YamlSyntaxError:
+            return None
+    try:
+        return line, s.expected_texts(value)
+    except ValueError:
+        return None
+
+
+def load_error_failures(path: Path, error: ScenarioError) -> list[str] | None:
+    """How a file that failed to load missed its ``expect_load_error:`` (empty: every text is
+    in some error line); None when it declares none, so the errors are real errors."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
+    declared = declared_load_errors(text)
+    if declared is None:
+        return None
+    line, texts = declared
+    lowered = [e.lower() for e in error.errors]
+    return [
+        f"{path}:{line}:1: expected a load error containing {x!r}; the errors were:\n  "
+        + "\n  ".join(error.errors)
+        for x in texts
+        if not any(x.lower() in e for e in lowered)
+    ]
 
 
 def parse_scenario(text: str, file: str, base: Path) -> Scenario:
@@ -389,11 +443,11 @@ class _Checker:
                     self.fail(
                         (*p, "tag"), f"tag {e.tag!r} is a {info.kind} tag, not a gas detector"
                     )
-            elif isinstance(e, s.ForceValue | s.ReleaseValue):
+            elif isinstance(e, s.ForceValue | s.ReleaseValue | s.InjectReading):
                 self.tag(plant, e.tag, e.enterprise, (*p, "tag"))
             elif isinstance(e, s.GatewayDown | s.GatewayUp | s.ClockSkew):
                 self._enterprise(plant, e.enterprise, p)
-            elif isinstance(e, s.Acknowledge | s.Reset | s.Shelve | s.Unshelve):
+            elif isinstance(e, s.OperatorEvent):
                 self._alarm_ref(plant, pack, e, p)
 
     def _enterprise(self, plant: Plant, code: str | None, p: YamlPath) -> None:
@@ -407,7 +461,7 @@ class _Checker:
         self,
         plant: Plant,
         pack: RulePack,
-        e: s.Expectation | s.Acknowledge | s.Reset | s.Shelve | s.Unshelve,
+        e: s.Expectation | s.OperatorEvent | s.AlarmRef,
         p: YamlPath,
     ) -> None:
         if e.alert is not None and e.alert != "*" and e.alert not in pack:
@@ -433,7 +487,9 @@ class _Checker:
         for i, x in enumerate(self.m.expect):
             p: YamlPath = ("expect", i)
             self._alarm_ref(plant, pack, x, p)
-            for key in ("raised_between", "cleared_between", "flood_between"):
+            if x.first_out is not None:
+                self._alarm_ref(plant, pack, x.first_out, (*p, "first_out"))
+            for key in ("raised_between", "cleared_between", "flood_between", "within"):
                 window = getattr(x, key)
                 if window is not None and window[0] > self.m.duration:
                     self.fail((*p, key), f"{key} starts after the end of the scenario")

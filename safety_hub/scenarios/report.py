@@ -14,6 +14,9 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from safety_hub.alarms import Transition
+from safety_hub.alarms.model import DISPLAYED_STATES
+
+_SHOWN = frozenset(state.value for state in DISPLAYED_STATES)
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +101,15 @@ class ReplayResult:
     def raised(self) -> list[TimelineRow]:
         return [r for r in self.timeline if r.action == "raise"]
 
+    @property
+    def annunciations(self) -> list[TimelineRow]:
+        """Every entry into ``unacknowledged`` (docs/alarms.md): what sounds and counts."""
+        return [r for r in self.timeline if r.annunciated]
+
+    def first_outs(self) -> list[tuple[str, TimelineRow]]:
+        """(hazard source, first annunciation) of every episode, as the console pins them."""
+        return first_outs(self.timeline)
+
     def keys_raised(self) -> list[str]:
         """Alarm keys in the order they were first raised."""
         out: list[str] = []
@@ -118,6 +130,10 @@ class ReplayResult:
             "timeline": [r.as_json() for r in self.timeline],
             "alarms": self.alarms,
             "floods": self.floods,
+            "first_outs": [
+                {"hazard_source": source, **_first_out_json(row)}
+                for source, row in self.first_outs()
+            ],
             "field_events": [
                 {"t": format_clock(n.at_ms - self.start_ms), "ts_ms": n.at_ms, "text": n.text}
                 for n in self.notes
@@ -126,9 +142,40 @@ class ReplayResult:
                 "messages": self.messages,
                 "readings": self.readings,
                 "rejected_readings": self.rejected,
+                "annunciations": len(self.annunciations),
                 "wall_s": round(self.wall_s, 3),
             },
         }
+
+
+def first_outs(timeline: list[TimelineRow]) -> list[tuple[str, TimelineRow]]:
+    """The first-out of every episode of each hazard source (docs/alarms.md, First-out): an
+    episode starts with an annunciation while nothing of the source is shown and ends when
+    nothing of it is shown any more. Alarms without a hazard source have none."""
+    shown: dict[str, set[str]] = {}
+    open_episode: set[str] = set()
+    out: list[tuple[str, TimelineRow]] = []
+    for r in timeline:
+        source = r.hazard_source
+        if not source:
+            continue
+        keys = shown.setdefault(source, set())
+        if r.annunciated and source not in open_episode:
+            open_episode.add(source)
+            out.append((source, r))
+        if r.to_state in _SHOWN:
+            keys.add(r.key)
+        else:
+            keys.discard(r.key)
+        if not keys:
+            open_episode.discard(source)
+    return out
+
+
+def _first_out_json(r: TimelineRow) -> dict[str, Any]:
+    keys = ("t", "t_ms", "seq", "alert", "enterprise", "subject", "key", "priority")
+    row = r.as_json()
+    return {k: row[k] for k in keys}
 
 
 def format_clock(ms: int) -> str:

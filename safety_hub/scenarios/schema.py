@@ -36,7 +36,50 @@ def _window(value: Any) -> tuple[int, int]:
     return lo, hi
 
 
+def _reading_ts(value: Any) -> tuple[str, int]:
+    """``("offset", ms)`` from the event's time (``-5m``, ``+2h``) or ``("epoch", ms)``."""
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            raise ValueError("an absolute ts needs a UTC offset, e.g. 2026-06-01T08:05:00+08:00")
+        return "epoch", round(value.timestamp() * 1000)
+    if isinstance(value, str) and value.strip()[:1] in ("+", "-"):
+        text = value.strip()
+        ms = parse_duration(text[1:])
+        return "offset", -ms if text[0] == "-" else ms
+    if isinstance(value, str):
+        try:
+            when = datetime.fromisoformat(value.strip())
+        except ValueError:
+            when = None
+        if when is not None:
+            return _reading_ts(when)
+    raise ValueError(
+        f"ts {value!r}: give a signed offset from at (-5m, +2h, +0s) or an ISO 8601 time "
+        "with its UTC offset (2026-06-01T08:05:00+08:00)"
+    )
+
+
+def _states(value: Any) -> tuple[str, ...]:
+    names = value if isinstance(value, list) else [value]
+    if not names or not all(isinstance(n, str) for n in names):
+        raise ValueError("state: a state name, or a non-empty list of them")
+    bad = [n for n in names if n not in ALARM_STATES]
+    if bad:
+        raise ValueError(f"unknown state {bad[0]!r}; use one of {', '.join(ALARM_STATES)}")
+    return tuple(names)
+
+
+def expected_texts(value: Any) -> tuple[str, ...]:
+    texts = value if isinstance(value, list) else [value]
+    if not texts or not all(isinstance(x, str) and x.strip() for x in texts):
+        raise ValueError("expect_load_error: a text, or a non-empty list of non-empty texts")
+    return tuple(texts)
+
+
 SignedDuration = Annotated[int, PlainValidator(_signed_duration)]
+ReadingTs = Annotated[tuple[str, int], PlainValidator(_reading_ts)]
+States = Annotated[tuple[str, ...], PlainValidator(_states)]
+Texts = Annotated[tuple[str, ...], PlainValidator(expected_texts)]
 Window = Annotated[tuple[int, int], PlainValidator(_window)]
 Number = Annotated[float, Field(strict=False)]
 PositiveNumber = Annotated[float, Field(strict=False, gt=0)]
@@ -272,6 +315,8 @@ class OperatorEvent(_Event):
     hazard_source: str | None = None
     user: Annotated[str, Field(min_length=1)] = "tester"
     comment: str | None = None
+    expect_refused: Annotated[str, Field(min_length=1)] | None = None
+    """the alarm service must refuse the action: a fragment of ``code: message``"""
 
 
 class Acknowledge(OperatorEvent):
@@ -290,6 +335,32 @@ class Shelve(OperatorEvent):
 
 class Unshelve(OperatorEvent):
     type: Literal["unshelve"]
+
+
+class RemoveFromService(OperatorEvent):
+    type: Literal["out_of_service"]
+    reason: Annotated[str, Field(min_length=1)]
+
+
+class ReturnToService(OperatorEvent):
+    type: Literal["return_to_service"]
+
+
+AnyOperatorEvent = Acknowledge | Reset | Shelve | Unshelve | RemoveFromService | ReturnToService
+
+
+class InjectReading(_Event):
+    """One reading with its own timestamp, sent in a message of its own by the gateway."""
+
+    type: Literal["reading"]
+    tag: str
+    enterprise: str | None = None
+    value: Number
+    quality: Literal["good", "bad", "uncertain"] = "good"
+    ts: ReadingTs | None = None
+    """default: the event's time"""
+    expect_rejected: Annotated[str, Field(min_length=1)] | None = None
+    """the hub must reject it: a fragment of ``reason: detail`` of its rejection report"""
 
 
 Event = Annotated[
@@ -312,11 +383,14 @@ Event = Annotated[
     | Acknowledge
     | Reset
     | Shelve
-    | Unshelve,
+    | Unshelve
+    | RemoveFromService
+    | ReturnToService
+    | InjectReading,
     Field(discriminator="type"),
 ]
 
-OPERATOR_EVENTS = ("ack", "reset", "shelve", "unshelve")
+OPERATOR_EVENTS = ("ack", "reset", "shelve", "unshelve", "out_of_service", "return_to_service")
 DEVICE_TYPES = ("leak", "tank", "sis", "detector", "process")
 EVENT_TYPES = (
     "leak_start",
@@ -335,10 +409,11 @@ EVENT_TYPES = (
     "gateway_down",
     "gateway_up",
     "clock_skew",
+    "reading",
     *OPERATOR_EVENTS,
 )
 
-AlarmStateName = Literal[
+ALARM_STATES = (
     "normal",
     "unacknowledged",
     "acknowledged",
@@ -347,10 +422,47 @@ AlarmStateName = Literal[
     "shelved",
     "suppressed",
     "out_of_service",
-]
+)
 
 
 # -- expectations ------------------------------------------------------------------------------
+
+
+class Bounds(_Model):
+    min: Annotated[int, Field(ge=0)] | None = None
+    max: Annotated[int, Field(ge=0)] | None = None
+
+    @model_validator(mode="after")
+    def _some(self) -> Bounds:
+        if self.min is None and self.max is None:
+            raise ValueError("give min, max or both")
+        if self.min is not None and self.max is not None and self.max < self.min:
+            raise ValueError(f"max {self.max} is below min {self.min}")
+        return self
+
+
+class AlarmRef(_Model):
+    """An alarm named by its alert and subject (``first_out``)."""
+
+    alert: str
+    enterprise: str | None = None
+    tag: str | None = None
+    zone: str | None = None
+    hazard_source: str | None = None
+
+
+EXPECTATION_KINDS = (
+    "raised_between",
+    "not_raised",
+    "cleared_between",
+    "state_at",
+    "flood_between",
+    "no_flood",
+    "annunciations",
+    "first_out",
+)
+_WITHIN_KINDS = ("annunciations", "first_out", "no_flood")
+_SUBJECTS = ("enterprise", "tag", "zone", "hazard_source")
 
 
 class Expectation(_Model):
@@ -364,38 +476,43 @@ class Expectation(_Model):
     not_raised: bool | None = None
     cleared_between: Window | None = None
     state_at: Duration | None = None
-    state: AlarmStateName | None = None
+    state: States | None = None
+    """one state, or a list: any of them"""
     priority: Literal["critical", "high", "medium", "low"] | None = None
     count: Annotated[int, Field(ge=0)] | None = None
     """raised_between: exactly this many matching alarms (default: at least one)"""
     flood_between: Window | None = None
+    no_flood: bool | None = None
+    annunciations: Bounds | None = None
+    """how many times matching alarms annunciated (entered unacknowledged)"""
+    first_out: AlarmRef | None = None
+    """the first matching alarm to annunciate"""
+    within: Window | None = None
+    """annunciations, first_out, no_flood: only this window (default: the whole run)"""
 
     @model_validator(mode="after")
     def _one_kind(self) -> Expectation:
-        kinds = [
-            k
-            for k in (
-                "raised_between",
-                "not_raised",
-                "cleared_between",
-                "state_at",
-                "flood_between",
-            )
-            if getattr(self, k) is not None
-        ]
+        kinds = [k for k in EXPECTATION_KINDS if getattr(self, k) is not None]
         if len(kinds) != 1:
             raise ValueError(
-                "an expectation needs exactly one of raised_between, not_raised, "
-                f"cleared_between, state_at, flood_between; this one has {', '.join(kinds) or 'none'}"
+                f"an expectation needs exactly one of {', '.join(EXPECTATION_KINDS)}; "
+                f"this one has {', '.join(kinds) or 'none'}"
             )
+        kind = kinds[0]
         if self.not_raised is False:
             raise ValueError("not_raised: false expects nothing; use raised_between")
+        if self.no_flood is False:
+            raise ValueError("no_flood: false expects nothing; use flood_between")
         if (self.state_at is None) != (self.state is None):
             raise ValueError("state_at and state go together")
-        if self.flood_between is None and self.alert is None:
+        if self.within is not None and kind not in _WITHIN_KINDS:
+            raise ValueError(f"within goes with {', '.join(_WITHIN_KINDS)}, not {kind}")
+        if kind in ("flood_between", "no_flood"):
+            named = [k for k in ("alert", *_SUBJECTS) if getattr(self, k) is not None]
+            if named:
+                raise ValueError(f"{kind} is about all alarms: leave out {', '.join(named)}")
+        elif self.alert is None and kind != "first_out":
             raise ValueError('missing required key alert (an alert name, or "*" for any)')
-        if self.flood_between is not None and self.alert is not None:
-            raise ValueError("flood_between is about all alarms: leave out alert")
         return self
 
 
@@ -421,3 +538,5 @@ class ScenarioModel(_Model):
     expect: list[Expectation] = []
     only_expected: bool = False
     """fail on any raised alarm that no raised_between expectation names"""
+    expect_load_error: Texts | None = None
+    """the file must fail to load, with errors containing each of these texts"""
