@@ -59,14 +59,21 @@ def on_condition(
     if condition.active:
         if alarm.active:
             return replace(described, changed_ms=now_ms), Action.UPDATE
-        activated = replace(described, active=True, active_since_ms=now_ms, changed_ms=now_ms)
+        activated = _activate(described, condition, now_ms)
         if activated.hidden:
             return activated, Action.RAISE  # tracks the condition, does not annunciate or latch
+        if activated.latched:
+            return _reactivate(activated), Action.REACTIVATE
         return _annunciate(activated, now_ms), Action.RAISE
     if not alarm.active:
         return None
     cleared = replace(
-        described, active=False, active_since_ms=None, cleared_ms=now_ms, changed_ms=now_ms
+        described,
+        active=False,
+        active_since_ms=None,
+        arrived_ms=None,
+        cleared_ms=now_ms,
+        changed_ms=now_ms,
     )
     if cleared.hidden:
         return cleared, Action.CLEAR
@@ -77,6 +84,28 @@ def on_condition(
     else:
         state = AlarmState.RTN_UNACKNOWLEDGED
     return replace(cleared, state=state), Action.CLEAR
+
+
+def _activate(alarm: Alarm, condition: Condition, now_ms: int) -> Alarm:
+    """The condition became active: since its source time (never later than now, so late data
+    keeps when it happened), arrived now."""
+    since = min(condition.ts_ms, now_ms)
+    return replace(
+        alarm,
+        active=True,
+        active_since_ms=since,
+        last_active_ms=since,
+        arrived_ms=now_ms,
+        changed_ms=now_ms,
+    )
+
+
+def _reactivate(alarm: Alarm) -> Alarm:
+    """The condition came back while the latch holds (GB/T 50493, ISA-18.2 latching): the same
+    alarm is in alarm again, not a new one. It stays acknowledged or not as it was, counts the
+    return and does not annunciate."""
+    state = AlarmState.ACKNOWLEDGED if alarm.acknowledged else AlarmState.UNACKNOWLEDGED
+    return replace(alarm, state=state, returns=alarm.returns + 1)
 
 
 def acknowledge(alarm: Alarm, *, user: str, now_ms: int) -> Alarm:
@@ -200,6 +229,7 @@ def _annunciate(alarm: Alarm, now_ms: int) -> Alarm:
         raised_ms=now_ms,
         first_raised_ms=now_ms if alarm.first_raised_ms is None else alarm.first_raised_ms,
         count=alarm.count + 1,
+        returns=0,
         changed_ms=now_ms,
     )
 

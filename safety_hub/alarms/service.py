@@ -58,7 +58,7 @@ class _Step:
 
     @property
     def annunciated(self) -> bool:
-        return is_annunciation(self.from_state, self.after.state)
+        return is_annunciation(self.from_state, self.after.state, self.action)
 
 
 class AlarmService:
