@@ -13,6 +13,7 @@ from typing import Any
 
 from safety_hub.alarms.errors import IllegalTransition, InvalidAction
 from safety_hub.alarms.model import (
+    OOS_REGISTRY,
     Action,
     Alarm,
     AlarmClass,
@@ -45,16 +46,20 @@ def on_condition(
     now_ms: int,
     grade: int | None,
     suppressed_by: tuple[str, ...],
+    out_of_service: OutOfService | None = None,
 ) -> tuple[Alarm, Action] | None:
     """The alarm after a condition change, or None when nothing changes.
 
     A clear of an unknown key or of an alarm whose condition is already clear changes nothing.
     A re-trigger while active is an update (value and time), never a second instance.
+    ``suppressed_by`` and ``out_of_service`` (the registry's) apply to a new instance only.
     """
     if alarm is None:
         if not condition.active:
             return None
         alarm = _new_alarm(condition, new_id, now_ms, grade, suppressed_by)
+        if out_of_service is not None:
+            alarm = replace(alarm, out_of_service=out_of_service, state=AlarmState.OUT_OF_SERVICE)
     described = replace(alarm, **_description(condition, grade))
     if condition.active:
         if alarm.active:
@@ -188,7 +193,25 @@ def return_to_service(alarm: Alarm, *, user: str, now_ms: int) -> Alarm:
     _require(alarm, Action.RETURN_TO_SERVICE, user=user)
     if alarm.out_of_service is None:
         raise IllegalTransition(alarm, Action.RETURN_TO_SERVICE, "not out of service")
+    if alarm.out_of_service.source == OOS_REGISTRY:
+        raise IllegalTransition(
+            alarm, Action.RETURN_TO_SERVICE, "out of service in the plant registry"
+        )
     return _settle(replace(alarm, out_of_service=None), now_ms, was_hidden=alarm.hidden)
+
+
+def set_registry_out_of_service(
+    alarm: Alarm, oos: OutOfService | None, design_causes: tuple[str, ...], *, now_ms: int
+) -> Alarm:
+    """The plant registry holds the alarm's tag out of service (``oos``, its who, why and
+    since) or no longer does (None). The registry's word replaces an operator's out of service;
+    releasing it touches only the registry's. ``design_causes`` are the alarm's suppression
+    causes other than the registry's (an older journal kept the registry's among them)."""
+    current = alarm.out_of_service
+    if oos is None and (current is None or current.source != OOS_REGISTRY):
+        oos = current
+    changed = replace(alarm, out_of_service=oos, suppressed_by=design_causes)
+    return _settle(changed, now_ms, was_hidden=alarm.hidden)
 
 
 def set_suppressed_by(alarm: Alarm, causes: tuple[str, ...], *, now_ms: int) -> Alarm:

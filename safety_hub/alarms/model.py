@@ -170,6 +170,10 @@ class Shelve:
 # Who took an alarm out of service: an operator through the API, or the plant registry.
 OOS_OPERATOR = "operator"
 OOS_REGISTRY = "registry"
+# The plant state a rule's ``suppressed_by`` names for a tag out of service in the registry: it
+# reaches the service as a suppression cause and becomes the out-of-service state (ISA-18.2
+# keeps out of service and suppression by design apart).
+REGISTRY_OOS_CAUSE = "out_of_service"
 
 
 @dataclass(frozen=True, slots=True)

@@ -262,67 +262,6 @@ def test_gas_returning_to_an_acknowledged_latch_stays_acknowledged() -> None:
     assert (back.action, back.annunciated, back.from_state) == (Action.REACTIVATE, False, S.LATCHED)
 
 
-def test_latched_alarm_chattering_annunciates_once_and_counts_its_returns() -> None:
-    """Level-1 gas in and out every 20 s while nobody acknowledges: one annunciation in all,
-    every return counted, no flood, yet the alarm chatters in the KPIs."""
-    rig = Rig()
-    for _ in range(15):
-        rig.on(L1, **gas(1), value=1.5)
-        rig.advance(10 * SECOND)
-        rig.off(L1, **gas(1), value=0.2)
-        rig.advance(10 * SECOND)
-    rig.on(L1, **gas(1), value=1.5)
-    alarm = rig.alarm(L1)
-    assert (alarm.state, alarm.count, alarm.returns) == (S.UNACKNOWLEDGED, 1, 15)
-    assert alarm.last_active_ms == rig.clock.now_ms()
-    assert [e.annunciated for e in rig.events].count(True) == 1
-    assert rig.svc.floods() == []
-    kpis = rig.svc.kpis(window_ms=HOUR)
-    assert kpis.annunciations == 1
-    # an edge every 10 s: seven of them (0, 10, ... 60 s) within one minute
-    assert [(c.key, c.count) for c in kpis.chattering] == [(L1, 7)]
-    rig.svc.acknowledge(alarm.id, "op1")
-    rig.off(L1, **gas(1))
-    rig.svc.reset(alarm.id, "op1")
-    rig.on(L1, **gas(1))
-    fresh = rig.alarm(L1)  # after the reset a return is a new alarm again
-    assert (fresh.state, fresh.count, fresh.returns) == (S.UNACKNOWLEDGED, 2, 0)
-
-
-def test_late_data_is_active_since_its_source_time_and_keeps_its_arrival() -> None:
-    """A reading that arrives 5 minutes late: active since the reading's time, arrived (and
-    annunciated) now; a source time in the future is taken as now."""
-    rig = Rig()
-    rig.advance(HOUR)
-    now = rig.clock.now_ms()
-    rig.on(KEY, ts_ms=now - 5 * MINUTE)
-    late = rig.alarm(KEY)
-    assert (late.active_since_ms, late.last_active_ms) == (now - 5 * MINUTE, now - 5 * MINUTE)
-    assert (late.arrived_ms, late.raised_ms, late.event_ts_ms) == (now, now, now - 5 * MINUTE)
-    rig.off(KEY)
-    assert (rig.alarm(KEY).active_since_ms, rig.alarm(KEY).arrived_ms) == (None, None)
-    rig.on(KEY, ts_ms=now + MINUTE)
-    assert rig.alarm(KEY).active_since_ms == now
-
-
-def test_reset_of_a_returned_latch_reannunciates() -> None:
-    """The existing reset rule holds for a returned latch: acked, active again, reset -> a new
-    annunciation (GB/T 50493: reset while over the limit re-annunciates), returns start over."""
-    rig = Rig()
-    rig.on(L1, **gas(1))
-    rig.off(L1, **gas(1))
-    rig.svc.acknowledge(rig.alarm(L1).id, "op1")
-    rig.on(L1, **gas(1))
-    after = rig.svc.reset(rig.alarm(L1).id, "op1")
-    assert (after.state, after.count, after.returns, after.latched) == (
-        S.UNACKNOWLEDGED,
-        2,
-        0,
-        True,
-    )
-    assert rig.events[-1].annunciated
-
-
 @pytest.mark.parametrize(
     ("rule", "level", "grade", "effective"),
     [
