@@ -1,5 +1,5 @@
-"""Alarm system performance (ISA-18.2 / EEMUA 191): alarms per 10 minutes, time in flood, top
-bad actors, priority mix, time to acknowledge, standing alarms."""
+"""Alarm system performance (ISA-18.2 / EEMUA 191): alarms per 10 minutes, time in flood,
+chattering alarms, top bad actors, priority mix, time to acknowledge, standing alarms."""
 
 from __future__ import annotations
 
@@ -65,6 +65,30 @@ def build(plant: Plant, pack: RulePack) -> Dashboard:
             steps=[Step("green"), Step("orange", 5), Step("red", 10)],
             threshold_style="dashed",
             width=24,
+        ),
+        stat(
+            "振荡报警 Chattering alarms (last 10 min)",
+            f"SELECT last({ident('alarms_chattering')}) FROM {ident(HUB_STATS)} "
+            f"WHERE {TIME_FILTER}",
+            steps=[Step("green"), Step("red", 1)],
+            width=8,
+            height=8,
+            description="Alarms that chattered in the last 10 minutes: 3 or more transitions "
+            "into or out of alarm within 60 s (ISA-18.2 / EEMUA 191; target 0). A latched gas "
+            "alarm whose gas comes and goes counts here although it annunciates once.",
+        ),
+        timeseries(
+            "振荡报警数 Chattering alarms over time",
+            [
+                Target(
+                    f"SELECT max({ident('alarms_chattering')}) FROM {ident(HUB_STATS)} "
+                    f"WHERE {TIME_FILTER} GROUP BY time({INTERVAL}) fill(none)",
+                    alias="chattering (last 10 min)",
+                )
+            ],
+            steps=[Step("green"), Step("red", 1)],
+            threshold_style="dashed",
+            width=16,
         ),
         Row("报警构成 Alarm composition"),
         table(

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from safety_hub.alarms.model import (
+    CONDITION_EDGES,
     HIDDEN_STATES,
     Action,
     Alarm,
@@ -32,7 +33,7 @@ FLOOD_WINDOW_MS = TEN_MIN_MS
 FLOOD_STARTS_ABOVE = 10  # annunciations in the sliding window
 FLOOD_ENDS_BELOW = 5
 CHATTER_WINDOW_MS = MINUTE_MS
-CHATTER_TRANSITIONS = 3  # into or out of alarm, within the window
+CHATTER_TRANSITIONS = 3  # into or out of alarm (CONDITION_EDGES), within the window
 STANDING_AFTER_MS = DAY_MS
 BAD_ACTORS = 10
 
@@ -238,7 +239,7 @@ def compute_kpis(
     for e in in_window:
         if (
             e.alarm_id is not None
-            and e.action in (Action.RAISE, Action.CLEAR)
+            and e.action in CONDITION_EDGES
             and e.to_state not in HIDDEN_STATES
         ):
             chatter_times[e.alarm_id].append(e.ts_ms)

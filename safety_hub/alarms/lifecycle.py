@@ -13,6 +13,7 @@ from typing import Any
 
 from safety_hub.alarms.errors import IllegalTransition, InvalidAction
 from safety_hub.alarms.model import (
+    OOS_REGISTRY,
     Action,
     Alarm,
     AlarmClass,
@@ -45,28 +46,39 @@ def on_condition(
     now_ms: int,
     grade: int | None,
     suppressed_by: tuple[str, ...],
+    out_of_service: OutOfService | None = None,
 ) -> tuple[Alarm, Action] | None:
     """The alarm after a condition change, or None when nothing changes.
 
     A clear of an unknown key or of an alarm whose condition is already clear changes nothing.
     A re-trigger while active is an update (value and time), never a second instance.
+    ``suppressed_by`` and ``out_of_service`` (the registry's) apply to a new instance only.
     """
     if alarm is None:
         if not condition.active:
             return None
         alarm = _new_alarm(condition, new_id, now_ms, grade, suppressed_by)
+        if out_of_service is not None:
+            alarm = replace(alarm, out_of_service=out_of_service, state=AlarmState.OUT_OF_SERVICE)
     described = replace(alarm, **_description(condition, grade))
     if condition.active:
         if alarm.active:
             return replace(described, changed_ms=now_ms), Action.UPDATE
-        activated = replace(described, active=True, active_since_ms=now_ms, changed_ms=now_ms)
+        activated = _activate(described, condition, now_ms)
         if activated.hidden:
             return activated, Action.RAISE  # tracks the condition, does not annunciate or latch
+        if activated.latched:
+            return _reactivate(activated), Action.REACTIVATE
         return _annunciate(activated, now_ms), Action.RAISE
     if not alarm.active:
         return None
     cleared = replace(
-        described, active=False, active_since_ms=None, cleared_ms=now_ms, changed_ms=now_ms
+        described,
+        active=False,
+        active_since_ms=None,
+        arrived_ms=None,
+        cleared_ms=now_ms,
+        changed_ms=now_ms,
     )
     if cleared.hidden:
         return cleared, Action.CLEAR
@@ -77,6 +89,28 @@ def on_condition(
     else:
         state = AlarmState.RTN_UNACKNOWLEDGED
     return replace(cleared, state=state), Action.CLEAR
+
+
+def _activate(alarm: Alarm, condition: Condition, now_ms: int) -> Alarm:
+    """The condition became active: since its source time (never later than now, so late data
+    keeps when it happened), arrived now."""
+    since = min(condition.ts_ms, now_ms)
+    return replace(
+        alarm,
+        active=True,
+        active_since_ms=since,
+        last_active_ms=since,
+        arrived_ms=now_ms,
+        changed_ms=now_ms,
+    )
+
+
+def _reactivate(alarm: Alarm) -> Alarm:
+    """The condition came back while the latch holds (GB/T 50493, ISA-18.2 latching): the same
+    alarm is in alarm again, not a new one. It stays acknowledged or not as it was, counts the
+    return and does not annunciate."""
+    state = AlarmState.ACKNOWLEDGED if alarm.acknowledged else AlarmState.UNACKNOWLEDGED
+    return replace(alarm, state=state, returns=alarm.returns + 1)
 
 
 def acknowledge(alarm: Alarm, *, user: str, now_ms: int) -> Alarm:
@@ -159,7 +193,25 @@ def return_to_service(alarm: Alarm, *, user: str, now_ms: int) -> Alarm:
     _require(alarm, Action.RETURN_TO_SERVICE, user=user)
     if alarm.out_of_service is None:
         raise IllegalTransition(alarm, Action.RETURN_TO_SERVICE, "not out of service")
+    if alarm.out_of_service.source == OOS_REGISTRY:
+        raise IllegalTransition(
+            alarm, Action.RETURN_TO_SERVICE, "out of service in the plant registry"
+        )
     return _settle(replace(alarm, out_of_service=None), now_ms, was_hidden=alarm.hidden)
+
+
+def set_registry_out_of_service(
+    alarm: Alarm, oos: OutOfService | None, design_causes: tuple[str, ...], *, now_ms: int
+) -> Alarm:
+    """The plant registry holds the alarm's tag out of service (``oos``, its who, why and
+    since) or no longer does (None). The registry's word replaces an operator's out of service;
+    releasing it touches only the registry's. ``design_causes`` are the alarm's suppression
+    causes other than the registry's (an older journal kept the registry's among them)."""
+    current = alarm.out_of_service
+    if oos is None and (current is None or current.source != OOS_REGISTRY):
+        oos = current
+    changed = replace(alarm, out_of_service=oos, suppressed_by=design_causes)
+    return _settle(changed, now_ms, was_hidden=alarm.hidden)
 
 
 def set_suppressed_by(alarm: Alarm, causes: tuple[str, ...], *, now_ms: int) -> Alarm:
@@ -200,6 +252,7 @@ def _annunciate(alarm: Alarm, now_ms: int) -> Alarm:
         raised_ms=now_ms,
         first_raised_ms=now_ms if alarm.first_raised_ms is None else alarm.first_raised_ms,
         count=alarm.count + 1,
+        returns=0,
         changed_ms=now_ms,
     )
 

@@ -92,15 +92,25 @@ class Action(StrEnum):
     RETURN_TO_SERVICE = "return_to_service"
     SUPPRESS = "suppress"
     UNSUPPRESS = "unsuppress"
+    REACTIVATE = "reactivate"  # the condition came back while the latch holds: counted, silent
 
 
-def is_annunciation(from_state: AlarmState | None, to_state: AlarmState | None) -> bool:
+# Into or out of alarm: what the chattering KPI counts (ISA-18.2: ≥ 3 within 60 s).
+CONDITION_EDGES = frozenset({Action.RAISE, Action.CLEAR, Action.REACTIVATE})
+
+
+def is_annunciation(
+    from_state: AlarmState | None, to_state: AlarmState | None, action: Action | None = None
+) -> bool:
     """An annunciation is any entry into the unacknowledged state: it sounds and asks for an ack.
 
     That covers a new activation, re-activation after a clear, a reset while still active and an
     active alarm coming back from shelving, suppression or out of service. Counts, alarm rates,
-    floods and bad actors all count exactly these.
+    floods and bad actors all count exactly these. A latched alarm whose condition comes back
+    before its reset (`Action.REACTIVATE`) is the same alarm still in alarm, not a new one.
     """
+    if action is Action.REACTIVATE:
+        return False
     return to_state is AlarmState.UNACKNOWLEDGED and from_state is not AlarmState.UNACKNOWLEDGED
 
 
@@ -157,11 +167,29 @@ class Shelve:
     until_ms: int
 
 
+# Who took an alarm out of service: an operator through the API, or the plant registry.
+OOS_OPERATOR = "operator"
+OOS_REGISTRY = "registry"
+# The plant state a rule's ``suppressed_by`` names for a tag out of service in the registry: it
+# reaches the service as a suppression cause and becomes the out-of-service state (ISA-18.2
+# keeps out of service and suppression by design apart).
+REGISTRY_OOS_CAUSE = "out_of_service"
+
+
 @dataclass(frozen=True, slots=True)
 class OutOfService:
     by: str
     reason: str
     since_ms: int
+    source: str = OOS_OPERATOR  # operator | registry
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "by": self.by,
+            "reason": self.reason,
+            "since_ms": self.since_ms,
+            "source": self.source,
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,6 +236,10 @@ class Alarm:
     summary_en: str
     labels: Mapping[str, str]
     count: int  # annunciations
+    # Added after v1 of the journal: rows written before them load with these defaults.
+    returns: int = 0  # the condition came back while the latch held, since the last annunciation
+    last_active_ms: int | None = None  # source time the condition last became active
+    arrived_ms: int | None = None  # clock time the current activation reached the hub
 
     @property
     def hidden(self) -> bool:
@@ -241,11 +273,7 @@ class Alarm:
             },
             "out_of_service": None
             if self.out_of_service is None
-            else {
-                "by": self.out_of_service.by,
-                "reason": self.out_of_service.reason,
-                "since_ms": self.out_of_service.since_ms,
-            },
+            else self.out_of_service.as_json(),
             "suppressed_by": list(self.suppressed_by),
             "raised_ms": self.raised_ms,
             "first_raised_ms": self.first_raised_ms,
@@ -262,6 +290,9 @@ class Alarm:
             "summary_en": self.summary_en,
             "labels": dict(self.labels),
             "count": self.count,
+            "returns": self.returns,
+            "last_active_ms": self.last_active_ms,
+            "arrived_ms": self.arrived_ms,
         }
 
     @classmethod
@@ -303,6 +334,9 @@ class Alarm:
             summary_en=data["summary_en"],
             labels=dict(data["labels"]),
             count=int(data["count"]),
+            returns=int(data.get("returns", 0)),
+            last_active_ms=data.get("last_active_ms"),
+            arrived_ms=data.get("arrived_ms"),
         )
 
 
@@ -321,7 +355,7 @@ class Transition:
 
     @property
     def annunciated(self) -> bool:
-        return is_annunciation(self.from_state, self.to_state)
+        return is_annunciation(self.from_state, self.to_state, self.action)
 
     def as_json(self) -> dict[str, Any]:
         """The MQTT alarm event payload (docs/alarms.md); plain JSON types only."""
@@ -364,7 +398,7 @@ class JournalEntry:
 
     @property
     def annunciated(self) -> bool:
-        return is_annunciation(self.from_state, self.to_state)
+        return is_annunciation(self.from_state, self.to_state, self.action)
 
     def as_json(self) -> dict[str, Any]:
         return {

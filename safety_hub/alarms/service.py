@@ -22,11 +22,14 @@ from safety_hub.alarms.journal import AlarmJournal, JournalBatch
 from safety_hub.alarms.kpis import FloodEpisode, Kpis
 from safety_hub.alarms.model import (
     DISPLAYED_STATES,
+    OOS_REGISTRY,
+    REGISTRY_OOS_CAUSE,
     Action,
     Alarm,
     AlarmState,
     Condition,
     JournalEntry,
+    OutOfService,
     Priority,
     Transition,
     is_annunciation,
@@ -58,7 +61,7 @@ class _Step:
 
     @property
     def annunciated(self) -> bool:
-        return is_annunciation(self.from_state, self.after.state)
+        return is_annunciation(self.from_state, self.after.state, self.action)
 
 
 class AlarmService:
@@ -71,12 +74,17 @@ class AlarmService:
         hazard_grades: Mapping[str, int | None],
         *,
         max_shelve_ms: int = DEFAULT_MAX_SHELVE_MS,
+        registry_out_of_service: Mapping[tuple[str, str], OutOfService] | None = None,
     ) -> None:
+        """``registry_out_of_service``: (enterprise, tag) -> who, why and since of the tags the
+        plant registry holds out of service; their alarms whose rule names the plant state
+        ``out_of_service`` (cause ``REGISTRY_OOS_CAUSE``) show them in ``out_of_service``."""
         if max_shelve_ms <= 0:
             raise ValueError(f"max_shelve_ms={max_shelve_ms}: must be positive")
         self._journal = journal
         self._clock = clock
         self._grades = dict(hazard_grades)
+        self._registry_oos = dict(registry_out_of_service or {})
         self.max_shelve_ms = max_shelve_ms
         self._lock = threading.RLock()  # re-entrant: a listener may read the service
         self._listeners: builtins.list[Listener] = []
@@ -104,7 +112,10 @@ class AlarmService:
                 new_id=self._next_id,
                 now_ms=now,
                 grade=self._grades.get(condition.hazard_source),
-                suppressed_by=self._suppressions.get(condition.key, ()),
+                suppressed_by=self._design_causes(condition.key),
+                out_of_service=self._registry_hold(
+                    condition.key, condition.enterprise, condition.tag, now
+                ),
             )
             if result is None:
                 return []
@@ -339,7 +350,8 @@ class AlarmService:
         updated: dict[str, tuple[str, ...]] = {}
         for key in dict.fromkeys(keys):  # each key once, in the given order
             causes = self._suppressions.get(key, ())
-            if (cause in causes) == hold:
+            before = self._find(key)
+            if (cause in causes) == hold and not _registry_cause_as_design(before, cause):
                 continue
             if hold:
                 updated[key] = tuple(sorted({*causes, cause}))
@@ -347,10 +359,8 @@ class AlarmService:
             else:
                 updated[key] = tuple(c for c in causes if c != cause)
                 batch.released.append((key, cause))
-            before = self._find(key)
             if before is not None:
-                after = lifecycle.set_suppressed_by(before, updated[key], now_ms=now)
-                steps.append(_Step(before, after, action, None, cause))
+                steps.append(self._suppression_step(before, cause, updated[key], hold, now))
             else:  # no alarm yet: the journal still records what was suppressed, when and why
                 batch.entries.append(
                     JournalEntry(
@@ -372,6 +382,40 @@ class AlarmService:
         if not updated:
             return []
         return self._commit(now, steps, batch, suppressions=updated)
+
+    def _design_causes(self, key: str, causes: Iterable[str] | None = None) -> tuple[str, ...]:
+        """The suppression-by-design causes of ``key`` (the registry's is out of service)."""
+        held = self._suppressions.get(key, ()) if causes is None else causes
+        return tuple(c for c in held if c != REGISTRY_OOS_CAUSE)
+
+    def _registry_hold(
+        self, key: str, enterprise: str, tag: str | None, now: int
+    ) -> OutOfService | None:
+        """The registry's out of service of ``key``'s tag while its cause holds the key."""
+        if REGISTRY_OOS_CAUSE not in self._suppressions.get(key, ()):
+            return None
+        return self._registry_entry(enterprise, tag, now)
+
+    def _registry_entry(self, enterprise: str, tag: str | None, now: int) -> OutOfService:
+        """The registry's who, why and since for the tag (a generic one if it was not given)."""
+        known = self._registry_oos.get((enterprise, tag or ""))
+        if known is not None:
+            return known
+        return OutOfService("registry", "out of service in the plant registry", now, OOS_REGISTRY)
+
+    def _suppression_step(
+        self, before: Alarm, cause: str, causes: tuple[str, ...], hold: bool, now: int
+    ) -> _Step:
+        """One alarm's change when ``cause`` now holds it (``hold``) or no longer does."""
+        design = self._design_causes(before.key, causes)
+        if cause != REGISTRY_OOS_CAUSE:
+            after = lifecycle.set_suppressed_by(before, design, now_ms=now)
+            return _Step(before, after, Action.SUPPRESS if hold else Action.UNSUPPRESS, None, cause)
+        oos = self._registry_entry(before.enterprise, before.tag, now) if hold else None
+        after = lifecycle.set_registry_out_of_service(before, oos, design, now_ms=now)
+        if oos is not None:
+            return _Step(before, after, Action.OUT_OF_SERVICE, oos.by, f"registry: {oos.reason}")
+        return _Step(before, after, Action.RETURN_TO_SERVICE, None, "registry: back in service")
 
     def _commit_one(self, now: int, step: _Step) -> Alarm:
         self._commit(now, [step])
@@ -489,6 +533,16 @@ class AlarmService:
                     log.exception(
                         "alarm listener %r failed on transition %d", listener, transition.seq
                     )
+
+
+def _registry_cause_as_design(alarm: Alarm | None, cause: str) -> bool:
+    """A journal from before out of service was its own state kept the registry's cause among
+    the alarm's design causes: holding it again turns that into the out-of-service state."""
+    return (
+        alarm is not None
+        and cause == REGISTRY_OOS_CAUSE
+        and REGISTRY_OOS_CAUSE in alarm.suppressed_by
+    )
 
 
 def _list_time(alarm: Alarm) -> int:

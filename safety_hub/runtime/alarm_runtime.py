@@ -24,7 +24,8 @@ from pathlib import Path
 
 import msgspec
 
-from safety_hub.alarms import AlarmJournal, AlarmService, Condition, Transition
+from safety_hub.alarms import AlarmJournal, AlarmService, Condition, OutOfService, Transition
+from safety_hub.alarms.model import OOS_REGISTRY
 from safety_hub.clock import Clock
 from safety_hub.errors import DiskFullError
 from safety_hub.ingest.intake import LogBudget
@@ -78,6 +79,16 @@ def alarm_event_line(t: Transition) -> str:
     if t.user:
         fields.append(f'user="{escape_string_field(t.user)}"')
     return prefix + ",".join(fields) + f" {t.ts_ms}"
+
+
+def registry_out_of_service(plant: Plant) -> dict[tuple[str, str], OutOfService]:
+    """Who, why and since of every tag the plant registry holds out of service, for their
+    alarms' ``out_of_service`` (docs/registry.md)."""
+    return {
+        key: OutOfService(oos.by, oos.reason, int(oos.since.timestamp() * 1000), OOS_REGISTRY)
+        for key, info in plant.tags.items()
+        if (oos := info.out_of_service) is not None
+    }
 
 
 class _SnapshotStore:
@@ -155,7 +166,9 @@ class AlarmRuntime:
         self._gateway_online: dict[str, bool] = {}
         grades = {code: hs.computed_grade for code, hs in plant.hazard_sources.items()}
         journal = AlarmJournal(data_dir / "alarms.sqlite")
-        self.service = AlarmService(journal, clock, grades)
+        self.service = AlarmService(
+            journal, clock, grades, registry_out_of_service=registry_out_of_service(plant)
+        )
         self._snapshots = _SnapshotStore(data_dir / "engine.sqlite")
         saved = self._snapshots.load()
         self.engine: RuleEngine
@@ -173,6 +186,10 @@ class AlarmRuntime:
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self.transitions = 0
+        # The plant states the rules know before any reading (tags out of service in the
+        # registry) hold their keys from the start, so the first reading of such a tag does not
+        # annunciate before its out of service is applied.
+        self._apply(())
 
     @contextlib.contextmanager
     def locked(self) -> Iterator[None]:

@@ -9,7 +9,8 @@ docs/storage.md, "Hub statistics"):
   accepted / rejected since the previous point, alarms shown and those waiting for an
   acknowledgement, standing alarms (condition active for more than 24 h), annunciations
   in the last 10 minutes and whether the alarm system is in flood (ISA-18.2: more than 10 in
-  10 minutes starts a flood, fewer than 5 ends it);
+  10 minutes starts a flood, fewer than 5 ends it), alarms that chattered in the last 10 minutes
+  (ISA-18.2 / EEMUA 191: 3 or more transitions into or out of alarm within 60 s);
 - ``hub_enterprise_stats``: per enterprise, gateway online, readings since the previous point,
   registered tags and stale ones (in service, with an active stale-data alarm, suppressed or
   not), alarms shown and unacknowledged;
@@ -35,6 +36,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from safety_hub.alarms import Action, Alarm, AlarmService, AlarmState, Priority, Transition
+from safety_hub.alarms.kpis import CHATTER_TRANSITIONS, CHATTER_WINDOW_MS
+from safety_hub.alarms.model import CONDITION_EDGES, HIDDEN_STATES
 from safety_hub.clock import Clock
 from safety_hub.ingest.lineproto import series_prefix
 from safety_hub.ingest.live import LiveTable
@@ -123,6 +126,40 @@ class FloodTracker:
                 self.in_flood = False
 
 
+class ChatterTracker:
+    """Alarms that chattered in the last 10 minutes, by the KPI's definition
+    (``alarms.kpis``): 3 or more in-service transitions into or out of alarm within 60 s,
+    counted when the third one happens. A latched alarm whose gas comes and goes chatters
+    though it annunciates once."""
+
+    def __init__(self) -> None:
+        self._edges: dict[int, deque[int]] = {}  # alarm id -> its edges of the last minute
+        self._chattered: dict[int, int] = {}  # alarm id -> when it last chattered
+        self._lock = threading.Lock()
+
+    def on_transition(self, t: Transition) -> None:
+        if t.action not in CONDITION_EDGES or t.to_state in HIDDEN_STATES:
+            return
+        with self._lock:
+            edges = self._edges.setdefault(t.alarm.id, deque())
+            edges.append(t.ts_ms)
+            while t.ts_ms - edges[0] > CHATTER_WINDOW_MS:
+                edges.popleft()
+            if len(edges) >= CHATTER_TRANSITIONS:
+                self._chattered[t.alarm.id] = t.ts_ms
+
+    def count(self, now_ms: int) -> int:
+        """Alarms that chattered in ``(now - 10 min, now]``; forgets older edges."""
+        with self._lock:
+            self._chattered = {
+                i: ts for i, ts in self._chattered.items() if ts > now_ms - TEN_MIN_MS
+            }
+            self._edges = {
+                i: e for i, e in self._edges.items() if e and now_ms - e[-1] <= CHATTER_WINDOW_MS
+            }
+            return len(self._chattered)
+
+
 class HubStatsWriter:
     def __init__(
         self,
@@ -144,6 +181,7 @@ class HubStatsWriter:
         self._stale_alerts = frozenset(r.alert for r in rules if r.type == "stale")
         self._previous: dict[str, dict[tuple[str, ...], float]] = {}
         self.flood = FloodTracker()
+        self.chatter = ChatterTracker()
         alarms.subscribe(self._on_transition)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -151,6 +189,7 @@ class HubStatsWriter:
 
     def _on_transition(self, t: Transition) -> None:
         self.flood.on_transition(t)
+        self.chatter.on_transition(t)
         if t.action is not Action.ACK:
             return
         a = t.alarm
@@ -289,6 +328,7 @@ class HubStatsWriter:
             ),
             "annunciations_10min": annunciations,
             "in_flood": int(self.flood.in_flood),
+            "alarms_chattering": self.chatter.count(now_ms),
         }
         return self._line(HUB_STATS, {"park": self._plant.park_code}, fields_hub, now_ms)
 

@@ -5,7 +5,9 @@ The incident (deterministic, on a virtual clock, 30 minutes of the whole sample 
 chlorine release at the liquid-chlorine tank farm HS-E01-01 (GT-1101 and GT-1102 past level 1
 and level 2, so the 2oo3 vote confirms the leak), tank LT-1101 filling past H and HH, the
 tank's SIS in bypass, an operator acknowledging the level-2 alarm after 90 s, one unknown tag
-and one bad-quality reading, and enterprise e05 going offline for the last ten minutes.
+and one bad-quality reading, enterprise e05 going offline for the last ten minutes, and the
+cylinder store's chlorine detector GT-1208 chattering across its level 1 (latched: one
+annunciation, one chattering alarm).
 
 Grafana is emulated the way its InfluxQL datasource prepares a query: template variables
 substituted (a multi-value or All variable as a regex alternation of escaped values), then
@@ -42,6 +44,7 @@ T0 = 1_795_651_200_000  # 2026-11-27T08:00:00+08:00
 STEP_MS = 5_000
 DURATION_MS = 30 * 60_000
 E01, E05, HS = "e01-chloralkali", "e05-tankfarm", "HS-E01-01"
+CHATTERER = "GT-1208"
 GAS_PEAK, LEVEL_PEAK = 1.2, 2.45
 ACK_DELAY_MS = 90_000
 MIN_INTERVAL_MS = 10_000  # the provisioned datasource's "Min time interval" (timeInterval)
@@ -87,6 +90,8 @@ def incident_value(tag: TagInfo, t: int) -> float:
         return round(base + (LEVEL_PEAK - base) * min(1.0, max(0.0, (m - 5) / 7)), 4)
     if tag.tag == "UZ-1101.BP":
         return 1.0 if m >= 2 else 0.0
+    if tag.tag == CHATTERER and 22 <= m < 24:
+        return 0.4 if (t - T0) // 10_000 % 2 == 0 else base  # level 1 is 0.3 ppm
     return base
 
 
@@ -103,6 +108,8 @@ class Incident:
     acked_priority: str
     stale_now: set[tuple[str, str | None]] = field(default_factory=set)
     flood_pct: float = 0.0
+    chattering: list[str] = field(default_factory=list)
+    """keys of the alarms the service's KPIs list as chattering over the incident"""
     """share of the 10 s statistics samples inside an ISA-18.2 flood episode of the journal"""
 
 
@@ -193,6 +200,9 @@ def incident(
         annunciations_hs=hs_count,
         acked_priority=acked,
         flood_pct=100 * sum(flooded) / len(flooded),
+        chattering=[
+            c.key for c in svc.kpis(now_ms=T0 + DURATION_MS, window_ms=DURATION_MS).chattering
+        ],
         stale_now={
             (a.enterprise, a.tag)
             for a in svc.list(include_normal=True, limit=100_000)
@@ -497,6 +507,11 @@ def test_alarm_performance_counts_the_incident(incident: Incident) -> None:
     assert _last(mean) == _last(median) == ACK_DELAY_MS / 1000
     by_priority, _, target = r.panel("Time to acknowledge by priority")
     assert set(by_priority.by_name(target["alias"])) == {incident.acked_priority}
+    assert incident.chattering == [f"ToxicGasLevel1|{E01}|{CHATTERER}"]
+    chatter_now, _, _ = r.panel("Chattering alarms (last 10 min)")
+    assert _last(chatter_now) == len(incident.chattering)  # it chattered 6 to 8 minutes ago
+    chatter_ts, _, _ = r.panel("Chattering alarms over time")
+    assert max(chatter_ts.column("max")) == len(incident.chattering)
     standing, _, _ = r.panel("Standing alarms (> 24 h)")
     assert _last(standing) == 0
     standing_ts, _, _ = r.panel("长期报警数 Standing alarms")

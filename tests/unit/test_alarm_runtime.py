@@ -7,6 +7,9 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from safety_hub.alarms import IllegalTransition
 from safety_hub.clock import VirtualClock
 from safety_hub.errors import DiskFullError
 from safety_hub.ingest.spool import Spool
@@ -213,3 +216,30 @@ def test_a_healthy_runtime_reports_no_write_problem(tmp_path: Path) -> None:
     assert runtime.transitions >= 4
     assert problems == []
     runtime.stop()
+
+
+def test_registry_out_of_service_tag_is_out_of_service_with_who_why_since(
+    tmp_path: Path,
+) -> None:
+    """GT-5104 is out of service in the sample registry: its level-2 alarm shows the state
+    ``out_of_service`` with the registry's who, why and since (not ``suppressed``), does not
+    annunciate, and an operator cannot return it to service over the registry's word."""
+    plant = load_plant(default_plant_path())
+    info = plant.tags[("e05-tankfarm", "GT-5104")].out_of_service
+    assert info is not None
+    clock = VirtualClock(T0)
+    runtime, outbox, spool = _runtime(plant, tmp_path, clock)
+    runtime.on_readings([("e05-tankfarm", "GT-5104", T0, 45.0, "good")], T0)
+    alarm = runtime.service.find("CombustibleGasLevel2|e05-tankfarm|GT-5104")
+    assert alarm is not None and alarm.out_of_service is not None
+    assert (alarm.state.value, alarm.suppressed_by, alarm.active) == ("out_of_service", (), True)
+    assert (alarm.out_of_service.by, alarm.out_of_service.reason) == (info.by, info.reason)
+    assert alarm.out_of_service.since_ms == int(info.since.timestamp() * 1000)
+    assert alarm.out_of_service.source == "registry"
+    events = [e for e in _events(outbox) if e["alarm"]["tag"] == "GT-5104"]  # type: ignore[index]
+    assert events and not any(e["annunciated"] for e in events)
+    with pytest.raises(IllegalTransition, match="out of service in the plant registry"):
+        runtime.service.return_to_service(alarm.id, "op1")
+    runtime.stop()
+    outbox.close()
+    spool.close()

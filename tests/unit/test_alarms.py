@@ -80,7 +80,7 @@ TABLE: dict[str, tuple[str, ...]] = {
     "UL":  ("AL", "X",   "SH",  "X",     "OOS", "X",   "UL",  "LU",  "SU",    "UL",   "UL"),
     "AL":  ("X",  "UL",  "SH",  "X",     "OOS", "X",   "AL",  "LA",  "SU",    "AL",   "AL"),
     "LU":  ("LA", "X",   "SH",  "X",     "OOS", "X",   "UL",  "LU",  "SU",    "LU",   "LU"),
-    "LA":  ("X",  "N",   "SH",  "X",     "OOS", "X",   "UL",  "LA",  "SU",    "LA",   "LA"),
+    "LA":  ("X",  "N",   "SH",  "X",     "OOS", "X",   "AL",  "LA",  "SU",    "LA",   "LA"),
     "SH":  ("X",  "X",   "X",   "U",     "OOS", "X",   "SH",  "SH",  "SH",    "SH",   "U"),
     "SU":  ("X",  "X",   "SH",  "X",     "OOS", "X",   "SU",  "SU",  "SU",    "U",    "SU"),
     "OOS": ("X",  "X",   "X",   "X",     "X",   "U",   "OOS", "OOS", "OOS",   "OOS",  "OOS"),
@@ -242,16 +242,24 @@ def test_reset_while_gas_still_present_reannunciates() -> None:
     assert rig.events[-1].action is Action.RESET and rig.events[-1].annunciated
 
 
-def test_gas_returning_after_acknowledged_latch_reannunciates() -> None:
-    """Gas that comes back while the alarm is latched and acknowledged sounds again (unacked)."""
+def test_gas_returning_to_an_acknowledged_latch_stays_acknowledged() -> None:
+    """Gas that comes back while the latch holds (acked, not reset) is the same alarm: it is
+    acknowledged and active again, counts the return and does not annunciate."""
     rig = Rig()
     rig.on(L1, **gas(1))
     rig.off(L1, **gas(1))
     rig.svc.acknowledge(rig.alarm(L1).id, "op1")
     rig.advance(SECOND)
-    rig.on(L1, **gas(1), value=1.8)
+    (back,) = rig.on(L1, **gas(1), value=1.8, ts_ms=rig.clock.now_ms() - 300)
     alarm = rig.alarm(L1)
-    assert (alarm.state, alarm.count, alarm.acknowledged_by) == (S.UNACKNOWLEDGED, 2, None)
+    assert (alarm.state, alarm.active, alarm.count, alarm.acknowledged_by) == (
+        S.ACKNOWLEDGED,
+        True,
+        1,
+        "op1",
+    )
+    assert (alarm.returns, alarm.last_active_ms) == (1, T0 + SECOND - 300)
+    assert (back.action, back.annunciated, back.from_state) == (Action.REACTIVATE, False, S.LATCHED)
 
 
 @pytest.mark.parametrize(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from contextlib import closing
 from pathlib import Path
@@ -40,6 +41,7 @@ def _history(rig: Rig) -> None:
     rig.on("Oxygen|e01-chloralkali|AT-3001", priority="high")
     svc.remove_from_service(rig.alarm("Oxygen|e01-chloralkali|AT-3001").id, "tech1", "recal")
     rig.advance(MINUTE)
+    rig.on(L1, **gas(1), value=1.1)  # the gas is back while L1's latch holds: a return
 
 
 def test_restart_from_the_journal_restores_the_same_alarms(tmp_path: Path) -> None:
@@ -67,6 +69,9 @@ def test_restart_from_the_journal_restores_the_same_alarms(tmp_path: Path) -> No
     )
     assert after == before
     assert len(before[0]) == 6 and len(before[1]) > 10
+    returned = reborn.find(L1)
+    assert returned is not None
+    assert (returned.returns, returned.last_active_ms) == (1, rig.clock.now_ms())
 
     # and it carries on where the old one stopped
     clock.advance(HOUR)
@@ -75,6 +80,29 @@ def test_restart_from_the_journal_restores_the_same_alarms(tmp_path: Path) -> No
     [new] = reborn.apply(rig.condition("New|e01-chloralkali|PT-9", True))
     assert new.alarm.id == max(a.id for a in before[0]) + 1
     assert new.seq == before[1][-1].id + 2
+
+
+def test_alarm_rows_from_before_returns_and_arrival_still_load(tmp_path: Path) -> None:
+    """A journal written before ``returns``, ``last_active_ms``, ``arrived_ms`` and the
+    out-of-service ``source`` existed loads: the new fields take their defaults."""
+    path = tmp_path / "alarms.db"
+    rig = Rig(path)
+    _history(rig)
+    with closing(sqlite3.connect(path)) as raw, raw:
+        for alarm_id, data in raw.execute("SELECT id, data FROM alarms").fetchall():
+            old = json.loads(data)
+            for name in ("returns", "last_active_ms", "arrived_ms"):
+                del old[name]
+            if old["out_of_service"] is not None:
+                del old["out_of_service"]["source"]
+            raw.execute("UPDATE alarms SET data = ? WHERE id = ?", (json.dumps(old), alarm_id))
+    reborn = AlarmService(AlarmJournal(path), VirtualClock(rig.clock.now_ms()), GRADES)
+    oxygen = reborn.find("Oxygen|e01-chloralkali|AT-3001")
+    latched = reborn.find(L1)
+    assert oxygen is not None and oxygen.out_of_service is not None
+    assert (oxygen.state, oxygen.out_of_service.source) == (AlarmState.OUT_OF_SERVICE, "operator")
+    assert latched is not None
+    assert (latched.returns, latched.last_active_ms, latched.arrived_ms) == (0, None, None)
 
 
 def test_journal_rows_cannot_be_updated_or_deleted(tmp_path: Path) -> None:

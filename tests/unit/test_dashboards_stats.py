@@ -17,10 +17,12 @@ from safety_hub.runtime.hub_stats import (
     HAZARD_SOURCE_STATS,
     HUB_STATS,
     REJECTIONS,
+    ChatterTracker,
     FloodTracker,
 )
 from safety_hub.settings import load_settings
 from tests.unit.fakes import MemorySource
+from tests.unit.test_alarms_support import Rig
 
 NOW = 1_790_000_000_000
 E01 = "e01-chloralkali"
@@ -121,3 +123,38 @@ def test_tier_and_time_to_ack(tmp_path: Path) -> None:
     assert acks[0].tags["priority"] == "high" and acks[0].tags["tag"] == "GT-1101"
     after = _by_measurement(hub.stats.lines(NOW + 42_000))[HUB_STATS][0][1]
     assert after["alarms_unacknowledged"] == 1
+
+
+def test_a_chattering_latched_detector_is_one_annunciation_and_one_chattering_alarm(
+    tmp_path: Path,
+) -> None:
+    """GT-1208 (Cl2, level 1 at 0.3 ppm, latching) in and out every 10 s: the hub statistics
+    count one annunciation in the sliding 10 minutes, no flood, and one chattering alarm,
+    which leaves the count 10 minutes after it last chattered."""
+    hub, clock = _hub(tmp_path)
+    for i in range(6):
+        clock.set(NOW + i * 10_000)
+        _send(hub, NOW + i * 10_000, [{"tag": "GT-1208", "v": 0.4 if i % 2 == 0 else 0.01}])
+    fields = _by_measurement(hub.stats.lines(NOW + 60_000))[HUB_STATS][0][1]
+    assert (fields["annunciations_10min"], fields["in_flood"]) == (1, 0)
+    assert fields["alarms_chattering"] == 1
+    alarm = hub.alarms.service.find(f"ToxicGasLevel1|{E01}|GT-1208")
+    assert alarm is not None and (alarm.count, alarm.returns) == (1, 2)
+    later = _by_measurement(hub.stats.lines(NOW + 50_000 + 600_000))[HUB_STATS][0][1]
+    assert later["alarms_chattering"] == 0
+
+
+def test_chatter_needs_three_edges_within_a_minute() -> None:
+    """Edges 40 s apart never put three in one minute; 30 s apart do (both ends count)."""
+    rig = Rig()
+    tracker = ChatterTracker()
+    rig.svc.subscribe(tracker.on_transition)
+    slow, fast = "Slow|e01-chloralkali|PT-1", "Fast|e01-chloralkali|PT-2"
+    for step in range(4):
+        rig.clock.set(NOW + step * 40_000)
+        rig.svc.apply(rig.condition(slow, step % 2 == 0))
+    assert tracker.count(rig.clock.now_ms()) == 0
+    for step in range(3):
+        rig.clock.set(NOW + 200_000 + step * 30_000)
+        rig.svc.apply(rig.condition(fast, step % 2 == 0))
+    assert tracker.count(rig.clock.now_ms()) == 1

@@ -66,6 +66,10 @@ class OutOfServiceOut(BaseModel):
     by: str
     reason: str
     since_ms: int
+    source: Literal["operator", "registry"] = Field(
+        description="operator: the out-of-service action; registry: the tag is out of service "
+        "in the plant registry (return it there)"
+    )
 
 
 class AlarmOut(BaseModel):
@@ -105,6 +109,16 @@ class AlarmOut(BaseModel):
     summary_en: str
     labels: dict[str, str]
     count: int = Field(description="annunciations so far")
+    returns: int = Field(
+        description="times the condition came back while the latch held, since the last "
+        "annunciation (no new annunciation)"
+    )
+    last_active_ms: int | None = Field(
+        description="source time the condition last became active (raise or return)"
+    )
+    arrived_ms: int | None = Field(
+        description="clock time the current activation reached the hub; null while clear"
+    )
 
 
 class ActionIn(BaseModel):

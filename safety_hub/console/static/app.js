@@ -345,13 +345,32 @@ function rowHtml(a) {
     `<td class="c-where" title="${esc(hsName(a.hazard_source))} · ${esc(entName(a.enterprise))}">` +
     `${esc(hsName(a.hazard_source))}<span class="sub">${esc(entName(a.enterprise))}</span></td>` +
     `<td class="c-tag">${esc(where)}</td>` +
-    `<td class="c-desc">${esc(summary(a))}<span class="sub">${esc(a.alert)} · ${esc(t(`class.${a.alarm_class}`))}</span></td>` +
+    `<td class="c-desc">${esc(summary(a))}<span class="sub">${esc(a.alert)} · ${esc(t(`class.${a.alarm_class}`))}</span>` +
+    returnsHtml(a) +
+    "</td>" +
     `<td class="c-val">${liveHtml} ${esc(eu)}` +
     (Number.isFinite(a.setpoint) ? `<span class="sub">${esc(t("col.setpoint"))} ${esc(fmtNum(a.setpoint))}</span>` : "") +
     "</td>" +
     `<td class="c-state"><span class="state s-${esc(stateKey(a).replace(".", "-"))}">${esc(t(`state.${stateKey(a)}`))}</span></td>` +
     `<td class="c-act">${ackBtn}</td></tr>`
   );
+}
+
+// A latched alarm whose condition came back before its reset: how often, and when last. The
+// returns do not annunciate (docs/alarms.md, Latching), so the row says so instead.
+function returnsText(a) {
+  if (!(a.returns > 0)) return "";
+  return t("alarms.returns", { n: a.returns, last: fmtTime(a.last_active_ms) });
+}
+
+function returnsHtml(a) {
+  const text = returnsText(a);
+  return text ? `<span class="sub returns" data-returns="${a.returns}">${esc(text)}</span>` : "";
+}
+
+function oosText(oos) {
+  const key = oos.source === "registry" ? "detail.oos.registry" : "detail.oos.info";
+  return t(key, { by: oos.by, reason: oos.reason, since: fmtTime(oos.since_ms, true) });
 }
 
 function renderAlarms() {
@@ -564,6 +583,7 @@ function factsHtml(a) {
     ],
     ["detail.cleared", fmtTime(a.cleared_ms, true)],
     ["detail.count", String(a.count ?? "—")],
+    ["detail.returns", returnsText(a) || "—"],
     ["detail.delay", `${a.on_delay_s ?? 0} s`],
   ];
   if (a.shelved) {
@@ -572,10 +592,12 @@ function factsHtml(a) {
       t("detail.shelved.info", { by: a.shelved.by, reason: a.shelved.reason, until: fmtTime(a.shelved.until_ms, true) }),
     ]);
   }
-  if (a.out_of_service) {
+  if (a.out_of_service) rows.push(["detail.oos", oosText(a.out_of_service)]);
+  if (Number.isFinite(a.active_since_ms) && Number.isFinite(a.arrived_ms) && a.arrived_ms - a.active_since_ms >= 2000) {
+    // late data: the event happened before it reached the hub
     rows.push([
-      "detail.oos",
-      t("detail.oos.info", { by: a.out_of_service.by, reason: a.out_of_service.reason, since: fmtTime(a.out_of_service.since_ms, true) }),
+      "detail.since",
+      t("detail.since.info", { since: fmtTime(a.active_since_ms, true), arrived: fmtTime(a.arrived_ms, true) }),
     ]);
   }
   if (a.suppressed_by && a.suppressed_by.length) rows.push(["detail.suppressed", a.suppressed_by.join(", ")]);
