@@ -19,7 +19,7 @@ from simulators.park import ParkSimulator, SimStats
 
 def out_of_service_lines(plant: object) -> list[str]:
     """The registry's out-of-service tags with who, why and since: their gateways send
-    nothing, so their stale-data alarms stand as "suppressed" in the alarm list."""
+    nothing, so their stale-data alarms stand as "out_of_service" in the alarm list."""
     assert isinstance(plant, Plant)
     lines: list[str] = []
     for (code, tag), info in sorted(plant.tags.items()):
@@ -30,8 +30,8 @@ def out_of_service_lines(plant: object) -> list[str]:
     if not lines:
         return []
     head = (
-        "  out of service in the plant registry (no data; their alarms are listed as "
-        'suppressed, suppressed_by "out_of_service"):'
+        "  out of service in the plant registry (no data; their alarms are listed in state "
+        '"out_of_service" with who, why and since):'
     )
     return [head, *lines]
 
