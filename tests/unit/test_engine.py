@@ -624,6 +624,7 @@ def test_readings_touch_only_their_own_tag_instances(plant: Plant, shipped: Rule
             "GasDetectorBadQuality",
             "GasDetectorOutOfRange",
             "GasDetectorStale",
+            "GasDetectorFrozen",
             "GasLeakConfirmed",
             "GasVoteDiscrepancy",
             "GasVoteDegraded",
