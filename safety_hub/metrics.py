@@ -34,6 +34,13 @@ class HubMetrics:
             ["enterprise", "reason"],
             registry=r,
         )
+        self.readings_skewed = Counter(
+            "safety_hub_readings_skewed",
+            "Readings accepted with a skewed timestamp (stamped more than "
+            "SAFETY_HUB_MAX_FUTURE_S ahead of the hub's clock), stored at the receive time",
+            ["enterprise"],
+            registry=r,
+        )
         self.messages_rejected = Counter(
             "safety_hub_messages_rejected",
             "Whole messages rejected before any reading could be read, by reason",

@@ -23,6 +23,7 @@ from safety_hub.ingest.telemetry import (
     INT64_MAX,
     INT64_MIN,
     MAX_JSON_DEPTH,
+    MAX_KEPT_REJECTIONS,
     MAX_TAG_ECHO_CHARS,
     QUALITIES,
     DecodedMessage,
@@ -288,6 +289,7 @@ class TelemetryDecoder:
         known = self._known
         earliest = now - self.limits.max_age_ms
         latest = now + self.limits.max_future_ms
+        farthest = now + self.limits.max_age_ms  # further: a wrong unit, not a clock
         default_ts = msg_ts if msg_ts is not None else now
         accepted = msg.readings
         for index, tag, value, ts, quality in items:
@@ -310,13 +312,20 @@ class TelemetryDecoder:
                 continue
             when = default_ts if ts is None else ts
             if when > latest:
+                if when <= farthest:
+                    # A gateway clock ahead of the hub's: accepted and flagged, never lost.
+                    self._skewed(msg, index, tag, when, now, latest)
+                    accepted.append(
+                        _new_tuple(Reading, (enterprise, tag, when, value, quality or "good"))
+                    )
+                    continue
                 if msg.keeps(RejectReason.FUTURE_TIMESTAMP):
                     msg.rejections.append(
                         Rejection(
                             RejectReason.FUTURE_TIMESTAMP,
                             f"ts {int_text(when)} is {int_text(-((now - when) // 1000))} s "
-                            f"ahead of the hub's clock (limit {self.limits.max_future_ms // 1000}"
-                            f" s){_unit_hint(when, earliest, latest)}",
+                            f"ahead of the hub's clock (limit {self.limits.max_age_ms // 1000}"
+                            f" s, the horizon){_unit_hint(when, earliest, latest)}",
                             index,
                             tag,
                         )
@@ -337,6 +346,25 @@ class TelemetryDecoder:
                 continue
             # tuple.__new__ skips the NamedTuple constructor's Python-level wrapper: hot path.
             accepted.append(_new_tuple(Reading, (enterprise, tag, when, value, quality or "good")))
+
+    def _skewed(
+        self, msg: DecodedMessage, index: int, tag: str, when: int, now: int, latest: int
+    ) -> None:
+        """Count an accepted reading stamped beyond ``max_future_ms`` and note why."""
+        if not msg.skewed:
+            msg.skewed_after = latest
+        msg.skewed += 1
+        if len(msg.skew_notes) < MAX_KEPT_REJECTIONS:
+            msg.skew_notes.append(
+                Rejection(
+                    RejectReason.SKEWED_TIMESTAMP,
+                    f"ts {when} is {(when - now) // 1000} s ahead of the hub's clock (more than "
+                    f"{self.limits.max_future_ms // 1000} s): accepted as skewed, evaluated and "
+                    "stored at the hub's receive time with the sent ts as source_ts",
+                    index,
+                    tag,
+                )
+            )
 
     def _unknown(self, index: int, tag: str, enterprise: str) -> Rejection:
         owners = self._owners.get(tag)

@@ -87,6 +87,8 @@ class RejectReason(StrEnum):
     FUTURE_TIMESTAMP = "future_timestamp"
     TOO_OLD = "too_old"
     RETAINED = "retained"
+    SKEWED_TIMESTAMP = "skewed_timestamp"
+    """not a rejection: the reading was accepted with its timestamp flagged (``skewed``)"""
 
 
 class Reading(NamedTuple):
@@ -141,6 +143,13 @@ class DecodedMessage:
     rejections: list[Rejection] = field(default_factory=list)
     total: int = 0  # readings in the message, accepted or not
     rejected_by_reason: dict[RejectReason, int] = field(default_factory=dict)
+    skewed: int = 0
+    """accepted readings stamped further ahead of the hub's clock than ``skewed_after``: a
+    gateway clock that is wrong, not a reading to lose (docs/mqtt-contract.md, clock skew)"""
+    skewed_after: int = 0
+    """the hub time beyond which an accepted reading is skewed (set with the first one)"""
+    skew_notes: list[Rejection] = field(default_factory=list)
+    """the first ``MAX_KEPT_REJECTIONS`` skewed readings, reported to the sender as warnings"""
 
     def keeps(self, reason: RejectReason) -> bool:
         """Count one rejection of ``reason``; True when its details are to be kept."""

@@ -26,6 +26,7 @@ from safety_hub.ingest.decoder import Decoder
 from safety_hub.ingest.intake import UNKNOWN_LABEL, IntakeLanes, LogBudget, RateBudget, clip
 from safety_hub.ingest.lineproto import READING_MEASUREMENT, series_prefix
 from safety_hub.ingest.live import LiveTable
+from safety_hub.ingest.skew import deskew, encode_skewed_lines
 from safety_hub.ingest.spool import Spool
 from safety_hub.ingest.telemetry import (
     DecodedMessage,
@@ -127,6 +128,8 @@ class _Decoded:
     decoded: DecodedMessage
     lines: str
     is_status: bool = False
+    shown: list[Reading] | None = None
+    """the readings as stored and shown when some were skewed (``ingest/skew.py``)"""
 
 
 @dataclass(slots=True)
@@ -313,9 +316,14 @@ class IngestWorker:
                 )
             )
             return _Decoded(message, result, "")
+        shown: list[Reading] | None = None
         try:
             result = self._decoder.decode(topic, message.payload)
-            lines = encode_lines(result.readings, self._prefixes) if result.readings else ""
+            if result.skewed:
+                shown, sources = deskew(result.readings, result.skewed_after, message.received_ms)
+                lines = encode_skewed_lines(shown, sources, self._prefixes)
+            else:
+                lines = encode_lines(result.readings, self._prefixes) if result.readings else ""
         except Exception as exc:  # a decoder bug must cost this message only
             self._log_failure("decoder failed", topic)
             result = DecodedMessage(enterprise_of_topic(topic) or "", None)
@@ -326,7 +334,7 @@ class IngestWorker:
                 )
             )
             lines = ""
-        return _Decoded(message, result, lines)
+        return _Decoded(message, result, lines, shown=shown)
 
     def _flush(self, now: int) -> None:
         """Spool and acknowledge everything held, in order, if the spool takes it now."""
@@ -441,7 +449,13 @@ class IngestWorker:
         all_readings = [r for d in decoded for r in d.decoded.readings]
         if not all_readings:
             return
-        self._live.update(all_readings, now)
+        if any(d.shown is not None for d in decoded):
+            shown = [
+                r for d in decoded for r in (d.decoded.readings if d.shown is None else d.shown)
+            ]
+            self._live.update(shown, now)
+        else:
+            self._live.update(all_readings, now)
         for listener in self._listeners:
             try:
                 listener(all_readings)
@@ -463,7 +477,9 @@ class IngestWorker:
             m.messages_received.inc()
             accepted = len(result.readings)
             counts = result.rejected_by_reason
-            if not counts:
+            if result.skewed:
+                m.readings_skewed.labels(label).inc(result.skewed)
+            if not counts and not result.skewed:
                 m.readings_received.labels(label).inc(max(result.total, accepted))
                 if accepted:
                     m.readings_accepted.labels(label).inc(accepted)
@@ -481,10 +497,10 @@ class IngestWorker:
     def _report(self, d: _Decoded, label: str, now: int) -> None:
         result = d.decoded
         rejections = sorted(result.rejections, key=lambda r: -1 if r.index is None else r.index)
-        first = rejections[0]
+        first = rejections[0] if rejections else result.skew_notes[0]
         if self._rejection_log.allow():
             log.warning(
-                "message rejected",
+                "message rejected" if rejections else "skewed timestamps accepted",
                 extra={
                     "enterprise": clip(result.enterprise, 64),
                     "topic": clip(d.message.topic),
@@ -518,6 +534,9 @@ class IngestWorker:
             "truncated": result.rejected > min(len(rejections), MAX_REPORTED_REJECTIONS),
             "rejected": [r.as_json() for r in rejections[:MAX_REPORTED_REJECTIONS]],
         }
+        if result.skewed:
+            report["skewed_count"] = result.skewed
+            report["skewed"] = [r.as_json() for r in result.skew_notes[:MAX_REPORTED_REJECTIONS]]
         try:
             self._source.publish(rejected_topic(result.enterprise), msgspec.json.encode(report))
         except Exception:

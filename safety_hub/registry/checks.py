@@ -184,7 +184,25 @@ def check_tag(
 
     if tag.voting is not None and tag.zone is None:
         out.append((("voting",), f"voting {tag.voting} needs a zone naming the voting group"))
+    out.extend(_check_holds_at(tag, rng))
     return out
+
+
+def _check_holds_at(tag: TagModel, rng: tuple[float, float] | None) -> list[Problem]:
+    """``holds_at``: a value a measuring tag may legitimately hold, within its range."""
+    value = tag.holds_at
+    if value is None:
+        return []
+    if tag.kind in DISCRETE_KINDS:
+        return [(("holds_at",), f"holds_at is only for measured values, not {tag.kind}")]
+    if rng is not None and not rng[0] <= value <= rng[1]:
+        return [
+            (
+                ("holds_at",),
+                f"holds_at {num(value)} is outside the range [{num(rng[0])}, {num(rng[1])}]",
+            )
+        ]
+    return []
 
 
 def _check_setpoints(

@@ -330,6 +330,7 @@ class _Build:
             idlh_mode=tag.idlh_mode,
             sif=tag.sis.sif if tag.sis else None,
             planned_bypass_end=tag.sis.planned_bypass_end if tag.sis else None,
+            holds_at=tag.holds_at,
         )
         if tag.zone is not None:
             self._zone_members.setdefault((ent.code, tag.zone), []).append((t_path, tag))

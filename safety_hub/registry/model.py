@@ -54,6 +54,9 @@ class TagInfo:
     """toxic setpoints are judged against 5/10 %IDLH instead of 100/200 %OEL"""
     sif: str | None = None
     planned_bypass_end: datetime | None = None
+    holds_at: float | None = None
+    """a value the tag legitimately holds for hours (e.g. a zero-suppressed detector at 0): an
+    unchanging reading of it is not a frozen detector"""
 
 
 @dataclass(frozen=True, slots=True)

@@ -175,6 +175,8 @@ class TagModel(_Model):
     out_of_service: OutOfService | None = None
     coordinates: Coordinates | None = None
     sis: Sis | None = None
+    holds_at: float | None = None
+    """a value the detector legitimately holds for hours (zero suppression): not frozen"""
 
 
 class EnterpriseTagModel(TagModel):

@@ -10,6 +10,7 @@ from safety_hub.registry.checks import DISCRETE_KINDS
 from safety_hub.rules.schema import (
     ENTERPRISE_TYPES,
     ConditionModel,
+    Frozen,
     Selector,
     SisState,
     Threshold,
@@ -112,6 +113,8 @@ def applies(cond: ConditionModel, tag: TagInfo, plant: Plant) -> bool:
         return not isinstance(cond.setpoint, str) or cond.setpoint in tag.setpoints
     if isinstance(cond, SisState):
         return tag.kind == SIS_KIND_OF_STATE[cond.state]
+    if isinstance(cond, Frozen):
+        return tag.kind in cond.after
     return cond.type != "compound"
 
 

@@ -18,7 +18,7 @@ from typing import Annotated, Any, Literal, NamedTuple, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, PlainValidator
 
-from safety_hub.registry.checks import ALL_SETPOINT_KEYS
+from safety_hub.registry.checks import ALL_SETPOINT_KEYS, DISCRETE_KINDS
 from safety_hub.registry.schema import TAG_KINDS
 
 PRIORITIES = ("critical", "high", "medium", "low")
@@ -162,6 +162,21 @@ def _voting(value: Any) -> str:
     return value
 
 
+def _kind_durations(value: Any) -> dict[str, int]:
+    if not isinstance(value, dict) or not value:
+        raise ValueError("should be a mapping of tag kind to duration, e.g. {toxic_gas: 2h}")
+    out: dict[str, int] = {}
+    for kind, text in value.items():
+        if kind not in TAG_KINDS or kind in DISCRETE_KINDS:
+            measured = [k for k in TAG_KINDS if k not in DISCRETE_KINDS]
+            raise ValueError(f"{kind!r} is not a measured tag kind; kinds: {', '.join(measured)}")
+        ms = parse_duration(text)
+        if ms <= 0:
+            raise ValueError(f"{kind}: the duration must be above 0, got {text!r}")
+        out[kind] = ms
+    return out
+
+
 Duration = Annotated[int, PlainValidator(parse_duration)]
 """milliseconds"""
 AmountField = Annotated[Amount, PlainValidator(_amount)]
@@ -170,6 +185,7 @@ StrList = Annotated[tuple[str, ...], PlainValidator(_str_list)]
 KindList = Annotated[tuple[str, ...], PlainValidator(_kind_list)]
 AlertList = Annotated[tuple[str, ...], PlainValidator(_alert_list)]
 Voting = Annotated[str, PlainValidator(_voting)]
+KindDurations = Annotated[dict[str, int], PlainValidator(_kind_durations)]
 Positive = Annotated[float, Field(gt=0)]
 
 NO_AMOUNT = Amount(0.0)
@@ -225,6 +241,13 @@ class Stale(_Model):
     type: Literal["stale"]
     intervals: Positive = 3.0
     """the alarm is raised when nothing arrived for intervals × the tag's interval_s"""
+
+
+class Frozen(_Model):
+    type: Literal["frozen"]
+    after: KindDurations
+    """per tag kind: a valid value identical for this long raises the alarm (tags of other
+    kinds are not watched)"""
 
 
 class BadQuality(_Delays):
@@ -290,7 +313,8 @@ ConditionModel = Annotated[
     | SisState
     | Compound
     | LinkDown
-    | ClockSkew,
+    | ClockSkew
+    | Frozen,
     Field(discriminator="type"),
 ]
 CONDITION_TYPES: tuple[str, ...] = (
@@ -304,6 +328,7 @@ CONDITION_TYPES: tuple[str, ...] = (
     "compound",
     "link_down",
     "clock_skew",
+    "frozen",
 )
 CONDITION_MODELS: dict[str, type[BaseModel]] = {
     "threshold": Threshold,
@@ -316,6 +341,7 @@ CONDITION_MODELS: dict[str, type[BaseModel]] = {
     "compound": Compound,
     "link_down": LinkDown,
     "clock_skew": ClockSkew,
+    "frozen": Frozen,
 }
 ENTERPRISE_TYPES = frozenset({"link_down", "clock_skew"})
 """Condition types whose alarm instances are per enterprise, not per tag."""

@@ -67,6 +67,7 @@ class TagSlot:
         "ent",
         "eval_ts",
         "faults",
+        "frozen",
         "hi_ok",
         "info",
         "last_received",
@@ -89,6 +90,9 @@ class TagSlot:
         self.ahead: tuple[int, ...] = ()
         self.ahead_top: int | None = None
         self.eval_ts = NEVER
+        self.frozen = False
+        """a frozen-value alarm of the tag is raised (``conditions/frozen.py``): its votes count
+        it faulty"""
         self.values: list[ValueFeed] = []
         self.faults: list[QualityFeed] = []
         self.ranges: list[ValueFeed] = []

@@ -34,17 +34,22 @@ def check_decoded(
         assert len(set(indexes)) == len(indexes), f"a reading rejected twice: {result}"
         assert all(0 <= i < result.total for i in indexes), f"index out of range: {result}"  # type: ignore[operator]
     earliest, latest = now - limits.max_age_ms, now + limits.max_future_ms
+    farthest = now + limits.max_age_ms  # beyond max future, up to here: accepted as skewed
+    skewed = sum(1 for r in result.readings if r.ts_ms > latest)
+    assert skewed == result.skewed, f"skewed readings miscounted: {result}"
+    assert len(result.skew_notes) == min(skewed, 100), f"skew notes: {result}"
     for reading in result.readings:
         assert (reading.enterprise, reading.tag) in known_tags, f"unregistered: {reading}"
         assert type(reading.value) is float and math.isfinite(reading.value), f"value: {reading}"
         assert reading.quality in QUALITIES, f"quality: {reading}"
         assert type(reading.ts_ms) is int, f"ts type: {reading}"
-        assert earliest <= reading.ts_ms <= latest, f"ts outside the window: {reading}"
+        assert earliest <= reading.ts_ms <= farthest, f"ts outside the window: {reading}"
     for rejection in result.rejections:
         assert 0 < len(rejection.detail) <= MAX_DETAIL_CHARS, f"detail: {rejection}"
         assert rejection.tag is None or len(rejection.tag) <= MAX_TAG_ECHO_CHARS, rejection
     # The pipeline publishes rejections with msgspec, which refuses lone surrogates and more.
     msgspec.json.encode({"seq": result.seq, "rejected": [r.as_json() for r in result.rejections]})
+    msgspec.json.encode([r.as_json() for r in result.skew_notes])
 
 
 def check_status(online: object, detail: object) -> None:

@@ -61,7 +61,7 @@ def test_rejections_reach_the_sender_and_the_rest_is_stored(
                 {"tag": "PT-2001", "v": 1.5, "ts": ts},
                 {"tag": "LT-3001", "v": 2.0, "ts": ts},  # another enterprise's tag
                 {"tag": "PT-2002", "v": "high", "ts": ts},
-                {"tag": "PT-2003", "v": 3.0, "ts": ts + 3_600_000},
+                {"tag": "PT-2003", "v": 3.0, "ts": ts + 8 * 86_400_000},  # beyond the horizon
                 {"tag": "PT-2004", "v": 4.0, "ts": ts},
             ],
         }

@@ -567,7 +567,7 @@ def test_clock_skew_from_reading_timestamps(plant: Plant, shipped: RulePack) -> 
     (skew,) = [c for c in feed.out if c.alert == "EnterpriseClockSkew"]
     assert (skew.active, skew.ts_ms, skew.enterprise, skew.labels["skew"]) == (
         True,
-        60_000,
+        20_000,
         E01,
         "+30s",
     )
@@ -624,6 +624,7 @@ def test_readings_touch_only_their_own_tag_instances(plant: Plant, shipped: Rule
             "GasDetectorBadQuality",
             "GasDetectorOutOfRange",
             "GasDetectorStale",
+            "GasDetectorFrozen",
             "GasLeakConfirmed",
             "GasVoteDiscrepancy",
             "GasVoteDegraded",

@@ -71,6 +71,7 @@ def test_shipped_packs_cover_the_brief(plant: Plant) -> None:
         "compound",
         "link_down",
         "clock_skew",
+        "frozen",
     }
     for rule in pack:
         assert rule.annotations["summary"] and rule.annotations["summary_en"]
@@ -319,7 +320,7 @@ def test_condition_type_errors(tmp_path: Path, plant: Plant) -> None:
         {ANNOTATIONS}
 """
     messages = [e.split(": ", 2)[2] for e in errors_of(tmp_path, plant, one_rule(rules))]
-    types = "threshold, rate_of_change, stale, bad_quality, out_of_range, voting, sis_state, compound, link_down, clock_skew"
+    types = "threshold, rate_of_change, stale, bad_quality, out_of_range, voting, sis_state, compound, link_down, clock_skew, frozen"
     assert messages == [
         f'condition.type="thresh": unknown type; use one of {types}',
         f"condition needs a type: one of {types}",

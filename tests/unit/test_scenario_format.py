@@ -209,7 +209,7 @@ def test_first_outs_follow_the_episodes_of_a_hazard_source() -> None:
 
 INJECTED = """\
 timeline:
-  - {at: 1m, type: reading, tag: GT-1101, value: 0.5, ts: +2h, expect_rejected: future}
+  - {at: 1m, type: reading, tag: GT-1101, value: 0.5, ts: +8d, expect_rejected: future}
   - {at: 2m, type: reading, tag: GT-1101, value: 0.5, ts: -5m, expect_rejected: too_old}
   - {at: 3m, type: reading, tag: GT-1101, value: 0.5, ts: -8d}
   - {at: 4m, type: reading, tag: GT-1102, value: 0.6}
@@ -233,7 +233,7 @@ def test_injected_readings_go_through_the_gateway_and_the_decoder() -> None:
     }
     stamps = [d["readings"][0]["ts"] for _, d in sorted(docs.items())]
     assert stamps == [
-        start + 60_000 + 7_200_000,
+        start + 60_000 + 8 * 86_400_000,
         start + 120_000 - 300_000,
         start + 180_000 - 8 * 86_400_000,
         start + 240_000,

@@ -24,7 +24,9 @@ class ClockSkewInstance(AlarmInstance):
             self.drive(on, received, hooks)
 
     def extra(self) -> dict[str, str]:
-        return {"skew": f"{self.skew / 1000:+.3g}s"}
+        seconds = self.skew / 1000
+        # whole seconds from 100 s on: "-3600s", not "-3.6e+03s"
+        return {"skew": f"{seconds:+.0f}s" if abs(seconds) >= 100 else f"{seconds:+.3g}s"}
 
 
 def compile_rule(rt: CompiledRule, build: Build) -> None:

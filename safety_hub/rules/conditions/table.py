@@ -8,6 +8,7 @@ from safety_hub.rules.conditions import (
     bad_quality,
     clock_skew,
     compound,
+    frozen,
     link_down,
     out_of_range,
     rate_of_change,
@@ -34,6 +35,7 @@ CONDITION_KINDS: dict[str, CompileRule] = {
     "compound": compound.compile_rule,
     "link_down": link_down.compile_rule,
     "clock_skew": clock_skew.compile_rule,
+    "frozen": frozen.compile_rule,
 }
 
 # Fails at import, not at the first rule of the kind: a kind added to the schema but not here.

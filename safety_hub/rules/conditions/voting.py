@@ -35,8 +35,8 @@ class VoteMember:
 
 class VoteInstance(AlarmInstance):
     """k-out-of-n voting over a zone's detectors. A detector is faulty while its newest reading
-    is bad or out of range, while it is silent for ``stale_intervals`` of its interval, and while
-    it is out of service; with any faulty detector the vote becomes ``degrade_to`` over the
+    is bad or out of range, while it is silent for ``stale_intervals`` of its interval, while its
+    frozen-value alarm is raised, and while it is out of service; with any faulty detector the vote becomes ``degrade_to`` over the
     healthy ones."""
 
     __slots__ = ("above_n", "degrade_k", "faulty", "healthy_n", "high", "k", "members", "report")
@@ -70,7 +70,7 @@ class VoteInstance(AlarmInstance):
         next_stale: int | None = None
         for m in self.members:
             deadline = m.slot.last_received + m.stale_ms
-            if m.oos or m.bad or deadline <= now:
+            if m.oos or m.bad or m.slot.frozen or deadline <= now:
                 faulty.append(m.slot.info.tag)
                 continue
             healthy += 1
