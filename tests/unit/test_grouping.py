@@ -182,9 +182,24 @@ def test_restart_mid_outage_raises_nothing_again(plant: Plant, pack: RulePack) -
     restored = Site(plant, pack, RuleEngine.restore(pack, plant, clock, snapshot))
     restored.clock = clock
     assert restored.engine.suppressed() == site.engine.suppressed()
+    assert snapshot["enterprise_intervals"][E02][2] == 8  # the learned interval is kept
     again = restored.run(100_000, 200_000, up=False)
     assert [c for c in again if c.active] == []
     back = restored.run(200_000, 260_000)
     assert all(not c.active for c in back)
     assert all(c.labels.get("parent") == LINK for c in back if c.alert in CONSEQUENCES)
     assert not [k for k, why in restored.engine.suppressed().items() if LINK in why]
+
+
+def test_restart_keeps_the_learned_interval(plant: Plant, pack: RulePack) -> None:
+    """Restored from a snapshot, the engine still knows the enterprise reports every second: a
+    silence right after the restart is a link down after 10 s, not after the rule's 60 s."""
+    site = Site(plant, pack)
+    site.run(0, 30_000)
+    snapshot = json.loads(json.dumps(site.engine.snapshot()))
+    clock = VirtualClock(30_000)
+    restored = Site(plant, pack, RuleEngine.restore(pack, plant, clock, snapshot))
+    restored.clock = clock
+    got = restored.run(30_000, 100_000, up=False)
+    down = [c for c in got if c.alert == "EnterpriseLinkDown" and c.active]
+    assert [c.ts_ms for c in down] == [29_000 + 10_000]
