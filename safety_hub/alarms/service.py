@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from safety_hub.alarms import kpis as kpi
 from safety_hub.alarms import lifecycle
 from safety_hub.alarms.errors import AlarmNotFound, InvalidAction
+from safety_hub.alarms.grouping import Children, parent_key
 from safety_hub.alarms.journal import AlarmJournal, JournalBatch
 from safety_hub.alarms.kpis import FloodEpisode, Kpis
 from safety_hub.alarms.model import (
@@ -98,6 +99,7 @@ class AlarmService:
         self._suppressions: dict[str, tuple[str, ...]] = dict(state.suppressions)
         self._first_out: dict[str, int] = dict(state.first_out)
         self._next_id = max(self._alarms, default=0) + 1
+        self._children = Children(state.alarms)  # root-cause groups (alarms/grouping.py)
 
     # -- inputs -------------------------------------------------------------------------------
 
@@ -268,6 +270,23 @@ class AlarmService:
             ]
         chosen.sort(key=lambda a: (a.id not in pinned, _list_time(a), a.id))
         return chosen[offset : offset + limit]
+
+    def children(self, alarm_id: int) -> builtins.list[Alarm]:
+        """The alarms grouped under this one (its root-cause consequences), any state, by id."""
+        with self._lock:
+            parent = self.get(alarm_id)
+            return [self._alarms[i] for i in sorted(self._children.of(parent.key))]
+
+    def children_count(self, alarm: Alarm) -> int:
+        """How many alarms are grouped under ``alarm``."""
+        with self._lock:
+            return len(self._children.of(alarm.key))
+
+    def parent(self, alarm: Alarm) -> Alarm | None:
+        """The alarm ``alarm`` is grouped under (its root cause), if any."""
+        key = parent_key(alarm)
+        with self._lock:
+            return None if key is None else self._find(key)
 
     def first_out(self, hazard_source: str) -> Alarm | None:
         """The first alarm of the hazard source's current episode (pinned until it ends)."""
@@ -464,6 +483,7 @@ class AlarmService:
             self._by_source.setdefault(step.after.hazard_source, set()).add(step.after.id)
             self._alarms[step.after.id] = step.after
             self._by_key[step.after.key] = step.after.id
+            self._children.update(step.before, step.after)
             self._next_id = max(self._next_id, step.after.id + 1)
         for source, pinned in batch.first_out.items():
             if pinned is None:

@@ -3,7 +3,9 @@
 ``Dispatch`` is what the instances' ``EngineHooks`` (and compiling's ``BuildHooks``) reach: it
 keeps every instance in rule and plant order, the timer heap that ``RuleEngine.advance`` runs,
 how many instances of each alert are raised per hazard source and enterprise, and from that
-which instances are suppressed by design (a rule's ``suppressed_by``).
+which instances are suppressed by design (a rule's ``suppressed_by``), and which instances are
+grouped under a root cause (``conditions/grouping.py``): a grouped instance is suppressed by
+its parent's key.
 """
 
 from __future__ import annotations
@@ -46,6 +48,8 @@ class Dispatch:
         """alerts some rule's ``suppressed_by`` names: their changes may change suppression"""
         self.suppression_dirty = True
         self.published: dict[str, tuple[str, ...]] = {}
+        self.children: dict[str, dict[str, AlarmInstance]] = {}
+        """parent key -> the instances grouped under it, by key"""
 
     # BuildHooks ----------------------------------------------------------------------------
 
@@ -86,6 +90,8 @@ class Dispatch:
         reasons = self.suppressions(inst)
         if reasons:
             labels["suppressed_by"] = ",".join(reasons)
+        if inst.parent is not None:
+            labels["parent"] = inst.parent
         self.out.append(
             Condition(
                 key=inst.key,
@@ -113,6 +119,42 @@ class Dispatch:
             self.suppression_dirty = True
         for listener in self.listeners.get(rt.alert, ()):
             listener(inst, ts)
+        if not active and inst.key in self.children:
+            self.start_grace(inst.key, ts)
+
+    # root-cause grouping -------------------------------------------------------------------
+
+    def group(self, inst: AlarmInstance, parent: str | None) -> None:
+        if inst.parent == parent:
+            return
+        if inst.parent is not None:
+            siblings = self.children.get(inst.parent, {})
+            siblings.pop(inst.key, None)
+            if not siblings:
+                self.children.pop(inst.parent, None)
+        inst.parent = parent
+        inst.grace_until = None
+        if parent is not None:
+            self.children.setdefault(parent, {})[inst.key] = inst
+        self.suppression_dirty = True
+
+    def start_grace(self, parent: str, ts: int) -> None:
+        """The parent cleared at ``ts``: each child stays grouped for its grace."""
+        for child in list(self.children.get(parent, {}).values()):
+            if child.state < ACTIVE:
+                self.group(child, None)
+                continue
+            child.grace_until = end = ts + child.grace_ms()
+            if child.watch_due is None or end < child.watch_due:
+                self.watch(child, end)
+
+    def grace_over(self, inst: AlarmInstance, now: int) -> None:
+        if inst.grace_until is None or now < inst.grace_until:
+            return
+        inst.grace_until = None
+        parent = self.by_key.get(inst.parent or "")
+        if parent is None or parent.state < ACTIVE:  # else the parent was raised again
+            self.group(inst, None)
 
     # timers --------------------------------------------------------------------------------
 
@@ -150,13 +192,15 @@ class Dispatch:
             scope = "*" if enterprise_wide else inst.hazard_source
             if raised.get((name, inst.enterprise, scope), 0) > 0:
                 reasons.append(name)
+        if inst.parent is not None:
+            reasons.append(inst.parent)
         return tuple(reasons)
 
     def suppressed(self) -> dict[str, tuple[str, ...]]:
         """Every instance suppressed by design right now, raised or not, and why."""
         out: dict[str, tuple[str, ...]] = {}
         for inst in self.instances:
-            if inst.rt.suppress_oos or inst.rt.suppress_alerts:
+            if inst.rt.suppress_oos or inst.rt.suppress_alerts or inst.parent is not None:
                 reasons = self.suppressions(inst)
                 if reasons:
                     out[inst.key] = reasons
@@ -198,7 +242,10 @@ class Dispatch:
         """After the instances' state was restored: the timers and raised counts again."""
         self.heap = []
         self.raised = {}
+        self.children = {}
         for inst in self.instances:
             inst.rearm(self)
             if inst.state >= ACTIVE:
                 self.count(inst, 1)
+            if inst.parent is not None:
+                self.children.setdefault(inst.parent, {})[inst.key] = inst

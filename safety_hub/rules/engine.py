@@ -178,7 +178,7 @@ class RuleEngine:
                 vote.member(index, ts, v, valid, received_ms, hooks)
         for ent in touched:
             ent.touched = False
-            ent.last_received = received_ms
+            ent.heard(received_ms)
             for link in ent.links:
                 link.on_data(received_ms, hooks)
             for skew in ent.skews:

@@ -37,10 +37,42 @@ NEVER = -(2**62)
 """The event time of a tag nothing was evaluated for yet."""
 
 
-class EnterpriseSlot:
-    """Per enterprise: the newest sign of life and the enterprise-level instances."""
+LEARN_MIN_GAP_MS = 200
+"""Messages closer together than this are one publication split into messages: not a gap."""
 
-    __slots__ = ("batch_max_ts", "code", "last_received", "links", "skews", "touched")
+LEARN_CAP_MS = 120_000
+"""A gap counts at most this much in the learned interval (an outage is not the interval)."""
+
+LEARN_GAPS = 8
+"""Gaps seen before the learned interval is trusted."""
+
+SILENCE_MIN_MS = 10_000
+"""The learned silence verdict is never shorter than this (network jitter is no outage)."""
+
+ALIVE_MIN_MS = 1_000
+"""An enterprise heard this recently is reporting, whatever its learned interval."""
+
+
+class EnterpriseSlot:
+    """Per enterprise: the newest sign of life, its learned reporting interval and the
+    enterprise-level instances.
+
+    The interval is learned from the hub-time gaps between the enterprise's messages the way TCP
+    learns a round-trip time (RFC 6298): ``gap_mean`` is an EWMA of the gaps (gain 1/8),
+    ``gap_dev`` one of their absolute deviation from it (gain 1/4). ``silence_after`` turns
+    that into the silence after which its link is down."""
+
+    __slots__ = (
+        "batch_max_ts",
+        "code",
+        "gap_dev",
+        "gap_mean",
+        "gaps",
+        "last_received",
+        "links",
+        "skews",
+        "touched",
+    )
 
     def __init__(self, code: str, start_ms: int) -> None:
         self.code = code
@@ -49,6 +81,51 @@ class EnterpriseSlot:
         self.touched = False
         self.links: list[LinkFeed] = []
         self.skews: list[BatchFeed] = []
+        self.gap_mean = 0.0
+        self.gap_dev = 0.0
+        self.gaps = -1  # -1: never heard; the gap from the engine's start is no interval
+
+    def heard(self, received_ms: int) -> None:
+        """A message (batch) of the enterprise arrived at hub time ``received_ms``: O(1)."""
+        gap = received_ms - self.last_received
+        if self.gaps < 0:
+            self.gaps = 0
+        elif gap >= LEARN_MIN_GAP_MS:
+            learn_gap(self, min(gap, LEARN_CAP_MS))
+        self.last_received = received_ms
+
+    def learned(self) -> bool:
+        return self.gaps >= LEARN_GAPS
+
+    def silence_after(self, ceiling: int) -> int:
+        """How long the enterprise may stay silent before its link is down: three learned
+        intervals or the mean plus four deviations, whichever is longer, within
+        ``SILENCE_MIN_MS`` .. ``ceiling`` (the rule's ``silence``); ``ceiling`` until learned."""
+        if not self.learned():
+            return ceiling
+        mean, dev = self.gap_mean, self.gap_dev
+        learned = round(max(3 * mean, mean + 4 * dev))
+        return min(ceiling, max(SILENCE_MIN_MS, learned))
+
+    def alive_at(self, now_ms: int) -> bool:
+        """The enterprise is reporting at ``now_ms``: heard within twice its learned interval
+        (or the mean plus four deviations), at least ``ALIVE_MIN_MS``; within
+        ``SILENCE_MIN_MS`` until learned."""
+        quiet = now_ms - self.last_received
+        if not self.learned():
+            return quiet < SILENCE_MIN_MS
+        mean, dev = self.gap_mean, self.gap_dev
+        return quiet < max(ALIVE_MIN_MS, 2 * mean, mean + 4 * dev)
+
+
+def learn_gap(ent: EnterpriseSlot, gap: int) -> None:
+    """One more gap into the enterprise's learned interval (the first one seeds it)."""
+    if ent.gaps == 0:
+        ent.gap_mean, ent.gap_dev = float(gap), gap / 2
+    else:
+        ent.gap_dev += (abs(gap - ent.gap_mean) - ent.gap_dev) / 4
+        ent.gap_mean += (gap - ent.gap_mean) / 8
+    ent.gaps = min(ent.gaps + 1, LEARN_GAPS)
 
 
 class TagSlot:

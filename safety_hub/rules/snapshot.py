@@ -49,6 +49,10 @@ def dump_state(
             if s.ahead_open()
         ],
         "enterprises": {code: e.last_received for code, e in enterprises.items()},
+        # The learned reporting interval per enterprise: [gap mean, gap deviation, gaps seen].
+        "enterprise_intervals": {
+            code: [e.gap_mean, e.gap_dev, e.gaps] for code, e in enterprises.items()
+        },
         "instances": {
             inst.key: inst.dump() for inst in dispatch.instances if not inst.is_default()
         },
@@ -112,3 +116,7 @@ def _load_slots(
         ent = enterprises.get(code)
         if ent is not None:
             ent.last_received = int(last_received)
+    for code, (mean, dev, gaps) in snapshot.get("enterprise_intervals", {}).items():
+        ent = enterprises.get(code)
+        if ent is not None:
+            ent.gap_mean, ent.gap_dev, ent.gaps = float(mean), float(dev), int(gaps)

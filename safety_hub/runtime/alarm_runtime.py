@@ -91,6 +91,21 @@ def registry_out_of_service(plant: Plant) -> dict[tuple[str, str], OutOfService]
     }
 
 
+def suppression_ordered(
+    conditions: Iterable[Condition], changes: Iterable[SuppressionChange]
+) -> list[Condition | SuppressionChange]:
+    """One engine call's output in the order the alarm service must take it: new holds first,
+    so an alarm raised in the same call under a cause that now holds it (a child raised with its
+    parent) is suppressed from its first activation and never annunciates; releases last, so
+    an alarm that clears in the same call as its cause is released already cleared, quietly."""
+    changes = list(changes)
+    return [
+        *(c for c in changes if c.hold),
+        *conditions,
+        *(c for c in changes if not c.hold),
+    ]
+
+
 class _SnapshotStore:
     """The engine snapshot in SQLite: survives kill -9 (WAL; the OS has it once committed)."""
 
@@ -227,8 +242,7 @@ class AlarmRuntime:
     # -- outputs, robust to a full disk ------------------------------------------------------
     def _apply(self, conditions: Iterable[Condition]) -> None:
         pending = self._pending
-        pending.extend(conditions)
-        pending.extend(self.engine.suppression_changes())
+        pending.extend(suppression_ordered(conditions, self.engine.suppression_changes()))
         if len(pending) > MAX_PENDING_CONDITIONS:  # never reached short of a days-long outage
             log.error("alarm journal: %d conditions waiting; dropping the oldest", len(pending))
             while len(pending) > MAX_PENDING_CONDITIONS:

@@ -180,6 +180,12 @@ class Feeder:
         with self._lock:
             self.values.setdefault(enterprise, {})[tag] = value
 
+    def pause(self, enterprise: str) -> None:
+        """Stop publishing ``enterprise``'s readings (its gateway stays connected): it goes
+        quiet."""
+        with self._lock:
+            self.values.pop(enterprise, None)
+
     def publish_readings(self, enterprise: str, readings: list[dict[str, Any]]) -> None:
         """Publish these readings (``tag``, ``v``, ``ts``) at once, e.g. a backfill of history."""
         gateway = self._gateways[enterprise]

@@ -344,14 +344,15 @@ def test_bypass_without_planned_end_uses_max_duration(plant: Plant, shipped: Rul
 def test_publisher_that_stops_gives_stale_alarm_in_its_window(
     plant: Plant, shipped: RulePack
 ) -> None:
-    """A tag that stops publishing raises the stale alarm at last-receive + 3 × interval (hub
-    time, fired by ``advance``) and clears with its next reading."""
+    """A tag that stops publishing while its enterprise keeps reporting raises the stale alarm
+    at last-receive + 3 × interval (hub time, fired by ``advance``) and clears with its next
+    reading."""
     feed = Feed(shipped, plant)
-    for ms in (0, 5000, 10_000):
-        feed.at(ms, ("PT-1101", 0.5))
-    feed.advance(24_999)
-    assert [e for e in feed.events("TagStale") if e[0] == "PT-1101"] == []
-    feed.advance(26_000)
+    for ms in range(0, 30_000, 1000):
+        feed.at(ms, ("TT-1101", 50.0), *([("PT-1101", 0.5)] if ms in (0, 5000, 10_000) else []))
+        if ms == 24_000:
+            feed.advance(24_999)
+            assert [e for e in feed.events("TagStale") if e[0] == "PT-1101"] == []
     feed.at(30_000, ("PT-1101", 0.5))
     assert [e for e in feed.events("TagStale") if e[0] == "PT-1101"] == [
         ("PT-1101", True, 25_000),
@@ -378,8 +379,8 @@ def test_gateway_last_will_gives_link_down(plant: Plant, shipped: RulePack) -> N
 
 
 def test_silence_gives_link_down_and_suppresses_stale(plant: Plant, shipped: RulePack) -> None:
-    """No reading from an enterprise for 60 s raises link down; its stale tags carry
-    ``suppressed_by`` and the suppression API lists them."""
+    """No reading from an enterprise for 60 s (nothing learned yet) raises link down; its stale
+    tags are grouped under it, carry ``suppressed_by`` and the suppression API lists them."""
     feed = Feed(shipped, plant)
     feed.at(0, ("PT-1101", 0.5))
     feed.advance(59_999)
@@ -387,8 +388,9 @@ def test_silence_gives_link_down_and_suppresses_stale(plant: Plant, shipped: Rul
     feed.advance(60_000)
     assert (E01, True, 60_000) in feed.events("EnterpriseLinkDown")
     key = "TagStale|e01-chloralkali|PT-1101"
-    assert feed.engine.suppressed_by(key) == ("EnterpriseLinkDown",)
-    assert feed.engine.suppressed()[key] == ("EnterpriseLinkDown",)
+    link = "EnterpriseLinkDown|e01-chloralkali|e01-chloralkali"
+    assert feed.engine.suppressed_by(key) == ("EnterpriseLinkDown", link)
+    assert feed.engine.suppressed()[key] == ("EnterpriseLinkDown", link)
     feed.at(61_000, ("PT-1101", 0.5))
     assert feed.engine.suppressed_by(key) == ()
 
@@ -456,9 +458,10 @@ def test_restore_keeps_late_data_policy_and_watchdogs(plant: Plant, shipped: Rul
     engine = RuleEngine.restore(shipped, plant, clock, snapshot)
     assert engine.on_readings([Reading(E01, "PT-1101", 9000, 5.0, "good")], 20_000) == []
     assert engine.counters["late_readings"] == 1
-    clock.set(60_000)
-    stale = [c for c in engine.advance(60_000) if c.key == "TagStale|e01-chloralkali|PT-1101"]
+    clock.set(80_000)  # the whole enterprise is silent: the stale waits for the link verdict
+    stale = [c for c in engine.advance(80_000) if c.key == "TagStale|e01-chloralkali|PT-1101"]
     assert [(c.active, c.ts_ms) for c in stale] == [(True, 35_000)]
+    assert stale[0].labels["parent"] == "EnterpriseLinkDown|e01-chloralkali|e01-chloralkali"
 
 
 def test_restore_rejects_unknown_snapshot_version(plant: Plant, shipped: RulePack) -> None:

@@ -119,6 +119,14 @@ class AlarmOut(BaseModel):
     arrived_ms: int | None = Field(
         description="clock time the current activation reached the hub; null while clear"
     )
+    parent_id: int | None = Field(
+        None,
+        description="the alarm this one is grouped under (its root cause, e.g. the link-down "
+        "alarm of its enterprise); null when none",
+    )
+    children_count: int = Field(
+        0, description="alarms grouped under this one (GET /api/v1/alarms/{id}/children)"
+    )
 
 
 class ActionIn(BaseModel):
@@ -251,11 +259,22 @@ def first_outs(service: AlarmService, alarms: Iterable[Alarm]) -> set[int]:
     return out
 
 
-def alarm_out(alarm: Alarm, pinned: set[int]) -> AlarmOut:
+def alarm_out(alarm: Alarm, pinned: set[int], service: AlarmService | None = None) -> AlarmOut:
     data = alarm.as_json()
     data["tier"] = TIERS[alarm.priority]
     data["first_out"] = alarm.id in pinned
+    if service is not None:
+        data.update(family(service, alarm))
     return AlarmOut.model_validate(data)
+
+
+def family(service: AlarmService, alarm: Alarm) -> dict[str, Any]:
+    """The alarm's place in a root-cause group: ``parent_id`` and ``children_count``."""
+    parent = service.parent(alarm)
+    return {
+        "parent_id": None if parent is None else parent.id,
+        "children_count": service.children_count(alarm),
+    }
 
 
 def _visible(service: AlarmService, principal: Principal, alarm_id: int) -> Alarm:
@@ -281,7 +300,7 @@ def _act(
         raise HTTPException(409, str(exc)) from None
     except InvalidAction as exc:
         raise HTTPException(422, str(exc)) from None
-    return alarm_out(alarm, first_outs(service, [alarm]))
+    return alarm_out(alarm, first_outs(service, [alarm]), service)
 
 
 def _all(service: AlarmService, **filters: Any) -> list[Alarm]:
@@ -312,6 +331,10 @@ def list_alarms(
     enterprise: str | None = None,
     hazard_source: str | None = None,
     include_normal: bool = False,
+    parent_id: Annotated[
+        int | None,
+        Query(ge=0, le=MAX_MS, description="only the alarms grouped under this one, any state"),
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0, le=10**9)] = 0,
 ) -> list[AlarmOut]:
@@ -321,12 +344,23 @@ def list_alarms(
         priority=priority,
         enterprise=scoped_enterprise(principal, enterprise),
         hazard_source=hazard_source,
-        include_normal=include_normal,
+        include_normal=include_normal or parent_id is not None,
     )
+    if parent_id is not None:
+        alarms = _grouped_under(service, alarms, parent_id)
     response.headers["X-Total-Count"] = str(len(alarms))
     page = alarms[offset : offset + limit]
     pinned = first_outs(service, page)
-    return [alarm_out(a, pinned) for a in page]
+    return [alarm_out(a, pinned, service) for a in page]
+
+
+def _grouped_under(service: AlarmService, alarms: list[Alarm], parent_id: int) -> list[Alarm]:
+    """Those of ``alarms`` grouped under alarm ``parent_id`` (none if there is no such alarm)."""
+    try:
+        wanted = {a.id for a in service.children(parent_id)}
+    except AlarmNotFound:
+        return []
+    return [a for a in alarms if a.id in wanted]
 
 
 def _counts(alarms: list[Alarm]) -> dict[str, Any]:
@@ -431,7 +465,22 @@ def journal(
 @router.get("/{alarm_id}", response_model=AlarmOut, responses={404: error("no such alarm")})
 def get_alarm(service: AlarmServiceDep, principal: PrincipalDep, alarm_id: int) -> AlarmOut:
     alarm = _visible(service, principal, alarm_id)
-    return alarm_out(alarm, first_outs(service, [alarm]))
+    return alarm_out(alarm, first_outs(service, [alarm]), service)
+
+
+@router.get(
+    "/{alarm_id}/children",
+    response_model=list[AlarmOut],
+    summary="The alarms grouped under this one (its root-cause consequences), any state, by id",
+    responses={404: error("no such alarm")},
+)
+def alarm_children(
+    service: AlarmServiceDep, principal: PrincipalDep, alarm_id: int
+) -> list[AlarmOut]:
+    _visible(service, principal, alarm_id)
+    children = [a for a in service.children(alarm_id) if principal.sees(a.enterprise)]
+    pinned = first_outs(service, children)
+    return [alarm_out(a, pinned, service) for a in children]
 
 
 @router.get(

@@ -34,6 +34,7 @@ const S = {
   view: "active",
   unackOnly: false,
   filter: null, // {kind: "hs"|"ent", id}
+  expanded: new Set(), // ids of parent alarms whose grouped children are shown under them
   detail: null, // {id, alarm, journal}
   trend: null, // {enterprise, tag, rangeS, points, live, everyS, startMs, endMs, message}
   reachable: true,
@@ -316,7 +317,49 @@ function visibleAlarms() {
   return list;
 }
 
-function rowHtml(a) {
+/**
+ * Root-cause groups (docs/console.md): the alarms grouped under a parent (their `labels.parent`
+ * is its key), by parent key. Children are suppressed, so they are not rows of the active list
+ * themselves: the parent's row shows their count and expands to them.
+ */
+function groupsByParent() {
+  const groups = new Map();
+  for (const a of S.alarms.values()) {
+    const parent = a.labels && a.labels.parent;
+    if (!parent) continue;
+    if (!groups.has(parent)) groups.set(parent, []);
+    groups.get(parent).push(a);
+  }
+  for (const kids of groups.values()) kids.sort((x, y) => x.id - y.id);
+  return groups;
+}
+
+function groupButtonHtml(a, kids) {
+  if (!kids.length) return "";
+  const open = S.expanded.has(a.id);
+  return (
+    `<button type="button" class="btn btn-sm btn-group" data-group="${a.id}" aria-expanded="${open}" ` +
+    `title="${esc(t("alarms.group.title", { n: kids.length }))}">` +
+    `${open ? "▾" : "▸"} <span class="group-count">${kids.length}</span></button>`
+  );
+}
+
+function childRowHtml(c) {
+  return (
+    `<tr class="child prio-${esc(c.priority)}${c.active ? "" : " inactive"}" data-alarm-id="${c.id}" ` +
+    `data-state="${esc(c.state)}" data-parent="${esc(c.labels.parent)}">` +
+    `<td class="c-prio"></td>` +
+    `<td class="c-time">${esc(fmtTime(c.active_since_ms ?? c.changed_ms))}</td>` +
+    `<td class="c-where">${esc(hsName(c.hazard_source))}</td>` +
+    `<td class="c-tag">↳ ${esc(c.tag || c.zone || "—")}</td>` +
+    `<td class="c-desc">${esc(summary(c))}<span class="sub">${esc(c.alert)}</span></td>` +
+    `<td class="c-val">${Number.isFinite(c.value) ? esc(fmtNum(c.value)) : ""}</td>` +
+    `<td class="c-state"><span class="state s-${esc(stateKey(c).replace(".", "-"))}">${esc(t(`state.${stateKey(c)}`))}</span></td>` +
+    `<td class="c-act"></td></tr>`
+  );
+}
+
+function rowHtml(a, kids = []) {
   const classes = [`prio-${a.priority}`];
   if (waitsForAck(a)) classes.push("unack");
   if (S.firstOuts.has(a.id)) classes.push("first-out");
@@ -345,7 +388,7 @@ function rowHtml(a) {
     `<td class="c-where" title="${esc(hsName(a.hazard_source))} · ${esc(entName(a.enterprise))}">` +
     `${esc(hsName(a.hazard_source))}<span class="sub">${esc(entName(a.enterprise))}</span></td>` +
     `<td class="c-tag">${esc(where)}</td>` +
-    `<td class="c-desc">${esc(summary(a))}<span class="sub">${esc(a.alert)} · ${esc(t(`class.${a.alarm_class}`))}</span>` +
+    `<td class="c-desc">${esc(summary(a))}${groupButtonHtml(a, kids)}<span class="sub">${esc(a.alert)} · ${esc(t(`class.${a.alarm_class}`))}</span>` +
     returnsHtml(a) +
     "</td>" +
     `<td class="c-val">${liveHtml} ${esc(eu)}` +
@@ -375,7 +418,14 @@ function oosText(oos) {
 
 function renderAlarms() {
   const list = visibleAlarms();
-  $("alarm-rows").innerHTML = list.map(rowHtml).join("");
+  const groups = groupsByParent();
+  $("alarm-rows").innerHTML = list
+    .map((a) => {
+      const kids = groups.get(a.key) || [];
+      const open = kids.length && S.expanded.has(a.id);
+      return rowHtml(a, kids) + (open ? kids.map(childRowHtml).join("") : "");
+    })
+    .join("");
   const empty = $("alarms-empty");
   empty.hidden = list.length > 0;
   empty.textContent = S.view === "active" ? t("alarms.empty") : t("alarms.hidden.empty");
@@ -601,6 +651,13 @@ function factsHtml(a) {
     ]);
   }
   if (a.suppressed_by && a.suppressed_by.length) rows.push(["detail.suppressed", a.suppressed_by.join(", ")]);
+  const parent = a.labels && a.labels.parent;
+  if (parent) {
+    const p = [...S.alarms.values()].find((x) => x.key === parent);
+    rows.push(["detail.parent", p ? `${summary(p)} (#${p.id})` : parent]);
+  }
+  const kids = groupsByParent().get(a.key);
+  if (kids) rows.push(["detail.children", String(kids.length)]);
   return rows.map(([k, v]) => `<dt>${esc(t(k))}</dt><dd>${esc(v)}</dd>`).join("");
 }
 
@@ -981,6 +1038,13 @@ function wire() {
   });
   $("filter-clear").addEventListener("click", () => setFilter(null));
   $("alarm-rows").addEventListener("click", (ev) => {
+    const group = ev.target.closest("button[data-group]");
+    if (group) {
+      const parentId = Number(group.dataset.group);
+      if (!S.expanded.delete(parentId)) S.expanded.add(parentId);
+      renderAlarms();
+      return;
+    }
     const row = ev.target.closest("tr[data-alarm-id]");
     if (!row) return;
     const id = Number(row.dataset.alarmId);

@@ -45,6 +45,16 @@ class EngineHooks(Protocol):
         """``inst`` was raised (``active``) or cleared at time ``ts``."""
         ...
 
+    def group(self, inst: AlarmInstance, parent: str | None) -> None:
+        """Group ``inst`` under the alarm with key ``parent`` (its root cause; None: under
+        none). A grouped instance is suppressed by its parent (``conditions/grouping.py``)."""
+        ...
+
+    def grace_over(self, inst: AlarmInstance, now: int) -> None:
+        """Ungroup ``inst`` if the grace after its parent cleared is over at ``now`` (and the
+        parent was not raised again)."""
+        ...
+
 
 # what the engine calls on the instances ------------------------------------------------------
 
@@ -80,11 +90,17 @@ class MemberFeed(Protocol):
 
 
 class LinkFeed(Protocol):
-    """Told an enterprise's signs of life (a batch received) and its gateway's status."""
+    """Told an enterprise's signs of life (a batch received) and its gateway's status; asked,
+    by the consequences of a silence, whether the enterprise's link is down."""
+
+    key: str
+    state: int
 
     def on_data(self, received: int, hooks: EngineHooks) -> None: ...
 
     def on_status(self, online: bool, ts: int, hooks: EngineHooks) -> None: ...
+
+    def verdict(self, at: int, hooks: EngineHooks) -> int | None: ...
 
 
 class BatchFeed(Protocol):
@@ -192,11 +208,13 @@ class AlarmInstance:
         "due",
         "enterprise",
         "fields",
+        "grace_until",
         "hazard_source",
         "key",
         "labels",
         "oos",
         "order",
+        "parent",
         "priority",
         "rt",
         "setpoint",
@@ -236,6 +254,10 @@ class AlarmInstance:
         self.watch_due: int | None = None
         self.value: float | None = None
         self.setpoint: float | None = None
+        self.parent: str | None = None
+        """the key of the alarm this one is grouped under (its root cause), if any"""
+        self.grace_until: int | None = None
+        """while grouped after the parent cleared: when the grace ends"""
 
     @classmethod
     def for_tag(cls, rt: CompiledRule, tag: TagInfo) -> Self:
@@ -304,6 +326,11 @@ class AlarmInstance:
         """Labels and template fields that change with the state (votes, skew, ...)."""
         return {}
 
+    def grace_ms(self) -> int:
+        """How long a grouped instance stays grouped after its parent cleared: a consequence
+        that returns to normal within it clears quietly."""
+        return 0
+
     # snapshot ------------------------------------------------------------------------------
 
     def dump(self) -> dict[str, Any]:
@@ -313,16 +340,25 @@ class AlarmInstance:
             "due": self.due,
             "watch": self.watch_due,
             "value": self.value,
+            **self.dump_group(),
         }
+
+    def dump_group(self) -> dict[str, Any]:
+        """The grouping under a parent, if any (keys absent otherwise)."""
+        if self.parent is None:
+            return {}
+        return {"parent": self.parent, "grace_until": self.grace_until}
 
     def load(self, data: Mapping[str, Any]) -> None:
         self.state = int(data["state"])
         self.due = data["due"]
         self.watch_due = data["watch"]
         self.value = data["value"]
+        self.parent = data.get("parent")
+        self.grace_until = data.get("grace_until")
 
     def is_default(self) -> bool:
-        return self.state == NORMAL and self.due is None
+        return self.state == NORMAL and self.due is None and self.parent is None
 
     def rearm(self, hooks: EngineHooks) -> None:
         """After a restore: set the timers again from the restored state."""

@@ -1,9 +1,14 @@
-"""``stale``: nothing received from a tag for a number of its publishing intervals."""
+"""``stale``: nothing received from a tag for a number of its publishing intervals.
+
+A tag gone stale while its enterprise is quiet too is a consequence of the enterprise's silence:
+it waits for the link verdict and is grouped under the link alarm (``conditions/grouping.py``).
+"""
 
 from __future__ import annotations
 
 from safety_hub.rules.conditions.base import NORMAL, AlarmInstance, CompiledRule, EngineHooks
 from safety_hub.rules.conditions.build import Build, tag_slots
+from safety_hub.rules.conditions.grouping import root_cause
 from safety_hub.rules.schema import Stale, format_duration
 from safety_hub.rules.slots import TagSlot
 
@@ -19,15 +24,29 @@ class StaleInstance(AlarmInstance):
     def on_data(self, received: int, hooks: EngineHooks) -> None:
         if self.state:
             self.drive(False, received, hooks)
-        if self.watch_due is None:
+            if self.parent is not None:
+                hooks.group(self, None)  # cleared under its parent: quietly
+        if self.watch_due is None or self.state == NORMAL:
             hooks.watch(self, received + self.window)
 
     def fire_watch(self, due: int, hooks: EngineHooks) -> None:
+        if self.state:  # raised: only the grace after the parent cleared watches it
+            hooks.grace_over(self, due)
+            return
         deadline = self.slot.last_received + self.window
         if deadline > due:
             hooks.watch(self, deadline)
-        else:
-            self.drive(True, deadline, hooks)
+            return
+        parent, wait = root_cause(self.slot.ent, due, hooks)
+        if wait is not None:
+            hooks.watch(self, wait)  # the link verdict first: a child never annunciates first
+            return
+        if parent is not None:
+            hooks.group(self, parent)
+        self.drive(True, deadline, hooks)
+
+    def grace_ms(self) -> int:
+        return self.window
 
     def extra(self) -> dict[str, str]:
         return {"window": format_duration(self.window)}

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from safety_hub.rules.conditions.base import (
+    NORMAL,
     AlarmInstance,
     CompiledRule,
     EngineHooks,
@@ -13,6 +14,7 @@ from safety_hub.rules.conditions.base import (
     tag_identity,
 )
 from safety_hub.rules.conditions.build import Build, tag_slots
+from safety_hub.rules.conditions.grouping import root_cause
 from safety_hub.rules.schema import VotingCondition
 from safety_hub.rules.slots import TagSlot
 
@@ -36,8 +38,10 @@ class VoteMember:
 class VoteInstance(AlarmInstance):
     """k-out-of-n voting over a zone's detectors. A detector is faulty while its newest reading
     is bad or out of range, while it is silent for ``stale_intervals`` of its interval, while its
-    frozen-value alarm is raised, and while it is out of service; with any faulty detector the vote becomes ``degrade_to`` over the
-    healthy ones."""
+    frozen-value alarm is raised, and while it is out of service; with any faulty detector the
+    vote becomes ``degrade_to`` over the healthy ones. Detectors gone stale while their
+    enterprise is quiet are a consequence of its silence: the vote waits for the link verdict
+    and is grouped under the link alarm."""
 
     __slots__ = ("above_n", "degrade_k", "faulty", "healthy_n", "high", "k", "members", "report")
     kind = "voting"
@@ -91,11 +95,28 @@ class VoteInstance(AlarmInstance):
         if on or self.state:
             self.value = top
         self.drive(on, ts, hooks)
-        if next_stale is not None and (self.watch_due is None or next_stale < self.watch_due):
-            hooks.watch(self, next_stale)
+        if self.parent is not None and self.state == NORMAL:
+            hooks.group(self, None)  # cleared under its parent: quietly
+        wake = next_stale
+        if self.grace_until is not None and (wake is None or self.grace_until < wake):
+            wake = self.grace_until
+        if wake is not None and (self.watch_due is None or wake < self.watch_due):
+            hooks.watch(self, wake)
 
     def fire_watch(self, due: int, hooks: EngineHooks) -> None:
+        if self.grace_until is not None:
+            hooks.grace_over(self, due)
+        if self.state == NORMAL and self.members:
+            parent, wait = root_cause(self.members[0].slot.ent, due, hooks)
+            if wait is not None:
+                hooks.watch(self, wait)  # the link verdict first: a child never annunciates first
+                return
+            if parent is not None:
+                hooks.group(self, parent)  # ungrouped again by evaluate if it stays normal
         self.evaluate(due, due, hooks)
+
+    def grace_ms(self) -> int:
+        return max((m.stale_ms for m in self.members), default=0)
 
     def extra(self) -> dict[str, str]:
         return {"votes": f"{self.above_n}/{self.healthy_n}", "faulty": ",".join(self.faulty)}
