@@ -55,6 +55,25 @@ class SinkError(SafetyHubError):
         super().__init__(f"{sink}: {detail}")
 
 
+class NotificationError(SafetyHubError):
+    """A notification channel refused a message or could not be reached.
+
+    ``channel`` is the contact point's channel (email, webhook, ...), ``target`` its redacted
+    URL; ``retryable`` is false when sending again cannot help (a malformed URL, a 4xx).
+    """
+
+    def __init__(self, channel: str, target: str, detail: str, *, retryable: bool = True):
+        self.channel = channel
+        self.target = target
+        self.detail = detail
+        self.retryable = retryable
+        super().__init__(f"{channel} {target}: {detail}")
+
+
+class PeopleError(LoadError):
+    """The people and rosters file is invalid."""
+
+
 class BrokerError(SafetyHubError):
     """The MQTT broker could not be reached or refused us."""
 

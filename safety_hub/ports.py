@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from safety_hub.notify.contacts import OutgoingMessage
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,3 +87,12 @@ class HistoryStore(Protocol):
     ) -> list[HistoryPoint]: ...
 
     def close(self) -> None: ...
+
+
+class NotificationSender(Protocol):
+    """Delivers one rendered message (safety_hub.notify.contacts.OutgoingMessage) through its
+    contact point's channel; raises `NotificationError` (safety_hub.errors) with a reason that
+    holds no secret when the channel refused it or could not be reached. Implemented in
+    connectors/notify/ (apprise)."""
+
+    def send(self, message: OutgoingMessage) -> None: ...

@@ -48,3 +48,17 @@ class Directory(Protocol):
     """
 
     def resolve(self, target: str, *, enterprise: str | None, at_ms: int) -> list[Recipient]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class OutgoingMessage:
+    """One message to one contact point, rendered: what a `NotificationSender` delivers.
+
+    ``notification_id`` is stable across retries and restarts (receivers may de-duplicate on it:
+    a JSON webhook gets it in the body, an email in a ``X-Safety-Hub-Notification`` header).
+    """
+
+    notification_id: str
+    contact: ContactPoint
+    title: str
+    body: str
