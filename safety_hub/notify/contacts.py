@@ -16,6 +16,8 @@ from urllib.parse import urlsplit
 
 CHANNELS = ("email", "webhook", "dingtalk", "wecom", "feishu", "sms")
 TARGET_KINDS = ("role", "roster", "person")
+TOKEN_HOST_SCHEMES = frozenset({"dingtalk", "wecombot", "feishu"})
+"""apprise schemes whose host part is a secret token (``dingtalk://{token}/``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,9 +26,16 @@ class ContactPoint:
     url: str  # an apprise URL; may hold a secret
 
     def redacted(self) -> str:
-        """The URL's scheme and host only: what logs, errors and the API may show."""
-        parts = urlsplit(self.url)
-        host = parts.hostname or ""
+        """The URL's scheme and host only: what logs, errors and the API may show. For the
+        chat-bot channels (dingtalk, wecom, feishu) apprise's host part is the bot's token, so
+        only the scheme is shown."""
+        try:
+            parts = urlsplit(self.url)
+            host = parts.hostname or ""
+        except ValueError:
+            return "***"
+        if parts.scheme.lower() in TOKEN_HOST_SCHEMES:
+            host = ""
         return f"{parts.scheme}://{host}/***" if parts.scheme else "***"
 
 
