@@ -150,7 +150,7 @@ def list_rosters(directory: PeopleDep, principal: PrincipalDep, clock: ClockDep)
 
 
 @router.get(
-    "/rosters/{name}/on_duty",
+    "/rosters/{roster}/on_duty",
     response_model=ShiftOut,
     summary="Who is on duty in a roster at a time (default now)",
     responses={404: error("no such roster (or not visible to the user)")},
@@ -159,15 +159,15 @@ def on_duty(
     directory: PeopleDep,
     principal: PrincipalDep,
     clock: ClockDep,
-    name: str,
+    roster: str,
     at: Annotated[str | None, Query(description="epoch ms or ISO-8601; default now")] = None,
 ) -> ShiftOut:
-    roster = directory.rosters.get(name)
-    if roster is None or not roster_visible(directory, roster, principal):
-        raise HTTPException(404, f"no roster {clip(name)!r}")
+    found = directory.rosters.get(roster)
+    if found is None or not roster_visible(directory, found, principal):
+        raise HTTPException(404, f"no roster {clip(roster)!r}")
     at_ms = parse_time(at, "at") if at is not None else clock.now_ms()
     try:
-        slot = roster.slot_at(at_ms)
+        slot = found.slot_at(at_ms)
     except (OverflowError, ValueError, OSError):
         raise HTTPException(422, f"at={clip(at or '')!r}: time out of range") from None
-    return shift_out(directory, roster, slot)
+    return shift_out(directory, found, slot)
