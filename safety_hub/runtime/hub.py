@@ -27,6 +27,7 @@ from safety_hub.ingest.telemetry import (
 )
 from safety_hub.ingest.worker import IngestWorker, build_prefixes
 from safety_hub.metrics import EngineCounters, HubMetrics
+from safety_hub.people import PeopleDirectory, default_people_path, load_people
 from safety_hub.ports import HistoryStore, LineSink, MessageSource
 from safety_hub.registry import Plant, default_plant_path, load_plant
 from safety_hub.rules import RulePack, default_rules_path, load_rules
@@ -114,10 +115,12 @@ class Hub:
         source: MessageSource | None = None,
         rules: RulePack | None = None,
         durable_engine: bool = True,
+        people: PeopleDirectory | None = None,
     ) -> None:
         self.settings = settings
         self.clock: Clock = clock or WallClock()
         self.plant = plant or load_plant(settings.plant or default_plant_path())
+        self.people = people or self._load_people()
         self.metrics = HubMetrics()
         self.system_alarms = SystemAlarms(self.clock, self.metrics)
         self.live = LiveTable()
@@ -171,6 +174,22 @@ class Hub:
         self.mqtt_url: str | None = None
         self.started = False
         self._stopping = False
+
+    def _load_people(self) -> PeopleDirectory:
+        """``SAFETY_HUB_PEOPLE`` checked against the plant (``PeopleError`` stops the start);
+        unset: the sample people with the sample park, nobody with another plant."""
+        codes = set(self.plant.enterprises)
+        if self.settings.people is not None:
+            return load_people(self.settings.people, codes)
+        if self.plant.path.resolve() == default_plant_path().resolve():
+            # the bundled sample, checked against the whole sample park by its tests; a
+            # scenario may run a part of the park, so its scopes are not checked here
+            return load_people(default_people_path())
+        log.warning(
+            "no people file (SAFETY_HUB_PEOPLE) for this plant: nobody is notified",
+            extra={"plant": str(self.plant.path)},
+        )
+        return PeopleDirectory(self.plant.path.with_name("<no people file>"), {}, {})
 
     def _open_disk_reserve(self) -> DiskReserve:
         settings = self.settings
