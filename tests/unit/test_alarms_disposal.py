@@ -184,3 +184,29 @@ def test_alarm_rows_from_before_disposal_still_load(tmp_path: Path) -> None:
     )
     assert reborn.tick() == []  # no due time was recorded: it cannot go overdue
     assert reborn.dispose(red, "op1", "other", "old episode").disposal is not None
+
+
+def test_disposal_kpis_rate_time_to_dispose_and_false_alarms_per_detector() -> None:
+    rig = Rig()
+    red = _raise(rig, RED, "critical")
+    orange = _raise(rig, ORANGE, "high")
+    _raise(rig, YELLOW, "medium")  # never disposed
+    _raise(rig, BLUE, "low")  # needs none
+    rig.advance(10 * MINUTE)
+    rig.svc.dispose(red, "op1", "false_alarm", "bump test gas")
+    rig.advance(10 * MINUTE)
+    rig.svc.dispose(orange, "op1", "real_release", "flange leak")
+    rig.advance(MINUTE)
+    rig.off(RED, priority="critical", hazard_source="")
+    rig.svc.acknowledge(red, "op1")
+    rig.on(RED, priority="critical", hazard_source="")  # a second red episode, not disposed
+    rig.svc.dispose(rig.alarm(RED).id, "op1", "false_alarm", "again the bump test")
+    kpis = rig.svc.kpis(window_ms=HOUR).disposal
+    assert (kpis.needed, kpis.disposed, kpis.disposals) == (4, 3, 3)
+    assert kpis.rate_pct == pytest.approx(75.0)
+    assert kpis.median_time_to_dispose_ms == 10 * MINUTE
+    assert kpis.p90_time_to_dispose_ms == 20 * MINUTE
+    assert [(f.tag, f.count) for f in kpis.false_alarms] == [("GT-1101", 2)]
+    assert rig.svc.kpis(window_ms=HOUR).as_json()["disposal"]["rate_pct"] == pytest.approx(75.0)
+    empty = rig.svc.kpis(now_ms=rig.clock.now_ms() + 3 * HOUR, window_ms=HOUR).disposal
+    assert (empty.needed, empty.rate_pct, empty.median_time_to_dispose_ms) == (0, None, None)

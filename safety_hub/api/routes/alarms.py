@@ -28,7 +28,7 @@ from safety_hub.api.deps import (
     error,
     scoped_enterprise,
 )
-from safety_hub.api.disposal_models import DisposalOut
+from safety_hub.api.disposal_models import DisposalKpisOut, DisposalOut
 
 router = APIRouter(prefix="/api/v1/alarms", tags=["alarms"], responses=AUTH_RESPONSES)
 
@@ -247,6 +247,7 @@ class KpisOut(BaseModel):
     acknowledgements: int
     mean_time_to_ack_ms: float | None
     median_time_to_ack_ms: float | None
+    disposal: DisposalKpisOut
 
 
 class FloodOut(BaseModel):
