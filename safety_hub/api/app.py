@@ -27,7 +27,17 @@ from safety_hub import __version__
 from safety_hub.api.auth import Authenticator, RateLimiter
 from safety_hub.api.deps import HubParts, http_error_handler, validation_error_handler
 from safety_hub.api.events import LiveEvents
-from safety_hub.api.routes import alarms, health, people, plant, stream, system, tags, users
+from safety_hub.api.routes import (
+    alarms,
+    disposals,
+    health,
+    people,
+    plant,
+    stream,
+    system,
+    tags,
+    users,
+)
 from safety_hub.console import STATIC_DIR
 from safety_hub.ingest.spool import SpoolDepth
 from safety_hub.runtime.hub import Hub
@@ -286,6 +296,7 @@ def create_app(
     app.include_router(tags.router)
     app.include_router(system.router)
     app.include_router(alarms.router)
+    app.include_router(disposals.router)
     app.include_router(stream.router)
 
     @app.get("/", include_in_schema=False)
