@@ -41,19 +41,28 @@ def test_fuzzed_inputs_never_escape_the_decoder(tmp_path: Path) -> None:
             "-timeout=10",  # one input taking 10 s is a bug of its own: a slow poison message
             f"-artifact_prefix={work}/",
         ]
-        proc = subprocess.Popen(
-            command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
-        )
+        with (work / "stdout.txt").open("w") as out:
+            proc = subprocess.Popen(command, stdout=out, stderr=subprocess.PIPE, text=True)
         runs.append((seed, work, proc))
     total = 0
     for seed, work, proc in runs:
         _, stderr = proc.communicate(timeout=1_700)
-        artifacts = sorted(p.name for p in work.iterdir() if p.is_file())
-        assert proc.returncode == 0, (
-            f"fuzzer (seed {seed}) exit {proc.returncode}; artifacts {artifacts}\n{stderr[-6000:]}"
-        )
+        assert proc.returncode == 0, _failure(seed, work, proc.returncode, stderr)
         done = re.findall(r"^Done (\d+) runs in (\d+) second", stderr, re.MULTILINE)
         assert done, stderr[-3000:]
         assert int(done[-1][0]) == share, done
         total += int(done[-1][0])
     assert total >= RUNS
+
+
+def _failure(seed: int, work: Path, code: int | None, stderr: str) -> str:
+    """What a failed run leaves to reproduce it: the crash inputs themselves (bytes), the
+    Python traceback (atheris prints it on either stream) and the end of libFuzzer's log."""
+    crashes = {p.name: p.read_bytes()[:600] for p in work.iterdir() if p.name.startswith("crash")}
+    noise = re.compile(r"^#\d+\s")
+    log = [line for line in stderr.splitlines() if not noise.match(line)]
+    stdout = (work / "stdout.txt").read_text(errors="replace")
+    return (
+        f"fuzzer (seed {seed}) exit {code}; crash inputs {crashes!r}\n"
+        f"stdout:\n{stdout[-3000:]}\nstderr (progress lines left out):\n" + "\n".join(log)[-4000:]
+    )
