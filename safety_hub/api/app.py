@@ -27,7 +27,16 @@ from safety_hub import __version__
 from safety_hub.api.auth import Authenticator, RateLimiter
 from safety_hub.api.deps import HubParts, http_error_handler, validation_error_handler
 from safety_hub.api.events import LiveEvents
-from safety_hub.api.routes import alarms, health, plant, stream, system, tags, users
+from safety_hub.api.routes import (
+    alarms,
+    health,
+    notifications,
+    plant,
+    stream,
+    system,
+    tags,
+    users,
+)
 from safety_hub.console import STATIC_DIR
 from safety_hub.ingest.spool import SpoolDepth
 from safety_hub.runtime.hub import Hub
@@ -218,6 +227,7 @@ def hub_parts(hub: Hub) -> HubParts:
         system_alarms=hub.system_alarms,
         metrics_registry=hub.metrics.registry,
         status=HubStatusView(hub),
+        notifications=hub.notifications,
     )
 
 
@@ -285,6 +295,7 @@ def create_app(
     app.include_router(system.router)
     app.include_router(alarms.router)
     app.include_router(stream.router)
+    app.include_router(notifications.router)
 
     @app.get("/", include_in_schema=False)
     def root() -> RedirectResponse:

@@ -27,11 +27,13 @@ from safety_hub.ingest.telemetry import (
 )
 from safety_hub.ingest.worker import IngestWorker, build_prefixes
 from safety_hub.metrics import EngineCounters, HubMetrics
-from safety_hub.ports import HistoryStore, LineSink, MessageSource
+from safety_hub.notify.contacts import Directory
+from safety_hub.ports import HistoryStore, LineSink, MessageSource, NotificationSender
 from safety_hub.registry import Plant, default_plant_path, load_plant
 from safety_hub.rules import RulePack, default_rules_path, load_rules
 from safety_hub.runtime.alarm_runtime import AlarmRuntime
 from safety_hub.runtime.hub_stats import HubStatsWriter
+from safety_hub.runtime.notify_wiring import build_notifications
 from safety_hub.runtime.outbox import Outbox, OutboxPublisher
 from safety_hub.settings import Settings
 from safety_hub.statefile import DiskReserve, free_bytes
@@ -114,6 +116,8 @@ class Hub:
         source: MessageSource | None = None,
         rules: RulePack | None = None,
         durable_engine: bool = True,
+        people: Directory | None = None,
+        notification_sender: NotificationSender | None = None,
     ) -> None:
         self.settings = settings
         self.clock: Clock = clock or WallClock()
@@ -155,6 +159,17 @@ class Hub:
         self.outbox = Outbox(settings.data_dir / "outbox.sqlite")
         self.alarms = self._build_alarms(durable_engine)
         self.ingest.add_listener(self.alarms.on_readings)
+        self.notifications = build_notifications(
+            settings,
+            clock=self.clock,
+            alarms=self.alarms,
+            rules=self.rules,
+            plant=self.plant,
+            metrics=self.metrics,
+            system_alarms=self.system_alarms,
+            people=people,
+            sender=notification_sender,
+        )
         self.metrics.registry.register(EngineCounters(lambda: dict(self.alarms.engine.counters)))
         self.stats = HubStatsWriter(
             plant=self.plant,
@@ -346,6 +361,8 @@ class Hub:
         self._outbox_publisher = OutboxPublisher(self.outbox, self._source.publish_confirmed)
         self._outbox_publisher.start()
         self.alarms.start()
+        if self.notifications is not None:
+            self.notifications.start()
         self.stats.start(STATS_INTERVAL_S)
         self.started = True
 
@@ -358,6 +375,8 @@ class Hub:
             self._source.stop()
         self.ingest.stop()
         self.stats.stop()
+        if self.notifications is not None:
+            self.notifications.stop()
         self.alarms.stop()
         self.sink_worker.stop(drain_timeout)
         self.storage.sink.close()
@@ -365,6 +384,8 @@ class Hub:
             self.storage.history.close()
         self.spool.close()
         self.outbox.close()
+        if self.notifications is not None:
+            self.notifications.close()
         broker = self._embedded_broker
         if broker is not None:
             broker.stop()  # type: ignore[attr-defined]

@@ -22,6 +22,7 @@ import logging
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter
 from prometheus_client.core import GaugeMetricFamily
@@ -264,6 +265,21 @@ class NotificationRuntime:
                 True,
                 f"{channel}: {failures} sends in a row failed, last: {detail}",
             )
+
+    # -- reading -----------------------------------------------------------------------------
+    def recent(
+        self,
+        *,
+        alarm_id: int | None = None,
+        status: str | None = None,
+        enterprise: str | None = None,
+        limit: int = 100,
+    ) -> list[dict[str, Any]]:
+        """The newest notifications as the API shows them (contact URLs redacted)."""
+        rows = self.outbox.rows(
+            alarm_id=alarm_id, status=status, enterprise=enterprise, limit=limit
+        )
+        return [{**row.as_json(), "enterprise": row.facts.get("enterprise")} for row in rows]
 
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self) -> None:

@@ -277,11 +277,19 @@ class NotificationOutbox:
 
     # -- reading -----------------------------------------------------------------------------
     def rows(
-        self, *, alarm_id: int | None = None, status: str | None = None, limit: int = 100
+        self,
+        *,
+        alarm_id: int | None = None,
+        status: str | None = None,
+        enterprise: str | None = None,
+        limit: int = 100,
     ) -> list[Row]:
         """The newest notifications (by due time), newest first."""
         where: list[str] = []
         args: list[Any] = []
+        if enterprise is not None:
+            where.append("json_extract(facts, '$.enterprise') = ?")
+            args.append(enterprise)
         if alarm_id is not None:
             where.append("alarm_id = ?")
             args.append(alarm_id)
