@@ -3,6 +3,7 @@ shipped policies, sent through the sender, and listed (redacted) by the API, sco
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from fastapi.testclient import TestClient
@@ -10,6 +11,7 @@ from fastapi.testclient import TestClient
 from connectors.influx import SqliteStore
 from safety_hub.clock import VirtualClock
 from safety_hub.runtime.hub import Hub, Storage
+from safety_hub.runtime.notify_file import FileSender, demo_notify_file
 from safety_hub.settings import load_settings
 from tests.unit.api_support import ADMIN_HEADERS, E2_VIEWER, NOW, make_app, publish
 from tests.unit.fakes import MemorySource
@@ -71,3 +73,23 @@ def test_notify_off_plans_nothing_and_the_api_says_so(tmp_path: Path) -> None:
             "enabled": False,
             "notifications": [],
         }
+
+
+def test_the_demo_sender_writes_json_lines_with_the_contact_redacted(tmp_path: Path) -> None:
+    path = demo_notify_file(tmp_path)
+    store = SqliteStore(tmp_path / "readings.sqlite")
+    hub = Hub(
+        load_settings(data_dir=tmp_path),
+        clock=VirtualClock(NOW),
+        storage=Storage(store, store, "test store"),
+        source=MemorySource(),
+        people=directory(),
+        notification_sender=FileSender(path),
+    )
+    assert hub.notifications is not None
+    publish(hub, "e01-chloralkali", [{"tag": "GT-1101", "v": 0.8, "ts": NOW - 1000}])
+    hub.notifications.dispatch()
+    (line,) = path.read_text(encoding="utf-8").splitlines()
+    record = json.loads(line)
+    assert record["contact"] == "mailto://example.org/***" and "zhang" not in line
+    assert record["title"].startswith("【橙色预警汇总】2 条报警")
