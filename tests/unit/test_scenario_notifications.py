@@ -1,0 +1,48 @@
+"""Replay knows about people: scenario expectations on notifications (who was told, by which
+channel, by when; nobody told about a shelved alarm), with the in-test people directory."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from safety_hub.runtime.replay import replay
+from safety_hub.scenarios.loader import parse_scenario
+from tests.unit.notify_support import directory
+
+SCENARIO = """scenario: 1
+name: Cl2 on GT-1101, nobody acknowledges; GT-1102's alarm shelved before its gas
+start: 2026-06-05T03:00:00+08:00
+duration: 7m
+enterprises: [e01-chloralkali]
+timeline:
+  - {at: 10s, type: force, tag: GT-1102, value: 0.5}
+  - {at: 20s, type: shelve, alert: ToxicGasLevel1, tag: GT-1102, duration: 1h, reason: maintenance}
+  - {at: 30s, type: release, tag: GT-1102}
+  - {at: 1m, type: force, tag: GT-1101, value: 0.8}
+  - {at: 2m, type: force, tag: GT-1102, value: 0.5}
+expect:
+  - {alert: ToxicGasLevel2, tag: GT-1101, notified: {person: zhang, channel: email, kind: alarm}, within: [1m, 1m10s]}
+  - {alert: ToxicGasLevel2, tag: GT-1101, notified: {person: li, channel: webhook}, within: [6m, 6m10s]}
+  - {alert: ToxicGasLevel1, tag: GT-1102, not_notified: true, within: [1m, 7m]}
+"""
+
+
+def test_notification_expectations_hold_and_a_wrong_one_fails_located(tmp_path: Path) -> None:
+    good = replay(parse_scenario(SCENARIO, "n.yaml", tmp_path), people=directory())
+    assert good.failures == [], good.failures
+    assert {(n.person_id, n.kind) for n in good.notifications} >= {
+        ("zhang", "alarm"),
+        ("li", "escalation"),
+    }
+    wrong = SCENARIO.replace("within: [6m, 6m10s]", "within: [5m, 5m50s]").replace(
+        "not_notified: true, within: [1m, 7m]", "not_notified: true"
+    )
+    bad = replay(parse_scenario(wrong, "n.yaml", tmp_path), people=directory())
+    assert len(bad.failures) == 2, bad.failures
+    assert bad.failures[0] == (
+        "n.yaml:14:5: expected li webhook notified about ToxicGasLevel2 GT-1101 within "
+        "[5m, 5m50s]; sent about it: zhang email alarm at 0:01:04, li webhook escalation at 0:06:03"
+    )
+    assert "expected nobody notified about ToxicGasLevel1 GT-1102" in bad.failures[1]
+    off = replay(parse_scenario(SCENARIO, "n.yaml", tmp_path))
+    assert off.notifications == [] and "notifications are off in this run" in off.failures[0]
