@@ -275,13 +275,15 @@ class AlarmWatcher(TopicCollector):
         return Mark(len(events), max((e.get("seq", 0) for e in events), default=0))
 
     def matching(
-        self, since: Mark, action: str, tag: str, alert: str = LEVEL2
+        self, since: Mark, action: str | tuple[str, ...], tag: str, alert: str = LEVEL2
     ) -> list[dict[str, Any]]:
-        """New (not re-sent) events of one action on one alarm after ``since``."""
+        """New (not re-sent) events of one action (or any of several) on one alarm after
+        ``since``."""
+        actions = (action,) if isinstance(action, str) else action
         return [
             e
             for e in self.events(since.index)
-            if e.get("action") == action
+            if e.get("action") in actions
             and not e.get("recovered")
             and e.get("seq", 0) > since.max_seq
             and e["alarm"]["alert"] == alert
@@ -293,13 +295,15 @@ def raise_level2(
     pub: Publisher, watcher: AlarmWatcher, hub: HubProcess, tag: str, after: str
 ) -> dict[str, Any]:
     """Publish a current reading of ``tag`` at 8x its level-2 setpoint; its ToxicGasLevel2
-    raise event must arrive within 10 s. ``after`` names what came before, for the message."""
+    raise event must arrive within 10 s (``reactivate`` when the alarm is still latched from an
+    earlier probe: active again, without a second annunciation). ``after`` names what came
+    before, for the message."""
     since = watcher.mark()
     sent = time.monotonic()
     pub.publish(TELEMETRY, reading(tag, HIGH, now_ms()))
     deadline = sent + ALARM_DEADLINE_S
     while time.monotonic() < deadline:
-        found = watcher.matching(since, "raise", tag)
+        found = watcher.matching(since, ("raise", "reactivate"), tag)
         if found:
             return found[0]
         time.sleep(0.02)

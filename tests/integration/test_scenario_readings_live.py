@@ -22,7 +22,7 @@ from tests.scenarios import assert_passed, run_scenario
 pytestmark = pytest.mark.integration
 
 ENT = "e01-chloralkali"
-SPEED = 4  # payload offsets shrink by the speed: +2h stays > 300 s ahead, -30d > 7 days old
+SPEED = 4  # payload offsets shrink by the speed: +30d and -30d stay past the 7-day horizon
 
 SCENARIO = f"""\
 scenario: 1
@@ -30,7 +30,7 @@ name: odd timestamps, live
 duration: 20s
 enterprises: [{ENT}]
 timeline:
-  - {{at: 4s, type: reading, tag: GT-1102, value: 0.1, ts: +2h, expect_rejected: future_timestamp}}
+  - {{at: 4s, type: reading, tag: GT-1102, value: 0.1, ts: +30d, expect_rejected: future_timestamp}}
   - {{at: 6s, type: reading, tag: GT-1103, value: 0.1, ts: -30d, expect_rejected: too_old}}
 """
 
