@@ -129,6 +129,11 @@ class Settings(BaseSettings):
         None, description="plant registry YAML; default: bundled sample park"
     )
     rules: Path | None = Field(None, description="rule pack file or folder; default: alert_rules/")
+    people: Path | None = Field(
+        None,
+        description="people and duty rosters YAML; default: the bundled sample people with the "
+        "sample park, nobody with another plant",
+    )
     data_dir: Path = Field(Path(".hub-data"), description="spool, stores and journals")
 
     mqtt_url: str | None = Field(None, description="broker URL; unset: start an embedded broker")
@@ -264,6 +269,13 @@ class Settings(BaseSettings):
     @field_validator("plant")
     @classmethod
     def _check_plant(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_file():
+            raise ValueError("file not found")
+        return value
+
+    @field_validator("people")
+    @classmethod
+    def _check_people(cls, value: Path | None) -> Path | None:
         if value is not None and not value.is_file():
             raise ValueError("file not found")
         return value

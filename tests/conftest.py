@@ -4,6 +4,9 @@
 - ``influxdb1``: one InfluxDB 1.6 per session; pair it with ``influx_db`` (a fresh database per
   test). ``influxdb1_private``: a server of the test's own, for kill/restart tests.
 - ``victoria_metrics``: a fresh VictoriaMetrics per test.
+- ``smtp_receiver``, ``webhook_receiver``: a real SMTP server (aiosmtpd) and a real HTTP server
+  collecting what notifications deliver, per test; ``stop()``/``start()`` take a channel down
+  and up on the same port (tests/fixtures/receivers.py).
 
 Every server is stopped at teardown even when the test fails, and a failing test's report gets
 the tail of the log of each server it used.
@@ -27,6 +30,7 @@ from tests.fixtures.processes import (
     VictoriaMetricsProcess,
     kill_all_servers,
 )
+from tests.fixtures.receivers import SmtpReceiver, WebhookReceiver
 
 _SERVERS_KEY = pytest.StashKey[list[ServerProcess]]()
 
@@ -140,3 +144,17 @@ def victoria_metrics(
     _started(server)
     yield server
     server.close()
+
+
+@pytest.fixture
+def smtp_receiver() -> Iterator[SmtpReceiver]:
+    """A real SMTP server on a free port, collecting mails; stopped at teardown."""
+    with SmtpReceiver() as receiver:
+        yield receiver
+
+
+@pytest.fixture
+def webhook_receiver() -> Iterator[WebhookReceiver]:
+    """A real HTTP server on a free port, collecting requests; stopped at teardown."""
+    with WebhookReceiver() as receiver:
+        yield receiver

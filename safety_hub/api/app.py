@@ -31,6 +31,7 @@ from safety_hub.api.routes import (
     alarms,
     health,
     notifications,
+    people,
     plant,
     stream,
     system,
@@ -228,6 +229,7 @@ def hub_parts(hub: Hub) -> HubParts:
         metrics_registry=hub.metrics.registry,
         status=HubStatusView(hub),
         notifications=hub.notifications,
+        people=hub.people,
     )
 
 
@@ -291,6 +293,7 @@ def create_app(
     app.include_router(health.router)
     app.include_router(users.router)
     app.include_router(plant.router)
+    app.include_router(people.router)
     app.include_router(tags.router)
     app.include_router(system.router)
     app.include_router(alarms.router)

@@ -28,6 +28,7 @@ from safety_hub.api.events import LiveEvents
 from safety_hub.clock import Clock
 from safety_hub.ingest.live import LiveTable
 from safety_hub.ingest.spool import SpoolDepth
+from safety_hub.people import PeopleDirectory
 from safety_hub.ports import HistoryStore
 from safety_hub.registry import Plant
 from safety_hub.system_alarms import SystemAlarms
@@ -202,6 +203,7 @@ class HubParts:
     system_alarms: SystemAlarms
     metrics_registry: CollectorRegistry
     status: HubStatus
+    people: PeopleDirectory
     notifications: NotificationLog | None = None
     """None when notifications are off (SAFETY_HUB_NOTIFY=off)"""
 
@@ -221,6 +223,10 @@ def get_clock(request: Request) -> Clock:
 
 def get_plant(request: Request) -> Plant:
     return get_hub_parts(request).plant
+
+
+def get_people(request: Request) -> PeopleDirectory:
+    return get_hub_parts(request).people
 
 
 def get_live_table(request: Request) -> LiveTable:
@@ -266,6 +272,7 @@ def get_authenticator(request: Request) -> Authenticator:
 AlarmServiceDep = Annotated[AlarmService, Depends(get_alarm_service)]
 ClockDep = Annotated[Clock, Depends(get_clock)]
 PlantDep = Annotated[Plant, Depends(get_plant)]
+PeopleDep = Annotated[PeopleDirectory, Depends(get_people)]
 LiveTableDep = Annotated[LiveTable, Depends(get_live_table)]
 HistoryStoreDep = Annotated[HistoryStore, Depends(get_history_store)]
 SystemAlarmsDep = Annotated[SystemAlarms, Depends(get_system_alarms)]

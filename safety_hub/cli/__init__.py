@@ -8,6 +8,8 @@ sub-parser (``register``); ``main`` runs the chosen command and turns errors int
 | ``simulate`` | ``simulate [SCENARIO]`` |
 | ``replay`` | ``replay SCENARIO``, ``replay --record OUT`` |
 | ``rules`` | ``rules check|test`` |
+| ``people`` | ``people check|on-duty`` |
+| ``notify`` | ``notify check|test`` |
 | ``users`` | ``users add|list|remove`` |
 | ``dashboards`` | ``dashboards build|check|push`` |
 | ``broker`` | ``broker`` |
@@ -23,7 +25,18 @@ import sys
 from collections.abc import Callable, Sequence
 
 from safety_hub import __version__
-from safety_hub.cli import broker, dashboards, demo, replay, rules, run, simulate, users
+from safety_hub.cli import (
+    broker,
+    dashboards,
+    demo,
+    notify,
+    people,
+    replay,
+    rules,
+    run,
+    simulate,
+    users,
+)
 from safety_hub.cli.common import ENV_HELP, EXIT_FAILED, EXIT_USAGE, Subparsers
 from safety_hub.errors import ConfigError, LoadError, SafetyHubError, StateFileError
 
@@ -36,6 +49,8 @@ REGISTER: tuple[Callable[[Subparsers], None], ...] = (
     simulate.register,
     replay.register,
     rules.register,
+    people.register,
+    notify.register,
     users.register,
     dashboards.register,
     broker.register,

@@ -14,6 +14,7 @@ ENV_HELP = """\
 configuration (environment variables, all optional; see docs/configuration.md):
   SAFETY_HUB_PLANT         plant registry YAML (default: the bundled sample park)
   SAFETY_HUB_RULES         rule pack file or folder (default: alert_rules/)
+  SAFETY_HUB_PEOPLE        people and duty rosters YAML (default: the sample park's people)
   SAFETY_HUB_MQTT_URL      mqtt://user:pass@host:port (default: start an embedded broker)
   SAFETY_HUB_INFLUX_URL    InfluxDB URL (default: embedded SQLite store in the data dir)
   SAFETY_HUB_INFLUX_API    v2 (default; token, org, bucket) or v1 (/write?db=)

@@ -16,6 +16,9 @@ from urllib.parse import urlsplit
 
 CHANNELS = ("email", "webhook", "dingtalk", "wecom", "feishu", "sms")
 TARGET_KINDS = ("role", "roster", "person")
+HOST_SCHEMES = frozenset({"mailto", "mailtos", "json", "jsons", "form", "forms", "xml", "xmls"})
+"""apprise schemes whose host part is a server's name; in every other (``dingtalk://{token}/``,
+``wecombot://{key}``, ``feishu://{token}``) the host part is a secret."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,9 +27,16 @@ class ContactPoint:
     url: str  # an apprise URL; may hold a secret
 
     def redacted(self) -> str:
-        """The URL's scheme and host only: what logs, errors and the API may show."""
-        parts = urlsplit(self.url)
-        host = parts.hostname or ""
+        """The URL's scheme and host only: what logs, errors and the API may show. The host
+        only for the schemes of ``HOST_SCHEMES``: in a chat-bot URL (dingtalk, wecom, feishu)
+        apprise's host part is the bot's token, so only the scheme is shown."""
+        try:
+            parts = urlsplit(self.url)
+            host = parts.hostname or ""
+        except ValueError:
+            return "***"
+        if parts.scheme.lower() not in HOST_SCHEMES:
+            host = ""
         return f"{parts.scheme}://{host}/***" if parts.scheme else "***"
 
 

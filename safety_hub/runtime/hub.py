@@ -27,12 +27,13 @@ from safety_hub.ingest.telemetry import (
 )
 from safety_hub.ingest.worker import IngestWorker, build_prefixes
 from safety_hub.metrics import EngineCounters, HubMetrics
-from safety_hub.notify.contacts import Directory
+from safety_hub.people import PeopleDirectory, default_people_path, load_people
 from safety_hub.ports import HistoryStore, LineSink, MessageSource, NotificationSender
 from safety_hub.registry import Plant, default_plant_path, load_plant
 from safety_hub.rules import RulePack, default_rules_path, load_rules
 from safety_hub.runtime.alarm_runtime import AlarmRuntime
 from safety_hub.runtime.hub_stats import HubStatsWriter
+from safety_hub.runtime.notifications import NotificationRuntime
 from safety_hub.runtime.notify_wiring import build_notifications
 from safety_hub.runtime.outbox import Outbox, OutboxPublisher
 from safety_hub.settings import Settings
@@ -103,6 +104,13 @@ def build_storage(settings: Settings) -> Storage:
     return Storage(sink, history, f"InfluxDB {settings.influx_api} at {endpoint.url}")
 
 
+def build_sender() -> NotificationSender:
+    """The channels through apprise (connectors/notify/)."""
+    from connectors.notify import AppriseSender
+
+    return AppriseSender()
+
+
 class Hub:
     """The running hub: ingest, spool, sink, live table, metrics."""
 
@@ -116,12 +124,13 @@ class Hub:
         source: MessageSource | None = None,
         rules: RulePack | None = None,
         durable_engine: bool = True,
-        people: Directory | None = None,
+        people: PeopleDirectory | None = None,
         notification_sender: NotificationSender | None = None,
     ) -> None:
         self.settings = settings
         self.clock: Clock = clock or WallClock()
         self.plant = plant or load_plant(settings.plant or default_plant_path())
+        self.people = people or self._load_people()
         self.metrics = HubMetrics()
         self.system_alarms = SystemAlarms(self.clock, self.metrics)
         self.live = LiveTable()
@@ -159,17 +168,7 @@ class Hub:
         self.outbox = Outbox(settings.data_dir / "outbox.sqlite")
         self.alarms = self._build_alarms(durable_engine)
         self.ingest.add_listener(self.alarms.on_readings)
-        self.notifications = build_notifications(
-            settings,
-            clock=self.clock,
-            alarms=self.alarms,
-            rules=self.rules,
-            plant=self.plant,
-            metrics=self.metrics,
-            system_alarms=self.system_alarms,
-            people=people,
-            sender=notification_sender,
-        )
+        self.notifications = self._build_notifications(notification_sender)
         self.metrics.registry.register(EngineCounters(lambda: dict(self.alarms.engine.counters)))
         self.stats = HubStatsWriter(
             plant=self.plant,
@@ -186,6 +185,46 @@ class Hub:
         self.mqtt_url: str | None = None
         self.started = False
         self._stopping = False
+
+    def _build_notifications(self, sender: NotificationSender | None) -> NotificationRuntime | None:
+        """Notifications (docs/notifications.md): policies, outbox, dispatcher; None when off.
+        The bundled sample people's contact points are examples: without SAFETY_HUB_PEOPLE the
+        hub sends nothing through the channels (the demo and replay bring their own sender)."""
+        if sender is None and self.settings.people is None and self.settings.notify:
+            log.warning(
+                "notifications off: the bundled sample people's contact points are examples; "
+                "set SAFETY_HUB_PEOPLE to a people file of your own"
+            )
+            return None
+        return build_notifications(
+            self.settings,
+            clock=self.clock,
+            alarms=self.alarms,
+            rules=self.rules,
+            plant=self.plant,
+            metrics=self.metrics,
+            system_alarms=self.system_alarms,
+            # an empty directory (another plant without SAFETY_HUB_PEOPLE): nobody to notify
+            people=self.people if len(self.people) else None,
+            sender=sender or build_sender(),
+            check_target=self.people.check_target,
+        )
+
+    def _load_people(self) -> PeopleDirectory:
+        """``SAFETY_HUB_PEOPLE`` checked against the plant (``PeopleError`` stops the start);
+        unset: the sample people with the sample park, nobody with another plant."""
+        codes = set(self.plant.enterprises)
+        if self.settings.people is not None:
+            return load_people(self.settings.people, codes)
+        if self.plant.path.resolve() == default_plant_path().resolve():
+            # the bundled sample, checked against the whole sample park by its tests; a
+            # scenario may run a part of the park, so its scopes are not checked here
+            return load_people(default_people_path())
+        log.warning(
+            "no people file (SAFETY_HUB_PEOPLE) for this plant: nobody is notified",
+            extra={"plant": str(self.plant.path)},
+        )
+        return PeopleDirectory(self.plant.path.with_name("<no people file>"), {}, {})
 
     def _open_disk_reserve(self) -> DiskReserve:
         settings = self.settings

@@ -18,7 +18,8 @@ from typing import Any
 
 from safety_hub.alarms import Transition
 from safety_hub.clock import VirtualClock
-from safety_hub.notify.contacts import Directory, OutgoingMessage
+from safety_hub.notify.contacts import OutgoingMessage
+from safety_hub.people import PeopleDirectory
 from safety_hub.ports import HistoryPoint, InboundMessage
 from safety_hub.runtime.alarm_runtime import ALARM_EVENT_MEASUREMENT
 from safety_hub.runtime.hub import Hub, Storage
@@ -118,7 +119,7 @@ class ReplayHub:
         start_ms: int,
         data_dir: Path,
         on_lines: LineCallback | None = None,
-        people: Directory | None = None,
+        people: PeopleDirectory | None = None,
     ) -> None:
         self.clock = VirtualClock(start_ms)
         self.start_ms = start_ms
@@ -203,7 +204,7 @@ def replay(
     *,
     on_lines: LineCallback | None = None,
     progress: Callable[[int, int], None] | None = None,
-    people: Directory | None = None,
+    people: PeopleDirectory | None = None,
 ) -> ReplayResult:
     """Run ``scenario`` through an in-process hub; ``on_lines`` receives the line protocol the
     hub's sink would write (readings and alarm events), ``progress(t_ms, duration_ms)`` is called

@@ -63,6 +63,7 @@ def alarm_of(client: TestClient, enterprise: str, alert: str = "ToxicGasLevel2")
 
 def concrete(path: str) -> str:
     """A route path with its parameters filled in."""
+    path = path.replace("{roster}", "park-duty")
     return path.replace("{alarm_id}", "1").replace("{enterprise}", E1).replace("{tag}", "GT-1101")
 
 
@@ -127,6 +128,7 @@ def test_viewer_reads_everything_but_cannot_act(client: TestClient, hub: Hub) ->
             continue
         url = path.replace("{alarm_id}", str(alarm["id"]))
         url = url.replace("{enterprise}", E1).replace("{tag}", "GT-1101")
+        url = url.replace("{roster}", "park-duty")
         assert client.get(url, headers=VIEWER.headers).status_code == 200, url
     before = client.get(f"/api/v1/alarms/{alarm['id']}/journal", headers=VIEWER.headers).json()
     for action in ACTIONS:

@@ -15,7 +15,6 @@ from safety_hub.runtime.notify_file import FileSender, demo_notify_file
 from safety_hub.settings import load_settings
 from tests.unit.api_support import ADMIN_HEADERS, E2_VIEWER, NOW, make_app, publish
 from tests.unit.fakes import MemorySource
-from tests.unit.notify_support import directory
 from tests.unit.test_notify_runtime import Sender
 
 
@@ -28,7 +27,6 @@ def notifying_hub(tmp_path: Path, sender: Sender, **settings: object) -> Hub:
         clock=clock,
         storage=Storage(store, store, "test store"),
         source=MemorySource(),
-        people=directory(),
         notification_sender=sender,
     )
 
@@ -40,7 +38,9 @@ def test_a_gas_alarm_notifies_the_officer_and_the_api_lists_it_redacted(tmp_path
     publish(hub, "e01-chloralkali", [{"tag": "GT-1101", "v": 0.8, "ts": NOW - 1000}])
     assert hub.notifications.dispatch() == 1
     ((_, message),) = sender.sent
-    assert message.contact.url == "mailto://zhang@example.org"
+    # the sample people (safety_hub/plants/sample_people.yaml): e01's safety officer, by email
+    assert message.contact.url.startswith("mailtos://smtp.example.com")
+    assert "wang.jianguo@e01.example.com" in message.contact.url
     # level 1 and level 2 raised by the same reading: one message listing both
     assert message.title.startswith("【橙色预警汇总】2 条报警 | 2 alarms")
     assert "二级报警" in message.body and "level-1 alarm" in message.body
@@ -51,11 +51,16 @@ def test_a_gas_alarm_notifies_the_officer_and_the_api_lists_it_redacted(tmp_path
         rows = answer["notifications"]
         assert len(rows) == 2 and {r["message_id"] for r in rows} == {message.notification_id}
         for sent in rows:
-            assert (sent["person_id"], sent["channel"], sent["kind"]) == ("zhang", "email", "alarm")
-            assert sent["contact"] == "mailto://example.org/***"
-        assert "zhang@" not in client.get("/api/v1/notifications").text
+            assert (sent["person_id"], sent["channel"], sent["kind"]) == (
+                "e01-safety",
+                "email",
+                "alarm",
+            )
+            assert sent["contact"] == "mailtos://smtp.example.com/***"
+        assert "wang.jianguo" not in client.get("/api/v1/notifications").text
         pending = client.get("/api/v1/notifications", params={"status": "pending"}).json()
-        assert {n["person_id"] for n in pending["notifications"]} >= {"li", "zhang"}
+        assert "e01-safety" in {n["person_id"] for n in pending["notifications"]}
+        assert {n["step"] for n in pending["notifications"]} >= {"1", "0.r1"}
         scoped = client.get("/api/v1/notifications", headers=E2_VIEWER.headers)
         assert scoped.status_code == 200 and scoped.json()["notifications"] == []
         metrics = client.get("/metrics").text
@@ -83,7 +88,6 @@ def test_the_demo_sender_writes_json_lines_with_the_contact_redacted(tmp_path: P
         clock=VirtualClock(NOW),
         storage=Storage(store, store, "test store"),
         source=MemorySource(),
-        people=directory(),
         notification_sender=FileSender(path),
     )
     assert hub.notifications is not None
@@ -91,5 +95,5 @@ def test_the_demo_sender_writes_json_lines_with_the_contact_redacted(tmp_path: P
     hub.notifications.dispatch()
     (line,) = path.read_text(encoding="utf-8").splitlines()
     record = json.loads(line)
-    assert record["contact"] == "mailto://example.org/***" and "zhang" not in line
+    assert record["contact"] == "mailtos://smtp.example.com/***" and "wang.jianguo" not in line
     assert record["title"].startswith("【橙色预警汇总】2 条报警")

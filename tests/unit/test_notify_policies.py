@@ -11,6 +11,7 @@ from safety_hub.alarms import Transition
 from safety_hub.errors import LoadError
 from safety_hub.notify.loader import Known, default_policy_path, load_policies
 from safety_hub.notify.planner import Planner
+from safety_hub.people import default_people_path, load_people
 from safety_hub.registry import default_plant_path, load_plant
 from safety_hub.rules import default_rules_path, load_rules
 from tests.unit.notify_support import directory, policies
@@ -33,7 +34,8 @@ def test_shipped_policies_load_and_the_rule_loader_ignores_their_folder() -> Non
     plant = load_plant(default_plant_path())
     pack = load_rules(default_rules_path(), plant)
     assert not any("notify" in f for f in pack.files)
-    known = Known(directory().check_target, {r.alert for r in pack}, set(plant.enterprises))
+    people = load_people(default_people_path(), set(plant.enterprises))
+    known = Known(people.check_target, {r.alert for r in pack}, set(plant.enterprises))
     loaded = load_policies(default_policy_path(), known)
     assert [p.name for p in loaded] == ["park-warning", "park-yellow", "park-disposal-overdue"]
 
