@@ -13,6 +13,7 @@ from safety_hub.ingest.lineproto import READING_MEASUREMENT
 from safety_hub.runtime.alarm_runtime import ALARM_EVENT_MEASUREMENT
 from safety_hub.runtime.hub_stats import (
     ALARM_ACKS,
+    ALARM_DISPOSALS,
     ENTERPRISE_STATS,
     HAZARD_SOURCE_STATS,
     HUB_STATS,
@@ -23,6 +24,7 @@ READING = READING_MEASUREMENT
 ALARM_EVENT = ALARM_EVENT_MEASUREMENT
 __all__ = [
     "ALARM_ACKS",
+    "ALARM_DISPOSALS",
     "ALARM_EVENT",
     "ENTERPRISE_STATS",
     "HAZARD_SOURCE_STATS",

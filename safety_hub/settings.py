@@ -207,6 +207,10 @@ class Settings(BaseSettings):
     public_url: str | None = Field(
         None, description="the hub's API base URL as people reach it, for links in messages"
     )
+    # The closed loop (docs/alarms.md, "Disposal"): seconds from the annunciation; 0: no limit.
+    disposal_limit_red_s: int = Field(1800, ge=0, le=7 * 86_400, description="red: 30 min")
+    disposal_limit_orange_s: int = Field(7200, ge=0, le=7 * 86_400, description="orange: 2 h")
+    disposal_limit_yellow_s: int = Field(0, ge=0, le=7 * 86_400, description="yellow: none")
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["json", "text"] = "json"
 
@@ -299,6 +303,15 @@ class Settings(BaseSettings):
     @property
     def local_mode(self) -> bool:
         return self.mqtt_url is None and self.influx_url is None
+
+    def disposal_limits_ms(self) -> dict[str, int | None]:
+        """Disposal time limit per priority name, ms (None: no limit)."""
+        limits = {
+            "critical": self.disposal_limit_red_s,
+            "high": self.disposal_limit_orange_s,
+            "medium": self.disposal_limit_yellow_s,
+        }
+        return {p: s * 1000 if s else None for p, s in limits.items()}
 
     @property
     def cors_origin_list(self) -> list[str]:

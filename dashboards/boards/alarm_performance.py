@@ -1,5 +1,7 @@
 """Alarm system performance (ISA-18.2 / EEMUA 191): alarms per 10 minutes, time in flood,
-chattering alarms, top bad actors, priority mix, time to acknowledge, standing alarms."""
+chattering alarms, top bad actors, priority mix, time to acknowledge, standing alarms; and the
+closed loop (预警处置闭环): disposal rate, time to dispose, overdue warnings, false alarms per
+detector (they feed alarm rationalisation)."""
 
 from __future__ import annotations
 
@@ -13,7 +15,15 @@ from dashboards.boards.common import (
     timeseries,
 )
 from dashboards.boards.overview import RATE_STEPS, alarm_rate_query
-from dashboards.influxql import ALARM_ACKS, ALARM_EVENT, HUB_STATS, ident, var_match
+from dashboards.influxql import (
+    ALARM_ACKS,
+    ALARM_DISPOSALS,
+    ALARM_EVENT,
+    HUB_STATS,
+    ident,
+    string,
+    var_match,
+)
 from dashboards.model import Dashboard, Override, Panel, Row, Step, Target
 from safety_hub.registry import Plant
 from safety_hub.rules import RulePack
@@ -198,6 +208,7 @@ def build(plant: Plant, pack: RulePack) -> Dashboard:
             threshold_style="dashed",
             width=12,
         ),
+        *closed_loop_panels(),
     ]
     return Dashboard(
         uid=UID,
@@ -209,3 +220,62 @@ def build(plant: Plant, pack: RulePack) -> Dashboard:
         time_from="now-24h",
         refresh="1m",
     )
+
+
+def closed_loop_panels() -> list[Panel | Row]:
+    """Disposal rate, time to dispose, overdue warnings, false alarms per detector."""
+    ttd = ident("time_to_dispose_s")
+    where = f"FROM {ident(ALARM_DISPOSALS)} WHERE {ENT} AND {TIME_FILTER}"
+    return [
+        Row("处置闭环 Closed loop (disposal)"),
+        stat(
+            "处置率 Disposal rate",
+            f"SELECT sum({ident('disposals')}) / sum({ident('disposals_needed')}) * 100 "
+            f"FROM {ident(HUB_STATS)} WHERE {TIME_FILTER}",
+            unit="percent",
+            steps=[Step("red"), Step("orange", 80), Step("green", 95)],
+            description="Disposal records made in the range per warning episode of tier "
+            "yellow or above annunciated in it (the whole park).",
+        ),
+        stat(
+            "处置时间中位数 Median time to dispose",
+            f"SELECT median({ttd}) {where}",
+            unit="s",
+            steps=[Step("green"), Step("orange", 1800), Step("red", 7200)],
+            description="From the annunciation to the disposal record, of the records made "
+            "in the range.",
+        ),
+        stat(
+            "处置时间P90 90th percentile time to dispose",
+            f"SELECT percentile({ttd}, 90) {where}",
+            unit="s",
+            steps=[Step("green"), Step("orange", 1800), Step("red", 7200)],
+        ),
+        stat(
+            "超时未处置 Overdue red/orange warnings",
+            f"SELECT last({ident('alarms_disposal_overdue')}) FROM {ident(HUB_STATS)} "
+            f"WHERE {TIME_FILTER}",
+            steps=[Step("green"), Step("red", 1)],
+            description="Red and orange warnings past their disposal time limit, not disposed.",
+        ),
+        table(
+            "误报最多的探测器 False alarms per detector",
+            [
+                Target(
+                    f"SELECT count({ident('alarm_id')}) AS {ident('false_alarms')} "
+                    f"FROM {ident(ALARM_DISPOSALS)} WHERE {ident('category')} = "
+                    f"{string('false_alarm')} AND {ENT} AND {TIME_FILTER} "
+                    f"GROUP BY {ident('enterprise')}, {ident('tag')}",
+                    result_format="table",
+                )
+            ],
+            width=24,
+            height=8,
+            description="Disposals recorded as false alarm (误报) per detector: candidates "
+            "for recalibration, relocation or a setpoint review (alarm rationalisation).",
+            transformations=[
+                {"id": "sortBy", "options": {"sort": [{"field": "false_alarms", "desc": True}]}},
+                {"id": "organize", "options": {"excludeByName": {"Time": True}}},
+            ],
+        ),
+    ]

@@ -77,6 +77,14 @@ def build(plant: Plant, pack: RulePack) -> Dashboard:
             description="Annunciations in the sliding last 10 minutes. ISA-18.2: about 1 "
             "acceptable, 2 the most manageable, more than 10 is a flood.",
         ),
+        stat(
+            "超时未处置 Overdue red/orange warnings",
+            f"SELECT last({ident('alarms_disposal_overdue')}) FROM {ident(HUB_STATS)} "
+            f"WHERE {TIME_FILTER}",
+            steps=[Step("green"), Step("red", 1)],
+            description="Red and orange warnings past their disposal time limit (red 30 min, "
+            "orange 2 h by default) without a disposal record: the console's overdue list.",
+        ),
         table(
             "重大危险源报警等级 Hazard sources by worst alarm tier",
             [

@@ -225,14 +225,18 @@ class AlarmJournal:
         limit: int | None = None,
         newest: bool = False,
         after_id: int | None = None,
+        action: Action | None = None,
     ) -> list[JournalEntry]:
         """Journal rows, oldest first; ``since_ms``/``until_ms`` bound the clock time (inclusive).
 
         ``limit`` keeps the first rows, or with ``newest`` the last ones (still oldest first);
-        ``after_id`` keeps the rows after that journal id.
+        ``after_id`` keeps the rows after that journal id; ``action`` only rows of that action.
         """
         where: list[str] = []
         args: list[Any] = []
+        if action is not None:
+            where.append("action = ?")
+            args.append(action.value)
         if alarm_id is not None:
             where.append("alarm_id = ?")
             args.append(alarm_id)

@@ -7,13 +7,15 @@ targets are in docs/alarms.md.
 
 from __future__ import annotations
 
+import math
 import statistics
 from bisect import bisect_right
 from collections import Counter, defaultdict
 from collections.abc import Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
+from safety_hub.alarms.disposal import FALSE_ALARM, from_entry
 from safety_hub.alarms.model import (
     CONDITION_EDGES,
     HIDDEN_STATES,
@@ -90,6 +92,71 @@ class StandingAlarm:
 
 
 @dataclass(frozen=True, slots=True)
+class FalseAlarms:
+    """False-alarm disposals of one detector (tag), for alarm rationalisation."""
+
+    enterprise: str
+    tag: str
+    count: int
+
+    def as_json(self) -> dict[str, Any]:
+        return {"enterprise": self.enterprise, "tag": self.tag, "count": self.count}
+
+
+@dataclass(frozen=True, slots=True)
+class DisposalKpis:
+    """The closed loop over the window (docs/alarms.md, "Disposal")."""
+
+    needed: int = 0  # episodes of tier yellow or above that annunciated in the window
+    disposed: int = 0  # of those, disposed (up to the window end)
+    rate_pct: float | None = None  # disposed / needed; None when nothing needed disposal
+    disposals: int = 0  # disposal records made in the window (any episode)
+    median_time_to_dispose_ms: float | None = None  # of those records
+    p90_time_to_dispose_ms: float | None = None  # nearest rank
+    false_alarms: list[FalseAlarms] = field(default_factory=list)  # most first
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "needed": self.needed,
+            "disposed": self.disposed,
+            "rate_pct": self.rate_pct,
+            "disposals": self.disposals,
+            "median_time_to_dispose_ms": self.median_time_to_dispose_ms,
+            "p90_time_to_dispose_ms": self.p90_time_to_dispose_ms,
+            "false_alarms": [f.as_json() for f in self.false_alarms],
+        }
+
+
+def disposal_kpis(in_window: Sequence[JournalEntry], alarms: Mapping[int, Alarm]) -> DisposalKpis:
+    """Disposal rate, time to dispose and false alarms per detector of the window's rows."""
+    needed = {
+        (e.alarm_id, e.raised_ms)
+        for e in in_window
+        if e.annunciated and e.priority is not None and e.priority.rank >= Priority.MEDIUM.rank
+    }
+    records = [(e.alarm_id, r) for e in in_window if (r := from_entry(e)) is not None]
+    disposed = needed & {(alarm_id, r.raised_ms) for alarm_id, r in records}
+    times = sorted(r.at_ms - r.raised_ms for _, r in records)
+    false_by_tag = Counter(
+        (a.enterprise, a.tag or a.zone or a.key)
+        for alarm_id, r in records
+        if r.category == FALSE_ALARM and alarm_id is not None and (a := alarms.get(alarm_id))
+    )
+    return DisposalKpis(
+        needed=len(needed),
+        disposed=len(disposed),
+        rate_pct=100.0 * len(disposed) / len(needed) if needed else None,
+        disposals=len(records),
+        median_time_to_dispose_ms=float(statistics.median(times)) if times else None,
+        p90_time_to_dispose_ms=float(times[math.ceil(0.9 * len(times)) - 1]) if times else None,
+        false_alarms=[
+            FalseAlarms(ent, tag, n)
+            for (ent, tag), n in sorted(false_by_tag.items(), key=lambda i: (-i[1], i[0]))
+        ],
+    )
+
+
+@dataclass(frozen=True, slots=True)
 class Kpis:
     """KPIs over the window ``(window_start_ms, window_end_ms]`` for one position or all."""
 
@@ -109,6 +176,7 @@ class Kpis:
     acknowledgements: int
     mean_time_to_ack_ms: float | None
     median_time_to_ack_ms: float | None
+    disposal: DisposalKpis = field(default_factory=DisposalKpis)
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -128,6 +196,7 @@ class Kpis:
             "acknowledgements": self.acknowledgements,
             "mean_time_to_ack_ms": self.mean_time_to_ack_ms,
             "median_time_to_ack_ms": self.median_time_to_ack_ms,
+            "disposal": self.disposal.as_json(),
         }
 
 
@@ -284,6 +353,7 @@ def compute_kpis(
         acknowledgements=len(ack_times),
         mean_time_to_ack_ms=statistics.fmean(ack_times) if ack_times else None,
         median_time_to_ack_ms=float(statistics.median(ack_times)) if ack_times else None,
+        disposal=disposal_kpis(in_window, alarms),
     )
 
 

@@ -93,6 +93,9 @@ class Action(StrEnum):
     SUPPRESS = "suppress"
     UNSUPPRESS = "unsuppress"
     REACTIVATE = "reactivate"  # the condition came back while the latch holds: counted, silent
+    # The closed loop (docs/alarms.md, "Disposal"): records, not states; never annunciations.
+    DISPOSE = "dispose"  # an operator recorded how the warning was dealt with
+    DISPOSAL_OVERDUE = "disposal_overdue"  # a red/orange warning passed its disposal time limit
 
 
 # Into or out of alarm: what the chattering KPI counts (ISA-18.2: ≥ 3 within 60 s).
@@ -193,6 +196,26 @@ class OutOfService:
 
 
 @dataclass(frozen=True, slots=True)
+class Disposal:
+    """How one annunciation episode of a warning was dealt with (预警处置记录)."""
+
+    category: str  # real_release | false_alarm | maintenance | instrument_fault | other
+    text: str
+    by: str  # the authenticated user
+    at_ms: int  # clock time of the disposal
+    raised_ms: int  # the annunciation (episode) it closes
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "category": self.category,
+            "text": self.text,
+            "by": self.by,
+            "at_ms": self.at_ms,
+            "raised_ms": self.raised_ms,
+        }
+
+
+@dataclass(frozen=True, slots=True)
 class Alarm:
     """One alarm instance (one per condition key) as it stands after a transition.
 
@@ -240,10 +263,19 @@ class Alarm:
     returns: int = 0  # the condition came back while the latch held, since the last annunciation
     last_active_ms: int | None = None  # source time the condition last became active
     arrived_ms: int | None = None  # clock time the current activation reached the hub
+    # The closed loop (alarms/disposal.py); reset at every annunciation (a new episode).
+    disposal: Disposal | None = None  # the current episode's disposal record
+    disposal_due_ms: int | None = None  # None: no time limit (blue, or yellow by default)
+    disposal_overdue_ms: int | None = None  # when it went overdue (kept once disposed)
 
     @property
     def hidden(self) -> bool:
         return self.state in HIDDEN_STATES
+
+    @property
+    def disposal_overdue(self) -> bool:
+        """Past its disposal time limit and not disposed yet."""
+        return self.disposal_overdue_ms is not None and self.disposal is None
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -293,12 +325,17 @@ class Alarm:
             "returns": self.returns,
             "last_active_ms": self.last_active_ms,
             "arrived_ms": self.arrived_ms,
+            "disposal": None if self.disposal is None else self.disposal.as_json(),
+            "disposal_due_ms": self.disposal_due_ms,
+            "disposal_overdue_ms": self.disposal_overdue_ms,
+            "disposal_overdue": self.disposal_overdue,
         }
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Alarm:
         shelved = data["shelved"]
         oos = data["out_of_service"]
+        disposal = data.get("disposal")
         return cls(
             id=int(data["id"]),
             key=data["key"],
@@ -337,6 +374,9 @@ class Alarm:
             returns=int(data.get("returns", 0)),
             last_active_ms=data.get("last_active_ms"),
             arrived_ms=data.get("arrived_ms"),
+            disposal=None if disposal is None else Disposal(**disposal),
+            disposal_due_ms=data.get("disposal_due_ms"),
+            disposal_overdue_ms=data.get("disposal_overdue_ms"),
         )
 
 

@@ -13,10 +13,10 @@ import builtins  # AlarmService.list shadows the builtin inside the class
 import logging
 import threading
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
+from safety_hub.alarms import disposal, lifecycle
 from safety_hub.alarms import kpis as kpi
-from safety_hub.alarms import lifecycle
 from safety_hub.alarms.errors import AlarmNotFound, InvalidAction
 from safety_hub.alarms.grouping import Children, parent_key
 from safety_hub.alarms.journal import AlarmJournal, JournalBatch
@@ -29,6 +29,7 @@ from safety_hub.alarms.model import (
     Alarm,
     AlarmState,
     Condition,
+    Disposal,
     JournalEntry,
     OutOfService,
     Priority,
@@ -76,6 +77,7 @@ class AlarmService:
         *,
         max_shelve_ms: int = DEFAULT_MAX_SHELVE_MS,
         registry_out_of_service: Mapping[tuple[str, str], OutOfService] | None = None,
+        disposal_limits: Mapping[Priority, int | None] | None = None,
     ) -> None:
         """``registry_out_of_service``: (enterprise, tag) -> who, why and since of the tags the
         plant registry holds out of service; their alarms whose rule names the plant state
@@ -83,10 +85,11 @@ class AlarmService:
         if max_shelve_ms <= 0:
             raise ValueError(f"max_shelve_ms={max_shelve_ms}: must be positive")
         self._journal = journal
-        self._clock = clock
+        self._clock = self.clock = clock  # public: readers compute ages on the same clock
         self._grades = dict(hazard_grades)
         self._registry_oos = dict(registry_out_of_service or {})
         self.max_shelve_ms = max_shelve_ms
+        self.disposal_limits = dict(disposal_limits or disposal.DEFAULT_LIMITS_MS)  # ms, None: none
         self._lock = threading.RLock()  # re-entrant: a listener may read the service
         self._listeners: builtins.list[Listener] = []
         self.listener_errors = 0
@@ -182,6 +185,16 @@ class AlarmService:
             step = _Step(before, after, Action.RETURN_TO_SERVICE, user, comment)
             return self._commit_one(now, step)
 
+    def dispose(self, alarm_id: int, user: str, category: str, text: str) -> Alarm:
+        """Record how the current episode was dealt with (docs/alarms.md, "Disposal")."""
+        with self._lock:
+            now = self._clock.now_ms()
+            before = self.get(alarm_id)
+            record = disposal.dispose(before, category=category, text=text, by=user, now_ms=now)
+            after = disposal.with_disposal(before, record, now)
+            comment = disposal.comment(record)
+            return self._commit_one(now, _Step(before, after, Action.DISPOSE, user, comment))
+
     def suppress(self, cause: str, keys: Iterable[str]) -> builtins.list[Transition]:
         """Suppression by design: ``cause`` (e.g. ``"SIS trip SIF-101"``) holds these alarm keys.
 
@@ -206,11 +219,14 @@ class AlarmService:
             return self._change_suppression(cause, held, hold=False)
 
     def tick(self) -> builtins.list[Transition]:
-        """Clock-driven work: shelves whose time is up return to the true state."""
+        """Clock-driven work: shelves expire; warnings past their disposal limit go overdue."""
         with self._lock:
             now = self._clock.now_ms()
             steps = []
             for alarm in self._alarms.values():
+                if disposal.falls_overdue(alarm, now):
+                    after = disposal.mark_overdue(alarm, now)
+                    steps.append(_Step(alarm, after, Action.DISPOSAL_OVERDUE, None, None))
                 if alarm.shelved is not None and alarm.shelved.until_ms <= now:
                     after = lifecycle.unshelve(
                         alarm, user=None, now_ms=now, action=Action.SHELVE_EXPIRED
@@ -231,6 +247,14 @@ class AlarmService:
                 return self._alarms[alarm_id]
             except KeyError:
                 raise AlarmNotFound(alarm_id) from None
+
+    def disposals(
+        self, since_ms: int | None = None, until_ms: int | None = None
+    ) -> builtins.list[tuple[Alarm, Disposal]]:
+        """Every disposal record in the journal between the times (inclusive), oldest first."""
+        rows = self._journal.entries(since_ms=since_ms, until_ms=until_ms, action=Action.DISPOSE)
+        with self._lock:
+            return disposal.records(rows, self._alarms)
 
     def find(self, key: str) -> Alarm | None:
         with self._lock:
@@ -438,7 +462,7 @@ class AlarmService:
 
     def _commit_one(self, now: int, step: _Step) -> Alarm:
         self._commit(now, [step])
-        return step.after
+        return self._alarms[step.after.id]
 
     def _commit(
         self,
@@ -453,6 +477,11 @@ class AlarmService:
         ``suppressions`` are the keys whose causes ``batch`` changes, with their new causes.
         """
         batch = batch or JournalBatch()
+        new = disposal.new_episode  # every annunciation starts a disposal episode
+        steps = [
+            replace(s, after=new(s.after, self.disposal_limits)) if s.annunciated else s
+            for s in steps
+        ]
         journaled: builtins.list[tuple[_Step, int]] = []  # step, index of its entry in the batch
         for step in steps:
             journaled.append((step, len(batch.entries)))

@@ -29,6 +29,7 @@ from safety_hub.api.deps import HubParts, http_error_handler, validation_error_h
 from safety_hub.api.events import LiveEvents
 from safety_hub.api.routes import (
     alarms,
+    disposals,
     health,
     notifications,
     people,
@@ -297,6 +298,7 @@ def create_app(
     app.include_router(tags.router)
     app.include_router(system.router)
     app.include_router(alarms.router)
+    app.include_router(disposals.router)
     app.include_router(stream.router)
     app.include_router(notifications.router)
 

@@ -9,7 +9,8 @@ clock), so a replay on a virtual clock plans exactly what a live hub plans. The 
   policies that match the alarm; a transition whose action is ``disposal_overdue`` starts the
   ``trigger: disposal_overdue`` ones. Every step (and every repeat) is planned at once with its due
   time; who a ``roster:`` target means is resolved for that due time.
-- An acknowledgement cancels the pending steps of that annunciation (``unless: acknowledged``);
+- An acknowledgement cancels the pending steps of that annunciation (``unless: acknowledged``), a
+  disposal record (``dispose``) all of them;
   shelving, suppression and out of service cancel all of the alarm's pending ones; a new
   annunciation supersedes the pending ones of the earlier ones.
 - A return to normal sends the policy's ``on_clear`` message to those already told.
@@ -31,8 +32,8 @@ from safety_hub.notify.contacts import ContactPoint, Directory, Recipient
 from safety_hub.notify.loader import PolicySet
 from safety_hub.notify.schema import TIER_OF_PRIORITY, PolicyModel, StepModel
 
-DISPOSAL_OVERDUE = "disposal_overdue"
-"""The action value of the transition that says a red/orange warning was not disposed in time."""
+DISPOSAL_OVERDUE = Action.DISPOSAL_OVERDUE.value
+"""The action of the transition that says a red/orange warning was not disposed in time."""
 HIDING = frozenset({Action.SHELVE, Action.OUT_OF_SERVICE, Action.SUPPRESS})
 KINDS = ("alarm", "escalation", "repeat", "clear", "overdue")
 
@@ -137,7 +138,7 @@ class Planner:
     def plan(self, t: Transition) -> Plan:
         alarm = t.alarm
         plan = Plan()
-        if t.action.value == DISPOSAL_OVERDUE:
+        if t.action is Action.DISPOSAL_OVERDUE:
             for policy in self._matching(alarm, DISPOSAL_OVERDUE):
                 plan.schedule.extend(self._chain(policy, alarm, t.ts_ms, overdue=True))
             return plan
@@ -149,6 +150,8 @@ class Planner:
                     plan.schedule.extend(self._chain(policy, alarm, t.ts_ms, overdue=False))
         elif t.action is Action.ACK:
             plan.cancel.append(Cancel(alarm.id, "acknowledged", alarm.count, ack_only=True))
+        elif t.action is Action.DISPOSE:
+            plan.cancel.append(Cancel(alarm.id, "disposed", alarm.count))
         elif t.action in HIDING:
             plan.cancel.append(Cancel(alarm.id, t.action.value))
         elif t.action is Action.CLEAR and not alarm.hidden and alarm.raised_ms is not None:

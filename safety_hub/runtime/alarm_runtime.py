@@ -24,7 +24,15 @@ from pathlib import Path
 
 import msgspec
 
-from safety_hub.alarms import AlarmJournal, AlarmService, Condition, OutOfService, Transition
+from safety_hub.alarms import (
+    Action,
+    AlarmJournal,
+    AlarmService,
+    Condition,
+    OutOfService,
+    Priority,
+    Transition,
+)
 from safety_hub.alarms.model import OOS_REGISTRY
 from safety_hub.clock import Clock
 from safety_hub.errors import DiskFullError
@@ -78,6 +86,8 @@ def alarm_event_line(t: Transition) -> str:
         fields.append(f"value={float(a.value)!r}")
     if t.user:
         fields.append(f'user="{escape_string_field(t.user)}"')
+    if t.action is Action.DISPOSE and a.disposal is not None:
+        fields.append(f'category="{a.disposal.category}"')
     return prefix + ",".join(fields) + f" {t.ts_ms}"
 
 
@@ -155,6 +165,7 @@ class AlarmRuntime:
         max_lead_ms: int = 2_000,
         disk_reserve: DiskReserve | None = None,
         on_write_problem: ProblemListener | None = None,
+        disposal_limits: Mapping[Priority, int | None] | None = None,
     ) -> None:
         self._clock = clock
         self._reserve = disk_reserve
@@ -183,7 +194,11 @@ class AlarmRuntime:
         journal = AlarmJournal(data_dir / "alarms.sqlite")
         self.journal = journal  # read by the notifications' recovery after a crash
         self.service = AlarmService(
-            journal, clock, grades, registry_out_of_service=registry_out_of_service(plant)
+            journal,
+            clock,
+            grades,
+            registry_out_of_service=registry_out_of_service(plant),
+            disposal_limits=disposal_limits,
         )
         self._snapshots = _SnapshotStore(data_dir / "engine.sqlite")
         saved = self._snapshots.load()

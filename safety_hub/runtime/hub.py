@@ -12,6 +12,7 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass, replace
 from typing import cast
 
+from safety_hub.alarms import Priority
 from safety_hub.clock import Clock, WallClock
 from safety_hub.ingest.decoder import TelemetryDecoder
 from safety_hub.ingest.live import LiveTable
@@ -266,6 +267,9 @@ class Hub:
             max_lead_ms=round(self.settings.max_lead_s * 1000),
             disk_reserve=self.disk_reserve,
             on_write_problem=self._on_alarm_write_problem,
+            disposal_limits={
+                Priority(p): ms for p, ms in self.settings.disposal_limits_ms().items()
+            },
         )
 
     @property

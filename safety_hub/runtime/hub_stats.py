@@ -53,6 +53,8 @@ ENTERPRISE_STATS = "hub_enterprise_stats"
 REJECTIONS = "hub_rejections"
 HAZARD_SOURCE_STATS = "hazard_source_stats"
 ALARM_ACKS = "alarm_ack"
+ALARM_DISPOSALS = "alarm_disposal"
+OVERDUE_PRIORITIES = frozenset({Priority.HIGH, Priority.CRITICAL})  # red and orange
 STANDING_MS = 24 * 3_600_000
 """ISA-18.2: an alarm whose condition has been active for more than 24 h is standing"""
 
@@ -182,6 +184,9 @@ class HubStatsWriter:
         self._previous: dict[str, dict[tuple[str, ...], float]] = {}
         self.flood = FloodTracker()
         self.chatter = ChatterTracker()
+        # The closed loop since the previous point: episodes needing disposal, disposals.
+        self._loop_lock = threading.Lock()
+        self._needed = self._disposed = 0
         alarms.subscribe(self._on_transition)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -190,6 +195,7 @@ class HubStatsWriter:
     def _on_transition(self, t: Transition) -> None:
         self.flood.on_transition(t)
         self.chatter.on_transition(t)
+        self._count_disposal(t)
         if t.action is not Action.ACK:
             return
         a = t.alarm
@@ -206,6 +212,31 @@ class HubStatsWriter:
         }
         fields = {"time_to_ack_s": max(0, a.acknowledged_ms - a.raised_ms) / 1000, "alarm_id": a.id}
         self._spool.append([(self._line(ALARM_ACKS, key, fields, t.ts_ms), 1)], t.ts_ms)
+
+    def _count_disposal(self, t: Transition) -> None:
+        """Count the episodes needing disposal and the disposals; an ``alarm_disposal`` point
+        for every disposal (time to dispose, category: the board's closed-loop panels)."""
+        a = t.alarm
+        with self._loop_lock:
+            if t.annunciated and a.priority.rank >= Priority.MEDIUM.rank:
+                self._needed += 1
+            if t.action is Action.DISPOSE:
+                self._disposed += 1
+        if t.action is not Action.DISPOSE or a.disposal is None:
+            return
+        d = a.disposal
+        key = {
+            "park": self._plant.park_code,
+            "enterprise": a.enterprise,
+            "hazard_source": a.hazard_source,
+            "alert": a.alert,
+            "tag": a.tag or "",
+            "zone": a.zone or "",
+            "priority": a.priority.value,
+            "category": d.category,
+        }
+        fields = {"time_to_dispose_s": max(0, d.at_ms - d.raised_ms) / 1000, "alarm_id": a.id}
+        self._spool.append([(self._line(ALARM_DISPOSALS, key, fields, t.ts_ms), 1)], t.ts_ms)
 
     def _deltas(
         self, name: str, current: dict[tuple[str, ...], float]
@@ -329,8 +360,24 @@ class HubStatsWriter:
             "annunciations_10min": annunciations,
             "in_flood": int(self.flood.in_flood),
             "alarms_chattering": self.chatter.count(now_ms),
+            **self._loop_fields(),
         }
         return self._line(HUB_STATS, {"park": self._plant.park_code}, fields_hub, now_ms)
+
+    def _loop_fields(self) -> dict[str, int | float]:
+        """The closed loop: red/orange warnings overdue now; needed and done since last time."""
+        overdue = sum(
+            a.disposal_overdue and a.priority in OVERDUE_PRIORITIES
+            for a in self._alarms.list(include_normal=True, limit=1_000_000)
+        )
+        with self._loop_lock:
+            needed, disposed = self._needed, self._disposed
+            self._needed = self._disposed = 0
+        return {
+            "alarms_disposal_overdue": overdue,
+            "disposals_needed": needed,
+            "disposals": disposed,
+        }
 
     @staticmethod
     def _line(

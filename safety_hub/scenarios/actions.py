@@ -1,5 +1,5 @@
 """A scenario's operator actions (``ack``, ``reset``, ``shelve``, ``unshelve``,
-``out_of_service``, ``return_to_service``) carried out on an alarm service, as the API would,
+``out_of_service``, ``return_to_service``, ``dispose``) carried out on an alarm service, as the API would,
 and checked against ``expect_refused``.
 
 Used by replay (``safety_hub.runtime.replay``) and by a scenario played into the demo. The
@@ -69,6 +69,8 @@ def _act(service: AlarmService, alarm: Alarm, e: OperatorEvent, now_ms: int, spe
         service.remove_from_service(alarm.id, e.user, e.reason, e.comment)
     elif isinstance(e, s.ReturnToService):
         service.return_to_service(alarm.id, e.user, e.comment)
+    elif isinstance(e, s.Dispose):
+        service.dispose(alarm.id, e.user, e.category, e.text)
     else:  # pragma: no cover - the schema lists every operator event
         raise TypeError(f"not an operator action: {e.type}")
 

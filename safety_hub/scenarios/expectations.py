@@ -117,6 +117,10 @@ def _check(
         return None
     if x.state_at is not None:
         return _state_at(scenario, x, x.state_at, rows, what, named)
+    if x.overdue_between is not None:
+        return _overdue_between(x.overdue_between, rows, what, named)
+    if x.disposal_at is not None:
+        return _disposal_at(scenario, x, x.disposal_at, rows, what, named)
     if x.flood_between is not None:
         lo, hi = x.flood_between
         starts = [f["start_ms"] - scenario.start_ms for f in result.floods]
@@ -261,4 +265,48 @@ def _state_at(
         shown = ", ".join(f"{k.split('|', 1)[1]}: {v}" for k, v in sorted(off.items()))
         expected = " or ".join(wanted)
         return f"at {format_duration(at)}, expected {what} {expected}; found {shown}"
+    return None
+
+
+def _overdue_between(
+    window: tuple[int, int], rows: list[TimelineRow], what: str, named: set[str]
+) -> str | None:
+    """A matching warning went overdue for disposal (``disposal_overdue``) within the window."""
+    overdue = [r for r in rows if r.action == "disposal_overdue"]
+    named.update(r.key for r in overdue)
+    if not any(window[0] <= r.t_ms <= window[1] for r in overdue):
+        return f"expected {what} overdue for disposal within {_window(window)}; overdue: {_list(overdue)}"
+    return None
+
+
+def _disposal_at(
+    scenario: Scenario,
+    x: s.Expectation,
+    at: int,
+    rows: list[TimelineRow],
+    what: str,
+    named: set[str],
+) -> str | None:
+    """Every matching alarm's disposal status at ``at``: ``none`` (no episode needing one),
+    ``pending`` (annunciated, tier yellow or above, not disposed, not overdue), ``overdue``,
+    ``disposed`` (this episode)."""
+    subject = x.tag or x.zone or x.hazard_source
+    keys = subject_keys(scenario, x) if subject and x.alert != "*" else None
+    status: dict[str, str] = {k: "none" for k in keys or ()}
+    for r in rows:
+        if r.t_ms > at:
+            continue
+        if r.annunciated:
+            status[r.key] = "none" if r.priority == "low" else "pending"
+        elif r.action == "disposal_overdue":
+            status[r.key] = "overdue"
+        elif r.action == "dispose":
+            status[r.key] = "disposed"
+    named.update(status)
+    if not status:
+        status = {"(none)": "none"}
+    off = {k: v for k, v in status.items() if v != x.disposal}
+    if off:
+        shown = ", ".join(f"{k.split('|', 1)[1]}: {v}" for k, v in sorted(off.items()))
+        return f"at {format_duration(at)}, expected {what} disposal {x.disposal}; found {shown}"
     return None

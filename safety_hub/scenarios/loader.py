@@ -495,3 +495,7 @@ class _Checker:
                     self.fail((*p, key), f"{key} starts after the end of the scenario")
             if x.state_at is not None and x.state_at > self.m.duration:
                 self.fail((*p, "state_at"), "state_at is after the end of the scenario")
+            if x.disposal_at is not None and x.disposal_at > self.m.duration:
+                self.fail((*p, "disposal_at"), "disposal_at is after the end of the scenario")
+            if x.overdue_between is not None and x.overdue_between[0] > self.m.duration:
+                self.fail((*p, "overdue_between"), "overdue_between starts after the end")

@@ -346,7 +346,22 @@ class ReturnToService(OperatorEvent):
     type: Literal["return_to_service"]
 
 
-AnyOperatorEvent = Acknowledge | Reset | Shelve | Unshelve | RemoveFromService | ReturnToService
+DisposalCategory = Literal[
+    "real_release", "false_alarm", "maintenance", "instrument_fault", "other"
+]
+
+
+class Dispose(OperatorEvent):
+    """The disposal record of the alarm's current episode (docs/alarms.md, "Disposal")."""
+
+    type: Literal["dispose"]
+    category: DisposalCategory
+    text: Annotated[str, Field(min_length=1, max_length=2000)]
+
+
+AnyOperatorEvent = (
+    Acknowledge | Reset | Shelve | Unshelve | RemoveFromService | ReturnToService | Dispose
+)
 
 
 class InjectReading(_Event):
@@ -386,11 +401,20 @@ Event = Annotated[
     | Unshelve
     | RemoveFromService
     | ReturnToService
+    | Dispose
     | InjectReading,
     Field(discriminator="type"),
 ]
 
-OPERATOR_EVENTS = ("ack", "reset", "shelve", "unshelve", "out_of_service", "return_to_service")
+OPERATOR_EVENTS = (
+    "ack",
+    "reset",
+    "shelve",
+    "unshelve",
+    "out_of_service",
+    "return_to_service",
+    "dispose",
+)
 DEVICE_TYPES = ("leak", "tank", "sis", "detector", "process")
 EVENT_TYPES = (
     "leak_start",
@@ -471,7 +495,10 @@ EXPECTATION_KINDS = (
     "first_out",
     "notified",
     "not_notified",
+    "overdue_between",
+    "disposal_at",
 )
+DISPOSAL_STATUSES = ("none", "pending", "overdue", "disposed")
 _WITHIN_KINDS = ("annunciations", "first_out", "no_flood", "notified", "not_notified")
 _SUBJECTS = ("enterprise", "tag", "zone", "hazard_source")
 
@@ -505,6 +532,11 @@ class Expectation(_Model):
     within: Window | None = None
     """annunciations, first_out, no_flood, notified, not_notified: only this window (default:
     the whole run)"""
+    overdue_between: Window | None = None
+    """a matching warning went overdue for disposal (``disposal_overdue``) within the window"""
+    disposal_at: Duration | None = None
+    disposal: Literal["none", "pending", "overdue", "disposed"] | None = None
+    """disposal_at: the disposal status every matching alarm had then"""
 
     @model_validator(mode="after")
     def _one_kind(self) -> Expectation:
@@ -523,6 +555,8 @@ class Expectation(_Model):
             raise ValueError("no_flood: false expects nothing; use flood_between")
         if (self.state_at is None) != (self.state is None):
             raise ValueError("state_at and state go together")
+        if (self.disposal_at is None) != (self.disposal is None):
+            raise ValueError("disposal_at and disposal go together")
         if self.within is not None and kind not in _WITHIN_KINDS:
             raise ValueError(f"within goes with {', '.join(_WITHIN_KINDS)}, not {kind}")
         if kind in ("flood_between", "no_flood"):

@@ -7,7 +7,9 @@ and level 2, so the 2oo3 vote confirms the leak), tank LT-1101 filling past H an
 tank's SIS in bypass, an operator acknowledging the level-2 alarm after 90 s, one unknown tag
 and one bad-quality reading, enterprise e05 going offline for the last ten minutes, and the
 cylinder store's chlorine detector GT-1208 chattering across its level 1 (latched: one
-annunciation, one chattering alarm).
+annunciation, one chattering alarm). Red warnings have a 10-minute disposal limit here, so the
+leak's red warnings go overdue; the operator disposes the level-2 alarm as a real release at
+minute 25 and the chatterer as a false alarm at minute 26; the others stay overdue.
 
 Grafana is emulated the way its InfluxQL datasource prepares a query: template variables
 substituted (a multi-value or All variable as a regex alternation of escaped values), then
@@ -49,6 +51,11 @@ GAS_KINDS = ("combustible_gas", "toxic_gas", "open_path_gas")
 CHATTERER = "GT-1208"
 GAS_PEAK, LEVEL_PEAK = 1.2, 2.45
 ACK_DELAY_MS = 90_000
+RED_LIMIT_S = 600
+DISPOSALS = {  # minute -> (alarm key, category)
+    25: (f"ToxicGasLevel2|{E01}|GT-1101", "real_release"),
+    26: (f"ToxicGasLevel1|{E01}|{CHATTERER}", "false_alarm"),
+}
 MIN_INTERVAL_MS = 10_000  # the provisioned datasource's "Min time interval" (timeInterval)
 MAX_DATA_POINTS = 1_000
 
@@ -117,6 +124,11 @@ class Incident:
     chattering: list[str] = field(default_factory=list)
     """keys of the alarms the service's KPIs list as chattering over the incident"""
     """share of the 10 s statistics samples inside an ISA-18.2 flood episode of the journal"""
+    disposal_needed: int = 0
+    """episodes of tier yellow or above that annunciated"""
+    times_to_dispose_s: list[float] = field(default_factory=list)
+    overdue_now: int = 0
+    """red/orange warnings overdue at the end"""
 
 
 def _drain(hub: Hub) -> None:
@@ -139,6 +151,7 @@ def incident(
         influx_url=influxdb1.url,
         influx_api="v1",
         influx_bucket=db,
+        disposal_limit_red_s=RED_LIMIT_S,
     )
     clock = VirtualClock(T0)
     hub = Hub(settings, clock=clock, plant=plant, source=MemorySource())
@@ -179,6 +192,11 @@ def incident(
         if ack_due is not None and t >= ack_due and not acked:
             assert level2 is not None
             acked = svc.acknowledge(level2.id, "zhang.wei", comment="现场确认").priority.value
+        if (t - T0) % 60_000 == 0 and (t - T0) // 60_000 in DISPOSALS:
+            key, category = DISPOSALS[(t - T0) // 60_000]
+            disposed = svc.find(key)
+            assert disposed is not None, key
+            svc.dispose(disposed.id, "zhang.wei", category, "现场核查 checked on site")
         if (t - T0) % 10_000 == 0:
             hub.stats.write()
         if (t - T0) % 60_000 == 0:
@@ -188,6 +206,11 @@ def incident(
     journal = svc.journal(since_ms=0, limit=1_000_000)
     annunciated = [e for e in journal if e.annunciated and e.alarm_id is not None]
     hs_count = sum(1 for e in annunciated if svc.get(e.alarm_id).hazard_source == HS)  # type: ignore[arg-type]
+    everything = svc.list(include_normal=True, limit=100_000)
+    overdue_now = sum(
+        a.disposal_overdue and a.priority.value in ("high", "critical") for a in everything
+    )
+    assert overdue_now > 0, "no red warning stayed overdue"
     assert acked, "the level-2 alarm was never raised"
     episodes = flood_episodes((e.ts_ms for e in annunciated), now_ms=T0 + DURATION_MS)
     samples = range(T0, T0 + DURATION_MS + 1, 10_000)
@@ -206,6 +229,11 @@ def incident(
         annunciations_hs=hs_count,
         acked_priority=acked,
         flood_pct=100 * sum(flooded) / len(flooded),
+        disposal_needed=sum(
+            1 for e in annunciated if e.priority is not None and e.priority.value != "low"
+        ),
+        times_to_dispose_s=[(d.at_ms - d.raised_ms) / 1000 for _, d in svc.disposals()],
+        overdue_now=overdue_now,
         chattering=[
             c.key for c in svc.kpis(now_ms=T0 + DURATION_MS, window_ms=DURATION_MS).chattering
         ],
@@ -422,6 +450,8 @@ def test_park_overview_shows_the_incident(incident: Incident) -> None:
         2,
         10,
     ]
+    overdue, _, _ = r.panel("Overdue red/orange warnings")
+    assert _last(overdue) == incident.overdue_now
     online_ts, _, _ = r.panel("Enterprise online rate over time")
     assert online_ts.column("mean")[-1] == 80.0
     timeline, _, target = r.panel("tier over time")
@@ -524,7 +554,31 @@ def test_alarm_performance_counts_the_incident(incident: Incident) -> None:
     assert set(standing_ts.column("max")) == {0}
     shown, _, _ = r.panel("Alarms shown")
     assert _last(shown) > 0
+    _closed_loop(r, incident)
     _every_target_answers(r)
+
+
+def test_alarm_performance_shows_the_closed_loop(incident: Incident) -> None:
+    r = _runner(incident, "safety-hub-alarm-performance")
+    _closed_loop(r, incident)
+
+
+def _closed_loop(r: Runner, incident: Incident) -> None:
+    """Disposal rate, time to dispose (median, p90), overdue count, false alarms per detector."""
+    assert len(incident.times_to_dispose_s) == len(DISPOSALS)
+    rate, _, _ = r.panel("Disposal rate")
+    assert _last(rate) == pytest.approx(100 * len(DISPOSALS) / incident.disposal_needed)
+    times = sorted(incident.times_to_dispose_s)
+    median, _, _ = r.panel("Median time to dispose")
+    assert _last(median) == pytest.approx((times[0] + times[1]) / 2)
+    p90, _, _ = r.panel("90th percentile time to dispose")
+    assert _last(p90) == pytest.approx(times[-1])  # nearest rank of two
+    overdue, _, _ = r.panel("Overdue red/orange warnings")
+    assert _last(overdue) == incident.overdue_now
+    false_alarms, _, _ = r.panel("False alarms per detector")
+    assert [
+        (row["enterprise"], row["tag"], row["false_alarms"]) for row in false_alarms.rows()
+    ] == [(E01, CHATTERER, 1)]
 
 
 def test_data_quality_shows_stale_rejected_and_spool(incident: Incident) -> None:

@@ -168,7 +168,7 @@ def test_every_free_text_field_of_a_request_body_has_a_documented_max_length(
             assert lengths, (method, path)
             for name, max_length in lengths.items():
                 assert max_length is not None and 0 < max_length <= 2000, (path, name)
-    assert len(bodies) == 6  # acknowledge, reset, shelve, unshelve, out/return to service
+    assert len(bodies) == 7  # acknowledge, reset, shelve, unshelve, out/return to service, dispose
 
 
 def test_a_422_quotes_only_a_slice_of_a_long_body_field(shared: tuple[TestClient, int]) -> None:

@@ -13,6 +13,7 @@ from safety_hub.ports import InboundMessage
 from safety_hub.runtime.hub import Hub, Storage
 from safety_hub.runtime.hub_stats import (
     ALARM_ACKS,
+    ALARM_DISPOSALS,
     ENTERPRISE_STATS,
     HAZARD_SOURCE_STATS,
     HUB_STATS,
@@ -158,3 +159,30 @@ def test_chatter_needs_three_edges_within_a_minute() -> None:
         rig.clock.set(NOW + 200_000 + step * 30_000)
         rig.svc.apply(rig.condition(fast, step % 2 == 0))
     assert tracker.count(rig.clock.now_ms()) == 1
+
+
+def test_the_closed_loop_counts_and_the_disposal_point(tmp_path: Path) -> None:
+    """Episodes needing disposal and disposals as deltas, the overdue red/orange count, and
+    an ``alarm_disposal`` point at each disposal."""
+    hub, clock = _hub(tmp_path)
+    _send(hub, NOW, [{"tag": "GT-1101", "v": 0.9}])  # level 1 (yellow) and level 2 (orange)
+    first = _by_measurement(hub.stats.lines(NOW))[HUB_STATS][0][1]
+    assert (first["disposals_needed"], first["disposals"]) == (2, 0)
+    assert first["alarms_disposal_overdue"] == 0
+    clock.set(NOW + 2 * 3_600_000)  # orange: 2 h
+    hub.alarms.tick()
+    svc = hub.alarms.service
+    level2 = svc.find(f"ToxicGasLevel2|{E01}|GT-1101")
+    assert level2 is not None and level2.disposal_overdue
+    second = _by_measurement(hub.stats.lines(NOW + 2 * 3_600_000))[HUB_STATS][0][1]
+    assert second["alarms_disposal_overdue"] == 1  # (2 h without readings: stale tags raised)
+    clock.set(NOW + 2 * 3_600_000 + 30_000)
+    svc.dispose(level2.id, "zhang.wei", "false_alarm", "bump test")
+    points = [
+        parse_line(b.lines) for b in hub.spool.peek(100_000) if b.lines.startswith(ALARM_DISPOSALS)
+    ]
+    assert len(points) == 1
+    assert points[0].fields["time_to_dispose_s"] == 7230.0
+    assert points[0].tags["category"] == "false_alarm" and points[0].tags["tag"] == "GT-1101"
+    third = _by_measurement(hub.stats.lines(NOW + 2 * 3_600_000 + 30_000))[HUB_STATS][0][1]
+    assert (third["disposals"], third["alarms_disposal_overdue"]) == (1, 0)

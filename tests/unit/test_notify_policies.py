@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
-from enum import StrEnum
 
 import pytest
 
 from safety_hub.alarms import Transition
+from safety_hub.alarms.model import Action
 from safety_hub.errors import LoadError
 from safety_hub.notify.loader import Known, default_policy_path, load_policies
-from safety_hub.notify.planner import Planner
+from safety_hub.notify.planner import Cancel, Planner
 from safety_hub.people import default_people_path, load_people
 from safety_hub.registry import default_plant_path, load_plant
 from safety_hub.rules import default_rules_path, load_rules
@@ -152,10 +152,6 @@ def test_return_to_normal_tells_only_those_already_told() -> None:
     assert all(s.due_ms == T0 + 6 * MINUTE for s in plan.schedule)
 
 
-class _Disposal(StrEnum):
-    DISPOSAL_OVERDUE = "disposal_overdue"
-
-
 def test_a_disposal_overdue_transition_starts_only_its_own_policies() -> None:
     text = (
         POLICY
@@ -169,8 +165,11 @@ def test_a_disposal_overdue_transition_starts_only_its_own_policies() -> None:
     rig = Rig()
     planner = Planner(policies(text), directory())
     t = raise_red(rig)
-    overdue = dataclasses.replace(t, action=_Disposal.DISPOSAL_OVERDUE, seq=99)  # type: ignore[arg-type]
+    same = {"from_state": t.to_state, "to_state": t.to_state}  # a record, not a state change
+    overdue = dataclasses.replace(t, action=Action.DISPOSAL_OVERDUE, seq=99, **same)
     plan = planner.plan(overdue)
     assert [(s.policy, s.person_id, s.kind, s.cancel_on_ack) for s in plan.schedule] == [
         ("overdue", "li", "overdue", False)
     ]
+    disposed = dataclasses.replace(t, action=Action.DISPOSE, seq=100, **same)
+    assert planner.plan(disposed).cancel == [Cancel(t.alarm.id, "disposed", 1)]

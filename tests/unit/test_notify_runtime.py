@@ -180,3 +180,35 @@ def test_a_flood_to_one_person_is_one_summary_message() -> None:
     assert to_zhang[1].notification_id.startswith("summary/")
     assert s.metric("safety_hub_notifications_sent_total", "email") == 20
     assert s.metric("safety_hub_notification_messages_sent_total", "email") == 2
+
+
+def test_a_red_warning_not_disposed_in_time_notifies_by_its_overdue_policy() -> None:
+    s = Setup()
+    s.runtime.planner = Planner(
+        policies(
+            """policies:
+  - name: overdue
+    trigger: disposal_overdue
+    match: {tier: red}
+    steps:
+      - {after: 0s, to: roster:park_duty}
+      - {after: 10m, to: role:regulator}
+"""
+        ),
+        directory(),
+    )
+    alarm_id = s.raise_red()
+    s.rig.svc.acknowledge(alarm_id, "op")
+    while s.rig.clock.now_ms() < T0 + 31 * MINUTE:  # the service's tick marks it overdue
+        s.rig.advance(30 * SECOND)
+        s.rig.svc.tick()
+        s.runtime.dispatch()
+    assert any(t.action.value == "disposal_overdue" for t in s.rig.events)
+    assert [(url, nid) for _, url, nid in s.sender.who()] == [
+        ("json://h/li", "overdue/1/1/d0/li/webhook")
+    ]
+    s.rig.svc.dispose(alarm_id, "op", "false_alarm", "calibration drift")
+    s.run_until(50 * MINUTE, 10 * SECOND)
+    assert len(s.sender.sent) == 1  # the regulator's overdue step was cancelled by the disposal
+    (row,) = s.runtime.outbox.rows(status="cancelled")
+    assert (row.person_id, row.last_error) == ("wang", "disposed")

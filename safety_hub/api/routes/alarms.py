@@ -28,6 +28,7 @@ from safety_hub.api.deps import (
     error,
     scoped_enterprise,
 )
+from safety_hub.api.disposal_models import DisposalKpisOut, DisposalOut
 
 router = APIRouter(prefix="/api/v1/alarms", tags=["alarms"], responses=AUTH_RESPONSES)
 
@@ -127,6 +128,11 @@ class AlarmOut(BaseModel):
     children_count: int = Field(
         0, description="alarms grouped under this one (GET /api/v1/alarms/{id}/children)"
     )
+    disposal: DisposalOut | None = Field(None, description="this episode's disposal record")
+    disposal_due_ms: int | None = Field(None, description="disposal time limit; null: none")
+    disposal_overdue_ms: int | None = Field(None, description="when it went overdue")
+    disposal_overdue: bool = Field(False, description="past its disposal limit, not disposed")
+    age_ms: int | None = Field(None, description="clock time since the last annunciation")
 
 
 class ActionIn(BaseModel):
@@ -241,6 +247,7 @@ class KpisOut(BaseModel):
     acknowledgements: int
     mean_time_to_ack_ms: float | None
     median_time_to_ack_ms: float | None
+    disposal: DisposalKpisOut
 
 
 class FloodOut(BaseModel):
@@ -265,6 +272,8 @@ def alarm_out(alarm: Alarm, pinned: set[int], service: AlarmService | None = Non
     data["first_out"] = alarm.id in pinned
     if service is not None:
         data.update(family(service, alarm))
+        if alarm.raised_ms is not None:
+            data["age_ms"] = max(0, service.clock.now_ms() - alarm.raised_ms)
     return AlarmOut.model_validate(data)
 
 
@@ -331,6 +340,9 @@ def list_alarms(
     enterprise: str | None = None,
     hazard_source: str | None = None,
     include_normal: bool = False,
+    overdue: Annotated[
+        bool | None, Query(description="true: only warnings past their disposal limit")
+    ] = None,
     parent_id: Annotated[
         int | None,
         Query(ge=0, le=MAX_MS, description="only the alarms grouped under this one, any state"),
@@ -348,6 +360,8 @@ def list_alarms(
     )
     if parent_id is not None:
         alarms = _grouped_under(service, alarms, parent_id)
+    if overdue is not None:
+        alarms = [a for a in alarms if a.disposal_overdue == overdue]
     response.headers["X-Total-Count"] = str(len(alarms))
     page = alarms[offset : offset + limit]
     pinned = first_outs(service, page)

@@ -126,6 +126,11 @@ export class Api {
     return all;
   }
 
+  /** The warnings past their disposal time limit, in any state (normal ones too). */
+  overdue() {
+    return this.json("/api/v1/alarms?overdue=true&include_normal=true&limit=1000");
+  }
+
   journal(alarmId) {
     return this.json(`/api/v1/alarms/${encodeURIComponent(alarmId)}/journal`);
   }

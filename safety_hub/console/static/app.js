@@ -14,7 +14,9 @@ const SHOWN = new Set(["unacknowledged", "acknowledged", "rtn_unacknowledged", "
 const HIDDEN = new Set(["shelved", "suppressed", "out_of_service"]);
 const POLL_LIVE_S = 30; // full refresh while the stream is up
 const POLL_DOWN_S = 5; // while it is down
-const ACTIONS = ["acknowledge", "reset", "shelve", "unshelve", "out-of-service", "return-to-service"];
+const ACTIONS = ["acknowledge", "reset", "shelve", "unshelve", "out-of-service", "return-to-service", "dispose"];
+// The closed loop (docs/console.md): tiers yellow and above need a disposal record per episode.
+const DISPOSAL_PRIORITIES = new Set(["critical", "high", "medium"]);
 
 const $ = (id) => document.getElementById(id);
 
@@ -106,6 +108,27 @@ function summary(a) {
   return lang() === "en" && a.summary_en ? a.summary_en : a.summary;
 }
 
+/** A warning of tier yellow or above that annunciated and has no disposal record yet. */
+function needsDisposal(a) {
+  return DISPOSAL_PRIORITIES.has(a.priority) && a.raised_ms != null && !a.disposal;
+}
+
+/** Time since the last annunciation, as h:mm:ss (it grows: tick() repaints it). */
+function ageText(sinceMs) {
+  const s = Math.max(0, Math.floor((Date.now() - sinceMs) / 1000));
+  const h = Math.floor(s / 3600);
+  return `${h}:${pad2(Math.floor((s % 3600) / 60))}:${pad2(s % 60)}`;
+}
+
+function disposalText(d) {
+  return t("detail.disposal.info", {
+    category: t(`dispcat.${d.category}`),
+    text: d.text,
+    by: d.by,
+    time: fmtTime(d.at_ms, true),
+  });
+}
+
 function canAct() {
   return S.me && (S.me.role === "operator" || S.me.role === "admin");
 }
@@ -125,6 +148,8 @@ function allowed(a, act) {
       return a.state !== "out_of_service";
     case "return-to-service":
       return a.state === "out_of_service";
+    case "dispose":
+      return needsDisposal(a);
     default:
       return false;
   }
@@ -192,7 +217,7 @@ function applyAlarmList(list) {
 function upsertAlarm(a) {
   const prev = S.alarms.get(a.id);
   if (prev && (prev.changed_ms ?? 0) > (a.changed_ms ?? 0)) return;
-  if (a.state === "normal") S.alarms.delete(a.id);
+  if (a.state === "normal" && !a.disposal_overdue) S.alarms.delete(a.id);
   else S.alarms.set(a.id, a);
   if (S.detail && S.detail.id === a.id) S.detail.alarm = a;
 }
@@ -200,7 +225,9 @@ function upsertAlarm(a) {
 async function loadAll() {
   const session = S.session;
   const api = S.api;
-  const [plant, alarms] = await Promise.all([api.plant(), api.alarms()]);
+  const [plant, shown, overdue] = await Promise.all([api.plant(), api.alarms(), api.overdue()]);
+  const ids = new Set(shown.map((a) => a.id));
+  const alarms = [...shown, ...overdue.filter((a) => !ids.has(a.id))]; // overdue after clear too
   if (S.session !== session) return; // signed out (or in as someone else) meanwhile
   setPlant(plant);
   applyAlarmList(alarms);
@@ -300,6 +327,7 @@ function onStreamState(up) {
 // ---- rendering ------------------------------------------------------------------------------
 
 function visibleAlarms() {
+  if (S.view === "overdue") return overdueAlarms();
   const wanted = S.view === "active" ? SHOWN : HIDDEN;
   let list = [...S.alarms.values()].filter((a) => wanted.has(a.state));
   if (S.unackOnly) list = list.filter(waitsForAck);
@@ -315,6 +343,27 @@ function visibleAlarms() {
       b.id - a.id,
   );
   return list;
+}
+
+/** Warnings past their disposal time limit, not disposed (any state), the oldest first. */
+function overdueAlarms() {
+  let list = [...S.alarms.values()].filter((a) => a.disposal_overdue);
+  if (S.filter && S.filter.kind === "hs") list = list.filter((a) => a.hazard_source === S.filter.id);
+  if (S.filter && S.filter.kind === "ent") list = list.filter((a) => a.enterprise === S.filter.id);
+  return list.sort((a, b) => (a.raised_ms ?? 0) - (b.raised_ms ?? 0) || a.id - b.id);
+}
+
+function disposalBadgeHtml(a) {
+  if (a.disposal) {
+    return `<span class="badge-disp" title="${esc(disposalText(a.disposal))}">${esc(t("alarms.disposed"))}</span>`;
+  }
+  if (a.disposal_overdue) {
+    return (
+      `<span class="badge-overdue" title="${esc(t("alarms.overdue.title"))}">${esc(t("alarms.overdue"))} ` +
+      `<span class="age" data-since="${a.raised_ms}">${esc(ageText(a.raised_ms))}</span></span>`
+    );
+  }
+  return "";
 }
 
 /**
@@ -364,6 +413,7 @@ function rowHtml(a, kids = []) {
   if (waitsForAck(a)) classes.push("unack");
   if (S.firstOuts.has(a.id)) classes.push("first-out");
   if (!a.active) classes.push("inactive");
+  if (a.disposal_overdue) classes.push("overdue");
   if (S.detail && S.detail.id === a.id) classes.push("selected");
   const where = a.tag || a.zone || "—";
   const live = a.tag ? S.latest.get(tagKey(a.enterprise, a.tag)) : null;
@@ -383,7 +433,7 @@ function rowHtml(a, kids = []) {
   return (
     `<tr class="${classes.join(" ")}" data-alarm-id="${a.id}" data-state="${esc(a.state)}" ` +
     `data-priority="${esc(a.priority)}" data-acknowledged="${a.acknowledged}">` +
-    `<td class="c-prio"><span class="prio">${esc(t(`prio.${a.priority}`))}</span>${fo}</td>` +
+    `<td class="c-prio"><span class="prio">${esc(t(`prio.${a.priority}`))}</span>${fo}${disposalBadgeHtml(a)}</td>` +
     `<td class="c-time">${esc(fmtTime(a.raised_ms ?? a.changed_ms))}</td>` +
     `<td class="c-where" title="${esc(hsName(a.hazard_source))} · ${esc(entName(a.enterprise))}">` +
     `${esc(hsName(a.hazard_source))}<span class="sub">${esc(entName(a.enterprise))}</span></td>` +
@@ -428,8 +478,9 @@ function renderAlarms() {
     .join("");
   const empty = $("alarms-empty");
   empty.hidden = list.length > 0;
-  empty.textContent = S.view === "active" ? t("alarms.empty") : t("alarms.hidden.empty");
+  empty.textContent = t({ active: "alarms.empty", hidden: "alarms.hidden.empty" }[S.view] || "alarms.overdue.empty");
   const all = [...S.alarms.values()];
+  $("count-overdue").textContent = all.filter((a) => a.disposal_overdue).length;
   $("count-active").textContent = all.filter((a) => SHOWN.has(a.state)).length;
   $("count-hidden").textContent = all.filter((a) => HIDDEN.has(a.state)).length;
   const chip = $("filter-chip");
@@ -643,6 +694,12 @@ function factsHtml(a) {
     ]);
   }
   if (a.out_of_service) rows.push(["detail.oos", oosText(a.out_of_service)]);
+  if (DISPOSAL_PRIORITIES.has(a.priority) && a.raised_ms != null) {
+    rows.push(["detail.disposal", a.disposal ? disposalText(a.disposal) : t("detail.disposal.none")]);
+    const due = a.disposal_due_ms != null ? fmtTime(a.disposal_due_ms, true) : t("detail.disposal.nolimit");
+    const late = a.disposal_overdue_ms != null ? t("detail.disposal.late", { time: fmtTime(a.disposal_overdue_ms, true) }) : "";
+    rows.push(["detail.disposal.due", due + late]);
+  }
   if (Number.isFinite(a.active_since_ms) && Number.isFinite(a.arrived_ms) && a.arrived_ms - a.active_since_ms >= 2000) {
     // late data: the event happened before it reached the hub
     rows.push([
@@ -866,8 +923,13 @@ function openAction(id, act) {
   $("action-title").textContent = t("dialog.title", { action: t(`action.${act}`), id });
   $("action-summary").textContent = `${t(`prio.${a.priority}`)} · ${summary(a)}`;
   const needsReason = act === "shelve" || act === "out-of-service";
+  const dispose = act === "dispose";
   $("field-reason").hidden = !needsReason;
   $("field-duration").hidden = act !== "shelve";
+  $("field-disposal").hidden = !dispose;
+  $("field-comment").hidden = dispose;
+  $("dispose-category").value = "real_release";
+  $("dispose-text").value = "";
   $("action-reason").value = "";
   $("action-comment").value = "";
   $("action-error").textContent = "";
@@ -876,7 +938,7 @@ function openAction(id, act) {
   const dialog = $("action-dialog");
   dialog.dataset.act = act;
   dialog.showModal();
-  (needsReason ? $("action-reason") : $("action-comment")).focus();
+  (needsReason ? $("action-reason") : dispose ? $("dispose-category") : $("action-comment")).focus();
 }
 
 function updateUntil() {
@@ -901,6 +963,17 @@ async function submitAction() {
     body.reason = reason;
   }
   if (act === "shelve") body.duration_s = Number($("action-duration").value);
+  if (act === "dispose") {
+    const text = $("dispose-text").value.trim();
+    if (!text) {
+      $("action-error").textContent = t("dialog.disposal.required");
+      $("dispose-text").focus();
+      return;
+    }
+    delete body.comment;
+    body.category = $("dispose-category").value;
+    body.text = text;
+  }
   $("action-ok").disabled = true;
   try {
     const alarm = await S.api.act(id, act, body);
@@ -1100,6 +1173,7 @@ function wire() {
 
 function tick() {
   $("clock").textContent = fmtTime(Date.now(), true);
+  for (const el of document.querySelectorAll("[data-since]")) el.textContent = ageText(Number(el.dataset.since));
   renderBanner();
 }
 
