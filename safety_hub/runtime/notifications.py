@@ -53,6 +53,9 @@ class NotifyOptions:
     failures_for_alarm: int = 3
     base_url: str | None = None
     retention_ms: int = 30 * 86_400_000
+    recovery_horizon_ms: int = 3_600_000
+    """at start, journal rows the outbox missed are planned again only if this recent: a hub
+    that ran with notifications off (or was down) for long does not notify old alarms"""
 
 
 def backoff_ms(attempts: int, options: NotifyOptions) -> int:
@@ -170,9 +173,10 @@ class NotificationRuntime:
         """Plan the journal rows after the outbox's marker again (a crash between the journal
         commit and the plan's); returns how many notifications were new."""
         added = 0
+        oldest = self._clock.now_ms() - self.options.recovery_horizon_ms
         for entry in entries:
             t = None if entry.alarm_id is None else transition_of(entry, alarm_of(entry.alarm_id))
-            plan = self.planner.plan(t) if t is not None else None
+            plan = self.planner.plan(t) if t is not None and entry.ts_ms >= oldest else None
             if plan is None:
                 self.outbox.set_marker(entry.id)
                 continue

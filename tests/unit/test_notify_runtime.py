@@ -212,3 +212,15 @@ def test_a_red_warning_not_disposed_in_time_notifies_by_its_overdue_policy() -> 
     assert len(s.sender.sent) == 1  # the regulator's overdue step was cancelled by the disposal
     (row,) = s.runtime.outbox.rows(status="cancelled")
     assert (row.person_id, row.last_error) == ("wang", "disposed")
+
+
+def test_recovery_does_not_notify_alarms_older_than_its_horizon() -> None:
+    rig = Rig()
+    rig.on("ToxicGasLevel2|e|GT-1101", **gas(2), priority="critical")  # while notify was off
+    rig.advance(2 * 60 * MINUTE)
+    rig.on("ToxicGasLevel2|e|GT-1102", **gas(2, "GT-1102"), priority="critical")
+    s = Setup(rig=rig)
+    s.runtime.outbox.set_marker(0)
+    s.runtime.recover(rig.journal.entries(after_id=0), rig.svc.get)
+    assert {r.facts["tag"] for r in s.runtime.outbox.rows()} == {"GT-1102"}
+    assert s.runtime.outbox.marker() == rig.journal.entries(limit=1, newest=True)[0].id
