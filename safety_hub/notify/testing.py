@@ -1,8 +1,9 @@
 """Notification policy tests (``safety-hub notify test``; format in docs/notifications.md,
 "Policy tests"): an alarm, what happens to it and when, and who must be told when.
 
-Each test drives a real alarm service (in memory, on a virtual clock) through its ``events``
-(raise, clear, ack, shelve, reset), feeds every transition to the planner, and keeps what would
+Each test drives a real alarm service (in memory, on a virtual clock, ticked once a second: shelve
+expiry, the disposal limits of docs/alarms.md) through its ``events`` (raise, clear, ack, shelve,
+reset, dispose), feeds every transition to the planner, and keeps what would
 be sent by ``until``: a notification counts as sent at its due time unless a cancellation came
 first (a cancellation at the same moment as a due time comes after the send). The list must
 equal ``expect`` (order free). Summaries of floods are the dispatcher's business, not tested
@@ -68,7 +69,7 @@ class AlarmModel(_Model):
 
 class EventModel(_Model):
     at: Duration
-    do: Literal["raise", "clear", "ack", "shelve", "reset"]
+    do: Literal["raise", "clear", "ack", "shelve", "reset", "dispose"]
     duration: Duration = Field(default=3_600_000, alias="for")
 
 
@@ -190,10 +191,20 @@ def simulate(case: CaseModel, planner: Planner, start_ms: int) -> list[Scheduled
     service.subscribe(listener)
     a = case.alarm
     key = f"{a.alert}|{a.enterprise}|{a.tag or ''}"
+
+    def advance(to_ms: int) -> None:
+        """Tick the service once a second up to ``to_ms`` (shelve expiry, disposal limits)."""
+        at = clock.now_ms()
+        while at < to_ms:
+            at = min(at + 1000, to_ms)
+            flush(at)
+            clock.set(at)
+            service.tick()
+        flush(to_ms)
+
     for event in sorted(case.events, key=lambda e: e.at):
         now = start_ms + event.at
-        flush(now)
-        clock.set(max(now, clock.now_ms()))
+        advance(now)
         alarm = service.find(key)
         if event.do in ("raise", "clear"):
             service.apply(
@@ -221,7 +232,9 @@ def simulate(case: CaseModel, planner: Planner, start_ms: int) -> list[Scheduled
             service.shelve(alarm.id, "policy-test", "policy test", now + event.duration)
         elif alarm is not None and event.do == "reset":
             service.reset(alarm.id, "policy-test")
-    flush(start_ms + case.until)
+        elif alarm is not None and event.do == "dispose":
+            service.dispose(alarm.id, "policy-test", "other", "policy test")
+    advance(start_ms + case.until)
     return sent
 
 

@@ -15,7 +15,7 @@ def test_the_shipped_policies_check_and_their_tests_pass(
     assert main(["notify", "check"]) == 0
     assert "SUCCESS: 3 policies found" in capsys.readouterr().out
     assert main(["notify", "test"]) == 0
-    assert "SUCCESS: 7 test(s) in 2 file(s)" in capsys.readouterr().out
+    assert "SUCCESS: 9 test(s) in 2 file(s)" in capsys.readouterr().out
 
 
 def test_a_bad_policy_is_reported_located_with_hints(
