@@ -192,6 +192,21 @@ class Settings(BaseSettings):
         60.0, gt=0, le=60_000, description="alarm actions per user per minute (refill)"
     )
     action_burst: int = Field(20, ge=1, le=10_000, description="alarm actions in a burst")
+    notify: bool = Field(
+        True, description="plan and send notifications (docs/notifications.md); off: neither"
+    )
+    notify_policies: Path | None = Field(
+        None, description="notification policy file or folder; default: alert_rules/notify/"
+    )
+    notify_summary_window_s: float = Field(
+        30.0, ge=0, le=3600, description="messages to one contact point at most this often"
+    )
+    notify_retry_initial_s: float = Field(2.0, gt=0, le=3600)
+    notify_retry_max_s: float = Field(60.0, gt=0, le=86_400)
+    notify_max_attempts: int = Field(30, ge=1, le=1000)
+    public_url: str | None = Field(
+        None, description="the hub's API base URL as people reach it, for links in messages"
+    )
     # The closed loop (docs/alarms.md, "Disposal"): seconds from the annunciation; 0: no limit.
     disposal_limit_red_s: int = Field(1800, ge=0, le=7 * 86_400, description="red: 30 min")
     disposal_limit_orange_s: int = Field(7200, ge=0, le=7 * 86_400, description="orange: 2 h")

@@ -31,6 +31,7 @@ from safety_hub.api.routes import (
     alarms,
     disposals,
     health,
+    notifications,
     people,
     plant,
     stream,
@@ -228,6 +229,7 @@ def hub_parts(hub: Hub) -> HubParts:
         system_alarms=hub.system_alarms,
         metrics_registry=hub.metrics.registry,
         status=HubStatusView(hub),
+        notifications=hub.notifications,
         people=hub.people,
     )
 
@@ -298,6 +300,7 @@ def create_app(
     app.include_router(alarms.router)
     app.include_router(disposals.router)
     app.include_router(stream.router)
+    app.include_router(notifications.router)
 
     @app.get("/", include_in_schema=False)
     def root() -> RedirectResponse:

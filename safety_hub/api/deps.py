@@ -176,6 +176,21 @@ class HubStatus(Protocol):
         ...
 
 
+class NotificationLog(Protocol):
+    """The notifications the hub planned and sent (``GET /api/v1/notifications``)."""
+
+    def recent(
+        self,
+        *,
+        alarm_id: int | None = None,
+        status: str | None = None,
+        enterprise: str | None = None,
+        limit: int = 100,
+    ) -> list[dict[str, Any]]:
+        """Newest first; contact URLs redacted."""
+        ...
+
+
 @dataclass(frozen=True, slots=True)
 class HubParts:
     """The parts of the running hub the routes use; ``app.state.hub_parts``."""
@@ -189,6 +204,8 @@ class HubParts:
     metrics_registry: CollectorRegistry
     status: HubStatus
     people: PeopleDirectory
+    notifications: NotificationLog | None = None
+    """None when notifications are off (SAFETY_HUB_NOTIFY=off)"""
 
 
 def get_hub_parts(request: Request) -> HubParts:
@@ -232,6 +249,10 @@ def get_hub_status(request: Request) -> HubStatus:
     return get_hub_parts(request).status
 
 
+def get_notification_log(request: Request) -> NotificationLog | None:
+    return get_hub_parts(request).notifications
+
+
 def get_live_events(request: Request) -> LiveEvents:
     events: LiveEvents = request.app.state.events
     return events
@@ -257,6 +278,7 @@ HistoryStoreDep = Annotated[HistoryStore, Depends(get_history_store)]
 SystemAlarmsDep = Annotated[SystemAlarms, Depends(get_system_alarms)]
 MetricsRegistryDep = Annotated[CollectorRegistry, Depends(get_metrics_registry)]
 HubStatusDep = Annotated[HubStatus, Depends(get_hub_status)]
+NotificationLogDep = Annotated[NotificationLog | None, Depends(get_notification_log)]
 LiveEventsDep = Annotated[LiveEvents, Depends(get_live_events)]
 PingIntervalDep = Annotated[float, Depends(get_ping_interval_s)]
 AuthenticatorDep = Annotated[Authenticator, Depends(get_authenticator)]

@@ -9,6 +9,7 @@ sub-parser (``register``); ``main`` runs the chosen command and turns errors int
 | ``replay`` | ``replay SCENARIO``, ``replay --record OUT`` |
 | ``rules`` | ``rules check|test`` |
 | ``people`` | ``people check|on-duty`` |
+| ``notify`` | ``notify check|test`` |
 | ``users`` | ``users add|list|remove`` |
 | ``dashboards`` | ``dashboards build|check|push`` |
 | ``broker`` | ``broker`` |
@@ -28,6 +29,7 @@ from safety_hub.cli import (
     broker,
     dashboards,
     demo,
+    notify,
     people,
     replay,
     rules,
@@ -48,6 +50,7 @@ REGISTER: tuple[Callable[[Subparsers], None], ...] = (
     replay.register,
     rules.register,
     people.register,
+    notify.register,
     users.register,
     dashboards.register,
     broker.register,

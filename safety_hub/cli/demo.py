@@ -58,6 +58,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from safety_hub.cli.demo_session import DemoSession
     from safety_hub.registry import default_plant_path, load_plant
     from safety_hub.runtime.hub import Hub
+    from safety_hub.runtime.notify_file import FileSender, demo_notify_file
 
     settings = _demo_settings(args)
     problem = _speed_problem(args)
@@ -77,7 +78,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     port: int = listener.getsockname()[1]
     try:
-        hub = Hub(settings, plant=plant)
+        # Notifications are planned and journaled as in production, but delivered to a local
+        # file: the sample park's contacts are examples (docs/notifications.md, "The demo").
+        hub = Hub(
+            settings,
+            plant=plant,
+            notification_sender=FileSender(demo_notify_file(settings.data_dir)),
+        )
         auth = authenticator(settings, hub.plant)
     except BaseException:
         listener.close()

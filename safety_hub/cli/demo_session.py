@@ -12,9 +12,21 @@ from safety_hub.cli.scenario_demo import ScenarioInDemo
 from safety_hub.cli.serve import base_url, console_url
 from safety_hub.registry import Plant
 from safety_hub.runtime.hub import Hub
+from safety_hub.runtime.notify_file import demo_notify_file
 from safety_hub.scenarios.loader import Scenario
 from safety_hub.settings import Settings
 from simulators.park import ParkSimulator, SimStats
+
+
+def notify_line(hub: Hub) -> str:
+    """The banner's notifications line: where the demo's messages go, or why there are none."""
+    if hub.notifications is None:
+        why = "SAFETY_HUB_NOTIFY=off" if not hub.settings.notify else "no people directory"
+        return f"  notify   off ({why})"
+    return (
+        f"  notify   delivered to {demo_notify_file(hub.settings.data_dir)} (one JSON line per message; "
+        "the sample contacts are examples and are never sent to)"
+    )
 
 
 def out_of_service_lines(plant: object) -> list[str]:
@@ -89,6 +101,7 @@ class DemoSession:
             f"enterprises, {len(hub.plant.tags)} tags",
             f"  broker   {hub.mqtt_url}   (topics hazard/v1/<enterprise>/telemetry)",
             f"  storage  {hub.storage.description}",
+            notify_line(hub),
             f"  console  {self.console}{self.taken}",
             f"  API      {api}/api/v1/tags   {api}/metrics   {api}/api/v1/system",
             f"  try      curl -H 'Authorization: Bearer {self.token or '$SAFETY_HUB_ADMIN_TOKEN'}' "

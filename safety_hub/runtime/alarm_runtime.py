@@ -192,6 +192,7 @@ class AlarmRuntime:
         self._gateway_online: dict[str, bool] = {}
         grades = {code: hs.computed_grade for code, hs in plant.hazard_sources.items()}
         journal = AlarmJournal(data_dir / "alarms.sqlite")
+        self.journal = journal  # read by the notifications' recovery after a crash
         self.service = AlarmService(
             journal,
             clock,

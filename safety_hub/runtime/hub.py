@@ -29,11 +29,13 @@ from safety_hub.ingest.telemetry import (
 from safety_hub.ingest.worker import IngestWorker, build_prefixes
 from safety_hub.metrics import EngineCounters, HubMetrics
 from safety_hub.people import PeopleDirectory, default_people_path, load_people
-from safety_hub.ports import HistoryStore, LineSink, MessageSource
+from safety_hub.ports import HistoryStore, LineSink, MessageSource, NotificationSender
 from safety_hub.registry import Plant, default_plant_path, load_plant
 from safety_hub.rules import RulePack, default_rules_path, load_rules
 from safety_hub.runtime.alarm_runtime import AlarmRuntime
 from safety_hub.runtime.hub_stats import HubStatsWriter
+from safety_hub.runtime.notifications import NotificationRuntime
+from safety_hub.runtime.notify_wiring import build_notifications
 from safety_hub.runtime.outbox import Outbox, OutboxPublisher
 from safety_hub.settings import Settings
 from safety_hub.statefile import DiskReserve, free_bytes
@@ -103,6 +105,13 @@ def build_storage(settings: Settings) -> Storage:
     return Storage(sink, history, f"InfluxDB {settings.influx_api} at {endpoint.url}")
 
 
+def build_sender() -> NotificationSender:
+    """The channels through apprise (connectors/notify/)."""
+    from connectors.notify import AppriseSender
+
+    return AppriseSender()
+
+
 class Hub:
     """The running hub: ingest, spool, sink, live table, metrics."""
 
@@ -117,6 +126,7 @@ class Hub:
         rules: RulePack | None = None,
         durable_engine: bool = True,
         people: PeopleDirectory | None = None,
+        notification_sender: NotificationSender | None = None,
     ) -> None:
         self.settings = settings
         self.clock: Clock = clock or WallClock()
@@ -159,6 +169,7 @@ class Hub:
         self.outbox = Outbox(settings.data_dir / "outbox.sqlite")
         self.alarms = self._build_alarms(durable_engine)
         self.ingest.add_listener(self.alarms.on_readings)
+        self.notifications = self._build_notifications(notification_sender)
         self.metrics.registry.register(EngineCounters(lambda: dict(self.alarms.engine.counters)))
         self.stats = HubStatsWriter(
             plant=self.plant,
@@ -175,6 +186,30 @@ class Hub:
         self.mqtt_url: str | None = None
         self.started = False
         self._stopping = False
+
+    def _build_notifications(self, sender: NotificationSender | None) -> NotificationRuntime | None:
+        """Notifications (docs/notifications.md): policies, outbox, dispatcher; None when off.
+        The bundled sample people's contact points are examples: without SAFETY_HUB_PEOPLE the
+        hub sends nothing through the channels (the demo and replay bring their own sender)."""
+        if sender is None and self.settings.people is None and self.settings.notify:
+            log.warning(
+                "notifications off: the bundled sample people's contact points are examples; "
+                "set SAFETY_HUB_PEOPLE to a people file of your own"
+            )
+            return None
+        return build_notifications(
+            self.settings,
+            clock=self.clock,
+            alarms=self.alarms,
+            rules=self.rules,
+            plant=self.plant,
+            metrics=self.metrics,
+            system_alarms=self.system_alarms,
+            # an empty directory (another plant without SAFETY_HUB_PEOPLE): nobody to notify
+            people=self.people if len(self.people) else None,
+            sender=sender or build_sender(),
+            check_target=self.people.check_target,
+        )
 
     def _load_people(self) -> PeopleDirectory:
         """``SAFETY_HUB_PEOPLE`` checked against the plant (``PeopleError`` stops the start);
@@ -369,6 +404,8 @@ class Hub:
         self._outbox_publisher = OutboxPublisher(self.outbox, self._source.publish_confirmed)
         self._outbox_publisher.start()
         self.alarms.start()
+        if self.notifications is not None:
+            self.notifications.start()
         self.stats.start(STATS_INTERVAL_S)
         self.started = True
 
@@ -381,6 +418,8 @@ class Hub:
             self._source.stop()
         self.ingest.stop()
         self.stats.stop()
+        if self.notifications is not None:
+            self.notifications.stop()
         self.alarms.stop()
         self.sink_worker.stop(drain_timeout)
         self.storage.sink.close()
@@ -388,6 +427,8 @@ class Hub:
             self.storage.history.close()
         self.spool.close()
         self.outbox.close()
+        if self.notifications is not None:
+            self.notifications.close()
         broker = self._embedded_broker
         if broker is not None:
             broker.stop()  # type: ignore[attr-defined]

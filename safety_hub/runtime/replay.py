@@ -18,14 +18,22 @@ from typing import Any
 
 from safety_hub.alarms import Transition
 from safety_hub.clock import VirtualClock
+from safety_hub.notify.contacts import OutgoingMessage
+from safety_hub.people import PeopleDirectory
 from safety_hub.ports import HistoryPoint, InboundMessage
 from safety_hub.runtime.alarm_runtime import ALARM_EVENT_MEASUREMENT
 from safety_hub.runtime.hub import Hub, Storage
+from safety_hub.runtime.notify_outbox import SENT
 from safety_hub.scenarios.actions import operate
 from safety_hub.scenarios.expectations import check_expectations
 from safety_hub.scenarios.loader import Scenario, load_scenario
 from safety_hub.scenarios.recording import iter_batches, read_recording
-from safety_hub.scenarios.report import ReplayResult, format_clock, timeline_row
+from safety_hub.scenarios.report import (
+    NotificationRow,
+    ReplayResult,
+    format_clock,
+    timeline_row,
+)
 from safety_hub.settings import load_settings
 from simulators.gateway import Publication
 from simulators.world import OperatorAction, World
@@ -90,6 +98,17 @@ class _ReplaySource:
         pass
 
 
+class _KeptSender:
+    """The replay's notification sender: keeps each message, sends nothing (a replay never
+    reaches a real contact point)."""
+
+    def __init__(self) -> None:
+        self.messages: list[OutgoingMessage] = []
+
+    def send(self, message: OutgoingMessage) -> None:
+        self.messages.append(message)
+
+
 class ReplayHub:
     """An in-process hub on a virtual clock, fed message by message (also used for recordings)."""
 
@@ -100,12 +119,14 @@ class ReplayHub:
         start_ms: int,
         data_dir: Path,
         on_lines: LineCallback | None = None,
+        people: PeopleDirectory | None = None,
     ) -> None:
         self.clock = VirtualClock(start_ms)
         self.start_ms = start_ms
         settings = load_settings(data_dir=data_dir, spool_sync="normal")
         self.storage = _NullStorage(on_lines)
         self.source = _ReplaySource()
+        self.sent = _KeptSender()
         self.hub = Hub(
             settings,
             clock=self.clock,
@@ -114,6 +135,8 @@ class ReplayHub:
             source=self.source,
             rules=pack,
             durable_engine=False,
+            people=people,
+            notification_sender=self.sent,
         )
         self.hub.ingest.attach(self.source)
         self.transitions: list[Transition] = []
@@ -127,6 +150,8 @@ class ReplayHub:
         while self._next_tick <= now_ms:
             self.clock.set(self._next_tick)
             self.hub.alarms.tick()
+            if self.hub.notifications is not None:
+                self.hub.notifications.dispatch()
             self._next_tick += 1000
         if now_ms > self.clock.now_ms():
             self.clock.set(now_ms)
@@ -146,6 +171,30 @@ class ReplayHub:
                     self.readings += b.n
             spool.remove(batches)
 
+    def notifications(self) -> list[NotificationRow]:
+        """What was sent, oldest first, in scenario time."""
+        runtime = self.hub.notifications
+        if runtime is None:
+            return []
+        rows = runtime.outbox.rows(status=SENT, limit=1_000_000)
+        out = [
+            NotificationRow(
+                t_ms=(row.done_ms or 0) - self.start_ms,
+                alert=str(row.facts.get("alert")),
+                enterprise=str(row.facts.get("enterprise")),
+                tag=row.facts.get("tag"),
+                zone=row.facts.get("zone"),
+                hazard_source=str(row.facts.get("hazard_source") or ""),
+                subject=str(row.facts.get("tag") or row.facts.get("zone") or ""),
+                person_id=row.person_id,
+                channel=row.contact.channel,
+                kind=row.kind,
+                notification_id=row.id,
+            )
+            for row in rows
+        ]
+        return sorted(out, key=lambda n: (n.t_ms, n.notification_id))
+
     def close(self) -> None:
         self.hub.stop(drain_timeout=0)
 
@@ -155,6 +204,7 @@ def replay(
     *,
     on_lines: LineCallback | None = None,
     progress: Callable[[int, int], None] | None = None,
+    people: PeopleDirectory | None = None,
 ) -> ReplayResult:
     """Run ``scenario`` through an in-process hub; ``on_lines`` receives the line protocol the
     hub's sink would write (readings and alarm events), ``progress(t_ms, duration_ms)`` is called
@@ -163,7 +213,9 @@ def replay(
     result = ReplayResult(scenario.name, scenario.path, scenario.start_ms, scenario.duration_ms)
     world = World(scenario)
     with tempfile.TemporaryDirectory(prefix="safety-hub-replay-") as tmp:
-        rh = ReplayHub(scenario.plant, scenario.pack, scenario.start_ms, Path(tmp), on_lines)
+        rh = ReplayHub(
+            scenario.plant, scenario.pack, scenario.start_ms, Path(tmp), on_lines, people
+        )
         try:
             pending: list[tuple[str, bytes]] = []
             pending_at = scenario.start_ms
@@ -188,6 +240,8 @@ def replay(
             result.alarms = [a.as_json() for a in service.list(include_normal=True, limit=100_000)]
             result.floods = [f.as_json() for f in service.floods()]
             result.timeline = [timeline_row(t, scenario.start_ms) for t in rh.transitions]
+            result.notifications = rh.notifications()
+            result.notifications_on = rh.hub.notifications is not None
             result.messages = rh.messages
             result.readings = rh.readings
             _rejections(scenario, world, rh.source.reports, result)

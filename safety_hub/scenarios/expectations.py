@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from safety_hub.rules.schema import format_duration
 from safety_hub.scenarios import schema as s
 from safety_hub.scenarios.loader import Scenario
-from safety_hub.scenarios.report import ReplayResult, TimelineRow, format_clock
+from safety_hub.scenarios.report import NotificationRow, ReplayResult, TimelineRow, format_clock
 
 
 def subject_keys(scenario: Scenario, ref: s.OperatorEvent | s.Expectation) -> list[str] | None:
@@ -37,7 +37,7 @@ def subject_keys(scenario: Scenario, ref: s.OperatorEvent | s.Expectation) -> li
     return keys
 
 
-def _matches(x: s.Expectation | s.AlarmRef, r: TimelineRow) -> bool:
+def _matches(x: s.Expectation | s.AlarmRef, r: TimelineRow | NotificationRow) -> bool:
     if x.alert not in (None, "*") and r.alert != x.alert:
         return False
     if x.enterprise is not None and r.enterprise != x.enterprise:
@@ -130,6 +130,8 @@ def _check(
                 f"floods started at: {', '.join(format_clock(t) for t in starts) or 'none'}"
             )
     window = x.within or (0, scenario.duration_ms)
+    if x.notified is not None or x.not_notified:
+        return _notified(result, x, window, what)
     if x.no_flood:
         return _no_flood(scenario, result, window)
     inside = [r for r in rows if r.annunciated and window[0] <= r.t_ms <= window[1]]
@@ -152,6 +154,42 @@ def _check(
                 f"{_describe(x.first_out)}; it was {_list(inside[:1])}"
             )
     return None
+
+
+def _sent(rows: Iterable[NotificationRow], limit: int = 6) -> str:
+    items = [f"{n.person_id} {n.channel} {n.kind} at {format_clock(n.t_ms)}" for n in rows]
+    more = len(items) - limit
+    text = ", ".join(items[:limit])
+    return text + (f" and {more} more" if more > 0 else "") if items else "none"
+
+
+def _notified(
+    result: ReplayResult, x: s.Expectation, window: tuple[int, int], what: str
+) -> str | None:
+    """``notified``: a matching notification sent within the window; ``not_notified``: none."""
+    about = [n for n in result.notifications if _matches(x, n)]
+    inside = [n for n in about if window[0] <= n.t_ms <= window[1]]
+    ref = x.notified
+    if ref is None:
+        if inside:
+            return f"expected nobody notified about {what} within {_window(window)}; sent: {_sent(inside)}"
+        return None
+    if not result.notifications_on:
+        return "notifications are off in this run (no people directory, or SAFETY_HUB_NOTIFY=off)"
+    hits = [
+        n
+        for n in inside
+        if n.person_id == ref.person
+        and ref.channel in (None, n.channel)
+        and ref.kind in (None, n.kind)
+    ]
+    if hits:
+        return None
+    by = "".join(f" {v}" for v in (ref.channel, ref.kind) if v)
+    return (
+        f"expected {ref.person}{by} notified about {what} within {_window(window)}; "
+        f"sent about it: {_sent(about)}"
+    )
 
 
 def _texts(texts: Iterable[str]) -> str:

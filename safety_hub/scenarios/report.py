@@ -74,6 +74,36 @@ class TimelineRow:
         }
 
 
+@dataclass(frozen=True, slots=True)
+class NotificationRow:
+    """One notification the hub sent in a run (docs/notifications.md)."""
+
+    t_ms: int
+    """scenario time it was sent"""
+    alert: str
+    enterprise: str
+    tag: str | None
+    zone: str | None
+    hazard_source: str
+    subject: str
+    person_id: str
+    channel: str
+    kind: str
+    notification_id: str
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "t": format_clock(self.t_ms),
+            "t_ms": self.t_ms,
+            "alert": self.alert,
+            "subject": self.subject,
+            "person_id": self.person_id,
+            "channel": self.channel,
+            "kind": self.kind,
+            "notification_id": self.notification_id,
+        }
+
+
 @dataclass
 class ReplayResult:
     """What a replay found. ``failures`` empty means every expectation held."""
@@ -88,6 +118,9 @@ class ReplayResult:
     failures: list[str] = field(default_factory=list)
     notes: list[FieldNote] = field(default_factory=list)
     floods: list[dict[str, Any]] = field(default_factory=list)
+    notifications: list[NotificationRow] = field(default_factory=list)
+    """what the hub sent, in order (empty when notifications are off)"""
+    notifications_on: bool = False
     messages: int = 0
     readings: int = 0
     rejected: int = 0
@@ -130,6 +163,7 @@ class ReplayResult:
             "timeline": [r.as_json() for r in self.timeline],
             "alarms": self.alarms,
             "floods": self.floods,
+            "notifications": [n.as_json() for n in self.notifications],
             "first_outs": [
                 {"hazard_source": source, **_first_out_json(row)}
                 for source, row in self.first_outs()

@@ -475,6 +475,15 @@ class AlarmRef(_Model):
     hazard_source: str | None = None
 
 
+class NotifiedRef(_Model):
+    """Who was told (``notified``): a person of the people directory, optionally by a channel
+    and for a kind of message (alarm, escalation, repeat, clear, overdue)."""
+
+    person: Annotated[str, Field(min_length=1)]
+    channel: Literal["email", "webhook", "dingtalk", "wecom", "feishu", "sms"] | None = None
+    kind: Literal["alarm", "escalation", "repeat", "clear", "overdue"] | None = None
+
+
 EXPECTATION_KINDS = (
     "raised_between",
     "not_raised",
@@ -484,11 +493,13 @@ EXPECTATION_KINDS = (
     "no_flood",
     "annunciations",
     "first_out",
+    "notified",
+    "not_notified",
     "overdue_between",
     "disposal_at",
 )
 DISPOSAL_STATUSES = ("none", "pending", "overdue", "disposed")
-_WITHIN_KINDS = ("annunciations", "first_out", "no_flood")
+_WITHIN_KINDS = ("annunciations", "first_out", "no_flood", "notified", "not_notified")
 _SUBJECTS = ("enterprise", "tag", "zone", "hazard_source")
 
 
@@ -514,8 +525,13 @@ class Expectation(_Model):
     """how many times matching alarms annunciated (entered unacknowledged)"""
     first_out: AlarmRef | None = None
     """the first matching alarm to annunciate"""
+    notified: NotifiedRef | None = None
+    """a notification about a matching alarm was sent to this person within the window"""
+    not_notified: bool | None = None
+    """no notification about a matching alarm was sent within the window"""
     within: Window | None = None
-    """annunciations, first_out, no_flood: only this window (default: the whole run)"""
+    """annunciations, first_out, no_flood, notified, not_notified: only this window (default:
+    the whole run)"""
     overdue_between: Window | None = None
     """a matching warning went overdue for disposal (``disposal_overdue``) within the window"""
     disposal_at: Duration | None = None
@@ -533,6 +549,8 @@ class Expectation(_Model):
         kind = kinds[0]
         if self.not_raised is False:
             raise ValueError("not_raised: false expects nothing; use raised_between")
+        if self.not_notified is False:
+            raise ValueError("not_notified: false expects nothing; use notified")
         if self.no_flood is False:
             raise ValueError("no_flood: false expects nothing; use flood_between")
         if (self.state_at is None) != (self.state is None):

@@ -66,7 +66,8 @@ def test_new_keys_are_checked_strictly_with_file_line_col(tmp_path: Path) -> Non
         14: "unknown state 'bogus'; use one of normal, unacknowledged",
         15: "give min, max or both",
         16: "max 1 is below min 3",
-        17: "within goes with annunciations, first_out, no_flood, not raised_between",
+        17: "within goes with annunciations, first_out, no_flood, notified, not_notified, "
+        "not raised_between",
         18: "no_flood is about all alarms: leave out alert",
         21: "exactly one of raised_between",
         22: "expect_load_error: a text, or a non-empty list",
