@@ -131,7 +131,7 @@ class Hub:
         self.settings = settings
         self.clock: Clock = clock or WallClock()
         self.plant = plant or load_plant(settings.plant or default_plant_path())
-        self.people = people or self._load_people()
+        self.people = people if people is not None else self._load_people()
         self.metrics = HubMetrics()
         self.system_alarms = SystemAlarms(self.clock, self.metrics)
         self.live = LiveTable()
