@@ -251,7 +251,8 @@ def _value(v: float | None) -> str:
 
 
 def print_timeline(result: ReplayResult, out: TextIO, *, field_events: bool = True) -> None:
-    """The alarm transitions (and, between them, what happened in the field) as a table."""
+    """The alarm transitions (and, between them, what happened in the field and who was
+    notified) as a table."""
     rows: list[tuple[int, int, list[str]]] = []
     for r in result.timeline:
         state = f"{r.from_state} → {r.to_state}"
@@ -274,13 +275,18 @@ def print_timeline(result: ReplayResult, out: TextIO, *, field_events: bool = Tr
         for n in result.notes:
             t = n.at_ms - result.start_ms
             rows.append((t, 0, [format_clock(t), "field", "", "", n.text, "", ""]))
+    for m in result.notifications:
+        told = f"{m.kind} to {m.person_id} by {m.channel}: {m.alert} {m.enterprise}/{m.subject}"
+        rows.append((m.t_ms, 2, [format_clock(m.t_ms), "notify", "", "", told, "", ""]))
     rows.sort(key=lambda r: (r[0], r[1]))
     header = ["time", "action", "priority", "alert", "subject", "value", "state"]
     table = [header] + [r[2] for r in rows]
-    widths = [max(len(row[i]) for row in table if row[1] != "field" or i < 2) for i in range(6)]
+    lines = ("field", "notify")
+    widths = [max(len(row[i]) for row in table if row[1] not in lines or i < 2) for i in range(6)]
     for row in table:
-        if row[1] == "field":
-            print(f"{row[0]:>{widths[0]}}  {'·':<{widths[1]}}  {row[4]}", file=out)
+        if row[1] in lines:
+            mark = "·" if row[1] == "field" else "✉"
+            print(f"{row[0]:>{widths[0]}}  {mark:<{widths[1]}}  {row[4]}", file=out)
             continue
         cells = [f"{row[0]:>{widths[0]}}"] + [
             f"{c:<{w}}" for c, w in zip(row[1:6], widths[1:], strict=True)
