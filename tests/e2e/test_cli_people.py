@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.test_cli import cli
+from tests.fixtures import free_port
 
 pytestmark = pytest.mark.e2e
 
@@ -60,7 +61,11 @@ def test_people_on_duty_at_a_time() -> None:
 def test_a_bad_people_file_stops_the_hub_with_exit_2(tmp_path: Path) -> None:
     bad = tmp_path / "people.yaml"
     bad.write_text(BAD, encoding="utf-8")
-    env = {"SAFETY_HUB_PEOPLE": str(bad), "SAFETY_HUB_DATA_DIR": str(tmp_path / "d")}
+    env = {
+        "SAFETY_HUB_PEOPLE": str(bad),
+        "SAFETY_HUB_DATA_DIR": str(tmp_path / "d"),
+        "SAFETY_HUB_API_PORT": str(free_port()),  # 8080 may be someone else's
+    }
     result = cli("run", env=env)
     assert result.returncode == 2
     assert f"{bad}:5:13:" in result.stderr
