@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bench import alarm_latency, decode, fairness, pipeline
+from bench import alarm_latency, decode, fairness, ingest_e2e, pipeline
 
 if __name__ == "__main__":
     decode.run()
@@ -12,3 +12,5 @@ if __name__ == "__main__":
     alarm_latency.run()
     print()
     fairness.run()
+    print()
+    ingest_e2e.run()

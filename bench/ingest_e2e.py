@@ -1,0 +1,366 @@
+"""End to end ingest: MQTT into InfluxDB, the hub against a naive pipeline, in the same run.
+
+A private Mosquitto and a private InfluxDB 1.6 (v1 API) on free ports. ``--readings`` N
+readings of the sample park's in-service tags (normal values, no alarm) are generated once,
+in messages of up to ``--batch`` readings (MQTT contract v1, every reading with its own
+timestamp, unique per tag, so InfluxDB stores exactly N points), one line file per enterprise.
+Each run publishes them at QoS 1 with the real ``mosquitto_pub -l`` (one process per
+enterprise, all at once) and times from starting the publishers until ``SELECT count(value)
+FROM reading`` in the run's own, fresh database returns N.
+
+Contenders, alternating, ``--rounds`` runs each, best run reported:
+
+* the hub, exactly as ``safety-hub run`` (sample park, shipped rule packs, spool, rules,
+  alarms, hub statistics, the InfluxDB sink), each run with its own data dir and MQTT client
+  id; its broker sessions are removed after each run, so nothing is queued for a stopped hub;
+* the naive baseline, bench/naive_baseline.py, as its own process.
+
+Printed: readings/s of each, the ratio hub/baseline, CPU seconds per reading (utime+stime of
+the process tree from /proc, counted from the first publish to the last reading stored) and
+peak RSS (VmHWM). Exit code 0 whatever the figures; 1 when a run stored fewer (or more)
+readings than it was sent.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from tests.fixtures.processes import InfluxDB1Process, MosquittoProcess, find_binary
+from tests.integration.hubproc import HubProcess
+
+STALL_S = 60.0  # give up on a run when InfluxDB's count has not moved for this long
+POLL_S = 0.2
+
+
+@dataclass
+class RunResult:
+    contender: str
+    round: int
+    stored: int
+    seconds: float
+    rate: float
+    cpu_s_per_reading: float
+    peak_rss_mib: float
+
+
+# -- the readings -------------------------------------------------------------------------------
+
+
+def generate(readings: int, batch: int, out_dir: Path) -> dict[str, Path]:
+    """Write one file per enterprise, one JSON message per line; return enterprise -> file."""
+    import random
+
+    from safety_hub.registry import default_plant_path, load_plant
+    from simulators.gateway import normal_value
+    from simulators.park import sim_tags
+
+    tags = sim_tags(load_plant(default_plant_path()))
+    rng = random.Random(16)
+    per_tag_step_ms = 100
+    per_cycle = sum(len(t) for t in tags.values())
+    cycles = -(-readings // per_cycle)
+    t0 = int(time.time() * 1000) - 600_000 - cycles * per_tag_step_ms  # all in the recent past
+    pending: dict[str, list[dict[str, Any]]] = {e: [] for e in tags}
+    files = {e: (out_dir / f"{e}.jsonl").open("wb") for e in tags}
+    encoder = msgspec.json.Encoder()
+    seq = 0
+    left = readings
+
+    def flush(enterprise: str) -> None:
+        nonlocal seq
+        seq += 1
+        body = {"ts": t0, "seq": seq, "readings": pending[enterprise]}
+        files[enterprise].write(encoder.encode(body) + b"\n")
+        pending[enterprise] = []
+
+    for k in range(cycles):
+        ts = t0 + k * per_tag_step_ms
+        for enterprise, enterprise_tags in tags.items():
+            for tag in enterprise_tags:
+                if left == 0:
+                    break
+                v = normal_value(tag, ts / 1000, rng)
+                pending[enterprise].append({"tag": tag.tag, "v": v, "ts": ts})
+                left -= 1
+                if len(pending[enterprise]) == batch:
+                    flush(enterprise)
+    for enterprise in tags:
+        if pending[enterprise]:
+            flush(enterprise)
+        files[enterprise].close()
+    return {e: out_dir / f"{e}.jsonl" for e in tags if (out_dir / f"{e}.jsonl").stat().st_size}
+
+
+# -- processes as the kernel sees them ------------------------------------------------------------
+
+
+def _tree(pid: int) -> list[int]:
+    """``pid`` and its descendants."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue
+            ppid = int(stat.rpartition(")")[2].split()[1])
+            children.setdefault(ppid, []).append(int(entry))
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo.extend(children.get(p, []))
+    return out
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of ``pid`` and its descendants, in seconds."""
+    ticks = 0
+    for p in _tree(pid):
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rpartition(")")[2].split()
+        except OSError:
+            continue
+        ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def peak_rss_mib(pid: int) -> float:
+    """VmHWM of ``pid`` and its descendants, in MiB."""
+    kib = 0
+    for p in _tree(pid):
+        try:
+            status = Path(f"/proc/{p}/status").read_text()
+        except OSError:
+            continue
+        kib += sum(int(ln.split()[1]) for ln in status.splitlines() if ln.startswith("VmHWM:"))
+    return kib / 1024
+
+
+# -- one run ----------------------------------------------------------------------------------------
+
+
+def publish_and_wait(
+    broker: MosquittoProcess,
+    influx: InfluxDB1Process,
+    db: str,
+    files: dict[str, Path],
+    expected: int,
+    pid: int,
+    label: str,
+) -> tuple[int, float, float]:
+    """Start the publishers, wait until ``db`` holds ``expected`` readings (or stalls).
+
+    Returns (stored, seconds, CPU seconds of ``pid``'s tree over the run)."""
+    pub = find_binary("mosquitto_pub", "/usr/bin/mosquitto_pub")
+    cpu0 = cpu_seconds(pid)
+    started = time.monotonic()
+    publishers = []
+    for enterprise, path in files.items():
+        with path.open("rb") as stdin:
+            cmd = [pub, "-h", broker.host, "-p", str(broker.port), "-V", "5", "-q", "1"]
+            cmd += ["-t", f"hazard/v1/{enterprise}/telemetry", "-l"]
+            cmd += ["-i", f"bench-pub-{enterprise}-{uuid.uuid4().hex[:6]}"]
+            publishers.append(subprocess.Popen(cmd, stdin=stdin))
+    stored, moved, shown = 0, started, started
+    cpu1, done_at = cpu0, started
+    while True:
+        count = influx.count(db, "reading")
+        now = time.monotonic()
+        cpu1, done_at = cpu_seconds(pid), now
+        if count != stored:
+            stored, moved = count, now
+        finished = stored >= expected or now - moved > STALL_S
+        if finished or now - shown >= 2.0:
+            print(
+                f"    {label}: {stored:>10,} / {expected:,} stored, {now - started:5.1f} s",
+                file=sys.stderr,
+                flush=True,
+            )
+            shown = now
+        if finished:
+            break
+        time.sleep(POLL_S)
+    for proc in publishers:
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    return stored, done_at - started, cpu1 - cpu0
+
+
+def clear_hub_sessions(broker: MosquittoProcess, client_id: str, enterprises: list[str]) -> None:
+    """End the stopped hub's broker sessions: nothing queues for it during the next run."""
+    for suffix in [*enterprises, "_unregistered", "_publisher"]:
+        client = mqtt.Client(
+            CallbackAPIVersion.VERSION2, client_id=f"{client_id}/{suffix}", protocol=mqtt.MQTTv5
+        )
+        props = Properties(PacketTypes.CONNECT)
+        props.SessionExpiryInterval = 0
+        client.connect(broker.host, broker.port, clean_start=True, properties=props)
+        client.loop_start()
+        deadline = time.monotonic() + 5
+        while not client.is_connected() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        client.disconnect()
+        client.loop_stop()
+
+
+def run_hub(
+    tmp: Path,
+    broker: MosquittoProcess,
+    influx: InfluxDB1Process,
+    files: dict[str, Path],
+    expected: int,
+    rnd: int,
+) -> RunResult:
+    db = f"hub_{rnd}"
+    influx.create_database(db)
+    client_id = f"bench-hub-{rnd}-{uuid.uuid4().hex[:6]}"
+    hub = HubProcess(
+        tmp / f"hub-{rnd}",
+        {
+            "SAFETY_HUB_MQTT_URL": broker.url,
+            "SAFETY_HUB_MQTT_CLIENT_ID": client_id,
+            "SAFETY_HUB_INFLUX_URL": influx.url,
+            "SAFETY_HUB_INFLUX_API": "v1",
+            "SAFETY_HUB_INFLUX_BUCKET": db,
+            "SAFETY_HUB_LOG_LEVEL": "warning",
+        },
+    )
+    hub.start()
+    try:
+        stored, seconds, cpu = publish_and_wait(
+            broker, influx, db, files, expected, hub.pid, f"hub #{rnd}"
+        )
+        rss = peak_rss_mib(hub.pid)
+    finally:
+        hub.stop()
+        clear_hub_sessions(broker, client_id, sorted(files))
+        influx.drop_database(db)
+    return RunResult("hub", rnd, stored, seconds, stored / seconds, cpu / max(stored, 1), rss)
+
+
+def run_baseline(
+    broker: MosquittoProcess,
+    influx: InfluxDB1Process,
+    files: dict[str, Path],
+    expected: int,
+    rnd: int,
+) -> RunResult:
+    db = f"naive_{rnd}"
+    influx.create_database(db)
+    cmd = [sys.executable, "-m", "bench.naive_baseline", "--mqtt-port", str(broker.port)]
+    cmd += ["--influx-url", influx.url, "--db", db]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        if proc.stdout.readline().strip() != "ready":
+            raise RuntimeError(f"the naive baseline did not start (exit {proc.poll()})")
+        stored, seconds, cpu = publish_and_wait(
+            broker, influx, db, files, expected, proc.pid, f"baseline #{rnd}"
+        )
+        rss = peak_rss_mib(proc.pid)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        influx.drop_database(db)
+    return RunResult("baseline", rnd, stored, seconds, stored / seconds, cpu / max(stored, 1), rss)
+
+
+# -- the whole bench ----------------------------------------------------------------------------------
+
+
+def _line(r: RunResult) -> str:
+    return (
+        f"  {r.contender:<8} #{r.round}: {r.stored:>9,} readings in {r.seconds:6.2f} s = "
+        f"{r.rate:>9,.0f} readings/s  CPU {r.cpu_s_per_reading * 1e6:5.2f} µs/reading  "
+        f"peak RSS {r.peak_rss_mib:6.1f} MiB"
+    )
+
+
+def run(readings: int = 600_000, batch: int = 100, rounds: int = 2) -> dict[str, Any]:
+    """Run the bench, print the figures, return the report (see ``--json``)."""
+    with tempfile.TemporaryDirectory(prefix="ingest-e2e-") as tmpdir:
+        tmp = Path(tmpdir)
+        (tmp / "msgs").mkdir()
+        files = generate(readings, batch, tmp / "msgs")
+        print(
+            f"end to end ingest: {readings:,} readings in messages of {batch}, QoS 1, "
+            f"mosquitto_pub -l x {len(files)} enterprises -> Mosquitto -> InfluxDB 1.6; "
+            f"hub vs naive baseline, best of {rounds}; load {os.getloadavg()[0]:.2f}",
+            flush=True,
+        )
+        results: list[RunResult] = []
+        with MosquittoProcess(tmp / "broker") as broker, InfluxDB1Process(tmp / "influx") as influx:
+            for rnd in range(1, rounds + 1):
+                for contender in ("hub", "baseline"):
+                    if contender == "hub":
+                        result = run_hub(tmp, broker, influx, files, readings, rnd)
+                    else:
+                        result = run_baseline(broker, influx, files, readings, rnd)
+                    results.append(result)
+                    print(_line(result), flush=True)
+    best = {
+        name: max((r for r in results if r.contender == name), key=lambda r: r.rate)
+        for name in ("hub", "baseline")
+    }
+    ratio = best["hub"].rate / best["baseline"].rate
+    print(
+        f"  best: hub {best['hub'].rate:,.0f} readings/s, baseline "
+        f"{best['baseline'].rate:,.0f} readings/s, ratio hub/baseline {ratio:.2f}",
+        flush=True,
+    )
+    missing = [r for r in results if r.stored != readings]
+    for r in missing:
+        print(f"  ERROR: {r.contender} #{r.round} stored {r.stored:,} of {readings:,}", flush=True)
+    return {
+        "readings": readings,
+        "batch": batch,
+        "rounds": rounds,
+        "load_avg_1m": os.getloadavg()[0],
+        "runs": [asdict(r) for r in results],
+        "best": {name: asdict(r) for name, r in best.items()},
+        "ratio": ratio,
+        "complete": not missing,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.ingest_e2e", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument("--readings", type=int, default=600_000, help="readings per run")
+    parser.add_argument("--batch", type=int, default=100, help="readings per message")
+    parser.add_argument("--rounds", type=int, default=2, help="runs of each contender")
+    parser.add_argument("--json", type=Path, help="also write the report to this file")
+    args = parser.parse_args(argv)
+    report = run(args.readings, args.batch, args.rounds)
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=2))
+    return 0 if report["complete"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,133 @@
+"""The naive pipeline bench/ingest_e2e.py measures the hub against: MQTT in, InfluxDB out.
+
+What a user could write in an afternoon instead of running the hub: a bare paho subscriber
+to ``hazard/v1/+/telemetry`` (QoS 1, clean session) that decodes each message with msgspec,
+turns every reading into one line of line protocol (``reading,enterprise=<e>,tag=<t>
+value=<v> <ts>``) and posts them to InfluxDB 1.x ``/write`` in batches from a second thread.
+Nothing durable (a message is acknowledged as soon as it is decoded), no registry, no rules.
+
+Run as its own process: ``python -m bench.naive_baseline --mqtt-port P --influx-url U --db D``.
+It prints ``ready`` once subscribed and runs until SIGTERM or SIGINT.
+"""
+
+from __future__ import annotations
+
+import argparse
+import queue
+import signal
+import sys
+import threading
+import time
+import uuid
+
+import httpx
+import msgspec
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
+BATCH_LINES = 5000
+ESCAPES = str.maketrans({",": r"\,", "=": r"\=", " ": r"\ "})  # tag values, line protocol
+FLUSH_S = 0.05
+
+
+class Reading(msgspec.Struct):
+    tag: str
+    v: float
+    ts: int | None = None
+
+
+class Message(msgspec.Struct):
+    readings: list[Reading]
+    ts: int | None = None
+
+
+def _writer(url: str, db: str, lines: queue.SimpleQueue[bytes | None]) -> None:
+    """Post what arrives in batches of up to BATCH_LINES lines (or every FLUSH_S seconds)."""
+    with httpx.Client(base_url=url, timeout=30) as http:
+        params = {"db": db, "precision": "ms"}
+        done = False
+        while not done:
+            batch: list[bytes] = []
+            count = 0
+            deadline = time.monotonic() + FLUSH_S
+            while count < BATCH_LINES:
+                try:
+                    chunk = lines.get(timeout=max(0.0, deadline - time.monotonic()))
+                except queue.Empty:
+                    break
+                if chunk is None:
+                    done = True
+                    break
+                batch.append(chunk)
+                count += chunk.count(b"\n")
+            if not batch:
+                continue
+            body = b"".join(batch)
+            while True:  # a naive retry: try again until InfluxDB takes it
+                try:
+                    response = http.post("/write", params=params, content=body)
+                    if response.status_code == 204:
+                        break
+                    print(f"write: {response.status_code} {response.text[:300]}", file=sys.stderr)
+                    if response.status_code < 500:
+                        break  # InfluxDB refused (part of) it: retrying would not help
+                except httpx.HTTPError as exc:
+                    print(f"write: {exc!r}", file=sys.stderr)
+                time.sleep(0.1)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--mqtt-port", type=int, required=True)
+    parser.add_argument("--influx-url", required=True)
+    parser.add_argument("--db", required=True)
+    args = parser.parse_args(argv)
+
+    decoder = msgspec.json.Decoder(Message)
+    lines: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
+    writer = threading.Thread(target=_writer, args=(args.influx_url, args.db, lines), daemon=True)
+    writer.start()
+    subscribed = threading.Event()
+
+    def on_message(_c: mqtt.Client, _u: object, msg: mqtt.MQTTMessage) -> None:
+        enterprise = msg.topic.split("/")[2]
+        try:
+            message = decoder.decode(msg.payload)
+        except msgspec.DecodeError:
+            return
+        now = int(time.time() * 1000)
+        prefix = f"reading,enterprise={enterprise.translate(ESCAPES)},tag="
+        default_ts = message.ts if message.ts is not None else now
+        out = [
+            f"{prefix}{r.tag.translate(ESCAPES)} value={float(r.v)!r} {r.ts if r.ts is not None else default_ts}\n"
+            for r in message.readings
+        ]
+        lines.put("".join(out).encode())
+
+    client = mqtt.Client(
+        CallbackAPIVersion.VERSION2,
+        client_id=f"naive-baseline-{uuid.uuid4().hex[:8]}",
+        protocol=mqtt.MQTTv5,
+    )
+    client.on_message = on_message
+    client.on_subscribe = lambda *a: subscribed.set()
+    client.on_connect = lambda c, *a: c.subscribe("hazard/v1/+/telemetry", qos=1)
+    client.connect("127.0.0.1", args.mqtt_port)
+    client.loop_start()
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *a: stop.set())
+    signal.signal(signal.SIGINT, lambda *a: stop.set())
+    if not subscribed.wait(10):
+        print("not subscribed after 10 s", file=sys.stderr)
+        return 1
+    print("ready", flush=True)
+    stop.wait()
+    client.loop_stop()
+    client.disconnect()
+    lines.put(None)
+    writer.join(30)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
