@@ -162,6 +162,24 @@ def children(hub: HubProcess, enterprise: str) -> list[dict[str, Any]]:
     return listed
 
 
+def child_raises(watcher: Watcher, ent: str) -> list[dict[str, Any]]:
+    """The raise events (each once, by seq) of the alarms grouped under ``ent``'s link alarm."""
+    key = f"EnterpriseLinkDown|{ent}|{ent}"
+    unique = {e["seq"]: e for e in watcher.seen()}.values()
+    return [
+        e for e in unique if e["action"] == "raise" and e["alarm"]["labels"].get("parent") == key
+    ]
+
+
+def ours_raised(watcher: Watcher) -> set[int]:
+    """The seqs of the raise events of the two gateways' enterprises."""
+    return {
+        e["seq"]
+        for e in watcher.seen()
+        if e["action"] == "raise" and e["alarm"]["enterprise"] in (KILLED, QUIET)
+    }
+
+
 def test_killed_and_quiet_gateways_annunciate_only_their_link_alarms(
     mosquitto: Any, tmp_path: Path
 ) -> None:
@@ -189,8 +207,18 @@ def test_killed_and_quiet_gateways_annunciate_only_their_link_alarms(
             expected = consequences(plant, ent)
             wait_for(lambda e=ent, n=expected: len(children(hub, e)) == n, 90, f"{ent} children")
             assert {c["state"] for c in children(hub, ent)} == {"suppressed"}
+        # Every child's raise event has reached MQTT (the journal, which the API reads, commits
+        # before the outbox publishes): the count below is complete before the kill.
+        wait_for(
+            lambda: all(
+                len(child_raises(watcher, ent)) == consequences(plant, ent)
+                for ent in (KILLED, QUIET)
+            ),
+            30,
+            "the children's raise events on MQTT",
+        )
         # The hub dies mid-outage and comes back: nothing is raised or annunciated again.
-        raises_before = len([e for e in watcher.seen() if e["action"] == "raise"])
+        raises_before = len(ours_raised(watcher))
         hub.kill9()
         hub.start()
         for ent in (KILLED, QUIET):
@@ -207,7 +235,7 @@ def test_killed_and_quiet_gateways_annunciate_only_their_link_alarms(
                 f"{ent} children back to normal",
             )
         unique = {e["seq"]: e for e in watcher.seen()}.values()  # a re-sent event counts once
-        assert len([e for e in unique if e["action"] == "raise"]) == raises_before
+        assert len(ours_raised(watcher)) == raises_before
         loud = [e for e in unique if e["annunciated"] and e["ts_ms"] >= t_out]
         assert sorted((e["alarm"]["alert"], e["alarm"]["enterprise"]) for e in loud) == [
             ("EnterpriseLinkDown", KILLED),
@@ -215,14 +243,10 @@ def test_killed_and_quiet_gateways_annunciate_only_their_link_alarms(
         ]
         for ent in (KILLED, QUIET):
             assert len([e for e in loud if e["alarm"]["enterprise"] == ent]) <= BUDGET
-            key = f"EnterpriseLinkDown|{ent}|{ent}"
-            raised = [
-                e
-                for e in unique
-                if e["action"] == "raise" and e["alarm"]["labels"].get("parent") == key
-            ]
+            raised = child_raises(watcher, ent)
             assert len(raised) == consequences(plant, ent)
             assert {e["to_state"] for e in raised} == {"suppressed"}
+            key = f"EnterpriseLinkDown|{ent}|{ent}"
             assert all(key in e["alarm"]["suppressed_by"] for e in raised)
     finally:
         killable.kill()
