@@ -9,6 +9,8 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 DEBS   := mosquitto mosquitto-clients influxdb victoria-metrics chromium fonts-noto-cjk sqlite3
 PYTEST_ARGS ?=
+# test files run on this many workers (pytest-xdist, whole files per worker); 0 runs them in order
+PYTEST_WORKERS ?= 2
 
 .PHONY: setup system-deps demo run test lint typecheck bench dashboards clean help
 
@@ -66,7 +68,7 @@ typecheck: $(VENV)/.installed
 	$(BIN)/mypy
 
 test: setup lint typecheck
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 bench: setup
 	$(BIN)/python -m bench
