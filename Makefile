@@ -1,13 +1,14 @@
 # safety-hub: `make demo` runs the hub with embedded defaults, `make test` runs the tests.
 # `make setup` is what both run first: a .venv with the pinned Python packages and, when run
 # as root, the Debian packages the hub and its tests use (mosquitto, influxdb, victoria-metrics,
-# chromium and a CJK font for the console's browser test and screenshots, and the sqlite3 shell
-# that the advice for a damaged state file names).
+# chromium and a CJK font for the console's browser test and screenshots, the sqlite3 shell
+# that the advice for a damaged state file names, and postgresql, whose server binaries the
+# tests run as private clusters for the redundant pair's shared state).
 
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-DEBS   := mosquitto mosquitto-clients influxdb victoria-metrics chromium fonts-noto-cjk sqlite3
+DEBS   := mosquitto mosquitto-clients influxdb victoria-metrics chromium fonts-noto-cjk sqlite3 postgresql
 PYTEST_ARGS ?=
 # test files run on this many workers (pytest-xdist, whole files per worker); 0 runs them in order
 PYTEST_WORKERS ?= 2
@@ -31,6 +32,7 @@ system-deps:
 	command -v victoria-metrics >/dev/null 2>&1 || missing="$$missing victoria-metrics"; \
 	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
 	command -v sqlite3 >/dev/null 2>&1 || missing="$$missing sqlite3"; \
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
 	fc-list :lang=zh 2>/dev/null | grep -q . || missing="$$missing fonts-noto-cjk"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \

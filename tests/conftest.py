@@ -4,6 +4,9 @@
 - ``influxdb1``: one InfluxDB 1.6 per session; pair it with ``influx_db`` (a fresh database per
   test). ``influxdb1_private``: a server of the test's own, for kill/restart tests.
 - ``victoria_metrics``: a fresh VictoriaMetrics per test.
+- ``postgres``: one private PostgreSQL cluster per session (initdb in a temp dir, free port);
+  pair it with ``pg_url`` (a fresh database per test). ``postgres_private``: a cluster of the
+  test's own, for kill/restart/partition tests (tests/fixtures/postgres.py).
 - ``smtp_receiver``, ``webhook_receiver``: a real SMTP server (aiosmtpd) and a real HTTP server
   collecting what notifications deliver, per test; ``stop()``/``start()`` take a channel down
   and up on the same port (tests/fixtures/receivers.py).
@@ -23,6 +26,7 @@ from typing import Any
 
 import pytest
 
+from tests.fixtures.postgres import PostgresProcess
 from tests.fixtures.processes import (
     InfluxDB1Process,
     MosquittoProcess,
@@ -140,6 +144,40 @@ def victoria_metrics(
 ) -> Iterator[VictoriaMetricsProcess]:
     """A fresh VictoriaMetrics on a free port, storage in the test's temp dir."""
     server = VictoriaMetricsProcess(tmp_path / "victoria-metrics")
+    _track(request, server)
+    _started(server)
+    yield server
+    server.close()
+
+
+# -- PostgreSQL ------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresProcess]:
+    """One private PostgreSQL cluster for the whole session; use ``pg_url`` for a database."""
+    server = PostgresProcess(tmp_path_factory.mktemp("postgres"))
+    _started(server)
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def pg_url(request: pytest.FixtureRequest, postgres: PostgresProcess) -> Iterator[str]:
+    """URL of an empty database created for this test on the session cluster (dropped after)."""
+    _track(request, postgres)
+    if not postgres.running:  # a test stopped the shared cluster: bring it back
+        postgres.start()
+    url = postgres.create_database()
+    yield url
+    if postgres.running:
+        postgres.drop_database(url.rsplit("/", 1)[1])
+
+
+@pytest.fixture
+def postgres_private(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[PostgresProcess]:
+    """A PostgreSQL cluster of this test's own, free to kill, cut off and restart."""
+    server = PostgresProcess(tmp_path / "postgres")
     _track(request, server)
     _started(server)
     yield server
