@@ -27,7 +27,7 @@ _SECRET_VARIABLES = frozenset(
     ENV_PREFIX + name for name in ("ADMIN_TOKEN", "INFLUX_TOKEN", "INFLUX_PASSWORD")
 )
 # Settings that are URLs with an optional password: an error shows them through redact_url.
-_URL_VARIABLES = frozenset(ENV_PREFIX + name for name in ("MQTT_URL", "INFLUX_URL"))
+_URL_VARIABLES = frozenset(ENV_PREFIX + name for name in ("MQTT_URL", "INFLUX_URL", "STATE_URL"))
 
 
 def redact_url(url: str) -> str:
@@ -135,6 +135,12 @@ class Settings(BaseSettings):
         "sample park, nobody with another plant",
     )
     data_dir: Path = Field(Path(".hub-data"), description="spool, stores and journals")
+    state_url: str | None = Field(
+        None,
+        description="where the hub's state lives: unset or sqlite:///DIR for SQLite files in "
+        "the data dir (the default), postgresql://user:pass@host:port/db for a PostgreSQL "
+        "database shared by a redundant pair",
+    )
 
     mqtt_url: str | None = Field(None, description="broker URL; unset: start an embedded broker")
     mqtt_client_id: str = Field("safety-hub-ingest", min_length=1, max_length=64)
@@ -240,6 +246,39 @@ class Settings(BaseSettings):
             raise UrlError(value, "must be an http:// or https:// URL with a host")
         return value.rstrip("/")
 
+    @field_validator("state_url")
+    @classmethod
+    def _check_state_url(cls, value: str | None) -> str | None:
+        if value in (None, ""):
+            return None
+        if value.startswith("sqlite:///"):
+            if not value[len("sqlite:///") :].strip():
+                raise UrlError(value, "sqlite:/// needs a directory after it")
+            return value
+        parts = _split(value)
+        if _password_cut(value, parts.netloc):
+            raise UrlError(value, f"an @ after the host ({_ENCODE_HINT})")
+        if parts.scheme not in ("postgresql", "postgres") or not parts.hostname:
+            raise UrlError(
+                value, "must be sqlite:///DIR or a postgresql://host[:port]/database URL"
+            )
+        try:
+            _ = parts.port
+        except ValueError:
+            raise UrlError(
+                value, f"the port is not a number from 0 to 65535 ({_ENCODE_HINT})"
+            ) from None
+        return value
+
+    @property
+    def state_backend(self) -> Literal["sqlite", "postgresql"]:
+        """``postgresql`` when the state URL names a PostgreSQL database, else ``sqlite``."""
+        return (
+            "postgresql"
+            if self.state_url and not self.state_url.startswith("sqlite:")
+            else "sqlite"
+        )
+
     @field_validator("admin_token")
     @classmethod
     def _check_admin_token(cls, value: SecretStr | None) -> SecretStr | None:
@@ -342,7 +381,7 @@ class Settings(BaseSettings):
             for s in (self.admin_token, self.influx_token, self.influx_password)
             if s is not None
         ]
-        for url in (self.mqtt_url, self.influx_url):
+        for url in (self.mqtt_url, self.influx_url, self.state_url):
             userinfo = urlsplit(url).netloc.rpartition("@")[0] if url else ""
             _, colon, password = userinfo.partition(":")
             if colon and password:
