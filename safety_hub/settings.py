@@ -135,6 +135,9 @@ class Settings(BaseSettings):
         "sample park, nobody with another plant",
     )
     data_dir: Path = Field(Path(".hub-data"), description="spool, stores and journals")
+    uplink: Path | None = Field(
+        None, description="uplink configuration YAML (docs/uplink.md); unset: no uplink"
+    )
 
     mqtt_url: str | None = Field(None, description="broker URL; unset: start an embedded broker")
     mqtt_client_id: str = Field("safety-hub-ingest", min_length=1, max_length=64)
@@ -273,6 +276,13 @@ class Settings(BaseSettings):
     @field_validator("plant")
     @classmethod
     def _check_plant(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_file():
+            raise ValueError("file not found")
+        return value
+
+    @field_validator("uplink")
+    @classmethod
+    def _check_uplink(cls, value: Path | None) -> Path | None:
         if value is not None and not value.is_file():
             raise ValueError("file not found")
         return value

@@ -37,9 +37,11 @@ from safety_hub.runtime.hub_stats import HubStatsWriter
 from safety_hub.runtime.notifications import NotificationRuntime
 from safety_hub.runtime.notify_wiring import build_notifications
 from safety_hub.runtime.outbox import Outbox, OutboxPublisher
+from safety_hub.runtime.uplink import UplinkCollector, UplinkRuntime
 from safety_hub.settings import Settings
 from safety_hub.statefile import DiskReserve, free_bytes
 from safety_hub.system_alarms import SystemAlarms
+from safety_hub.uplink import load_uplink
 
 log = logging.getLogger("safety_hub.hub")
 
@@ -103,6 +105,27 @@ def build_storage(settings: Settings) -> Storage:
         timeout_s=settings.influx_timeout_s,
     )
     return Storage(sink, history, f"InfluxDB {settings.influx_api} at {endpoint.url}")
+
+
+def build_uplink(hub: Hub) -> UplinkRuntime | None:
+    """The provincial uplink (docs/uplink.md) when ``SAFETY_HUB_UPLINK`` names its file."""
+    if hub.settings.uplink is None:
+        return None
+    from connectors.uplink import build_transport
+
+    config = load_uplink(hub.settings.uplink, hub.plant)
+    runtime = UplinkRuntime(
+        [(d, build_transport(d, hub.plant.park_code)) for d in config.destinations],
+        plant=hub.plant,
+        live=hub.live,
+        journal=hub.alarms.journal,
+        alarms=hub.alarms.service,
+        clock=hub.clock,
+        system_alarms=hub.system_alarms,
+        data_dir=hub.settings.data_dir,
+    )
+    hub.metrics.registry.register(UplinkCollector(runtime))
+    return runtime
 
 
 def build_sender() -> NotificationSender:
@@ -171,6 +194,7 @@ class Hub:
         self.ingest.add_listener(self.alarms.on_readings)
         self.notifications = self._build_notifications(notification_sender)
         self.metrics.registry.register(EngineCounters(lambda: dict(self.alarms.engine.counters)))
+        self.uplink = build_uplink(self)
         self.stats = HubStatsWriter(
             plant=self.plant,
             rules=self.rules,
@@ -406,6 +430,8 @@ class Hub:
         self.alarms.start()
         if self.notifications is not None:
             self.notifications.start()
+        if self.uplink is not None:
+            self.uplink.start()
         self.stats.start(STATS_INTERVAL_S)
         self.started = True
 
@@ -418,6 +444,8 @@ class Hub:
             self._source.stop()
         self.ingest.stop()
         self.stats.stop()
+        if self.uplink is not None:
+            self.uplink.stop()
         if self.notifications is not None:
             self.notifications.stop()
         self.alarms.stop()
@@ -427,6 +455,8 @@ class Hub:
             self.storage.history.close()
         self.spool.close()
         self.outbox.close()
+        if self.uplink is not None:
+            self.uplink.close()
         if self.notifications is not None:
             self.notifications.close()
         broker = self._embedded_broker

@@ -1,0 +1,432 @@
+"""The running uplink (docs/uplink.md): queues what goes up and sends it, per destination.
+
+One producer thread queues, for every destination: the base data at start (again only when
+it changed), the latest value of each selected tag every ``readings_interval_s`` (only values
+newer than the last one queued for that tag), and every alarm journal row of the selected
+hazard sources (from a marker kept in the queue, so a crash re-queues what it missed, with the
+same ``dataId``). One sender thread per destination sends its queue in order through its
+transport, at most ``rate_per_s`` records per second, with a backoff while it fails.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from safety_hub.alarms import AlarmNotFound, AlarmService
+from safety_hub.alarms.journal import AlarmJournal
+from safety_hub.clock import Clock
+from safety_hub.errors import SafetyHubError
+from safety_hub.ingest.live import LiveTable
+from safety_hub.registry import Plant, TagInfo
+from safety_hub.system_alarms import SystemAlarms
+from safety_hub.uplink import (
+    Backoff,
+    Destination,
+    DestinationState,
+    OutRecord,
+    RateLimiter,
+    UplinkQueue,
+    UplinkTransport,
+    data_id,
+)
+from safety_hub.uplink.records import (
+    BASE_KINDS,
+    TimeText,
+    base_record,
+    enterprise_sources,
+    hazard_source_sources,
+    reading_record,
+    reading_sources,
+    tag_sources,
+    warning_record,
+    warning_sources,
+)
+
+log = logging.getLogger("safety_hub.uplink")
+
+QUEUE_FILE = "uplink.sqlite"
+PRODUCER_TICK_S = 0.2
+JOURNAL_BATCH = 500
+FULL_CLEARS_BELOW = 0.9
+"""the queue-full alarm clears once a destination's queue is below this share of its bound"""
+
+
+@dataclass
+class Lane:
+    """One destination at run time."""
+
+    destination: Destination
+    transport: UplinkTransport
+    state: DestinationState
+    tags: list[TagInfo]
+    hazard_sources: frozenset[str]
+    limiter: RateLimiter
+    backoff: Backoff
+    times: TimeText
+    reading_ts: dict[str, int] = field(default_factory=dict)
+    next_readings_ms: int = 0
+    wake: threading.Event = field(default_factory=threading.Event)
+    thread: threading.Thread | None = None
+
+    @property
+    def name(self) -> str:
+        return self.destination.name
+
+
+class UplinkRuntime:
+    def __init__(
+        self,
+        destinations: Sequence[tuple[Destination, UplinkTransport]],
+        *,
+        plant: Plant,
+        live: LiveTable,
+        journal: AlarmJournal,
+        alarms: AlarmService,
+        clock: Clock,
+        system_alarms: SystemAlarms,
+        data_dir: Path,
+    ) -> None:
+        self.plant = plant
+        self.live = live
+        self.journal = journal
+        self.alarms = alarms
+        self.clock = clock
+        self.system_alarms = system_alarms
+        self.queue = UplinkQueue(data_dir / QUEUE_FILE)
+        self.lanes = [self._lane(d, t) for d, t in destinations]
+        self._stopping = threading.Event()
+        self._producer: threading.Thread | None = None
+
+    def _lane(self, destination: Destination, transport: UplinkTransport) -> Lane:
+        model = destination.model
+        lane = Lane(
+            destination=destination,
+            transport=transport,
+            state=DestinationState(model.name, transport.description),
+            tags=destination.tags(self.plant),
+            hazard_sources=frozenset(destination.hazard_sources(self.plant)),
+            limiter=RateLimiter(model.rate_per_s),
+            backoff=Backoff(model.retry_initial_s, model.retry_max_s),
+            times=TimeText(model.time_zone),
+        )
+        for name, value in self.queue.cursors(model.name).items():
+            if name.startswith("r:"):
+                lane.reading_ts[name[2:]] = int(value)
+        return lane
+
+    # -- producing ---------------------------------------------------------------------------
+    def _put(self, lane: Lane, records: list[OutRecord], cursors: Mapping[str, str]) -> None:
+        model = lane.destination.model
+        result = self.queue.put(
+            lane.name, records, self.clock.now_ms(), max_records=model.max_records, cursors=cursors
+        )
+        lane.state.duplicates += result.duplicates
+        lane.state.dropped += result.dropped_readings
+        lane.state.refused += result.refused
+        if result.dropped_readings or result.refused:
+            message = (
+                f"uplink {lane.name}: queue full ({model.max_records} records): dropped the "
+                f"{result.dropped_readings} oldest reading(s), refused {result.refused} new "
+                f"record(s) {', '.join(result.refused_kinds)}"
+            )
+            log.error(message)
+            self.system_alarms.set(f"uplink_queue_full:{lane.name}", True, message)
+        if result.added:
+            lane.wake.set()
+
+    def queue_base(self, lane: Lane) -> None:
+        """The base data, when it differs from what was queued last time."""
+        if not lane.destination.model.send.base:
+            return
+        plant, mapping = self.plant, lane.destination.mapping
+        chosen = [plant.hazard_sources[c] for c in sorted(lane.hazard_sources)]
+        records = [
+            base_record(
+                plant.park_code,
+                "enterprise",
+                ent.code,
+                mapping["enterprise"],
+                enterprise_sources(plant, ent),
+            )
+            for ent in plant.enterprises.values()
+            if any(hs.enterprise == ent.code for hs in chosen)
+        ]
+        records += [
+            base_record(
+                plant.park_code,
+                "hazard_source",
+                hs.code,
+                mapping["hazard_source"],
+                hazard_source_sources(plant, hs),
+            )
+            for hs in chosen
+        ]
+        records += [
+            base_record(
+                plant.park_code,
+                "tag",
+                f"{t.enterprise}/{t.tag}",
+                mapping["tag"],
+                tag_sources(plant, t, lane.times),
+            )
+            for t in lane.tags
+        ]
+        digest = data_id(*BASE_KINDS, *(r.data_id for r in records))
+        if self.queue.cursors(lane.name).get("base") == digest:
+            return
+        self._put(lane, records, {"base": digest})
+        log.info(
+            "uplink: base data queued", extra={"destination": lane.name, "records": len(records)}
+        )
+
+    def queue_readings(self, lane: Lane) -> None:
+        records: list[OutRecord] = []
+        cursors: dict[str, str] = {}
+        mapping = lane.destination.mapping["reading"]
+        for tag in lane.tags:
+            value = self.live.latest(tag.enterprise, tag.tag)
+            key = f"{tag.enterprise}/{tag.tag}"
+            if value is None or value.ts_ms <= lane.reading_ts.get(key, -1):
+                continue
+            src = reading_sources(tag, value, lane.times)
+            records.append(reading_record(self.plant.park_code, tag, mapping, src))
+            cursors[f"r:{key}"] = str(value.ts_ms)
+        if records:
+            self._put(lane, records, cursors)
+            for name, ts in cursors.items():
+                lane.reading_ts[name[2:]] = int(ts)
+
+    def queue_warnings(self, lane: Lane) -> int:
+        """Journal rows after the lane's marker; returns how many rows were read."""
+        if not lane.destination.model.send.warnings:
+            return 0
+        marker = self.queue.cursors(lane.name).get("journal")
+        if marker is None:  # a new destination: from now on, not the history
+            newest = self.journal.entries(limit=1, newest=True)
+            self._put(lane, [], {"journal": str(newest[0].id if newest else 0)})
+            return 0
+        entries = self.journal.entries(after_id=int(marker), limit=JOURNAL_BATCH)
+        if not entries:
+            return 0
+        records = []
+        mapping = lane.destination.mapping["warning"]
+        for entry in entries:
+            if entry.alarm_id is None:
+                continue
+            try:
+                alarm = self.alarms.get(entry.alarm_id)
+            except AlarmNotFound:
+                continue
+            if alarm.hazard_source not in lane.hazard_sources:
+                continue
+            src = warning_sources(self.plant, entry, alarm, lane.times)
+            records.append(warning_record(self.plant.park_code, entry, alarm, mapping, src))
+        self._put(lane, records, {"journal": str(entries[-1].id)})
+        return len(entries)
+
+    def _produce(self) -> None:
+        for lane in self.lanes:
+            self._guarded(lane, "base data", self.queue_base)
+        while not self._stopping.is_set():
+            now = self.clock.now_ms()
+            busy = False
+            for lane in self.lanes:
+                busy |= bool(self._guarded(lane, "warnings", self.queue_warnings))
+                if now >= lane.next_readings_ms:
+                    interval_ms = round(lane.destination.model.send.readings_interval_s * 1000)
+                    lane.next_readings_ms = now + interval_ms
+                    if lane.destination.model.send.readings:
+                        self._guarded(lane, "readings", self.queue_readings)
+            if not busy:
+                self._stopping.wait(PRODUCER_TICK_S)
+
+    def _guarded(self, lane: Lane, what: str, step: Any) -> Any:
+        try:
+            return step(lane)
+        except SafetyHubError as exc:  # a full disk, a damaged file: tried again next tick
+            log.error("uplink %s: queueing %s failed: %s", lane.name, what, exc)
+            self._stopping.wait(1.0)
+            return None
+
+    # -- sending -----------------------------------------------------------------------------
+    def _send_loop(self, lane: Lane) -> None:
+        model = lane.destination.model
+        while not self._stopping.is_set():
+            self._check_down(lane)
+            batch = self.queue.peek(lane.name, model.batch_records)
+            if not batch:
+                lane.wake.wait(0.5)
+                lane.wake.clear()
+                continue
+            granted = lane.limiter.grant(len(batch), time.monotonic())
+            if granted == 0:
+                self._stopping.wait(lane.limiter.wait_s(time.monotonic()))
+                continue
+            batch = batch[:granted]
+            outcome = lane.transport.send([q.record for q in batch])
+            finished = batch[: outcome.done]
+            self.queue.remove(lane.name, [q.seq for q in finished])
+            for i, reason in sorted(outcome.rejected.items()):
+                log.error(
+                    "uplink: record refused by the platform, not sent again",
+                    extra={
+                        "destination": lane.name,
+                        "data_id": batch[i].record.data_id,
+                        "kind": batch[i].record.kind,
+                        "reason": reason,
+                    },
+                )
+            now = self.clock.now_ms()
+            if outcome.done:
+                lane.state.succeeded(outcome.done, len(outcome.rejected), now)
+            if outcome.error is None:
+                lane.backoff.reset()
+                self._clear_full(lane)
+                continue
+            was_up = lane.state.connected is not False
+            lane.state.failed(outcome.error, now)
+            if was_up:
+                log.warning(
+                    "uplink: destination down",
+                    extra={"destination": lane.name, "error": outcome.error},
+                )
+            self._check_down(lane)
+            self._stopping.wait(lane.backoff.next_s())
+
+    def _check_down(self, lane: Lane) -> None:
+        name, state = lane.name, lane.state
+        limit_ms = round(lane.destination.model.down_alarm_after_s * 1000)
+        down_ms = state.down_for_ms(self.clock.now_ms())
+        if down_ms >= limit_ms and state.down_since_ms is not None:
+            self.system_alarms.set(
+                f"uplink_down:{name}",
+                True,
+                f"uplink {name} ({state.transport}) down for {down_ms // 1000} s: {state.last_error}",
+            )
+        elif state.connected:
+            self.system_alarms.set(f"uplink_down:{name}", False, f"uplink {name} delivers again")
+
+    def _clear_full(self, lane: Lane) -> None:
+        if lane.state.dropped == 0 and lane.state.refused == 0:
+            return
+        bound = lane.destination.model.max_records
+        if self.queue.depth(lane.name).records < bound * FULL_CLEARS_BELOW:
+            self.system_alarms.set(
+                f"uplink_queue_full:{lane.name}", False, f"uplink {lane.name}: queue has room again"
+            )
+
+    # -- life --------------------------------------------------------------------------------
+    def start(self) -> None:
+        self._producer = threading.Thread(target=self._produce, name="uplink-producer", daemon=True)
+        self._producer.start()
+        for lane in self.lanes:
+            lane.thread = threading.Thread(
+                target=self._send_loop, args=(lane,), name=f"uplink-{lane.name}", daemon=True
+            )
+            lane.thread.start()
+            log.info(
+                "uplink on",
+                extra={
+                    "destination": lane.name,
+                    "transport": lane.state.transport,
+                    "tags": len(lane.tags),
+                },
+            )
+
+    def stop(self) -> None:
+        self._stopping.set()
+        for lane in self.lanes:
+            lane.wake.set()
+        threads = [self._producer] + [lane.thread for lane in self.lanes]
+        for thread in threads:
+            if thread is not None:
+                thread.join(10.0)
+        for lane in self.lanes:
+            lane.transport.close()
+
+    def close(self) -> None:
+        self.queue.close()
+
+    # -- status ------------------------------------------------------------------------------
+    def states(self) -> list[dict[str, Any]]:
+        """Per destination, what ``/api/v1/system`` shows."""
+        now = self.clock.now_ms()
+        out = []
+        for lane in self.lanes:
+            s, depth = lane.state, self.queue.depth(lane.name)
+            out.append(
+                {
+                    "name": lane.name,
+                    "transport": s.transport,
+                    "connected": s.connected,
+                    "backlog": depth.records,
+                    "oldest_age_s": 0.0
+                    if depth.oldest_ms is None
+                    else max(0.0, (now - depth.oldest_ms) / 1000),
+                    "sent": s.sent,
+                    "failed_attempts": s.failed_attempts,
+                    "rejected": s.rejected,
+                    "dropped": s.dropped + s.refused,
+                    "down_since": s.down_since_ms,
+                    "last_success": s.last_success_ms,
+                    "last_error": s.last_error,
+                }
+            )
+        return out
+
+
+class UplinkCollector(Collector):
+    """``safety_hub_uplink_*{destination}``, read at scrape time."""
+
+    def __init__(self, runtime: UplinkRuntime) -> None:
+        self._runtime = runtime
+
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+        states = self._runtime.states()
+        gauges = {
+            "connected": "1 while the last attempt to send succeeded",
+            "backlog_records": "Records waiting in the destination's queue",
+            "oldest_age_seconds": "Age of the oldest waiting record",
+        }
+        counters = {
+            "sent": "Records the destination took",
+            "failed_attempts": "Send attempts that failed (retried)",
+            "rejected": "Records the destination refused for good (not retried)",
+            "dropped": "Records dropped or refused because the queue was full",
+        }
+        keys = {
+            "connected": "connected",
+            "backlog_records": "backlog",
+            "oldest_age_seconds": "oldest_age_s",
+        }
+        for name, text in gauges.items():
+            family = GaugeMetricFamily(f"safety_hub_uplink_{name}", text, labels=["destination"])
+            for s in states:
+                value = s[keys[name]]
+                family.add_metric(
+                    [s["name"]], float(bool(value)) if name == "connected" else float(value)
+                )
+            yield family
+        for name, text in counters.items():
+            family_c = CounterMetricFamily(
+                f"safety_hub_uplink_{name}_records"
+                if name != "failed_attempts"
+                else "safety_hub_uplink_failed_attempts",
+                text,
+                labels=["destination"],
+            )
+            for s in states:
+                family_c.add_metric([s["name"]], float(s[name]))
+            yield family_c
+
+    def describe(self) -> Iterator[GaugeMetricFamily]:
+        return iter(())
