@@ -129,6 +129,7 @@ class UplinkRuntime:
         result = self.queue.put(
             lane.name, records, self.clock.now_ms(), max_records=model.max_records, cursors=cursors
         )
+        lane.state.queued += result.added
         lane.state.duplicates += result.duplicates
         lane.state.dropped += result.dropped_readings
         lane.state.refused += result.refused
@@ -372,6 +373,7 @@ class UplinkRuntime:
                     "oldest_age_s": 0.0
                     if depth.oldest_ms is None
                     else max(0.0, (now - depth.oldest_ms) / 1000),
+                    "queued": s.queued,
                     "sent": s.sent,
                     "failed_attempts": s.failed_attempts,
                     "rejected": s.rejected,
@@ -398,6 +400,7 @@ class UplinkCollector(Collector):
             "oldest_age_seconds": "Age of the oldest waiting record",
         }
         counters = {
+            "queued": "Records put in the destination's queue",
             "sent": "Records the destination took",
             "failed_attempts": "Send attempts that failed (retried)",
             "rejected": "Records the destination refused for good (not retried)",

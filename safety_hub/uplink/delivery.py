@@ -96,6 +96,7 @@ class DestinationState:
     down_since_ms: int | None = None
     last_success_ms: int | None = None
     last_error: str | None = None
+    queued: int = 0
     sent: int = 0
     failed_attempts: int = 0
     rejected: int = 0

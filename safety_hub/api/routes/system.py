@@ -59,6 +59,7 @@ class UplinkOut(BaseModel):
     connected: bool | None = Field(description="the last attempt succeeded; null: none yet")
     backlog: int = Field(description="records waiting in the queue")
     oldest_age_s: float
+    queued: int = Field(description="records queued since the hub started")
     sent: int
     failed_attempts: int
     rejected: int = Field(description="records the platform refused for good")
