@@ -197,3 +197,37 @@ def test_outage_and_kill_lose_nothing_and_keep_order(park: Any, outage_s: float)
         values = [r["VALUE"] for r in readings if r["BIT_NO"] == tag]
         assert values == [value_of(step, i) for step in range(1, p.step + 1)], tag
     assert len(readings) == len(TAGS) * p.step
+
+
+def test_warnings_go_up_with_tier_and_disposal_state(park: Any) -> None:
+    """A high-high level raises an alarm: its warning goes up with the tier the API shows;
+    the disposal goes up as a later record of the same alarm, disposed, with its category."""
+    p = park()
+    wait_for(lambda: p.uplink()["backlog"] == 0 and p.uplink()["sent"] > 0, 30, "base data sent")
+    p.gateway.publish([{"tag": "LT-1101", "v": 2.5}], ts_ms=int(time.time() * 1000))
+
+    def warnings() -> list[dict[str, Any]]:
+        return [e.records[0] for e in of_service(p.receiver.unique(), "warning")]
+
+    wait_for(lambda: any(w["BIT_NO"] == "LT-1101" for w in warnings()), 30, "the warning")
+    (raised, *_) = [w for w in warnings() if w["BIT_NO"] == "LT-1101"]
+    alarm = p.hub.get(f"/api/v1/alarms/{raised['ALARM_ID']}").json()
+    assert raised["ALARM_LEVEL"] == alarm["tier"] and raised["HAZARD_CODE"] == SOURCE
+    assert raised["ALARM_VALUE"] == 2.5 and raised["DISPOSAL_STATE"] == "open"
+    assert raised["TARGET_CODE"] == f"{ENTERPRISE}/LT-1101"
+    body = {"category": "false_alarm", "text": "level transmitter checked: drift"}
+    response = p.hub.post(f"/api/v1/alarms/{raised['ALARM_ID']}/dispose", body)
+    assert response.status_code == 200, response.text
+    wait_for(
+        lambda: any(
+            w["ALARM_ID"] == raised["ALARM_ID"] and w["DISPOSAL_STATE"] == "disposed"
+            for w in warnings()
+        ),
+        30,
+        "the disposal",
+    )
+    (disposed,) = [w for w in warnings() if w["DISPOSAL_STATE"] == "disposed"]
+    assert (
+        disposed["DISPOSAL_TYPE"] == "false_alarm" and disposed["DISPOSAL_REMARK"] == body["text"]
+    )
+    assert p.receiver.problems == []
