@@ -175,6 +175,10 @@ def test_outage_and_kill_lose_nothing_and_keep_order(park: Any, outage_s: float)
     state = p.uplink()
     assert state["connected"] is False and state["backlog"] > 0 and state["last_error"]
     wait_for(lambda: p.system_alarm("uplink_down:province"), 10, "the uplink_down system alarm")
+    metrics = p.hub.metrics_text()
+    assert 'safety_hub_uplink_connected{destination="province"} 0.0' in metrics
+    assert p.hub.metric("safety_hub_uplink_backlog_records") > 0
+    assert p.hub.metric("safety_hub_uplink_failed_attempts_total") > 0
     p.receiver.start()
     arrived = len(p.receiver.received())
     wait_for(lambda: len(p.receiver.received()) >= arrived + 10, 30, "the backlog draining")
