@@ -73,6 +73,7 @@ class Lane:
     backoff: Backoff
     times: TimeText
     reading_ts: dict[str, int] = field(default_factory=dict)
+    journal_marker: int | None = None
     next_readings_ms: int = 0
     wake: threading.Event = field(default_factory=threading.Event)
     thread: threading.Thread | None = None
@@ -121,6 +122,8 @@ class UplinkRuntime:
         for name, value in self.queue.cursors(model.name).items():
             if name.startswith("r:"):
                 lane.reading_ts[name[2:]] = int(value)
+            elif name == "journal":
+                lane.journal_marker = int(value)
         return lane
 
     # -- producing ---------------------------------------------------------------------------
@@ -210,12 +213,14 @@ class UplinkRuntime:
         """Journal rows after the lane's marker; returns how many rows were read."""
         if not lane.destination.model.send.warnings:
             return 0
-        marker = self.queue.cursors(lane.name).get("journal")
+        marker = lane.journal_marker
         if marker is None:  # a new destination: from now on, not the history
             newest = self.journal.entries(limit=1, newest=True)
-            self._put(lane, [], {"journal": str(newest[0].id if newest else 0)})
+            start = newest[0].id if newest else 0
+            self._put(lane, [], {"journal": str(start)})
+            lane.journal_marker = start
             return 0
-        entries = self.journal.entries(after_id=int(marker), limit=JOURNAL_BATCH)
+        entries = self.journal.entries(after_id=marker, limit=JOURNAL_BATCH)
         if not entries:
             return 0
         records = []
@@ -232,6 +237,7 @@ class UplinkRuntime:
             src = warning_sources(self.plant, entry, alarm, lane.times)
             records.append(warning_record(self.plant.park_code, entry, alarm, mapping, src))
         self._put(lane, records, {"journal": str(entries[-1].id)})
+        lane.journal_marker = entries[-1].id
         return len(entries)
 
     def _produce(self) -> None:
@@ -255,53 +261,66 @@ class UplinkRuntime:
             return step(lane)
         except SafetyHubError as exc:  # a full disk, a damaged file: tried again next tick
             log.error("uplink %s: queueing %s failed: %s", lane.name, what, exc)
-            self._stopping.wait(1.0)
-            return None
+        except Exception:  # a bug must not end the thread silently: logged, tried again
+            log.exception("uplink %s: queueing %s failed", lane.name, what)
+        self._stopping.wait(1.0)
+        return None
 
     # -- sending -----------------------------------------------------------------------------
     def _send_loop(self, lane: Lane) -> None:
-        model = lane.destination.model
         while not self._stopping.is_set():
-            self._check_down(lane)
-            batch = self.queue.peek(lane.name, model.batch_records)
-            if not batch:
-                lane.wake.wait(0.5)
-                lane.wake.clear()
-                continue
-            granted = lane.limiter.grant(len(batch), time.monotonic())
-            if granted == 0:
-                self._stopping.wait(lane.limiter.wait_s(time.monotonic()))
-                continue
-            batch = batch[:granted]
-            outcome = lane.transport.send([q.record for q in batch])
-            finished = batch[: outcome.done]
-            self.queue.remove(lane.name, [q.seq for q in finished])
-            for i, reason in sorted(outcome.rejected.items()):
-                log.error(
-                    "uplink: record refused by the platform, not sent again",
-                    extra={
-                        "destination": lane.name,
-                        "data_id": batch[i].record.data_id,
-                        "kind": batch[i].record.kind,
-                        "reason": reason,
-                    },
-                )
-            now = self.clock.now_ms()
-            if outcome.done:
-                lane.state.succeeded(outcome.done, len(outcome.rejected), now)
-            if outcome.error is None:
-                lane.backoff.reset()
-                self._clear_full(lane)
-                continue
-            was_up = lane.state.connected is not False
-            lane.state.failed(outcome.error, now)
-            if was_up:
-                log.warning(
-                    "uplink: destination down",
-                    extra={"destination": lane.name, "error": outcome.error},
-                )
-            self._check_down(lane)
-            self._stopping.wait(lane.backoff.next_s())
+            try:
+                self._send_once(lane)
+            except SafetyHubError as exc:  # the queue's file (full disk, damage): again later
+                log.error("uplink %s: %s", lane.name, exc)
+                self._stopping.wait(1.0)
+            except Exception:  # a bug must not end the thread silently: logged, tried again
+                log.exception("uplink %s: sending failed", lane.name)
+                self._stopping.wait(1.0)
+
+    def _send_once(self, lane: Lane) -> None:
+        """One batch: peek, rate limit, send, forget what is finished, back off on failure."""
+        model = lane.destination.model
+        self._check_down(lane)
+        batch = self.queue.peek(lane.name, model.batch_records)
+        if not batch:
+            lane.wake.wait(0.5)
+            lane.wake.clear()
+            return
+        granted = lane.limiter.grant(len(batch), time.monotonic())
+        if granted == 0:
+            self._stopping.wait(lane.limiter.wait_s(time.monotonic()))
+            return
+        batch = batch[:granted]
+        outcome = lane.transport.send([q.record for q in batch])
+        finished = batch[: outcome.done]
+        self.queue.remove(lane.name, [q.seq for q in finished])
+        for i, reason in sorted(outcome.rejected.items()):
+            log.error(
+                "uplink: record refused by the platform, not sent again",
+                extra={
+                    "destination": lane.name,
+                    "data_id": batch[i].record.data_id,
+                    "kind": batch[i].record.kind,
+                    "reason": reason,
+                },
+            )
+        now = self.clock.now_ms()
+        if outcome.done:
+            lane.state.succeeded(outcome.done, len(outcome.rejected), now)
+        if outcome.error is None:
+            lane.backoff.reset()
+            self._clear_full(lane)
+            return
+        was_up = lane.state.connected is not False
+        lane.state.failed(outcome.error, now)
+        if was_up:
+            log.warning(
+                "uplink: destination down",
+                extra={"destination": lane.name, "error": outcome.error},
+            )
+        self._check_down(lane)
+        self._stopping.wait(lane.backoff.next_s())
 
     def _check_down(self, lane: Lane) -> None:
         name, state = lane.name, lane.state
