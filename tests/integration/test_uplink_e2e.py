@@ -4,6 +4,9 @@ platform goes down and comes back, the hub is killed with SIGKILL while it sends
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -22,6 +25,9 @@ KEY_ENV = "SAFETY_HUB_UPLINK_TEST_KEY"
 ENTERPRISE = "e01-chloralkali"
 SOURCE = "HS-E01-01"
 TAGS = ["LT-1101", "PT-1101", "TT-1101", "LT-1102"]
+# The issue asks for a 60 s cut; the suite keeps it short. SAFETY_HUB_TEST_UPLINK_OUTAGE_S=60
+# runs the issue's figure.
+OUTAGE_S = float(os.environ.get("SAFETY_HUB_TEST_UPLINK_OUTAGE_S", "12"))
 SERVICES = {k: f"svc-{k}" for k in ("enterprise", "hazard_source", "tag", "reading", "warning")}
 
 
@@ -159,7 +165,7 @@ def test_base_data_arrives_decrypted_and_matches_the_registry(park: Any, plant: 
     assert len(p.receiver.received()) == len(envelopes)  # nothing sent twice while all was well
 
 
-@pytest.mark.parametrize("outage_s", [12.0])
+@pytest.mark.parametrize("outage_s", [OUTAGE_S])
 def test_outage_and_kill_lose_nothing_and_keep_order(park: Any, outage_s: float) -> None:
     """The platform down for ``outage_s``, then back, and the hub killed (SIGKILL) while it
     drains its backlog: every reading arrives, exactly once by dataId, in order per tag; a
@@ -201,6 +207,23 @@ def test_outage_and_kill_lose_nothing_and_keep_order(park: Any, outage_s: float)
         values = [r["VALUE"] for r in readings if r["BIT_NO"] == tag]
         assert values == [value_of(step, i) for step in range(1, p.step + 1)], tag
     assert len(readings) == len(TAGS) * p.step
+    status = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "safety_hub.cli",
+            "uplink",
+            "status",
+            "--data-dir",
+            str(p.hub.data_dir),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert "province: 0 record(s) waiting" in status.stdout
+    assert f"readings queued for {len(TAGS)} tag(s)" in status.stdout
 
 
 def test_warnings_go_up_with_tier_and_disposal_state(park: Any) -> None:
@@ -235,3 +258,49 @@ def test_warnings_go_up_with_tier_and_disposal_state(park: Any) -> None:
         disposed["DISPOSAL_TYPE"] == "false_alarm" and disposed["DISPOSAL_REMARK"] == body["text"]
     )
     assert p.receiver.problems == []
+
+
+def test_http_destination_backfills_after_5xx_with_the_same_data_ids(
+    tmp_path: Path, mosquitto: Any, plant: Plant
+) -> None:
+    """An HTTP destination answering 503 for a while: its batches come again with the same
+    dataIds and records; once it answers 200 the backlog empties and the base data is all
+    there, with the registry's values."""
+    from tests.fixtures.receivers import WebhookReceiver
+
+    with WebhookReceiver() as receiver:
+        receiver.status = 503
+        config = tmp_path / "uplink.yaml"
+        config.write_text(
+            "version: 1\ndestinations:\n  - name: city\n    transport: http\n"
+            f"    http: {{url: 'http://127.0.0.1:{receiver.port}/up'}}\n"
+            f"    send: {{hazard_grades: [], hazard_sources: [{SOURCE}]}}\n"
+            "    retry_initial_s: 0.2\n    retry_max_s: 0.5\n",
+            encoding="utf-8",
+        )
+        env = {"SAFETY_HUB_MQTT_URL": mosquitto.url, "SAFETY_HUB_UPLINK": str(config)}
+        hub = HubProcess(tmp_path / "hub", env)
+        hub.start()
+
+        def state() -> dict[str, Any]:
+            return dict(hub.get("/api/v1/system").json()["uplinks"][0])
+
+        try:
+            wait_for(lambda: len(receiver.requests) >= 3, 30, "three refused attempts")
+            assert state()["connected"] is False and "HTTP 503" in state()["last_error"]
+            receiver.status = 200
+            wait_for(lambda: state()["backlog"] == 0, 30, "the backlog sent")
+        finally:
+            hub.stop()
+    seen: dict[str, dict[str, Any]] = {}
+    for request in receiver.requests:
+        body = request.json()
+        assert body["park"] == plant.park_code
+        for record in body["records"]:
+            assert seen.setdefault(record["dataId"], record) == record
+    tags = {r["data"]["BIT_NO"]: r["data"] for r in seen.values() if r["kind"] == "tag"}
+    expected = [t for t in plant.tags.values() if t.hazard_source == SOURCE]
+    assert set(tags) == {t.tag for t in expected}
+    for info in expected:
+        assert (tags[info.tag]["UNIT"], tags[info.tag]["TOP_VALUE"]) == (info.eu, info.range_hi)
+    assert sum(r["kind"] == "hazard_source" for r in seen.values()) == 1
