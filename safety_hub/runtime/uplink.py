@@ -33,6 +33,7 @@ from safety_hub.uplink import (
     Destination,
     DestinationState,
     OutRecord,
+    PutResult,
     RateLimiter,
     UplinkQueue,
     UplinkTransport,
@@ -74,6 +75,16 @@ class Lane:
     times: TimeText
     reading_ts: dict[str, int] = field(default_factory=dict)
     journal_marker: int | None = None
+    full: bool = False
+    base_pending: list[OutRecord] | None = None
+    """base records held back by a full queue (None: none), with the digest to commit"""
+    base_digest: str = ""
+    warnings_pending: list[OutRecord] = field(default_factory=list)
+    """warning records held back by a full queue; the journal marker waits for them"""
+    warnings_marker: int = 0
+    base_done: bool = False
+    """the base data is queued (or off): not put again until the next start"""
+    """the queue-full system alarm is raised"""
     next_readings_ms: int = 0
     wake: threading.Event = field(default_factory=threading.Event)
     thread: threading.Thread | None = None
@@ -127,29 +138,52 @@ class UplinkRuntime:
         return lane
 
     # -- producing ---------------------------------------------------------------------------
-    def _put(self, lane: Lane, records: list[OutRecord], cursors: Mapping[str, str]) -> None:
+    def _put(
+        self,
+        lane: Lane,
+        records: list[OutRecord],
+        cursors: Mapping[str, str],
+        *,
+        hold: bool = False,
+    ) -> PutResult:
+        """Queue ``records``. Readings (``hold`` false) that do not fit are dropped for good:
+        their cursors move. Base data and warnings (``hold``) that do not fit are held back:
+        the caller moves its cursor only when all fit, and puts them again on its next tick."""
         model = lane.destination.model
         result = self.queue.put(
-            lane.name, records, self.clock.now_ms(), max_records=model.max_records, cursors=cursors
+            lane.name,
+            records,
+            self.clock.now_ms(),
+            max_records=model.max_records,
+            cursors=cursors,
         )
         lane.state.queued += result.added
         lane.state.duplicates += result.duplicates
         lane.state.dropped += result.dropped_readings
-        lane.state.refused += result.refused
+        if not hold:
+            lane.state.dropped += result.refused
         if result.dropped_readings or result.refused:
+            fate = "held back, put again when there is room" if hold else "dropped"
             message = (
                 f"uplink {lane.name}: queue full ({model.max_records} records): dropped the "
-                f"{result.dropped_readings} oldest reading(s), refused {result.refused} new "
-                f"record(s) {', '.join(result.refused_kinds)}"
+                f"{result.dropped_readings} oldest reading(s); {result.refused} new "
+                f"{'/'.join(result.refused_kinds) or 'record'} record(s) {fate}"
             )
-            log.error(message)
+            (log.debug if lane.full else log.error)(message)
             self.system_alarms.set(f"uplink_queue_full:{lane.name}", True, message)
+            lane.full = True
         if result.added:
             lane.wake.set()
+        return result
 
     def queue_base(self, lane: Lane) -> None:
-        """The base data, when it differs from what was queued last time."""
+        """The base data, when it differs from what was queued last time; what a full queue
+        held back, on the following calls."""
         if not lane.destination.model.send.base:
+            lane.base_done = True
+            return
+        if lane.base_pending is not None:
+            self._queue_held_base(lane, lane.base_pending)
             return
         plant, mapping = self.plant, lane.destination.mapping
         chosen = [plant.hazard_sources[c] for c in sorted(lane.hazard_sources)]
@@ -186,11 +220,21 @@ class UplinkRuntime:
         ]
         digest = data_id(*BASE_KINDS, *(r.data_id for r in records))
         if self.queue.cursors(lane.name).get("base") == digest:
+            lane.base_done = True
             return
-        self._put(lane, records, {"base": digest})
-        log.info(
-            "uplink: base data queued", extra={"destination": lane.name, "records": len(records)}
-        )
+        lane.base_digest = digest
+        self._queue_held_base(lane, records)
+
+    def _queue_held_base(self, lane: Lane, records: list[OutRecord]) -> None:
+        result = self._put(lane, records, {}, hold=True)
+        if result.refused:  # held back: the rest is put again on the next tick
+            refused = set(result.refused_ids)
+            lane.base_pending = [r for r in records if r.data_id in refused]
+            return
+        self._put(lane, [], {"base": lane.base_digest})
+        lane.base_pending = None
+        lane.base_done = True
+        log.info("uplink: base data queued", extra={"destination": lane.name})
 
     def queue_readings(self, lane: Lane) -> None:
         records: list[OutRecord] = []
@@ -213,6 +257,8 @@ class UplinkRuntime:
         """Journal rows after the lane's marker; returns how many rows were read."""
         if not lane.destination.model.send.warnings:
             return 0
+        if lane.warnings_pending:
+            return self._queue_held_warnings(lane, lane.warnings_pending, lane.warnings_marker)
         marker = lane.journal_marker
         if marker is None:  # a new destination: from now on, not the history
             newest = self.journal.entries(limit=1, newest=True)
@@ -236,17 +282,29 @@ class UplinkRuntime:
                 continue
             src = warning_sources(self.plant, entry, alarm, lane.times)
             records.append(warning_record(self.plant.park_code, entry, alarm, mapping, src))
-        self._put(lane, records, {"journal": str(entries[-1].id)})
-        lane.journal_marker = entries[-1].id
-        return len(entries)
+        return self._queue_held_warnings(lane, records, entries[-1].id)
+
+    def _queue_held_warnings(self, lane: Lane, records: list[OutRecord], marker: int) -> int:
+        """Queue warning records and then move the journal marker to ``marker``; what a full
+        queue refuses is held (the journal is not read further) and put again next tick."""
+        result = self._put(lane, records, {}, hold=True)
+        if result.refused:
+            refused = set(result.refused_ids)
+            lane.warnings_pending = [r for r in records if r.data_id in refused]
+            lane.warnings_marker = marker
+            return 0
+        self._put(lane, [], {"journal": str(marker)})
+        lane.warnings_pending = []
+        lane.journal_marker = marker
+        return len(records) or 1
 
     def _produce(self) -> None:
-        for lane in self.lanes:
-            self._guarded(lane, "base data", self.queue_base)
         while not self._stopping.is_set():
             now = self.clock.now_ms()
             busy = False
             for lane in self.lanes:
+                if not lane.base_done:
+                    self._guarded(lane, "base data", self.queue_base)
                 busy |= bool(self._guarded(lane, "warnings", self.queue_warnings))
                 if now >= lane.next_readings_ms:
                     interval_ms = round(lane.destination.model.send.readings_interval_s * 1000)
@@ -336,13 +394,14 @@ class UplinkRuntime:
             self.system_alarms.set(f"uplink_down:{name}", False, f"uplink {name} delivers again")
 
     def _clear_full(self, lane: Lane) -> None:
-        if lane.state.dropped == 0 and lane.state.refused == 0:
+        if not lane.full:
             return
         bound = lane.destination.model.max_records
         if self.queue.depth(lane.name).records < bound * FULL_CLEARS_BELOW:
             self.system_alarms.set(
                 f"uplink_queue_full:{lane.name}", False, f"uplink {lane.name}: queue has room again"
             )
+            lane.full = False
 
     # -- life --------------------------------------------------------------------------------
     def start(self) -> None:
@@ -396,7 +455,7 @@ class UplinkRuntime:
                     "sent": s.sent,
                     "failed_attempts": s.failed_attempts,
                     "rejected": s.rejected,
-                    "dropped": s.dropped + s.refused,
+                    "dropped": s.dropped,
                     "down_since": s.down_since_ms,
                     "last_success": s.last_success_ms,
                     "last_error": s.last_error,

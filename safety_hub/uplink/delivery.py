@@ -101,7 +101,7 @@ class DestinationState:
     failed_attempts: int = 0
     rejected: int = 0
     dropped: int = 0
-    refused: int = 0
+    """readings dropped because the queue was full"""
     duplicates: int = 0
 
     def succeeded(self, records: int, rejected: int, now_ms: int) -> None:

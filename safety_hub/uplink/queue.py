@@ -5,13 +5,15 @@ A record is committed here before anything is sent and deleted only once its des
 it (or refused it for good), so an outage or a ``kill -9`` loses nothing: after a restart the
 rest goes out in the same order, with the same ``dataId``. A ``dataId`` already waiting is not
 queued twice. Cursors (the newest reading time per tag, the alarm journal row last queued, the
-base data already queued) are committed in the same transaction as their records.
+base data already queued) are committed with their records (``put(..., cursors=)``) or right
+after them: a crash in between puts the same records again, with the same ``dataId``.
 
 The queue is bounded per destination (``max_records``). When a put does not fit, the oldest
 waiting *readings* of that destination are dropped to make room (a reading is a snapshot that
 newer ones supersede; base data and warnings are never dropped for room); when there are no
-readings left to drop, the newest records of the put are refused. Both are counted in the
-returned :class:`PutResult` (the runtime counts, logs and raises a system alarm).
+readings left to drop, the newest records of the put are refused. Both are reported in the
+returned :class:`PutResult`; the runtime drops refused readings (counted, logged, system alarm)
+and holds refused base data and warnings back to put them again once there is room.
 
 Storage is SQLite through :class:`~safety_hub.statefile.StateFile`; the class keeps to a few
 plain SQL statements so that it can move to another database.
@@ -70,6 +72,8 @@ class PutResult:
     dropped_readings: int
     refused: int
     refused_kinds: tuple[str, ...] = ()
+    refused_ids: tuple[str, ...] = ()
+    """the dataIds refused, in order (the tail of what was new)"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,6 +134,7 @@ class UplinkQueue:
             dropped_readings=dropped,
             refused=len(refused),
             refused_kinds=tuple(sorted({r.kind for r in refused})),
+            refused_ids=tuple(r.data_id for r in refused),
         )
 
     @staticmethod
