@@ -4,8 +4,10 @@ One producer thread queues, for every destination: the base data at start (again
 it changed), the latest value of each selected tag every ``readings_interval_s`` (only values
 newer than the last one queued for that tag), and every alarm journal row of the selected
 hazard sources (from a marker kept in the queue, so a crash re-queues what it missed, with the
-same ``dataId``). One sender thread per destination sends its queue in order through its
-transport, at most ``rate_per_s`` records per second, with a backoff while it fails.
+same ``dataId``). A full queue drops readings but holds base data and warnings back, putting
+them again each tick as the queue drains. One sender thread per destination sends its queue in
+order through its transport, at most ``rate_per_s`` records per second, with a backoff while it
+fails.
 """
 
 from __future__ import annotations
