@@ -99,3 +99,47 @@ def test_missing_key_stops_the_start_naming_the_variable(
     with pytest.raises(ConfigError, match="must be 16, 24 or 32 bytes") as info:
         make_hub(tmp_path, uplink=config(tmp_path, 100))
     assert "short-secret" not in str(info.value)
+
+
+WARNINGS_ONLY = CONFIG.replace(
+    "      hazard_sources: [HS-E01-01]\n",
+    "      hazard_sources: [HS-E01-01]\n      base: false\n      readings: false\n",
+)
+
+
+def test_full_queue_holds_warnings_back_in_the_journal(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """More journal rows than the queue takes: the rest waits (the journal marker stays), and
+    as the queue drains every row goes up once, in journal order; nothing is dropped."""
+    monkeypatch.setenv("SAFETY_HUB_UPLINK_UNIT_KEY", KEY)
+    path = tmp_path / "uplink.yaml"
+    path.write_text(WARNINGS_ONLY.format(port=free_port(), max_records=10), encoding="utf-8")
+    hub = make_hub(tmp_path, uplink=path)
+    assert hub.uplink is not None
+    (lane,) = hub.uplink.lanes
+    assert hub.uplink.queue_warnings(lane) == 0  # a new destination starts at the journal's end
+    publish(hub, "e01-chloralkali", [{"tag": "GT-1101", "v": 0.8, "ts": NOW - 1000}])
+    (alarm, *_) = [a for a in hub.alarms.service.list() if a.tag == "GT-1101"]
+    service = hub.alarms.service
+    for _ in range(8):
+        service.shelve(alarm.id, "op", "test", NOW + 3_600_000)
+        service.unshelve(alarm.id, "op")
+    rows = [e for e in hub.alarms.journal.entries() if e.alarm_id is not None]
+    ours = [e.id for e in rows if service.get(e.alarm_id).hazard_source == "HS-E01-01"]
+    assert len(ours) > 10
+    hub.uplink.queue_warnings(lane)
+    assert hub.uplink.queue.depth("province").records == 10 and lane.warnings_pending
+    assert hub.uplink.queue.cursors("province")["journal"] != str(rows[-1].id)
+    assert any(a.name == "uplink_queue_full:province" for a in hub.system_alarms.active())
+    sent: list[str] = []
+    while True:
+        waiting = hub.uplink.queue.peek("province", 4)
+        if not waiting and not lane.warnings_pending:
+            break
+        sent += [q.record.data["ALARM_EVENT"] for q in waiting]
+        hub.uplink.queue.remove("province", [q.seq for q in waiting])
+        hub.uplink.queue_warnings(lane)
+    assert len(sent) == len(ours) and hub.uplink.states()[0]["dropped"] == 0
+    assert sent.count("shelve") == 8 and sent.count("unshelve") == 8
+    assert hub.uplink.queue.cursors("province")["journal"] == str(rows[-1].id)
