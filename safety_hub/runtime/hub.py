@@ -41,7 +41,7 @@ from safety_hub.runtime.uplink import UplinkCollector, UplinkRuntime
 from safety_hub.settings import Settings
 from safety_hub.statefile import DiskReserve, free_bytes
 from safety_hub.system_alarms import SystemAlarms
-from safety_hub.uplink import load_uplink
+from safety_hub.uplink import Destination, UplinkTransport, load_uplink
 
 log = logging.getLogger("safety_hub.hub")
 
@@ -107,15 +107,26 @@ def build_storage(settings: Settings) -> Storage:
     return Storage(sink, history, f"InfluxDB {settings.influx_api} at {endpoint.url}")
 
 
-def build_uplink(hub: Hub) -> UplinkRuntime | None:
-    """The provincial uplink (docs/uplink.md) when ``SAFETY_HUB_UPLINK`` names its file."""
-    if hub.settings.uplink is None:
+UplinkParts = list[tuple[Destination, UplinkTransport]]
+
+
+def build_uplink_transports(settings: Settings, plant: Plant) -> UplinkParts | None:
+    """The uplink's destinations and transports (docs/uplink.md) when ``SAFETY_HUB_UPLINK``
+    names its file; made before any store opens, so that a bad file or a missing secret stops
+    the start with nothing left open."""
+    if settings.uplink is None:
         return None
     from connectors.uplink import build_transport
 
-    config = load_uplink(hub.settings.uplink, hub.plant)
+    config = load_uplink(settings.uplink, plant)
+    return [(d, build_transport(d, plant.park_code)) for d in config.destinations]
+
+
+def build_uplink(hub: Hub, parts: UplinkParts | None) -> UplinkRuntime | None:
+    if parts is None:
+        return None
     runtime = UplinkRuntime(
-        [(d, build_transport(d, hub.plant.park_code)) for d in config.destinations],
+        parts,
         plant=hub.plant,
         live=hub.live,
         journal=hub.alarms.journal,
@@ -155,6 +166,7 @@ class Hub:
         self.clock: Clock = clock or WallClock()
         self.plant = plant or load_plant(settings.plant or default_plant_path())
         self.people = people if people is not None else self._load_people()
+        uplink_parts = build_uplink_transports(settings, self.plant)
         self.metrics = HubMetrics()
         self.system_alarms = SystemAlarms(self.clock, self.metrics)
         self.live = LiveTable()
@@ -194,7 +206,7 @@ class Hub:
         self.ingest.add_listener(self.alarms.on_readings)
         self.notifications = self._build_notifications(notification_sender)
         self.metrics.registry.register(EngineCounters(lambda: dict(self.alarms.engine.counters)))
-        self.uplink = build_uplink(self)
+        self.uplink = build_uplink(self, uplink_parts)
         self.stats = HubStatsWriter(
             plant=self.plant,
             rules=self.rules,

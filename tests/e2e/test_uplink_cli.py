@@ -55,10 +55,11 @@ def test_check_reports_every_error_with_file_and_line(tmp_path: Path) -> None:
 
 def test_status_without_a_queue_and_run_without_its_key(tmp_path: Path) -> None:
     """status on a fresh data directory says there is no queue; run without the AES key
-    exits 2 naming the variable."""
+    exits 2 naming the variable, before it opens anything."""
     status = cli("uplink", "status", "--data-dir", str(tmp_path))
     assert status.returncode == 0 and "no uplink queue" in status.stdout
     env = {"SAFETY_HUB_UPLINK": str(EXAMPLE), "SAFETY_HUB_DATA_DIR": str(tmp_path / "data")}
     run = cli("run", "--api-port", "0", env=env)
     assert run.returncode == 2
     assert "SAFETY_HUB_UPLINK_PROVINCE_KEY" in run.stderr and "docs/uplink.md" in run.stderr
+    assert not (tmp_path / "data").exists()  # stopped before any state file was opened
