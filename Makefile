@@ -8,7 +8,7 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-DEBS   := mosquitto mosquitto-clients influxdb victoria-metrics chromium fonts-noto-cjk sqlite3 postgresql
+DEBS   := mosquitto mosquitto-clients influxdb victoria-metrics chromium fonts-noto-cjk sqlite3 postgresql openssl
 PYTEST_ARGS ?=
 # test files run on this many workers (pytest-xdist, whole files per worker); 0 runs them in order
 PYTEST_WORKERS ?= 2
@@ -33,6 +33,7 @@ system-deps:
 	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
 	command -v sqlite3 >/dev/null 2>&1 || missing="$$missing sqlite3"; \
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
+	command -v openssl >/dev/null 2>&1 || missing="$$missing openssl"; \
 	fc-list :lang=zh 2>/dev/null | grep -q . || missing="$$missing fonts-noto-cjk"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \

@@ -74,6 +74,21 @@ class PeopleError(LoadError):
     """The people and rosters file is invalid."""
 
 
+class UplinkConfigError(LoadError):
+    """The uplink configuration file is invalid."""
+
+
+class UplinkError(SafetyHubError):
+    """A destination of the uplink could not take records; ``retryable`` is false when
+    sending them again cannot help (the platform refused the records themselves)."""
+
+    def __init__(self, destination: str, detail: str, *, retryable: bool = True) -> None:
+        self.destination = destination
+        self.detail = detail
+        self.retryable = retryable
+        super().__init__(f"uplink {destination}: {detail}")
+
+
 class BrokerError(SafetyHubError):
     """The MQTT broker could not be reached or refused us."""
 

@@ -141,6 +141,9 @@ class Settings(BaseSettings):
         "the data dir (the default), postgresql://user:pass@host:port/db for a PostgreSQL "
         "database shared by a redundant pair",
     )
+    uplink: Path | None = Field(
+        None, description="uplink configuration YAML (docs/uplink.md); unset: no uplink"
+    )
 
     mqtt_url: str | None = Field(None, description="broker URL; unset: start an embedded broker")
     mqtt_client_id: str = Field("safety-hub-ingest", min_length=1, max_length=64)
@@ -312,6 +315,13 @@ class Settings(BaseSettings):
     @field_validator("plant")
     @classmethod
     def _check_plant(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_file():
+            raise ValueError("file not found")
+        return value
+
+    @field_validator("uplink")
+    @classmethod
+    def _check_uplink(cls, value: Path | None) -> Path | None:
         if value is not None and not value.is_file():
             raise ValueError("file not found")
         return value

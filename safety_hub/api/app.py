@@ -231,6 +231,7 @@ def hub_parts(hub: Hub) -> HubParts:
         status=HubStatusView(hub),
         notifications=hub.notifications,
         people=hub.people,
+        uplink=hub.uplink,
     )
 
 

@@ -191,6 +191,15 @@ class NotificationLog(Protocol):
         ...
 
 
+class UplinkStatus(Protocol):
+    """The provincial uplink's destinations (docs/uplink.md), for ``/api/v1/system``."""
+
+    def states(self) -> list[dict[str, Any]]:
+        """Per destination: name, transport, connected, backlog, oldest_age_s, sent,
+        failed_attempts, rejected, dropped, down_since, last_success, last_error."""
+        ...
+
+
 @dataclass(frozen=True, slots=True)
 class HubParts:
     """The parts of the running hub the routes use; ``app.state.hub_parts``."""
@@ -206,6 +215,8 @@ class HubParts:
     people: PeopleDirectory
     notifications: NotificationLog | None = None
     """None when notifications are off (SAFETY_HUB_NOTIFY=off)"""
+    uplink: UplinkStatus | None = None
+    """None without an uplink (SAFETY_HUB_UPLINK unset)"""
 
 
 def get_hub_parts(request: Request) -> HubParts:
@@ -245,6 +256,10 @@ def get_metrics_registry(request: Request) -> CollectorRegistry:
     return get_hub_parts(request).metrics_registry
 
 
+def get_uplink_status(request: Request) -> UplinkStatus | None:
+    return get_hub_parts(request).uplink
+
+
 def get_hub_status(request: Request) -> HubStatus:
     return get_hub_parts(request).status
 
@@ -278,6 +293,7 @@ HistoryStoreDep = Annotated[HistoryStore, Depends(get_history_store)]
 SystemAlarmsDep = Annotated[SystemAlarms, Depends(get_system_alarms)]
 MetricsRegistryDep = Annotated[CollectorRegistry, Depends(get_metrics_registry)]
 HubStatusDep = Annotated[HubStatus, Depends(get_hub_status)]
+UplinkStatusDep = Annotated[UplinkStatus | None, Depends(get_uplink_status)]
 NotificationLogDep = Annotated[NotificationLog | None, Depends(get_notification_log)]
 LiveEventsDep = Annotated[LiveEvents, Depends(get_live_events)]
 PingIntervalDep = Annotated[float, Depends(get_ping_interval_s)]

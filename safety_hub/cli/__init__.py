@@ -12,6 +12,7 @@ sub-parser (``register``); ``main`` runs the chosen command and turns errors int
 | ``notify`` | ``notify check|test`` |
 | ``users`` | ``users add|list|remove`` |
 | ``dashboards`` | ``dashboards build|check|push`` |
+| ``uplink`` | ``uplink check|status`` |
 | ``broker`` | ``broker`` |
 
 ``common`` holds the exit codes and what the commands share, ``serve`` the HTTP API of ``run``
@@ -35,6 +36,7 @@ from safety_hub.cli import (
     rules,
     run,
     simulate,
+    uplink,
     users,
 )
 from safety_hub.cli.common import ENV_HELP, EXIT_FAILED, EXIT_USAGE, Subparsers
@@ -53,6 +55,7 @@ REGISTER: tuple[Callable[[Subparsers], None], ...] = (
     notify.register,
     users.register,
     dashboards.register,
+    uplink.register,
     broker.register,
 )
 

@@ -25,6 +25,7 @@ configuration (environment variables, all optional; see docs/configuration.md):
   SAFETY_HUB_USERS_FILE    users and roles (`safety-hub users add`); outside local mode the
                            hub needs this or an admin token; local mode makes a token per run
   SAFETY_HUB_CORS_ORIGINS  comma-separated origins allowed to call the API from a browser
+  SAFETY_HUB_UPLINK        uplink configuration YAML (docs/uplink.md; default: no uplink)
 A bad value stops the hub with a message naming the variable (exit code 2).
 """
 

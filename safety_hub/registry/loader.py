@@ -210,6 +210,8 @@ class _Build:
             name_en=ent.name_en,
             publish_interval_s=ent.publish_interval_s,
             hazard_sources=tuple(hs_codes),
+            longitude=ent.wgs84.longitude if ent.wgs84 else None,
+            latitude=ent.wgs84.latitude if ent.wgs84 else None,
         )
 
     def _hazard_source(
@@ -283,6 +285,8 @@ class _Build:
             chemicals=chemicals,
             people_within_500m=hs.people_within_500m,
             units=tuple(unit_codes),
+            longitude=hs.wgs84.longitude if hs.wgs84 else None,
+            latitude=hs.wgs84.latitude if hs.wgs84 else None,
         )
 
     def _warn(self, path: YamlPath, message: str) -> None:
@@ -331,6 +335,8 @@ class _Build:
             sif=tag.sis.sif if tag.sis else None,
             planned_bypass_end=tag.sis.planned_bypass_end if tag.sis else None,
             holds_at=tag.holds_at,
+            longitude=tag.wgs84.longitude if tag.wgs84 else None,
+            latitude=tag.wgs84.latitude if tag.wgs84 else None,
         )
         if tag.zone is not None:
             self._zone_members.setdefault((ent.code, tag.zone), []).append((t_path, tag))

@@ -54,6 +54,9 @@ class TagInfo:
     """toxic setpoints are judged against 5/10 %IDLH instead of 100/200 %OEL"""
     sif: str | None = None
     planned_bypass_end: datetime | None = None
+    longitude: float | None = None
+    """WGS84 decimal degrees, when the registry gives them (``wgs84``)"""
+    latitude: float | None = None
     holds_at: float | None = None
     """a value the tag legitimately holds for hours (e.g. a zero-suppressed detector at 0): an
     unchanging reading of it is not a frozen detector"""
@@ -91,6 +94,8 @@ class HazardSourceInfo:
     chemicals: tuple[ChemicalInfo, ...]
     people_within_500m: int = 0
     units: tuple[str, ...] = ()
+    longitude: float | None = None
+    latitude: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +105,8 @@ class EnterpriseInfo:
     name_en: str
     publish_interval_s: float
     hazard_sources: tuple[str, ...] = ()
+    longitude: float | None = None
+    latitude: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

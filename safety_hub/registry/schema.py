@@ -136,6 +136,13 @@ class Coordinates(_Model):
     y_m: float
 
 
+class Wgs84(_Model):
+    """A WGS84 position in decimal degrees (what the provincial uplink reports)."""
+
+    longitude: Annotated[float, Field(ge=-180, le=180)]
+    latitude: Annotated[float, Field(ge=-90, le=90)]
+
+
 class OutOfService(_Model):
     reason: Text
     by: Text
@@ -174,6 +181,7 @@ class TagModel(_Model):
     in_service: bool = True
     out_of_service: OutOfService | None = None
     coordinates: Coordinates | None = None
+    wgs84: Wgs84 | None = None
     sis: Sis | None = None
     holds_at: float | None = None
     """a value the detector legitimately holds for hours (zero suppression): not frozen"""
@@ -219,6 +227,7 @@ class HazardSourceModel(_Model):
     chemicals: Annotated[list[ChemicalModel], Field(min_length=1)]
     people_within_500m: Annotated[int, Field(ge=0)]
     filed_grade: Literal[1, 2, 3, 4] | None = None
+    wgs84: Wgs84 | None = None
     units: list[UnitModel] = []
 
 
@@ -227,6 +236,7 @@ class EnterpriseModel(_Model):
     name: Text
     name_en: OptText = ""
     publish_interval_s: Positive = 10.0
+    wgs84: Wgs84 | None = None
     hazard_sources: list[HazardSourceModel] = []
     tags: list[EnterpriseTagModel] = []
 

@@ -37,9 +37,11 @@ from safety_hub.runtime.hub_stats import HubStatsWriter
 from safety_hub.runtime.notifications import NotificationRuntime
 from safety_hub.runtime.notify_wiring import build_notifications
 from safety_hub.runtime.outbox import Outbox, OutboxPublisher
+from safety_hub.runtime.uplink import UplinkCollector, UplinkRuntime
 from safety_hub.settings import Settings
 from safety_hub.statefile import DiskReserve, free_bytes
 from safety_hub.system_alarms import SystemAlarms
+from safety_hub.uplink import Destination, UplinkTransport, load_uplink
 
 log = logging.getLogger("safety_hub.hub")
 
@@ -105,6 +107,38 @@ def build_storage(settings: Settings) -> Storage:
     return Storage(sink, history, f"InfluxDB {settings.influx_api} at {endpoint.url}")
 
 
+UplinkParts = list[tuple[Destination, UplinkTransport]]
+
+
+def build_uplink_transports(settings: Settings, plant: Plant) -> UplinkParts | None:
+    """The uplink's destinations and transports (docs/uplink.md) when ``SAFETY_HUB_UPLINK``
+    names its file; made before any store opens, so that a bad file or a missing secret stops
+    the start with nothing left open."""
+    if settings.uplink is None:
+        return None
+    from connectors.uplink import build_transport
+
+    config = load_uplink(settings.uplink, plant)
+    return [(d, build_transport(d, plant.park_code)) for d in config.destinations]
+
+
+def build_uplink(hub: Hub, parts: UplinkParts | None) -> UplinkRuntime | None:
+    if parts is None:
+        return None
+    runtime = UplinkRuntime(
+        parts,
+        plant=hub.plant,
+        live=hub.live,
+        journal=hub.alarms.journal,
+        alarms=hub.alarms.service,
+        clock=hub.clock,
+        system_alarms=hub.system_alarms,
+        data_dir=hub.settings.data_dir,
+    )
+    hub.metrics.registry.register(UplinkCollector(runtime))
+    return runtime
+
+
 def build_sender() -> NotificationSender:
     """The channels through apprise (connectors/notify/)."""
     from connectors.notify import AppriseSender
@@ -132,6 +166,7 @@ class Hub:
         self.clock: Clock = clock or WallClock()
         self.plant = plant or load_plant(settings.plant or default_plant_path())
         self.people = people if people is not None else self._load_people()
+        uplink_parts = build_uplink_transports(settings, self.plant)
         self.metrics = HubMetrics()
         self.system_alarms = SystemAlarms(self.clock, self.metrics)
         self.live = LiveTable()
@@ -171,6 +206,7 @@ class Hub:
         self.ingest.add_listener(self.alarms.on_readings)
         self.notifications = self._build_notifications(notification_sender)
         self.metrics.registry.register(EngineCounters(lambda: dict(self.alarms.engine.counters)))
+        self.uplink = build_uplink(self, uplink_parts)
         self.stats = HubStatsWriter(
             plant=self.plant,
             rules=self.rules,
@@ -406,6 +442,8 @@ class Hub:
         self.alarms.start()
         if self.notifications is not None:
             self.notifications.start()
+        if self.uplink is not None:
+            self.uplink.start()
         self.stats.start(STATS_INTERVAL_S)
         self.started = True
 
@@ -418,6 +456,8 @@ class Hub:
             self._source.stop()
         self.ingest.stop()
         self.stats.stop()
+        if self.uplink is not None:
+            self.uplink.stop()
         if self.notifications is not None:
             self.notifications.stop()
         self.alarms.stop()
@@ -427,6 +467,8 @@ class Hub:
             self.storage.history.close()
         self.spool.close()
         self.outbox.close()
+        if self.uplink is not None:
+            self.uplink.close()
         if self.notifications is not None:
             self.notifications.close()
         broker = self._embedded_broker

@@ -109,7 +109,17 @@ def test_only_the_wiring_imports_the_composition_root() -> None:
 def test_the_core_never_imports_connectors_or_simulators_outside_the_wiring() -> None:
     """Domain code (registry, ingest, rules, alarms, scenarios, yamlfile) stays free of
     connectors/ and simulators/."""
-    domain = ("registry", "ingest", "rules", "alarms", "scenarios", "yamlfile", "people", "notify")
+    domain = (
+        "registry",
+        "ingest",
+        "rules",
+        "alarms",
+        "scenarios",
+        "yamlfile",
+        "people",
+        "notify",
+        "uplink",
+    )
     bad = [
         f"{m.name} -> {dep}"
         for m in MODULES.values()
@@ -123,7 +133,17 @@ def test_the_core_never_imports_connectors_or_simulators_outside_the_wiring() ->
 def test_data_flows_down_the_page() -> None:
     """The domain folders (and the leaves) never import what runs them: runtime/, api/, cli/."""
     upper = ("safety_hub.runtime", "safety_hub.api", "safety_hub.cli")
-    domain = ("registry", "ingest", "rules", "alarms", "scenarios", "yamlfile", "people", "notify")
+    domain = (
+        "registry",
+        "ingest",
+        "rules",
+        "alarms",
+        "scenarios",
+        "yamlfile",
+        "people",
+        "notify",
+        "uplink",
+    )
     leaves = ("errors", "clock", "ports", "settings", "logs", "statefile", "metrics")
     leaves += ("system_alarms",)
     lower = [

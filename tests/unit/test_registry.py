@@ -439,6 +439,29 @@ def test_out_of_service_needs_reason_by_since(tmp_path: Path) -> None:
     assert "should have timezone info" in errors_of(tmp_path, naive)[0]
 
 
+def test_wgs84_is_optional_and_range_checked(tmp_path: Path) -> None:
+    """wgs84 longitude/latitude reach TagInfo; a latitude past 90 is an error at its own line."""
+    good = one_tag("tag: XS-1\nkind: status\nwgs84: {longitude: 106.7, latitude: 39.6}")
+    info = load_plant(write(tmp_path, good)).tags[("e1", "XS-1")]
+    assert (info.longitude, info.latitude) == (106.7, 39.6)
+    bare = load_plant(write(tmp_path, one_tag("tag: XS-1\nkind: status"))).tags[("e1", "XS-1")]
+    assert bare.longitude is None and bare.latitude is None
+
+    bad = one_tag("tag: XS-1\nkind: status\nwgs84: {longitude: 106.7, latitude: 91}")
+    errors = errors_of(tmp_path, bad)
+    line, _ = pos_of(bad, "wgs84:")
+    assert len(errors) == 1 and f"plant.yaml:{line}:" in errors[0]
+    assert "latitude" in errors[0] and "90" in errors[0]
+
+
+def test_sample_park_has_wgs84_everywhere(sample: Plant) -> None:
+    """Every enterprise, hazard source and tag of the sample park has a WGS84 position near Alxa."""
+    items = [*sample.enterprises.values(), *sample.hazard_sources.values(), *sample.tags.values()]
+    for item in items:
+        assert item.longitude is not None and 106 < item.longitude < 107.5
+        assert item.latitude is not None and 39 < item.latitude < 40.5
+
+
 def test_voting_zone_needs_its_member_count(tmp_path: Path) -> None:
     """A 2oo3 zone with two detectors is rejected at the first member's zone key."""
     det = "{{tag: {t}, kind: toxic_gas, eu: ppm, range: [0, 10], gas: Cl2, setpoints: {{l1: 0.3, l2: 0.6}}, zone: Z-1, voting: 2oo3}}"
@@ -461,7 +484,7 @@ def test_unknown_key_rejected_with_its_line(tmp_path: Path) -> None:
     errors = errors_of(tmp_path, text)
     assert errors == [
         f"{tmp_path / 'plant.yaml'}:6:5: enterprises[0] \"e1\": unknown key 'bogus_key'; "
-        "allowed: code, name, name_en, publish_interval_s, hazard_sources, tags"
+        "allowed: code, name, name_en, publish_interval_s, wgs84, hazard_sources, tags"
     ]
     typo = one_tag("tag: PT-1\nkind: pressure\neu: MPa\nrange: [0, 1]\nsetpoint: {h: 0.5}")
     line, col = pos_of(typo, "setpoint:")

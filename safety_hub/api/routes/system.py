@@ -13,6 +13,7 @@ from safety_hub.api.deps import (
     PlantDep,
     PrincipalDep,
     SystemAlarmsDep,
+    UplinkStatusDep,
 )
 
 router = APIRouter(prefix="/api/v1/system", tags=["system"], responses=AUTH_RESPONSES)
@@ -52,6 +53,22 @@ class DeadLetterOut(BaseModel):
     readings: int
 
 
+class UplinkOut(BaseModel):
+    name: str
+    transport: str = Field(description="where it sends (no secrets)")
+    connected: bool | None = Field(description="the last attempt succeeded; null: none yet")
+    backlog: int = Field(description="records waiting in the queue")
+    oldest_age_s: float
+    queued: int = Field(description="records queued since the hub started")
+    sent: int
+    failed_attempts: int
+    rejected: int = Field(description="records the platform refused for good")
+    dropped: int = Field(description="records dropped or refused because the queue was full")
+    down_since: int | None
+    last_success: int | None
+    last_error: str | None
+
+
 class SystemOut(BaseModel):
     park: str
     mqtt_url: str | None
@@ -65,6 +82,11 @@ class SystemOut(BaseModel):
     gateways: list[GatewayOut]
     dead_letters: list[DeadLetterOut] = Field(
         description="the latest dead-lettered batches; empty for an enterprise user"
+    )
+    uplinks: list[UplinkOut] = Field(
+        default=[],
+        description="the provincial uplink's destinations (docs/uplink.md); empty without one "
+        "and for an enterprise user",
     )
 
 
@@ -80,6 +102,7 @@ def system(
     live: LiveTableDep,
     system_alarms: SystemAlarmsDep,
     principal: PrincipalDep,
+    uplink: UplinkStatusDep,
 ) -> SystemOut:
     depth = status.spool_depth()
     now = clock.now_ms()
@@ -120,4 +143,7 @@ def system(
         dead_letters=[]
         if principal.enterprise is not None
         else [DeadLetterOut.model_validate(d) for d in status.dead_letters(20)],
+        uplinks=[]
+        if uplink is None or principal.enterprise is not None
+        else [UplinkOut.model_validate(u) for u in uplink.states()],
     )
