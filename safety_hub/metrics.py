@@ -126,6 +126,17 @@ class HubMetrics:
         self.mqtt_connected = Gauge(
             "safety_hub_mqtt_connected", "1 while connected to the broker", registry=r
         )
+        self.mqtt_in_flight = Gauge(
+            "safety_hub_mqtt_in_flight_messages",
+            "QoS 1 messages the hub has taken in and not acknowledged yet, over all sessions; "
+            "at most safety_hub_mqtt_in_flight_limit (a broker that sends more waits)",
+            registry=r,
+        )
+        self.mqtt_in_flight_limit = Gauge(
+            "safety_hub_mqtt_in_flight_limit",
+            "The sum of the Receive Maximum the hub sets on its persistent sessions",
+            registry=r,
+        )
         self.mqtt_reconnects = Counter(
             "safety_hub_mqtt_connects", "Successful connections to the broker", registry=r
         )

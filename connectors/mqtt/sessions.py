@@ -100,6 +100,17 @@ class MqttSessions:
             out.append(PUBLISHER)
         return out
 
+    def in_flight(self) -> int:
+        """QoS 1 messages received and not acknowledged yet, over all sessions."""
+        old = self._old
+        return sum(s.unacked for s in self._sessions.values()) + (old.unacked if old else 0)
+
+    def in_flight_limit(self) -> int:
+        """The sum of the Receive Maximum of the persistent sessions: the broker sends no more
+        unacknowledged QoS 1 messages than this (the retiring session adds its own while it
+        empties)."""
+        return sum(s.config.receive_maximum for s in self._sessions.values() if s.config.persistent)
+
     def start(self, handler: Callable[[InboundMessage], None]) -> None:
         self._stopping.clear()
         self._publisher.start(handler)

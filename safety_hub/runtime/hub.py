@@ -377,12 +377,15 @@ class Hub:
             lanes,
             (everything, (TELEMETRY_SUBSCRIPTION,), _of_enterprises(codes)),
         )
-        return MqttSessions(
+        source = MqttSessions(
             sessions,
             publisher,
             retiring=Retiring(replace(base, subscriptions=()), everything),
             on_connection=self._on_connection,
         )
+        self.metrics.mqtt_in_flight.set_function(source.in_flight)
+        self.metrics.mqtt_in_flight_limit.set(source.in_flight_limit())
+        return source
 
     def start(self) -> None:
         log.info(
