@@ -137,6 +137,19 @@ class HubMetrics:
             "The sum of the Receive Maximum the hub sets on its persistent sessions",
             registry=r,
         )
+        self.mqtt_round_trip = Gauge(
+            "safety_hub_mqtt_round_trip_seconds",
+            "Median of the latest broker round trips (publish to the hub's probe topic and "
+            "its delivery back); NaN before the first",
+            registry=r,
+        )
+        self.mqtt_round_trip.set(float("nan"))
+        self.mqtt_nagle_suspected = Gauge(
+            "safety_hub_mqtt_nagle_suspected",
+            "1 when the broker round trip looks like Nagle's algorithm on the broker "
+            "(set_tcp_nodelay true is missing)",
+            registry=r,
+        )
         self.mqtt_reconnects = Counter(
             "safety_hub_mqtt_connects", "Successful connections to the broker", registry=r
         )

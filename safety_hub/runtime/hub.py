@@ -33,6 +33,7 @@ from safety_hub.ports import HistoryStore, LineSink, MessageSource, Notification
 from safety_hub.registry import Plant, default_plant_path, load_plant
 from safety_hub.rules import RulePack, default_rules_path, load_rules
 from safety_hub.runtime.alarm_runtime import AlarmRuntime
+from safety_hub.runtime.broker_probe import BrokerProbe
 from safety_hub.runtime.hub_stats import HubStatsWriter
 from safety_hub.runtime.notifications import NotificationRuntime
 from safety_hub.runtime.notify_wiring import build_notifications
@@ -183,6 +184,7 @@ class Hub:
         self._outbox_publisher: OutboxPublisher | None = None
         self._source = source
         self._embedded_broker: object | None = None
+        self.broker_probe: BrokerProbe | None = None
         self.mqtt_url: str | None = None
         self.started = False
         self._stopping = False
@@ -329,6 +331,7 @@ class Hub:
             MqttConfig,
             MqttSessions,
             Retiring,
+            RoundTripProbe,
             packet_limit,
             sessions_for,
         )
@@ -385,6 +388,10 @@ class Hub:
         )
         self.metrics.mqtt_in_flight.set_function(source.in_flight)
         self.metrics.mqtt_in_flight_limit.set(source.in_flight_limit())
+        probe = RoundTripProbe(base)
+        self.broker_probe = BrokerProbe(
+            probe.measure, lambda: source.connected, self.metrics, self.clock, self.mqtt_url or ""
+        )
         return source
 
     def start(self) -> None:
@@ -410,11 +417,15 @@ class Hub:
         if self.notifications is not None:
             self.notifications.start()
         self.stats.start(STATS_INTERVAL_S)
+        if self.broker_probe is not None:
+            self.broker_probe.start(self.settings.mqtt_probe_interval_s)
         self.started = True
 
     def stop(self, drain_timeout: float = 5.0) -> None:
         """Stop taking messages, finish what was handed over, drain what the sink can, close."""
         self._stopping = True
+        if self.broker_probe is not None:
+            self.broker_probe.stop()
         if self._outbox_publisher is not None:
             self._outbox_publisher.stop()
         if self._source is not None:
