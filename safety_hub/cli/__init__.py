@@ -13,6 +13,7 @@ sub-parser (``register``); ``main`` runs the chosen command and turns errors int
 | ``users`` | ``users add|list|remove`` |
 | ``dashboards`` | ``dashboards build|check|push`` |
 | ``broker`` | ``broker`` |
+| ``plant`` | ``plant generate`` |
 
 ``common`` holds the exit codes and what the commands share, ``serve`` the HTTP API of ``run``
 and ``demo``.
@@ -31,6 +32,7 @@ from safety_hub.cli import (
     demo,
     notify,
     people,
+    plant,
     replay,
     rules,
     run,
@@ -54,6 +56,7 @@ REGISTER: tuple[Callable[[Subparsers], None], ...] = (
     users.register,
     dashboards.register,
     broker.register,
+    plant.register,
 )
 
 
