@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bench import alarm_latency, decode, fairness, ingest_e2e, pipeline
+from bench import alarm_latency, decode, fairness, ingest_e2e, overload, pipeline, plant_size
 
 if __name__ == "__main__":
     decode.run()
@@ -14,3 +14,7 @@ if __name__ == "__main__":
     fairness.run()
     print()
     ingest_e2e.run()
+    print()
+    overload.run()
+    print()
+    plant_size.run()
