@@ -5,7 +5,7 @@ broker's users and ACL generated from the plant registry (``connectors.mqtt.acl`
 from connectors.mqtt.embedded import EmbeddedBroker, packet_limit
 from connectors.mqtt.ingest import MqttConfig, MqttIngest
 from connectors.mqtt.probe import PROBE_PREFIX, RoundTripProbe
-from connectors.mqtt.sessions import MqttSessions, Retiring, sessions_for
+from connectors.mqtt.sessions import MqttSessions, Retiring, session_groups, sessions_for
 
 __all__ = [
     "PROBE_PREFIX",
@@ -16,5 +16,6 @@ __all__ = [
     "Retiring",
     "RoundTripProbe",
     "packet_limit",
+    "session_groups",
     "sessions_for",
 ]

@@ -23,6 +23,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
@@ -169,6 +170,22 @@ class MqttSessions:
                 return  # the rest stays with the broker for the next start
         old.stop(end_session=True)
         log.info("mqtt: previous single session ended", extra={"client_id": old.config.client_id})
+
+
+def session_groups(codes: Sequence[str], max_sessions: int) -> dict[str, list[str]]:
+    """Session name -> the enterprise codes it reads. One session per enterprise (named by its
+    code) while there are at most ``max_sessions`` enterprises; beyond, the enterprises share
+    ``max_sessions`` sessions ``_g<k>`` by a hash of their code, so that adding an enterprise
+    moves no other. Every MQTT connection costs the hub a thread and three file descriptors
+    (paho's ``select`` cannot watch descriptors past 1024: a province of 500 enterprises did
+    not connect at all), and the broker a connection."""
+    if len(codes) <= max_sessions:
+        return {code: [code] for code in sorted(codes)}
+    groups: dict[str, list[str]] = {}
+    for code in sorted(codes):
+        k = zlib.crc32(code.encode()) % max_sessions
+        groups.setdefault(f"_g{k:03d}", []).append(code)
+    return dict(sorted(groups.items()))
 
 
 def sessions_for(

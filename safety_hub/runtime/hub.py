@@ -333,6 +333,7 @@ class Hub:
             Retiring,
             RoundTripProbe,
             packet_limit,
+            session_groups,
             sessions_for,
         )
 
@@ -366,13 +367,14 @@ class Hub:
         # queue), a catch-all for unregistered enterprises, a publisher (connectors/mqtt/
         # sessions.py); the single session of earlier versions is emptied and ended.
         codes = frozenset(self.plant.enterprises)
+        groups = session_groups(sorted(codes), self.settings.mqtt_max_sessions)
         lanes = [
             (
-                code,
-                (telemetry_subscription(code), status_topic(code)),
-                (telemetry_subscription(code),),
+                name,
+                tuple(t for c in group for t in (telemetry_subscription(c), status_topic(c))),
+                tuple(telemetry_subscription(c) for c in group),
             )
-            for code in sorted(codes)
+            for name, group in groups.items()
         ]
         everything = (TELEMETRY_SUBSCRIPTION, STATUS_SUBSCRIPTION)
         sessions, publisher = sessions_for(
