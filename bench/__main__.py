@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
-from bench import alarm_latency, decode, fairness, ingest_e2e, pipeline, uplink_drain
+from bench import (
+    alarm_latency,
+    decode,
+    fairness,
+    ingest_e2e,
+    overload,
+    pipeline,
+    plant_size,
+    uplink_drain,
+)
 
 if __name__ == "__main__":
     decode.run()
@@ -16,3 +25,7 @@ if __name__ == "__main__":
     ingest_e2e.run()
     print()
     uplink_drain.run()
+    print()
+    overload.run()
+    print()
+    plant_size.run()

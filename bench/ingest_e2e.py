@@ -62,15 +62,18 @@ class RunResult:
 # -- the readings -------------------------------------------------------------------------------
 
 
-def generate(readings: int, batch: int, out_dir: Path) -> dict[str, Path]:
-    """Write one file per enterprise, one JSON message per line; return enterprise -> file."""
+def generate(
+    readings: int, batch: int, out_dir: Path, plant: Path | None = None
+) -> dict[str, Path]:
+    """Write one file per enterprise, one JSON message per line; return enterprise -> file.
+    ``plant``: the registry whose in-service tags report (default: the sample park)."""
     import random
 
     from safety_hub.registry import default_plant_path, load_plant
     from simulators.gateway import normal_value
     from simulators.park import sim_tags
 
-    tags = sim_tags(load_plant(default_plant_path()))
+    tags = sim_tags(load_plant(plant or default_plant_path()))
     rng = random.Random(16)
     per_tag_step_ms = 100
     per_cycle = sum(len(t) for t in tags.values())
@@ -110,7 +113,7 @@ def generate(readings: int, batch: int, out_dir: Path) -> dict[str, Path]:
 # -- processes as the kernel sees them ------------------------------------------------------------
 
 
-def _tree(pid: int) -> list[int]:
+def process_tree(pid: int) -> list[int]:
     """``pid`` and its descendants."""
     children: dict[int, list[int]] = {}
     for entry in os.listdir("/proc"):
@@ -132,7 +135,7 @@ def _tree(pid: int) -> list[int]:
 def cpu_seconds(pid: int) -> float:
     """utime + stime of ``pid`` and its descendants, in seconds."""
     ticks = 0
-    for p in _tree(pid):
+    for p in process_tree(pid):
         try:
             fields = Path(f"/proc/{p}/stat").read_text().rpartition(")")[2].split()
         except OSError:
@@ -144,7 +147,7 @@ def cpu_seconds(pid: int) -> float:
 def peak_rss_mib(pid: int) -> float:
     """VmHWM of ``pid`` and its descendants, in MiB."""
     kib = 0
-    for p in _tree(pid):
+    for p in process_tree(pid):
         try:
             status = Path(f"/proc/{p}/status").read_text()
         except OSError:

@@ -126,6 +126,30 @@ class HubMetrics:
         self.mqtt_connected = Gauge(
             "safety_hub_mqtt_connected", "1 while connected to the broker", registry=r
         )
+        self.mqtt_in_flight = Gauge(
+            "safety_hub_mqtt_in_flight_messages",
+            "QoS 1 messages the hub has taken in and not acknowledged yet, over all sessions; "
+            "at most safety_hub_mqtt_in_flight_limit (a broker that sends more waits)",
+            registry=r,
+        )
+        self.mqtt_in_flight_limit = Gauge(
+            "safety_hub_mqtt_in_flight_limit",
+            "The sum of the Receive Maximum the hub sets on its persistent sessions",
+            registry=r,
+        )
+        self.mqtt_round_trip = Gauge(
+            "safety_hub_mqtt_round_trip_seconds",
+            "Median of the latest broker round trips (publish to the hub's probe topic and "
+            "its delivery back); NaN before the first",
+            registry=r,
+        )
+        self.mqtt_round_trip.set(float("nan"))
+        self.mqtt_nagle_suspected = Gauge(
+            "safety_hub_mqtt_nagle_suspected",
+            "1 when the broker round trip looks like Nagle's algorithm on the broker "
+            "(set_tcp_nodelay true is missing)",
+            registry=r,
+        )
         self.mqtt_reconnects = Counter(
             "safety_hub_mqtt_connects", "Successful connections to the broker", registry=r
         )

@@ -150,6 +150,18 @@ class Settings(BaseSettings):
     mqtt_session_expiry_s: int = Field(7 * 86_400, ge=60)
     mqtt_receive_maximum: int = Field(1000, ge=1, le=65_535)
     mqtt_keepalive_s: int = Field(30, ge=5, le=3600)
+    mqtt_max_sessions: int = Field(
+        64,
+        ge=1,
+        le=400,
+        description="MQTT sessions for the enterprises: one each up to this many, else shared",
+    )
+    mqtt_probe_interval_s: float = Field(
+        300.0,
+        ge=0,
+        le=86_400,
+        description="broker round trip measured at start and this often; 0: at start only",
+    )
     embedded_mqtt_port: int = Field(
         1883, ge=0, le=65_535, description="preferred port of the embedded broker; 0: any free"
     )

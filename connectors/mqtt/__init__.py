@@ -4,14 +4,18 @@ broker's users and ACL generated from the plant registry (``connectors.mqtt.acl`
 
 from connectors.mqtt.embedded import EmbeddedBroker, packet_limit
 from connectors.mqtt.ingest import MqttConfig, MqttIngest
-from connectors.mqtt.sessions import MqttSessions, Retiring, sessions_for
+from connectors.mqtt.probe import PROBE_PREFIX, RoundTripProbe
+from connectors.mqtt.sessions import MqttSessions, Retiring, session_groups, sessions_for
 
 __all__ = [
+    "PROBE_PREFIX",
     "EmbeddedBroker",
     "MqttConfig",
     "MqttIngest",
     "MqttSessions",
     "Retiring",
+    "RoundTripProbe",
     "packet_limit",
+    "session_groups",
     "sessions_for",
 ]

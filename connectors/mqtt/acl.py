@@ -138,6 +138,8 @@ def render_acl(plant: Plant, users: list[BrokerUser]) -> str:
                 "topic write hazard/v1/+/rejected",
                 "topic write hazard/v1/+/alarms/#",
                 "topic read $SYS/#",
+                "# its broker round trip probe (a Nagle check, docs/deploy.md)",
+                "topic readwrite safety-hub/probe/#",
             ]
         elif user.role == "simulator":
             lines += [

@@ -95,6 +95,7 @@ class MqttIngest:
         self._connected = threading.Event()
         self._stopping = False
         self._lock = threading.Lock()
+        self._room = threading.Condition(self._lock)  # notified when an ack frees a place
         v5 = config.protocol == "v5"
         self._client = mqtt.Client(
             CallbackAPIVersion.VERSION2,
@@ -119,6 +120,9 @@ class MqttIngest:
         self._connect_failures = 0
         self.session_present: bool | None = None
         self.unacked = 0  # QoS 1 messages handed over and not acknowledged yet
+        # QoS 1 messages the broker sent beyond our Receive Maximum (Mosquitto 2.0.11 does,
+        # while acknowledgements flow); each was held back until a place was free
+        self.overruns = 0
         self.last_message_monotonic = time.monotonic()
 
     # -- MessageSource ----------------------------------------------------------------------
@@ -163,6 +167,7 @@ class MqttIngest:
         with self._lock:
             current = self._generation
             self.unacked = max(0, self.unacked - 1)
+            self._room.notify()
         if token.generation != current or not self._connected.is_set():
             self.acks_skipped += 1  # the broker will redeliver it on this connection
             return
@@ -190,6 +195,8 @@ class MqttIngest:
         """Disconnect; with ``end_session`` the broker also forgets the session (MQTT 5: session
         expiry 0 on DISCONNECT), with whatever it still queued for it."""
         self._stopping = True
+        with self._room:
+            self._room.notify_all()
         if end_session and self.config.protocol == "v5":
             props = Properties(PacketTypes.DISCONNECT)  # type: ignore[no-untyped-call]
             props.SessionExpiryInterval = 0
@@ -293,6 +300,31 @@ class MqttIngest:
         if self._on_connection is not None:
             self._on_connection(False, str(reason))
 
+    def _wait_for_room(self) -> None:
+        """Count one more QoS 1 message in flight; first, while the broker has sent more than
+        our Receive Maximum, wait for an ack to free a place. The broker should never do that,
+        but Mosquitto 2.0.11 does while acks flow (a quota it refills too often): without this
+        wait a backlog at the broker became a backlog in the hub's memory. Waiting here stops
+        paho reading the socket, so TCP holds the broker back. The wait is cut to a quarter
+        of the keepalive, so that a long hold (a full spool) cannot cost the connection."""
+        limit = self.config.receive_maximum
+        deadline = time.monotonic() + self.config.keepalive_s / 4
+        with self._room:
+            if self.unacked >= limit:
+                self.overruns += 1
+                if self.overruns == 1:
+                    log.warning(
+                        "mqtt: the broker sent more unacknowledged messages than the Receive "
+                        "Maximum; holding them back until acks free places",
+                        extra={"client_id": self.config.client_id, "receive_maximum": limit},
+                    )
+            while self.unacked >= limit and not self._stopping:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                self._room.wait(left)
+            self.unacked += 1
+
     def _handle_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
         ignore = self.config.ignore_topic
         if ignore is not None and ignore(msg.topic):
@@ -302,8 +334,7 @@ class MqttIngest:
         handler = self._handler
         self.last_message_monotonic = time.monotonic()
         if msg.qos:
-            with self._lock:
-                self.unacked += 1
+            self._wait_for_room()
         token = _AckToken(self, self._generation, msg.mid, msg.qos)
         inbound = InboundMessage(
             topic=msg.topic,

@@ -23,6 +23,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
@@ -100,6 +101,17 @@ class MqttSessions:
             out.append(PUBLISHER)
         return out
 
+    def in_flight(self) -> int:
+        """QoS 1 messages received and not acknowledged yet, over all sessions."""
+        old = self._old
+        return sum(s.unacked for s in self._sessions.values()) + (old.unacked if old else 0)
+
+    def in_flight_limit(self) -> int:
+        """The sum of the Receive Maximum of the persistent sessions: the broker sends no more
+        unacknowledged QoS 1 messages than this (the retiring session adds its own while it
+        empties)."""
+        return sum(s.config.receive_maximum for s in self._sessions.values() if s.config.persistent)
+
     def start(self, handler: Callable[[InboundMessage], None]) -> None:
         self._stopping.clear()
         self._publisher.start(handler)
@@ -158,6 +170,22 @@ class MqttSessions:
                 return  # the rest stays with the broker for the next start
         old.stop(end_session=True)
         log.info("mqtt: previous single session ended", extra={"client_id": old.config.client_id})
+
+
+def session_groups(codes: Sequence[str], max_sessions: int) -> dict[str, list[str]]:
+    """Session name -> the enterprise codes it reads. One session per enterprise (named by its
+    code) while there are at most ``max_sessions`` enterprises; beyond, the enterprises share
+    ``max_sessions`` sessions ``_g<k>`` by a hash of their code, so that adding an enterprise
+    moves no other. Every MQTT connection costs the hub a thread and three file descriptors
+    (paho's ``select`` cannot watch descriptors past 1024: a province of 500 enterprises did
+    not connect at all), and the broker a connection."""
+    if len(codes) <= max_sessions:
+        return {code: [code] for code in sorted(codes)}
+    groups: dict[str, list[str]] = {}
+    for code in sorted(codes):
+        k = zlib.crc32(code.encode()) % max_sessions
+        groups.setdefault(f"_g{k:03d}", []).append(code)
+    return dict(sorted(groups.items()))
 
 
 def sessions_for(

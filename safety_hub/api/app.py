@@ -214,6 +214,10 @@ class HubStatusView:
     def dead_letters(self, limit: int) -> list[dict[str, object]]:
         return self._hub.spool.dead_letters(limit)
 
+    def broker_round_trip(self) -> dict[str, object] | None:
+        probe = self._hub.broker_probe
+        return None if probe is None else probe.as_dict()
+
     def refresh_gauges(self) -> None:
         self._hub.sink_worker.update_gauges()
 

@@ -171,6 +171,11 @@ class HubStatus(Protocol):
         """The latest ``limit`` dead-lettered batches, newest first."""
         ...
 
+    def broker_round_trip(self) -> dict[str, object] | None:
+        """The latest broker round trip measurement (runtime/broker_probe.py); None before
+        the first or without an MQTT broker."""
+        ...
+
     def refresh_gauges(self) -> None:
         """Bring the spool gauges up to date before a metrics scrape."""
         ...

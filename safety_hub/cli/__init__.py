@@ -14,6 +14,7 @@ sub-parser (``register``); ``main`` runs the chosen command and turns errors int
 | ``dashboards`` | ``dashboards build|check|push`` |
 | ``uplink`` | ``uplink check|status`` |
 | ``broker`` | ``broker`` |
+| ``plant`` | ``plant generate`` |
 
 ``common`` holds the exit codes and what the commands share, ``serve`` the HTTP API of ``run``
 and ``demo``.
@@ -32,6 +33,7 @@ from safety_hub.cli import (
     demo,
     notify,
     people,
+    plant,
     replay,
     rules,
     run,
@@ -57,6 +59,7 @@ REGISTER: tuple[Callable[[Subparsers], None], ...] = (
     dashboards.register,
     uplink.register,
     broker.register,
+    plant.register,
 )
 
 

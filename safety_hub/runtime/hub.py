@@ -33,6 +33,7 @@ from safety_hub.ports import HistoryStore, LineSink, MessageSource, Notification
 from safety_hub.registry import Plant, default_plant_path, load_plant
 from safety_hub.rules import RulePack, default_rules_path, load_rules
 from safety_hub.runtime.alarm_runtime import AlarmRuntime
+from safety_hub.runtime.broker_probe import BrokerProbe
 from safety_hub.runtime.hub_stats import HubStatsWriter
 from safety_hub.runtime.notifications import NotificationRuntime
 from safety_hub.runtime.notify_wiring import build_notifications
@@ -219,6 +220,7 @@ class Hub:
         self._outbox_publisher: OutboxPublisher | None = None
         self._source = source
         self._embedded_broker: object | None = None
+        self.broker_probe: BrokerProbe | None = None
         self.mqtt_url: str | None = None
         self.started = False
         self._stopping = False
@@ -365,7 +367,9 @@ class Hub:
             MqttConfig,
             MqttSessions,
             Retiring,
+            RoundTripProbe,
             packet_limit,
+            session_groups,
             sessions_for,
         )
 
@@ -399,13 +403,14 @@ class Hub:
         # queue), a catch-all for unregistered enterprises, a publisher (connectors/mqtt/
         # sessions.py); the single session of earlier versions is emptied and ended.
         codes = frozenset(self.plant.enterprises)
+        groups = session_groups(sorted(codes), self.settings.mqtt_max_sessions)
         lanes = [
             (
-                code,
-                (telemetry_subscription(code), status_topic(code)),
-                (telemetry_subscription(code),),
+                name,
+                tuple(t for c in group for t in (telemetry_subscription(c), status_topic(c))),
+                tuple(telemetry_subscription(c) for c in group),
             )
-            for code in sorted(codes)
+            for name, group in groups.items()
         ]
         everything = (TELEMETRY_SUBSCRIPTION, STATUS_SUBSCRIPTION)
         sessions, publisher = sessions_for(
@@ -413,12 +418,19 @@ class Hub:
             lanes,
             (everything, (TELEMETRY_SUBSCRIPTION,), _of_enterprises(codes)),
         )
-        return MqttSessions(
+        source = MqttSessions(
             sessions,
             publisher,
             retiring=Retiring(replace(base, subscriptions=()), everything),
             on_connection=self._on_connection,
         )
+        self.metrics.mqtt_in_flight.set_function(source.in_flight)
+        self.metrics.mqtt_in_flight_limit.set(source.in_flight_limit())
+        probe = RoundTripProbe(base)
+        self.broker_probe = BrokerProbe(
+            probe.measure, lambda: source.connected, self.metrics, self.clock, self.mqtt_url or ""
+        )
+        return source
 
     def start(self) -> None:
         log.info(
@@ -445,11 +457,15 @@ class Hub:
         if self.uplink is not None:
             self.uplink.start()
         self.stats.start(STATS_INTERVAL_S)
+        if self.broker_probe is not None:
+            self.broker_probe.start(self.settings.mqtt_probe_interval_s)
         self.started = True
 
     def stop(self, drain_timeout: float = 5.0) -> None:
         """Stop taking messages, finish what was handed over, drain what the sink can, close."""
         self._stopping = True
+        if self.broker_probe is not None:
+            self.broker_probe.stop()
         if self._outbox_publisher is not None:
             self._outbox_publisher.stop()
         if self._source is not None:

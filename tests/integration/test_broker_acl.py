@@ -13,6 +13,7 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
+from connectors.mqtt import MqttConfig, RoundTripProbe
 from connectors.mqtt.acl import generate, hash_password, verify_password
 from safety_hub.cli import main
 from safety_hub.registry import Plant, default_plant_path, load_plant
@@ -148,6 +149,25 @@ def test_enterprises_are_fenced_and_the_hub_reads_all(
     wait_until(lambda: a.got(b"sync-A") and b.got(b"alarm-for-B"), 10, message="sync messages")
     assert not hub.got(b"forged-by-A") and not hub.got(b"forged-status-by-A")
     assert not a.got(b"B-own") and not a.got(b"alarm-for-B")
+
+
+def test_the_hub_may_probe_its_round_trip_and_an_enterprise_may_not(
+    broker: MosquittoProcess, broker_files: tuple[Path, dict[str, str]]
+) -> None:
+    _, creds = broker_files
+
+    def probe(user: str) -> list[tuple[float, float]]:
+        config = MqttConfig(
+            host=broker.host,
+            port=broker.port,
+            client_id="hub-ingest",
+            username=user,
+            password=creds[user],
+        )
+        return RoundTripProbe(config, timeout_s=1.0).measure(samples=3, gap_s=0.05)
+
+    assert len(probe("hub")) == 3
+    assert probe(A) == []
 
 
 def test_enterprise_cannot_impersonate_the_hub(

@@ -243,3 +243,31 @@ def test_registry_out_of_service_tag_is_out_of_service_with_who_why_since(
     runtime.stop()
     outbox.close()
     spool.close()
+
+
+def test_a_batch_that_raises_saves_the_snapshot_and_quiet_batches_are_coalesced(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import safety_hub.runtime.alarm_runtime as alarm_runtime
+
+    # The next quiet save is due after a billion times the last save's duration: never here.
+    monkeypatch.setattr(alarm_runtime, "SNAPSHOT_MAX_SHARE", 1e-9)
+    plant = load_plant(default_plant_path())
+    clock = VirtualClock(T0)
+    runtime, outbox, spool = _runtime(plant, tmp_path, clock)
+    runtime.on_readings([(ENT, TAG, T0, 0.45, "good")], T0)  # level 1 raised: saved at once
+    saved = runtime.snapshots_saved
+    assert saved >= 1 and [e["action"] for e in _events(outbox)] == ["raise"]
+    for k in range(1, 4):  # the same level again: nothing changes, nothing saved
+        runtime.on_readings([(ENT, TAG, T0 + 1000 * k, 0.46, "good")], T0 + 1000 * k)
+    assert runtime.snapshots_saved == saved and runtime.snapshots_deferred == 3
+
+    # kill -9 now (no stop): a hub started on the same files has the raise in its engine, so
+    # the level-1 reading again raises nothing twice.
+    again, outbox2, spool2 = _runtime(plant, tmp_path, clock)
+    again.on_readings([(ENT, TAG, T0 + 5000, 0.47, "good")], T0 + 5000)
+    assert [e["action"] for e in _events(outbox2)] == ["raise"]
+    again.stop()
+    runtime.stop()
+    for closing in (outbox, spool, outbox2, spool2):
+        closing.close()

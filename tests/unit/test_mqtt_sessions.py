@@ -49,3 +49,20 @@ def test_receive_maximum_is_shared_out_and_client_ids_are_distinct() -> None:
     assert catch_all.ignore_topic is not None and catch_all.ignore_topic("t/e3")
     assert publisher.subscriptions == () and publisher.client_id == "hub/_publisher"
     assert len({c.client_id for c in configs.values()} | {publisher.client_id}) == 102
+
+
+def test_a_province_shares_a_bounded_number_of_sessions_and_a_new_enterprise_moves_no_other() -> (
+    None
+):
+    from connectors.mqtt import session_groups
+
+    few = [f"e{k:02d}" for k in range(5)]
+    assert session_groups(few, 64) == {code: [code] for code in few}
+    many = [f"g{k:03d}" for k in range(1, 501)]
+    groups = session_groups(many, 64)
+    assert len(groups) <= 64 and all(name.startswith("_g") for name in groups)
+    assert sorted(c for group in groups.values() for c in group) == many
+    assert max(len(g) for g in groups.values()) <= 20  # spread, not piled up
+    more = session_groups([*many, "g501"], 64)
+    where = {c: name for name, group in groups.items() for c in group}
+    assert all(where[c] == name for name, group in more.items() for c in group if c in where)

@@ -69,10 +69,27 @@ class UplinkOut(BaseModel):
     last_error: str | None
 
 
+class BrokerRoundTripOut(BaseModel):
+    measured_at: int = Field(description="when, ms since the epoch")
+    samples: int
+    round_trip_ms: float = Field(description="median, a QoS 1 publish to its delivery back")
+    first_reply_ms: float = Field(description="median of the earlier of PUBACK and delivery")
+    second_reply_ms: float = Field(description="median of the later")
+    nagle_suspected: bool = Field(
+        description="the second reply tens of ms after the first: the broker lacks "
+        "set_tcp_nodelay true (docs/deploy.md)"
+    )
+    advice: str | None
+
+
 class SystemOut(BaseModel):
     park: str
     mqtt_url: str | None
     mqtt_connected: bool
+    broker_round_trip: BrokerRoundTripOut | None = Field(
+        description="the latest broker round trip measurement; null before the first, or "
+        "when the probe topic safety-hub/probe/# is not delivered back"
+    )
     storage: str
     storage_ok: bool
     storage_error: str | None
@@ -112,6 +129,9 @@ def system(
         park=plant.park_code,
         mqtt_url=status.mqtt_url,
         mqtt_connected=status.mqtt_connected,
+        broker_round_trip=None
+        if (trip := status.broker_round_trip()) is None
+        else BrokerRoundTripOut.model_validate(trip),
         storage=status.storage,
         storage_ok=status.storage_error is None,
         storage_error=status.storage_error,
