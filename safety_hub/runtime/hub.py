@@ -10,14 +10,16 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, replace
-from typing import cast
+from pathlib import Path
+from typing import Any, cast
 
 from safety_hub.alarms import Priority
+from safety_hub.alarms.journal import JournalStore
 from safety_hub.clock import Clock, WallClock
 from safety_hub.ingest.decoder import TelemetryDecoder
 from safety_hub.ingest.live import LiveTable
 from safety_hub.ingest.sink import SinkWorker
-from safety_hub.ingest.spool import Spool
+from safety_hub.ingest.spool import Spool, SpoolStore
 from safety_hub.ingest.telemetry import (
     STATUS_SUBSCRIPTION,
     TELEMETRY_SUBSCRIPTION,
@@ -32,12 +34,13 @@ from safety_hub.people import PeopleDirectory, default_people_path, load_people
 from safety_hub.ports import HistoryStore, LineSink, MessageSource, NotificationSender
 from safety_hub.registry import Plant, default_plant_path, load_plant
 from safety_hub.rules import RulePack, default_rules_path, load_rules
-from safety_hub.runtime.alarm_runtime import AlarmRuntime
+from safety_hub.runtime.alarm_runtime import AlarmRuntime, SnapshotStore
 from safety_hub.runtime.hub_stats import HubStatsWriter
 from safety_hub.runtime.notifications import NotificationRuntime
-from safety_hub.runtime.notify_wiring import build_notifications
-from safety_hub.runtime.outbox import Outbox, OutboxPublisher
-from safety_hub.settings import Settings
+from safety_hub.runtime.notify_outbox import NotificationOutbox, NotificationOutboxStore
+from safety_hub.runtime.notify_wiring import OUTBOX_FILE, build_notifications
+from safety_hub.runtime.outbox import Outbox, OutboxPublisher, OutboxStore
+from safety_hub.settings import Settings, redact_url
 from safety_hub.statefile import DiskReserve, free_bytes
 from safety_hub.system_alarms import SystemAlarms
 
@@ -105,6 +108,83 @@ def build_storage(settings: Settings) -> Storage:
     return Storage(sink, history, f"InfluxDB {settings.influx_api} at {endpoint.url}")
 
 
+StateFence = Callable[[], int | None]
+"""the active node's lease token now, or None (single node: writes are not fenced)"""
+
+
+@dataclass(frozen=True)
+class StateStores:
+    """Where the hub keeps its state (docs/storage.md): SQLite files or one PostgreSQL database.
+    ``journal``/``snapshots`` None: the alarm runtime opens its SQLite files in ``state_dir``."""
+
+    spool: SpoolStore
+    outbox: OutboxStore
+    journal: JournalStore | None
+    snapshots: SnapshotStore | None
+    notify_outbox: Callable[[], NotificationOutboxStore]
+    state_dir: Path
+    description: str
+    problem: Callable[[], str | None] = lambda: None  # "state database unreachable ..." or None
+
+
+def state_dir(settings: Settings) -> Path:
+    """The directory of the SQLite state files: ``sqlite:///DIR``'s DIR, else the data dir."""
+    url = settings.state_url
+    if url and url.startswith("sqlite:///"):
+        return Path(url[len("sqlite:///") :])
+    return settings.data_dir
+
+
+def build_state(settings: Settings, fence: StateFence | None = None) -> StateStores:
+    """SQLite files (the default) or, for a ``postgresql://`` state URL, the database brought to
+    the current schema first (connectors/postgres)."""
+    if settings.state_backend != "postgresql":
+        where = state_dir(settings)
+        where.mkdir(parents=True, exist_ok=True)
+        spool = Spool(
+            where / "spool.sqlite",
+            max_readings=settings.spool_max_readings,
+            max_bytes=settings.spool_max_bytes,
+            sync=settings.spool_sync,
+        )
+        return StateStores(
+            spool,
+            Outbox(where / "outbox.sqlite"),
+            None,
+            None,
+            lambda: NotificationOutbox(where / OUTBOX_FILE),
+            where,
+            f"SQLite files in {where}",
+        )
+    from connectors.postgres import migrate
+    from connectors.postgres.journal import PgAlarmJournal
+    from connectors.postgres.notify_outbox import PgNotificationOutbox
+    from connectors.postgres.outbox import PgOutbox, PgSnapshotStore
+    from connectors.postgres.spool import PgSpool
+    from connectors.postgres.store import StateHealth
+
+    url = settings.state_url
+    assert url is not None
+    migrate(url)
+    health = StateHealth()
+    common: dict[str, Any] = {"health": health, "fence": fence}
+    return StateStores(
+        PgSpool(
+            url,
+            max_readings=settings.spool_max_readings,
+            max_bytes=settings.spool_max_bytes,
+            **common,
+        ),
+        PgOutbox(url, **common),
+        PgAlarmJournal(url, **common),
+        PgSnapshotStore(url, **common),
+        lambda: PgNotificationOutbox(url, **common),
+        settings.data_dir,
+        f"PostgreSQL {redact_url(url)}",
+        lambda: health.problem,
+    )
+
+
 def build_sender() -> NotificationSender:
     """The channels through apprise (connectors/notify/)."""
     from connectors.notify import AppriseSender
@@ -127,6 +207,7 @@ class Hub:
         durable_engine: bool = True,
         people: PeopleDirectory | None = None,
         notification_sender: NotificationSender | None = None,
+        fence: StateFence | None = None,
     ) -> None:
         self.settings = settings
         self.clock: Clock = clock or WallClock()
@@ -139,12 +220,8 @@ class Hub:
         # Made before any store is opened: on a disk that is already full its space is what
         # lets the stores open and the alarm journal commit (docs/storage.md, "Full disk").
         self.disk_reserve = self._open_disk_reserve()
-        self.spool = Spool(
-            settings.data_dir / "spool.sqlite",
-            max_readings=settings.spool_max_readings,
-            max_bytes=settings.spool_max_bytes,
-            sync=settings.spool_sync,
-        )
+        self.state = build_state(settings, fence)
+        self.spool = self.state.spool
         self.storage = storage or build_storage(settings)
         self.decoder = TelemetryDecoder(
             self.plant.tags,
@@ -166,7 +243,7 @@ class Hub:
             batch_readings=settings.sink_batch_readings,
         )
         self.rules = rules or load_rules(settings.rules or default_rules_path(), self.plant)
-        self.outbox = Outbox(settings.data_dir / "outbox.sqlite")
+        self.outbox = self.state.outbox
         self.alarms = self._build_alarms(durable_engine)
         self.ingest.add_listener(self.alarms.on_readings)
         self.notifications = self._build_notifications(notification_sender)
@@ -209,6 +286,7 @@ class Hub:
             people=self.people if len(self.people) else None,
             sender=sender or build_sender(),
             check_target=self.people.check_target,
+            outbox=self.state.notify_outbox,
         )
 
     def _load_people(self) -> PeopleDirectory:
@@ -259,7 +337,7 @@ class Hub:
         return AlarmRuntime(
             plant=self.plant,
             pack=self.rules,
-            data_dir=self.settings.data_dir,
+            data_dir=self.state.state_dir,
             clock=self.clock,
             spool=self.spool,
             outbox=self.outbox,
@@ -270,6 +348,8 @@ class Hub:
             disposal_limits={
                 Priority(p): ms for p, ms in self.settings.disposal_limits_ms().items()
             },
+            journal=self.state.journal,
+            snapshots=self.state.snapshots,
         )
 
     @property
@@ -306,6 +386,9 @@ class Hub:
     def problems(self) -> list[str]:
         """Why the hub is not making progress (for ``/readyz``); empty when it is."""
         out = self.ingest.problems()
+        state_problem = self.state.problem()
+        if state_problem is not None:
+            out.append(state_problem)
         alarm_problem = self.alarms.write_problem
         if alarm_problem is not None:
             out.append(f"alarm state not written (alarms are still evaluated): {alarm_problem}")
@@ -392,6 +475,7 @@ class Hub:
                 "enterprises": len(self.plant.enterprises),
                 "tags": len(self.plant.tags),
                 "storage": self.storage.description,
+                "state": self.state.description,
                 "spool_readings": self.spool.depth().readings,
             },
         )
