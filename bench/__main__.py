@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bench import alarm_latency, decode, fairness, ingest_e2e, pipeline
+from bench import alarm_latency, decode, fairness, ingest_e2e, pipeline, state_ingest
 
 if __name__ == "__main__":
     decode.run()
@@ -14,3 +14,5 @@ if __name__ == "__main__":
     fairness.run()
     print()
     ingest_e2e.run()
+    print()
+    state_ingest.run(200_000, 100, 2)

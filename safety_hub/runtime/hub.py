@@ -16,6 +16,7 @@ from typing import Any, cast
 from safety_hub.alarms import Priority
 from safety_hub.alarms.journal import JournalStore
 from safety_hub.clock import Clock, WallClock
+from safety_hub.errors import StateDatabaseError
 from safety_hub.ingest.decoder import TelemetryDecoder
 from safety_hub.ingest.live import LiveTable
 from safety_hub.ingest.sink import SinkWorker
@@ -165,7 +166,11 @@ def build_state(settings: Settings, fence: StateFence | None = None) -> StateSto
 
     url = settings.state_url
     assert url is not None
-    migrate(url)
+    try:
+        migrate(url)
+    except Exception as exc:  # unreachable, refused, or a migration that failed
+        detail = (str(exc).strip() or repr(exc)).splitlines()[0]
+        raise StateDatabaseError("schema migration", redact_url(detail)) from exc
     health = StateHealth()
     common: dict[str, Any] = {"health": health, "fence": fence}
     return StateStores(

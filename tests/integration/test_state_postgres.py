@@ -5,6 +5,8 @@ restart under load loses nothing."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import threading
 import time
 from collections import Counter
@@ -17,7 +19,7 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from tests.fixtures.postgres import PostgresProcess
-from tests.integration.hubproc import HubProcess, wait_for
+from tests.integration.hubproc import HubProcess, free_port, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -207,3 +209,25 @@ def test_postgres_restart_under_load_loses_nothing(
     finally:
         gateway.close()
         hub.stop()
+
+
+def test_an_unreachable_state_database_at_start_stops_the_hub_with_a_clear_error(
+    tmp_path: Path,
+) -> None:
+    """No database at the URL: exit code 1, a message naming the state database, the password
+    never shown."""
+    hub = HubProcess(
+        tmp_path / "hub",
+        {"SAFETY_HUB_STATE_URL": f"postgresql://hub:s3cret-pw@127.0.0.1:{free_port()}/state"},
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "safety_hub.cli", "run"],
+        env=hub.env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 1, done.stderr[-2000:]
+    assert "state database unreachable (schema migration)" in done.stderr
+    assert "s3cret-pw" not in done.stdout + done.stderr
