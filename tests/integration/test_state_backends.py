@@ -14,7 +14,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from connectors.postgres import migrate
+from connectors.postgres import migrate, pending_migrations
 from connectors.postgres.journal import PgAlarmJournal
 from connectors.postgres.notify_outbox import PgNotificationOutbox
 from connectors.postgres.outbox import PgOutbox, PgSnapshotStore
@@ -26,8 +26,10 @@ from safety_hub.clock import VirtualClock
 from safety_hub.errors import FencedError, StateDatabaseError
 from safety_hub.ingest.spool import Spool
 from safety_hub.runtime.alarm_runtime import SqliteSnapshotStore
+from safety_hub.runtime.hub import build_state
 from safety_hub.runtime.notify_outbox import NotificationOutbox
 from safety_hub.runtime.outbox import Outbox, OutboxPublisher
+from safety_hub.settings import load_settings
 from tests.fixtures.postgres import PostgresProcess
 from tests.integration.hubproc import wait_for
 from tests.unit.test_alarms_journal import PRESSURE, _history
@@ -324,3 +326,28 @@ def test_a_lost_database_is_a_clear_error_and_the_store_reconnects(
     assert health.problem is None
     assert [b.lines for b in spool.peek(10)] == ["a", "b"]
     assert rig.alarm(PRESSURE).state == AlarmState.UNACKNOWLEDGED
+
+
+# -- the composition root's choice ----------------------------------------------------------------
+
+
+def test_the_state_url_chooses_the_stores(tmp_path: Path, pg_url: str) -> None:
+    """Unset: SQLite files in the data dir; sqlite:///DIR: the files in DIR; postgresql://: the
+    database, migrated first, and nothing written to the data dir."""
+    default = build_state(load_settings(data_dir=tmp_path / "data"))
+    assert isinstance(default.spool, Spool) and default.journal is None
+    assert (tmp_path / "data" / "spool.sqlite").exists()
+    elsewhere = build_state(
+        load_settings(data_dir=tmp_path / "data2", state_url=f"sqlite:///{tmp_path / 'state'}")
+    )
+    assert elsewhere.state_dir == tmp_path / "state"
+    assert (tmp_path / "state" / "outbox.sqlite").exists()
+    assert not (tmp_path / "data2").exists()
+    pg = build_state(load_settings(data_dir=tmp_path / "data3", state_url=pg_url))
+    assert isinstance(pg.spool, PgSpool) and isinstance(pg.journal, PgAlarmJournal)
+    assert pending_migrations(pg_url) == []
+    assert pg.problem() is None
+    assert "postgresql://postgres@" in pg.description
+    pg.spool.append([("m v=1 1", 1)], 1)
+    assert PgSpool(pg_url).depth().readings == 1
+    assert not (tmp_path / "data3").exists()
