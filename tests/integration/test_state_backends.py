@@ -32,6 +32,7 @@ from safety_hub.runtime.outbox import Outbox, OutboxPublisher
 from safety_hub.settings import load_settings
 from tests.fixtures.postgres import PostgresProcess
 from tests.integration.hubproc import wait_for
+from tests.scenarios import SCENARIOS, run_scenario
 from tests.unit.test_alarms_journal import PRESSURE, _history
 from tests.unit.test_alarms_support import CL2_SOURCE, DAY, GRADES, MINUTE, T0, Rig
 from tests.unit.test_notify_runtime import Setup
@@ -351,3 +352,18 @@ def test_the_state_url_chooses_the_stores(tmp_path: Path, pg_url: str) -> None:
     pg.spool.append([("m v=1 1", 1)], 1)
     assert PgSpool(pg_url).depth().readings == 1
     assert not (tmp_path / "data3").exists()
+
+
+def test_a_replay_never_uses_the_state_database_the_environment_names(
+    monkeypatch: pytest.MonkeyPatch, pg_url: str
+) -> None:
+    """A scenario replay (virtual clock) keeps SQLite files in its temp dir even with
+    SAFETY_HUB_STATE_URL set: the named database gets no table and no row."""
+    monkeypatch.setenv("SAFETY_HUB_STATE_URL", pg_url)
+    result = run_scenario(SCENARIOS / "hcn_leak_2oo3.yaml")
+    assert result.passed, result.failures
+    with psycopg.connect(pg_url) as conn:
+        tables = conn.execute(
+            "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public'"
+        ).fetchone()
+    assert tables == (0,)
