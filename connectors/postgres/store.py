@@ -45,6 +45,20 @@ class StateHealth:
         self._lock = threading.Lock()
         self._problem: str | None = None
         self._since: float | None = None
+        self._fenced_listeners: list[Callable[[str], None]] = []
+
+    def on_fenced(self, listener: Callable[[str], None]) -> None:
+        """``listener(detail)`` is called (in the writing thread) each time a store's write was
+        refused by the fence: this node lost the lease (the redundant pair's role logic)."""
+        self._fenced_listeners.append(listener)
+
+    def fenced(self, detail: str) -> None:
+        log.warning("state write fenced: this node may not write", extra={"error": detail})
+        for listener in list(self._fenced_listeners):
+            try:
+                listener(detail)
+            except Exception:
+                log.exception("fenced listener %r failed", listener)
 
     def failed(self, detail: str) -> None:
         with self._lock:
@@ -128,7 +142,9 @@ class PgConnection:
             yield
         except psycopg.Error as exc:
             if exc.sqlstate == FENCED_SQLSTATE:
-                raise FencedError(f"{self.store}: {exc.diag.message_primary or exc}") from exc
+                detail = f"{self.store}: {exc.diag.message_primary or exc}"
+                self.health.fenced(detail)
+                raise FencedError(detail) from exc
             if (
                 isinstance(exc, psycopg.OperationalError)
                 or self._conn is None

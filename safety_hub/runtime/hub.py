@@ -126,6 +126,8 @@ class StateStores:
     state_dir: Path
     description: str
     problem: Callable[[], str | None] = lambda: None  # "state database unreachable ..." or None
+    # on_fenced(listener): listener(detail) whenever a write was refused by the fence
+    on_fenced: Callable[[Callable[[str], None]], None] = lambda listener: None
 
 
 def state_dir(settings: Settings) -> Path:
@@ -187,6 +189,7 @@ def build_state(settings: Settings, fence: StateFence | None = None) -> StateSto
         settings.data_dir,
         f"PostgreSQL {redact_url(url)}",
         lambda: health.problem,
+        health.on_fenced,
     )
 
 

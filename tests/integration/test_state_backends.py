@@ -199,9 +199,14 @@ def test_fenced_writes_need_the_current_lease_token(pg_url: str) -> None:
             "now() + interval '1 hour', NULL)"
         )
     token = [4]
-    fenced = Rig(journal=PgAlarmJournal(pg_url, fence=lambda: token[0]))
+    health = StateHealth()
+    told: list[str] = []
+    health.on_fenced(told.append)
+    fenced = Rig(journal=PgAlarmJournal(pg_url, fence=lambda: token[0], health=health))
     with pytest.raises(FencedError, match="fenced"):
         fenced.on(PRESSURE)
+    assert len(told) == 1 and told[0].startswith("alarm journal: fenced")
+    assert health.problem is None  # fenced is no outage
     spool = PgSpool(pg_url, fence=lambda: token[0])
     with pytest.raises(FencedError):
         spool.append([("m v=1 1", 1)], 1)
