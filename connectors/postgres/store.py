@@ -33,6 +33,11 @@ CONNECT_TIMEOUT_S = 5
 """how long one connection attempt may take (libpq ``connect_timeout``)"""
 STATEMENT_TIMEOUT_MS = 30_000
 """a statement that runs longer is cancelled (a stuck lock must not hang ingest for ever)"""
+TCP_USER_TIMEOUT_MS = 10_000
+"""data sent and not acknowledged by the server's machine for this long breaks the connection
+(a cut network would otherwise hang a write for the kernel's retransmission time, minutes)"""
+KEEPALIVE_IDLE_S, KEEPALIVE_INTERVAL_S, KEEPALIVE_COUNT = 5, 2, 3
+"""TCP keepalives on an idle connection: a dead peer is noticed within about 11 s"""
 LEASE_NAME = "active"
 
 Fence = Callable[[], int | None]
@@ -109,6 +114,11 @@ class PgConnection:
             connect_timeout=CONNECT_TIMEOUT_S,
             options=f"-c statement_timeout={STATEMENT_TIMEOUT_MS}",
             application_name=f"safety-hub {self.store}",
+            tcp_user_timeout=TCP_USER_TIMEOUT_MS,
+            keepalives=1,
+            keepalives_idle=KEEPALIVE_IDLE_S,
+            keepalives_interval=KEEPALIVE_INTERVAL_S,
+            keepalives_count=KEEPALIVE_COUNT,
         )
         self._conn = conn
         return conn
