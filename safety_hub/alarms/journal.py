@@ -144,7 +144,7 @@ class JournalBatch:
 
 class JournalStore(Protocol):
     """What the alarm service needs of its journal: this SQLite file, or the PostgreSQL
-    journal of connectors/postgres (chosen by ``SAFETY_HUB_STATE_URL`` in runtime/hub.py).
+    journal of connectors/postgres (chosen by ``SAFETY_HUB_STATE_URL`` in runtime/state.py).
 
     ``write`` is one transaction and gives the entries their ids, the journal sequence: gap-free
     and increasing, never reused."""

@@ -1,7 +1,8 @@
 """Composition root: builds the hub from settings and wires the connectors to the core.
 
-This is the one module of ``safety_hub`` that imports ``connectors``; the domain modules
-(registry, ingest, rules, alarms, ...) only know the Protocols in :mod:`safety_hub.ports`.
+This module and ``runtime/state.py`` (the state stores) are the modules of ``safety_hub`` that
+import ``connectors``; the domain modules (registry, ingest, rules, alarms, ...) only know the
+Protocols in :mod:`safety_hub.ports` and the store protocols of their own packages.
 Only the wiring imports this module: the CLI, the API app and ``runtime/`` (replay).
 """
 
@@ -10,17 +11,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, replace
-from pathlib import Path
-from typing import Any, cast
+from typing import cast
 
 from safety_hub.alarms import Priority
-from safety_hub.alarms.journal import JournalStore
 from safety_hub.clock import Clock, WallClock
-from safety_hub.errors import StateDatabaseError
 from safety_hub.ingest.decoder import TelemetryDecoder
 from safety_hub.ingest.live import LiveTable
 from safety_hub.ingest.sink import SinkWorker
-from safety_hub.ingest.spool import Spool, SpoolStore
 from safety_hub.ingest.telemetry import (
     STATUS_SUBSCRIPTION,
     TELEMETRY_SUBSCRIPTION,
@@ -35,13 +32,13 @@ from safety_hub.people import PeopleDirectory, default_people_path, load_people
 from safety_hub.ports import HistoryStore, LineSink, MessageSource, NotificationSender
 from safety_hub.registry import Plant, default_plant_path, load_plant
 from safety_hub.rules import RulePack, default_rules_path, load_rules
-from safety_hub.runtime.alarm_runtime import AlarmRuntime, SnapshotStore
+from safety_hub.runtime.alarm_runtime import AlarmRuntime
 from safety_hub.runtime.hub_stats import HubStatsWriter
 from safety_hub.runtime.notifications import NotificationRuntime
-from safety_hub.runtime.notify_outbox import NotificationOutbox, NotificationOutboxStore
-from safety_hub.runtime.notify_wiring import OUTBOX_FILE, build_notifications
-from safety_hub.runtime.outbox import Outbox, OutboxPublisher, OutboxStore
-from safety_hub.settings import Settings, redact_url
+from safety_hub.runtime.notify_wiring import build_notifications
+from safety_hub.runtime.outbox import OutboxPublisher
+from safety_hub.runtime.state import StateFence, build_state
+from safety_hub.settings import Settings
 from safety_hub.statefile import DiskReserve, free_bytes
 from safety_hub.system_alarms import SystemAlarms
 
@@ -107,90 +104,6 @@ def build_storage(settings: Settings) -> Storage:
         timeout_s=settings.influx_timeout_s,
     )
     return Storage(sink, history, f"InfluxDB {settings.influx_api} at {endpoint.url}")
-
-
-StateFence = Callable[[], int | None]
-"""the active node's lease token now, or None (single node: writes are not fenced)"""
-
-
-@dataclass(frozen=True)
-class StateStores:
-    """Where the hub keeps its state (docs/storage.md): SQLite files or one PostgreSQL database.
-    ``journal``/``snapshots`` None: the alarm runtime opens its SQLite files in ``state_dir``."""
-
-    spool: SpoolStore
-    outbox: OutboxStore
-    journal: JournalStore | None
-    snapshots: SnapshotStore | None
-    notify_outbox: Callable[[], NotificationOutboxStore]
-    state_dir: Path
-    description: str
-    problem: Callable[[], str | None] = lambda: None  # "state database unreachable ..." or None
-    # on_fenced(listener): listener(detail) whenever a write was refused by the fence
-    on_fenced: Callable[[Callable[[str], None]], None] = lambda listener: None
-
-
-def state_dir(settings: Settings) -> Path:
-    """The directory of the SQLite state files: ``sqlite:///DIR``'s DIR, else the data dir."""
-    url = settings.state_url
-    if url and url.startswith("sqlite:///"):
-        return Path(url[len("sqlite:///") :])
-    return settings.data_dir
-
-
-def build_state(settings: Settings, fence: StateFence | None = None) -> StateStores:
-    """SQLite files (the default) or, for a ``postgresql://`` state URL, the database brought to
-    the current schema first (connectors/postgres)."""
-    if settings.state_backend != "postgresql":
-        where = state_dir(settings)
-        where.mkdir(parents=True, exist_ok=True)
-        spool = Spool(
-            where / "spool.sqlite",
-            max_readings=settings.spool_max_readings,
-            max_bytes=settings.spool_max_bytes,
-            sync=settings.spool_sync,
-        )
-        return StateStores(
-            spool,
-            Outbox(where / "outbox.sqlite"),
-            None,
-            None,
-            lambda: NotificationOutbox(where / OUTBOX_FILE),
-            where,
-            f"SQLite files in {where}",
-        )
-    from connectors.postgres import migrate
-    from connectors.postgres.journal import PgAlarmJournal
-    from connectors.postgres.notify_outbox import PgNotificationOutbox
-    from connectors.postgres.outbox import PgOutbox, PgSnapshotStore
-    from connectors.postgres.spool import PgSpool
-    from connectors.postgres.store import StateHealth
-
-    url = settings.state_url
-    assert url is not None
-    try:
-        migrate(url)
-    except Exception as exc:  # unreachable, refused, or a migration that failed
-        detail = (str(exc).strip() or repr(exc)).splitlines()[0]
-        raise StateDatabaseError("schema migration", redact_url(detail)) from exc
-    health = StateHealth()
-    common: dict[str, Any] = {"health": health, "fence": fence}
-    return StateStores(
-        PgSpool(
-            url,
-            max_readings=settings.spool_max_readings,
-            max_bytes=settings.spool_max_bytes,
-            **common,
-        ),
-        PgOutbox(url, **common),
-        PgAlarmJournal(url, **common),
-        PgSnapshotStore(url, **common),
-        lambda: PgNotificationOutbox(url, **common),
-        settings.data_dir,
-        f"PostgreSQL {redact_url(url)}",
-        lambda: health.problem,
-        health.on_fenced,
-    )
 
 
 def build_sender() -> NotificationSender:

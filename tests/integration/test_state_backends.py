@@ -26,9 +26,9 @@ from safety_hub.clock import VirtualClock
 from safety_hub.errors import FencedError, StateDatabaseError
 from safety_hub.ingest.spool import Spool
 from safety_hub.runtime.alarm_runtime import SqliteSnapshotStore
-from safety_hub.runtime.hub import build_state
 from safety_hub.runtime.notify_outbox import NotificationOutbox
 from safety_hub.runtime.outbox import Outbox, OutboxPublisher
+from safety_hub.runtime.state import build_state
 from safety_hub.settings import load_settings
 from tests.fixtures.postgres import PostgresProcess
 from tests.integration.hubproc import wait_for
