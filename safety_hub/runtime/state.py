@@ -2,8 +2,7 @@
 (``SAFETY_HUB_STATE_URL``; docs/storage.md, "State in PostgreSQL").
 
 Part of the composition root: with ``runtime/hub.py``, one of the two modules of ``safety_hub``
-that
-imports ``connectors`` (the PostgreSQL stores, imported when the URL names a database).
+that import ``connectors`` (the PostgreSQL stores, imported when the URL names a database).
 """
 
 from __future__ import annotations
