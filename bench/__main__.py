@@ -15,4 +15,4 @@ if __name__ == "__main__":
     print()
     ingest_e2e.run()
     print()
-    state_ingest.run(200_000, 100, 2)
+    state_ingest.run(200_000, 100, 2, probes=30)

@@ -26,6 +26,8 @@ def test_both_state_backends_store_every_reading_and_the_report_has_the_figures(
             str(READINGS),
             "--rounds",
             "1",
+            "--alarm-probes",
+            "2",
             "--json",
             str(report_path),
         ],
@@ -49,6 +51,9 @@ def test_both_state_backends_store_every_reading_and_the_report_has_the_figures(
         report["ratio"] == report["best"]["postgresql"]["rate"] / report["best"]["sqlite"]["rate"]
     )
     assert "ratio postgresql/sqlite" in done.stdout
+    for state in ("sqlite", "postgresql"):
+        latency = report["alarm_latency"][state]
+        assert latency["p99_ms"] >= latency["p50_ms"] > 0
 
 
 def test_the_bench_says_how_to_run_it() -> None:
@@ -60,5 +65,5 @@ def test_the_bench_says_how_to_run_it() -> None:
         timeout=60,
         check=True,
     )
-    for option in ("--readings", "--batch", "--rounds", "--json"):
+    for option in ("--readings", "--batch", "--rounds", "--alarm-probes", "--alarm-load", "--json"):
         assert option in done.stdout
