@@ -10,6 +10,7 @@ from bench import (
     overload,
     pipeline,
     plant_size,
+    state_ingest,
     uplink_drain,
 )
 
@@ -29,3 +30,5 @@ if __name__ == "__main__":
     overload.run()
     print()
     plant_size.run()
+    print()
+    state_ingest.run(200_000, 100, 2, probes=30)

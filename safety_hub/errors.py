@@ -111,3 +111,23 @@ class DiskFullError(SafetyHubError):
         self.path = path
         self.detail = detail
         super().__init__(f"{path}: {detail}")
+
+
+class FencedError(SafetyHubError):
+    """A write to the shared state was refused: this node's lease token is not current.
+
+    The node may not write (another node is active, or its lease ran out); the caller stops
+    acting as the active node. Never retried in a loop: only a new lease makes writes possible.
+    """
+
+
+class StateDatabaseError(SafetyHubError):
+    """The state database (PostgreSQL) could not be reached or failed a statement.
+
+    Names the store and the problem; nothing of the failed write was committed.
+    """
+
+    def __init__(self, store: str, detail: str) -> None:
+        self.store = store
+        self.detail = detail
+        super().__init__(f"state database unreachable ({store}): {detail}")

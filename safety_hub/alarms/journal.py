@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from safety_hub.alarms.errors import InvalidAction
 from safety_hub.alarms.model import Action, Alarm, AlarmState, JournalEntry, Priority
@@ -140,6 +140,57 @@ class JournalBatch:
     suppressed: list[tuple[str, str, int]] = field(default_factory=list)  # key, cause, since
     released: list[tuple[str, str]] = field(default_factory=list)  # key, cause
     first_out: Mapping[str, tuple[int, int] | None] = field(default_factory=dict)
+
+
+class JournalStore(Protocol):
+    """What the alarm service needs of its journal: this SQLite file, or the PostgreSQL
+    journal of connectors/postgres (chosen by ``SAFETY_HUB_STATE_URL`` in runtime/state.py).
+
+    ``write`` is one transaction and gives the entries their ids, the journal sequence: gap-free
+    and increasing, never reused."""
+
+    def load(self) -> JournalState: ...
+
+    def write(self, batch: JournalBatch) -> list[JournalEntry]: ...
+
+    def entries(
+        self,
+        *,
+        alarm_id: int | None = None,
+        since_ms: int | None = None,
+        until_ms: int | None = None,
+        limit: int | None = None,
+        newest: bool = False,
+        after_id: int | None = None,
+        action: Action | None = None,
+    ) -> list[JournalEntry]: ...
+
+    def annunciations(self, *, until_ms: int) -> list[tuple[int, int]]: ...
+
+    def prune(self, older_than_ms: int, *, now_ms: int) -> int: ...
+
+    def close(self) -> None: ...
+
+
+def check_prune(older_than_ms: int, now_ms: int) -> None:
+    """Refuse a prune cut-off within the retention (InvalidAction naming the latest allowed)."""
+    if older_than_ms > now_ms - RETENTION_MS:
+        raise InvalidAction(
+            "prune",
+            f"older_than_ms {older_than_ms} is within the {RETENTION_MS // DAY_MS}-day "
+            f"retention (the latest allowed is {now_ms - RETENTION_MS})",
+        )
+
+
+def dump_alarm(alarm: Alarm) -> str:
+    """An alarm's row data (compact JSON, keys sorted)."""
+    return _dumps(alarm.as_json())
+
+
+def entry_from_row(row: tuple[Any, ...]) -> JournalEntry:
+    """A journal entry from a row of its columns (id, alarm_id, key, ts_ms, event_ts_ms,
+    action, from_state, to_state, user, comment, value, priority, raised_ms)."""
+    return _entry(row)
 
 
 class AlarmJournal:
@@ -274,12 +325,7 @@ class AlarmJournal:
 
     def prune(self, older_than_ms: int, *, now_ms: int) -> int:
         """Delete transitions older than ``older_than_ms``; refuses a cut-off under 366 days old."""
-        if older_than_ms > now_ms - RETENTION_MS:
-            raise InvalidAction(
-                "prune",
-                f"older_than_ms {older_than_ms} is within the {RETENTION_MS // DAY_MS}-day "
-                f"retention (the latest allowed is {now_ms - RETENTION_MS})",
-            )
+        check_prune(older_than_ms, now_ms)
         with self._lock, self._transaction() as cur:
             cur.execute(
                 "INSERT INTO retention (pruned_before_ms, at_ms) VALUES (?,?)",

@@ -19,7 +19,7 @@ from safety_hub.alarms import disposal, lifecycle
 from safety_hub.alarms import kpis as kpi
 from safety_hub.alarms.errors import AlarmNotFound, InvalidAction
 from safety_hub.alarms.grouping import Children, parent_key
-from safety_hub.alarms.journal import AlarmJournal, JournalBatch
+from safety_hub.alarms.journal import JournalBatch, JournalStore
 from safety_hub.alarms.kpis import FloodEpisode, Kpis
 from safety_hub.alarms.model import (
     DISPLAYED_STATES,
@@ -71,7 +71,7 @@ class AlarmService:
 
     def __init__(
         self,
-        journal: AlarmJournal,
+        journal: JournalStore,
         clock: Clock,
         hazard_grades: Mapping[str, int | None],
         *,

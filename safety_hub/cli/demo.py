@@ -100,7 +100,9 @@ def _demo_settings(args: argparse.Namespace) -> Settings:
     from safety_hub.logs import setup_logging
     from safety_hub.settings import Settings
 
-    overrides: dict[str, object] = {}
+    # The demo's state is always SQLite files in its data dir: demo alarms must never reach a
+    # shared state database that SAFETY_HUB_STATE_URL names for production.
+    overrides: dict[str, object] = {"state_url": None}
     if "SAFETY_HUB_DATA_DIR" not in os.environ:
         overrides["data_dir"] = Path(".hub-data/demo")
     if args.api_port is not None:

@@ -14,7 +14,7 @@ import time
 
 from safety_hub.clock import Clock
 from safety_hub.errors import SinkError
-from safety_hub.ingest.spool import Spool, SpoolBatch
+from safety_hub.ingest.spool import SpoolBatch, SpoolStore
 from safety_hub.metrics import HubMetrics
 from safety_hub.ports import LineSink
 from safety_hub.system_alarms import SystemAlarms
@@ -29,7 +29,7 @@ class SinkWorker:
     def __init__(
         self,
         *,
-        spool: Spool,
+        spool: SpoolStore,
         sink: LineSink,
         metrics: HubMetrics,
         system_alarms: SystemAlarms,

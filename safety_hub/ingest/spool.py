@@ -21,7 +21,7 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Protocol
 
 from safety_hub.statefile import StateFile, StateFileKind
 
@@ -72,6 +72,36 @@ class SpoolDepth:
     bytes: int
     oldest_ms: int | None
     dead_letters: int
+
+
+class SpoolStore(Protocol):
+    """What ingest, the sink, the alarm runtime and the API need of the spool: this SQLite
+    file, or the PostgreSQL spool of connectors/postgres (``SAFETY_HUB_STATE_URL``).
+
+    ``append`` returns only once the rows are durable (the messages are acknowledged after it)
+    and raises with nothing written; ``remove``/``dead_letter`` count a batch once."""
+
+    def has_room(self) -> bool: ...
+
+    def wait_for_room(self, timeout: float) -> bool: ...
+
+    def append(self, batches: Sequence[tuple[str, int]], created_ms: int) -> None: ...
+
+    def peek(self, max_readings: int, after_id: int = 0) -> list[SpoolBatch]: ...
+
+    def wait_for_data(self, timeout: float) -> bool: ...
+
+    def wake(self) -> None: ...
+
+    def remove(self, batches: Sequence[SpoolBatch]) -> None: ...
+
+    def dead_letter(self, batches: Sequence[SpoolBatch], error: str, failed_ms: int) -> None: ...
+
+    def dead_letters(self, limit: int = 100) -> list[dict[str, object]]: ...
+
+    def depth(self) -> SpoolDepth: ...
+
+    def close(self) -> None: ...
 
 
 class Spool:

@@ -27,7 +27,7 @@ from safety_hub.ingest.intake import UNKNOWN_LABEL, IntakeLanes, LogBudget, Rate
 from safety_hub.ingest.lineproto import READING_MEASUREMENT, series_prefix
 from safety_hub.ingest.live import LiveTable
 from safety_hub.ingest.skew import deskew, encode_skewed_lines
-from safety_hub.ingest.spool import Spool
+from safety_hub.ingest.spool import SpoolStore
 from safety_hub.ingest.telemetry import (
     DecodedMessage,
     Reading,
@@ -164,7 +164,7 @@ class IngestWorker:
         *,
         decoder: Decoder,
         prefixes: Mapping[tuple[str, str], str],
-        spool: Spool,
+        spool: SpoolStore,
         live: LiveTable,
         metrics: HubMetrics,
         system_alarms: SystemAlarms,

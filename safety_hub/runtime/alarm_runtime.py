@@ -28,6 +28,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
+from typing import Protocol
 
 import msgspec
 
@@ -40,16 +41,17 @@ from safety_hub.alarms import (
     Priority,
     Transition,
 )
+from safety_hub.alarms.journal import JournalStore
 from safety_hub.alarms.model import OOS_REGISTRY
 from safety_hub.clock import Clock
 from safety_hub.errors import DiskFullError
 from safety_hub.ingest.intake import LogBudget
 from safety_hub.ingest.lineproto import escape_string_field, series_prefix
-from safety_hub.ingest.spool import Spool
+from safety_hub.ingest.spool import SpoolStore
 from safety_hub.ingest.telemetry import Reading
 from safety_hub.registry import Plant
 from safety_hub.rules import RuleEngine, RulePack, SuppressionChange
-from safety_hub.runtime.outbox import Outbox
+from safety_hub.runtime.outbox import OutboxStore
 from safety_hub.statefile import DiskReserve, StateFile, StateFileKind
 
 log = logging.getLogger("safety_hub.alarms.runtime")
@@ -125,7 +127,17 @@ def suppression_ordered(
     ]
 
 
-class _SnapshotStore:
+class SnapshotStore(Protocol):
+    """Where the engine snapshot lives: a SQLite file here, or PostgreSQL (connectors/postgres)."""
+
+    def load(self) -> dict[str, object] | None: ...
+
+    def save(self, data: Mapping[str, object]) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class SqliteSnapshotStore:
     """The engine snapshot in SQLite: survives kill -9 (WAL; the OS has it once committed)."""
 
     def __init__(self, path: Path) -> None:
@@ -168,14 +180,17 @@ class AlarmRuntime:
         pack: RulePack,
         data_dir: Path,
         clock: Clock,
-        spool: Spool,
-        outbox: Outbox,
+        spool: SpoolStore,
+        outbox: OutboxStore,
         durable_engine: bool = True,
         max_lead_ms: int = 2_000,
         disk_reserve: DiskReserve | None = None,
         on_write_problem: ProblemListener | None = None,
         disposal_limits: Mapping[Priority, int | None] | None = None,
+        journal: JournalStore | None = None,
+        snapshots: SnapshotStore | None = None,
     ) -> None:
+        """``journal`` and ``snapshots`` default to the SQLite files in ``data_dir``."""
         self._clock = clock
         self._reserve = disk_reserve
         # Told (problem text, or None once writes succeed again) when the journal, the outbox,
@@ -203,7 +218,8 @@ class AlarmRuntime:
         # ingest worker passes no other), so the map is bounded by the registry.
         self._gateway_online: dict[str, bool] = {}
         grades = {code: hs.computed_grade for code, hs in plant.hazard_sources.items()}
-        journal = AlarmJournal(data_dir / "alarms.sqlite")
+        if journal is None:
+            journal = AlarmJournal(data_dir / "alarms.sqlite")
         self.journal = journal  # read by the notifications' recovery after a crash
         self.service = AlarmService(
             journal,
@@ -212,7 +228,7 @@ class AlarmRuntime:
             registry_out_of_service=registry_out_of_service(plant),
             disposal_limits=disposal_limits,
         )
-        self._snapshots = _SnapshotStore(data_dir / "engine.sqlite")
+        self._snapshots = snapshots or SqliteSnapshotStore(data_dir / "engine.sqlite")
         saved = self._snapshots.load()
         self.engine: RuleEngine
         if saved is not None:
@@ -398,7 +414,7 @@ class AlarmRuntime:
                 lines.popleft()
             self._sync_problem()
 
-    def _recover_outputs(self, journal: AlarmJournal) -> int:
+    def _recover_outputs(self, journal: JournalStore) -> int:
         """Re-send the transitions the journal committed but the outbox never received (a
         crash between the two). Their events carry ``"recovered": true`` and the alarm as it is
         now. Returns how many were re-sent."""

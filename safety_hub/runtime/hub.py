@@ -1,7 +1,8 @@
 """Composition root: builds the hub from settings and wires the connectors to the core.
 
-This is the one module of ``safety_hub`` that imports ``connectors``; the domain modules
-(registry, ingest, rules, alarms, ...) only know the Protocols in :mod:`safety_hub.ports`.
+This module and ``runtime/state.py`` (the state stores) are the modules of ``safety_hub`` that
+import ``connectors``; the domain modules (registry, ingest, rules, alarms, ...) only know the
+Protocols in :mod:`safety_hub.ports` and the store protocols of their own packages.
 Only the wiring imports this module: the CLI, the API app and ``runtime/`` (replay).
 """
 
@@ -17,7 +18,6 @@ from safety_hub.clock import Clock, WallClock
 from safety_hub.ingest.decoder import TelemetryDecoder
 from safety_hub.ingest.live import LiveTable
 from safety_hub.ingest.sink import SinkWorker
-from safety_hub.ingest.spool import Spool
 from safety_hub.ingest.telemetry import (
     STATUS_SUBSCRIPTION,
     TELEMETRY_SUBSCRIPTION,
@@ -37,7 +37,8 @@ from safety_hub.runtime.broker_probe import BrokerProbe
 from safety_hub.runtime.hub_stats import HubStatsWriter
 from safety_hub.runtime.notifications import NotificationRuntime
 from safety_hub.runtime.notify_wiring import build_notifications
-from safety_hub.runtime.outbox import Outbox, OutboxPublisher
+from safety_hub.runtime.outbox import OutboxPublisher
+from safety_hub.runtime.state import StateFence, build_state
 from safety_hub.runtime.uplink import UplinkCollector, UplinkRuntime
 from safety_hub.settings import Settings
 from safety_hub.statefile import DiskReserve, free_bytes
@@ -162,6 +163,7 @@ class Hub:
         durable_engine: bool = True,
         people: PeopleDirectory | None = None,
         notification_sender: NotificationSender | None = None,
+        fence: StateFence | None = None,
     ) -> None:
         self.settings = settings
         self.clock: Clock = clock or WallClock()
@@ -175,12 +177,8 @@ class Hub:
         # Made before any store is opened: on a disk that is already full its space is what
         # lets the stores open and the alarm journal commit (docs/storage.md, "Full disk").
         self.disk_reserve = self._open_disk_reserve()
-        self.spool = Spool(
-            settings.data_dir / "spool.sqlite",
-            max_readings=settings.spool_max_readings,
-            max_bytes=settings.spool_max_bytes,
-            sync=settings.spool_sync,
-        )
+        self.state = build_state(settings, fence)
+        self.spool = self.state.spool
         self.storage = storage or build_storage(settings)
         self.decoder = TelemetryDecoder(
             self.plant.tags,
@@ -202,7 +200,7 @@ class Hub:
             batch_readings=settings.sink_batch_readings,
         )
         self.rules = rules or load_rules(settings.rules or default_rules_path(), self.plant)
-        self.outbox = Outbox(settings.data_dir / "outbox.sqlite")
+        self.outbox = self.state.outbox
         self.alarms = self._build_alarms(durable_engine)
         self.ingest.add_listener(self.alarms.on_readings)
         self.notifications = self._build_notifications(notification_sender)
@@ -247,6 +245,7 @@ class Hub:
             people=self.people if len(self.people) else None,
             sender=sender or build_sender(),
             check_target=self.people.check_target,
+            outbox=self.state.notify_outbox,
         )
 
     def _load_people(self) -> PeopleDirectory:
@@ -297,7 +296,7 @@ class Hub:
         return AlarmRuntime(
             plant=self.plant,
             pack=self.rules,
-            data_dir=self.settings.data_dir,
+            data_dir=self.state.state_dir,
             clock=self.clock,
             spool=self.spool,
             outbox=self.outbox,
@@ -308,6 +307,8 @@ class Hub:
             disposal_limits={
                 Priority(p): ms for p, ms in self.settings.disposal_limits_ms().items()
             },
+            journal=self.state.journal,
+            snapshots=self.state.snapshots,
         )
 
     @property
@@ -344,6 +345,9 @@ class Hub:
     def problems(self) -> list[str]:
         """Why the hub is not making progress (for ``/readyz``); empty when it is."""
         out = self.ingest.problems()
+        state_problem = self.state.problem()
+        if state_problem is not None:
+            out.append(state_problem)
         alarm_problem = self.alarms.write_problem
         if alarm_problem is not None:
             out.append(f"alarm state not written (alarms are still evaluated): {alarm_problem}")
@@ -440,6 +444,7 @@ class Hub:
                 "enterprises": len(self.plant.enterprises),
                 "tags": len(self.plant.tags),
                 "storage": self.storage.description,
+                "state": self.state.description,
                 "spool_readings": self.spool.depth().readings,
             },
         )

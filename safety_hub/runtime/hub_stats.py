@@ -41,7 +41,7 @@ from safety_hub.alarms.model import CONDITION_EDGES, HIDDEN_STATES
 from safety_hub.clock import Clock
 from safety_hub.ingest.lineproto import series_prefix
 from safety_hub.ingest.live import LiveTable
-from safety_hub.ingest.spool import Spool
+from safety_hub.ingest.spool import SpoolStore
 from safety_hub.metrics import HubMetrics
 from safety_hub.registry import Plant
 from safety_hub.rules import RulePack
@@ -169,7 +169,7 @@ class HubStatsWriter:
         plant: Plant,
         rules: RulePack,
         metrics: HubMetrics,
-        spool: Spool,
+        spool: SpoolStore,
         live: LiveTable,
         alarms: AlarmService,
         clock: Clock,

@@ -35,7 +35,13 @@ from safety_hub.notify.contacts import OutgoingMessage
 from safety_hub.notify.planner import Planner
 from safety_hub.notify.render import Item, render
 from safety_hub.ports import NotificationSender
-from safety_hub.runtime.notify_outbox import FAILED, PENDING, SENT, NotificationOutbox, Row
+from safety_hub.runtime.notify_outbox import (
+    FAILED,
+    PENDING,
+    SENT,
+    NotificationOutboxStore,
+    Row,
+)
 from safety_hub.system_alarms import SystemAlarms
 
 log = logging.getLogger("safety_hub.notify")
@@ -140,7 +146,7 @@ class NotificationRuntime:
         self,
         *,
         planner: Planner,
-        outbox: NotificationOutbox,
+        outbox: NotificationOutboxStore,
         sender: NotificationSender,
         clock: Clock,
         registry: CollectorRegistry,

@@ -18,7 +18,7 @@ import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from safety_hub.notify.contacts import ContactPoint
 from safety_hub.notify.planner import Cancel, Plan, Scheduled
@@ -65,7 +65,7 @@ CREATE TABLE IF NOT EXISTS marker (id INTEGER PRIMARY KEY CHECK (id = 1), seq IN
 
 PENDING, SENT, FAILED, CANCELLED = "pending", "sent", "failed", "cancelled"
 STATUSES = (PENDING, SENT, FAILED, CANCELLED)
-_COLUMNS = (
+COLUMNS = (
     "id, alarm_id, annunciation, policy, step, kind, person_id, person_name, channel, url, "
     "due_ms, next_ms, cancel_on_ack, facts, status, attempts, last_error, created_ms, done_ms, "
     "message_id"
@@ -144,6 +144,56 @@ def _row(r: tuple[Any, ...]) -> Row:
     )
 
 
+class NotificationOutboxStore(Protocol):
+    """The notification outbox: this SQLite file, or the PostgreSQL one of
+    connectors/postgres (``SAFETY_HUB_STATE_URL``)."""
+
+    def apply(self, plan: Plan, seq: int | None, now_ms: int) -> int: ...
+
+    def marker(self) -> int | None: ...
+
+    def set_marker(self, seq: int) -> None: ...
+
+    def due(self, now_ms: int, limit: int = 500) -> list[Row]: ...
+
+    def next_due_ms(self) -> int | None: ...
+
+    def last_sent_ms(self, person_id: str, url: str) -> int | None: ...
+
+    def mark(
+        self,
+        ids: Iterable[str],
+        status: str,
+        now_ms: int,
+        *,
+        message_id: str | None = None,
+        error: str | None = None,
+        next_ms: int | None = None,
+    ) -> None: ...
+
+    def rows(
+        self,
+        *,
+        alarm_id: int | None = None,
+        status: str | None = None,
+        enterprise: str | None = None,
+        limit: int = 100,
+    ) -> list[Row]: ...
+
+    def pending_by_channel(self) -> dict[str, int]: ...
+
+    def prune(self, older_than_ms: int) -> int: ...
+
+    def close(self) -> None: ...
+
+
+def row_from_tuple(r: tuple[Any, ...]) -> Row:
+    """A Row from the columns of ``COLUMNS`` in order (facts as JSON text or a decoded dict)."""
+    if not isinstance(r[13], str):
+        r = (*r[:13], json.dumps(r[13], ensure_ascii=False), *r[14:])
+    return _row(r)
+
+
 class NotificationOutbox:
     def __init__(self, path: Path | str) -> None:
         self._file = StateFile(path, NOTIFY_OUTBOX)
@@ -171,7 +221,7 @@ class NotificationOutbox:
     @staticmethod
     def _insert(cur: Any, item: Scheduled, now_ms: int) -> int:
         cur.execute(
-            f"INSERT OR IGNORE INTO notification ({_COLUMNS}) "
+            f"INSERT OR IGNORE INTO notification ({COLUMNS}) "
             "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,0,NULL,?,NULL,NULL)",
             (
                 item.notification_id,
@@ -225,7 +275,7 @@ class NotificationOutbox:
         """Pending notifications whose (next) try is due, oldest due first."""
         with self._lock, self._file.guard():
             rows = self._conn.execute(
-                f"SELECT {_COLUMNS} FROM notification WHERE status = ? AND next_ms <= ? "
+                f"SELECT {COLUMNS} FROM notification WHERE status = ? AND next_ms <= ? "
                 "ORDER BY next_ms, id LIMIT ?",
                 (PENDING, now_ms, limit),
             ).fetchall()
@@ -299,8 +349,7 @@ class NotificationOutbox:
         clause = f"WHERE {' AND '.join(where)} " if where else ""
         with self._lock, self._file.guard():
             rows = self._conn.execute(
-                f"SELECT {_COLUMNS} FROM notification {clause}"
-                "ORDER BY due_ms DESC, id DESC LIMIT ?",
+                f"SELECT {COLUMNS} FROM notification {clause}ORDER BY due_ms DESC, id DESC LIMIT ?",
                 (*args, limit),
             ).fetchall()
         return [_row(r) for r in rows]

@@ -4,6 +4,7 @@ hands in the people directory and the sender it built from the connectors)."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from safety_hub.clock import Clock
 from safety_hub.metrics import HubMetrics
@@ -15,7 +16,7 @@ from safety_hub.registry import Plant
 from safety_hub.rules import RulePack
 from safety_hub.runtime.alarm_runtime import AlarmRuntime
 from safety_hub.runtime.notifications import NotificationRuntime, NotifyOptions
-from safety_hub.runtime.notify_outbox import NotificationOutbox
+from safety_hub.runtime.notify_outbox import NotificationOutbox, NotificationOutboxStore
 from safety_hub.settings import Settings
 from safety_hub.system_alarms import SystemAlarms
 
@@ -46,10 +47,12 @@ def build_notifications(
     people: Directory | None,
     sender: NotificationSender | None,
     check_target: TargetCheck | None = None,
+    outbox: Callable[[], NotificationOutboxStore] | None = None,
 ) -> NotificationRuntime | None:
     """The notification runtime, subscribed to the alarm service, with what a crash left
     unplanned planned again; None when notifications are off (``SAFETY_HUB_NOTIFY=off``) or
-    there is no people directory or sender to use."""
+    there is no people directory or sender to use. ``outbox`` opens the notification outbox
+    (default: the SQLite file in the data directory)."""
     if not settings.notify:
         log.info("notifications are off (SAFETY_HUB_NOTIFY=off)")
         return None
@@ -58,21 +61,21 @@ def build_notifications(
         return None
     known = Known(check_target, {rule.alert for rule in rules}, set(plant.enterprises))
     policies = load_policies(settings.notify_policies or default_policy_path(), known)
-    outbox = NotificationOutbox(settings.data_dir / OUTBOX_FILE)
+    store = outbox() if outbox is not None else NotificationOutbox(settings.data_dir / OUTBOX_FILE)
     runtime = NotificationRuntime(
         planner=Planner(policies, people),
-        outbox=outbox,
+        outbox=store,
         sender=sender,
         clock=clock,
         registry=metrics.registry,
         system_alarms=system_alarms,
         options=notify_options(settings),
     )
-    marker = outbox.marker()
+    marker = store.marker()
     if marker is None:
         # A new outbox: what happened before it is not notified now.
         newest = alarms.journal.entries(limit=1, newest=True)
-        outbox.set_marker(newest[0].id if newest else 0)
+        store.set_marker(newest[0].id if newest else 0)
     else:
         runtime.recover(alarms.journal.entries(after_id=marker), alarms.service.get)
     alarms.service.subscribe(runtime.on_transition)

@@ -13,6 +13,7 @@ import logging
 import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import Protocol
 
 from safety_hub.statefile import StateFile, StateFileKind
 
@@ -40,6 +41,29 @@ CREATE TABLE IF NOT EXISTS marker (id INTEGER PRIMARY KEY CHECK (id = 1), seq IN
     salvage=False,
     wal_autocheckpoint_pages=64,
 )
+
+
+class OutboxStore(Protocol):
+    """The alarm-event outbox: this SQLite file, or the PostgreSQL outbox of
+    connectors/postgres (``SAFETY_HUB_STATE_URL``)."""
+
+    def put(self, topic: str, payload: bytes, created_ms: int, seq: int | None = None) -> None: ...
+
+    def marker(self) -> int | None: ...
+
+    def set_marker(self, seq: int) -> None: ...
+
+    def pending(self, limit: int = 100) -> list[tuple[int, str, bytes]]: ...
+
+    def done(self, row_id: int) -> None: ...
+
+    def depth(self) -> int: ...
+
+    def wait(self, timeout: float) -> None: ...
+
+    def wake(self) -> None: ...
+
+    def close(self) -> None: ...
 
 
 class Outbox:
@@ -111,7 +135,7 @@ class OutboxPublisher:
     """Sends the outbox in order; one unacknowledged message blocks the ones behind it."""
 
     def __init__(
-        self, outbox: Outbox, publish: ConfirmedPublish, *, timeout_s: float = 5.0
+        self, outbox: OutboxStore, publish: ConfirmedPublish, *, timeout_s: float = 5.0
     ) -> None:
         self._outbox = outbox
         self._publish = publish
@@ -133,7 +157,12 @@ class OutboxPublisher:
 
     def _run(self) -> None:
         while not self._stopping.is_set():
-            rows = self._outbox.pending()
+            try:
+                rows = self._outbox.pending()
+            except Exception as exc:  # the state database away: poll again, keep the thread
+                log.warning("outbox: cannot read pending events: %s", exc)
+                self._stopping.wait(1.0)
+                continue
             if not rows:
                 self._outbox.wait(1.0)
                 continue

@@ -123,7 +123,9 @@ class ReplayHub:
     ) -> None:
         self.clock = VirtualClock(start_ms)
         self.start_ms = start_ms
-        settings = load_settings(data_dir=data_dir, spool_sync="normal")
+        # Always SQLite files in the replay's own temp dir: a replay runs on a virtual clock and
+        # must never write into a shared state database the environment names.
+        settings = load_settings(data_dir=data_dir, spool_sync="normal", state_url=None)
         self.storage = _NullStorage(on_lines)
         self.source = _ReplaySource()
         self.sent = _KeptSender()

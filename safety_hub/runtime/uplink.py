@@ -24,7 +24,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from safety_hub.alarms import AlarmNotFound, AlarmService
-from safety_hub.alarms.journal import AlarmJournal
+from safety_hub.alarms.journal import JournalStore
 from safety_hub.clock import Clock
 from safety_hub.errors import SafetyHubError
 from safety_hub.ingest.live import LiveTable
@@ -103,7 +103,7 @@ class UplinkRuntime:
         *,
         plant: Plant,
         live: LiveTable,
-        journal: AlarmJournal,
+        journal: JournalStore,
         alarms: AlarmService,
         clock: Clock,
         system_alarms: SystemAlarms,

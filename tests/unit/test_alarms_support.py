@@ -32,7 +32,7 @@ class Rig:
         **options: Any,
     ) -> None:
         self.clock = VirtualClock(start_ms)
-        self.journal = AlarmJournal(path)
+        self.journal: Any = options.pop("journal", None) or AlarmJournal(path)
         self.svc = AlarmService(
             self.journal, self.clock, GRADES if grades is None else grades, **options
         )

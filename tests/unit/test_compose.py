@@ -25,6 +25,7 @@ SECRETS = {
     "INFLUX_TOKEN": "influx-token",
     "GRAFANA_ADMIN_PASSWORD": "grafana-pw",
     "HUB_ADMIN_TOKEN": "0123456789abcdef-token",
+    "POSTGRES_PASSWORD": "postgres-pw",
 }
 ONE_SHOT = {"broker-init"}
 
@@ -148,6 +149,7 @@ def test_dependencies_and_health(config: dict[str, Any]) -> None:
     """depends_on names real services with a condition their healthcheck can satisfy."""
     services = config["services"]
     assert {"broker-init", "mosquitto", "influxdb", "hub", "simulator", "grafana"} <= set(services)
+    assert "postgres" in services and "postgres-data" in config["volumes"]
     for name, svc in services.items():
         if name not in ONE_SHOT:
             assert "healthcheck" in svc and svc["healthcheck"]["test"], f"{name}: no healthcheck"

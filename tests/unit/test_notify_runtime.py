@@ -13,7 +13,7 @@ from safety_hub.metrics import HubMetrics
 from safety_hub.notify.contacts import OutgoingMessage
 from safety_hub.notify.planner import Planner
 from safety_hub.runtime.notifications import NotificationRuntime, NotifyOptions, channel_alarm
-from safety_hub.runtime.notify_outbox import NotificationOutbox
+from safety_hub.runtime.notify_outbox import NotificationOutbox, NotificationOutboxStore
 from safety_hub.system_alarms import SystemAlarms
 from tests.unit.notify_support import directory, policies
 from tests.unit.test_alarms_support import MINUTE, SECOND, T0, Rig, gas
@@ -50,7 +50,11 @@ class Sender:
 
 class Setup:
     def __init__(
-        self, path: Path | str = ":memory:", rig: Rig | None = None, **options: int
+        self,
+        path: Path | str = ":memory:",
+        rig: Rig | None = None,
+        outbox: NotificationOutboxStore | None = None,
+        **options: int,
     ) -> None:
         self.rig = rig or Rig()
         self.sender = Sender()
@@ -60,7 +64,7 @@ class Setup:
         self.registry = CollectorRegistry()
         self.runtime = NotificationRuntime(
             planner=Planner(policies(POLICY), directory()),
-            outbox=NotificationOutbox(path),
+            outbox=outbox or NotificationOutbox(path),
             sender=self.sender,
             clock=self.rig.clock,
             registry=self.registry,

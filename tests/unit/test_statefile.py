@@ -32,7 +32,7 @@ STORES: dict[str, tuple[str, tuple[str, ...]]] = {
         (".recover", "system of record", "alarm history"),
     ),
     "engine.sqlite": (
-        "safety_hub.runtime.alarm_runtime:_SnapshotStore",
+        "safety_hub.runtime.alarm_runtime:SqliteSnapshotStore",
         ("rule engine starts fresh",),
     ),
     "outbox.sqlite": ("safety_hub.runtime.outbox:Outbox", ("alarm events not yet published",)),
