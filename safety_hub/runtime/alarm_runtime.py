@@ -407,6 +407,9 @@ class AlarmRuntime:
 
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self, interval_s: float = 1.0) -> None:
+        """Start the ticker (again after :meth:`pause`)."""
+        self._stopping.clear()
+
         def run() -> None:
             while not self._stopping.wait(interval_s):
                 try:
@@ -417,10 +420,16 @@ class AlarmRuntime:
         self._thread = threading.Thread(target=run, name="alarm-ticker", daemon=True)
         self._thread.start()
 
-    def stop(self) -> None:
+    def pause(self) -> None:
+        """Stop the ticker, keep the stores open (a standby of a redundant pair: its timers
+        must not raise alarms from readings it does not receive)."""
         self._stopping.set()
         if self._thread is not None:
             self._thread.join(5)
+            self._thread = None
+
+    def stop(self) -> None:
+        self.pause()
         with self._lock:
             self._save_snapshot()
             self._snapshots.close()

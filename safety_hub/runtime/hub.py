@@ -33,6 +33,7 @@ from safety_hub.ports import HistoryStore, LineSink, MessageSource, Notification
 from safety_hub.registry import Plant, default_plant_path, load_plant
 from safety_hub.rules import RulePack, default_rules_path, load_rules
 from safety_hub.runtime.alarm_runtime import AlarmRuntime
+from safety_hub.runtime.ha import HaNode, build_node
 from safety_hub.runtime.hub_stats import HubStatsWriter
 from safety_hub.runtime.notifications import NotificationRuntime
 from safety_hub.runtime.notify_wiring import build_notifications
@@ -42,6 +43,7 @@ from safety_hub.statefile import DiskReserve, free_bytes
 from safety_hub.system_alarms import SystemAlarms
 
 log = logging.getLogger("safety_hub.hub")
+
 
 START_MIN_FREE_BYTES = 4 * 1024**2
 """below this much free space at start the disk reserve is given up before stores open"""
@@ -182,10 +184,22 @@ class Hub:
         )
         self._outbox_publisher: OutboxPublisher | None = None
         self._source = source
+        self._source_used = False  # started once: a new active term builds a fresh one
         self._embedded_broker: object | None = None
         self.mqtt_url: str | None = None
         self.started = False
         self._stopping = False
+        # A redundant pair (SAFETY_HUB_HA=on): the hub acts only while it holds the lease.
+        self.ha: HaNode | None = None
+        if settings.ha:
+            self.ha = build_node(
+                settings, self.metrics.registry, activate=self._act, deactivate=self._stop_acting
+            )
+
+    @property
+    def fence(self) -> Callable[[], int | None] | None:
+        """The fencing-token callable for the shared-state stores (None without HA)."""
+        return None if self.ha is None else self.ha.fence
 
     def _build_notifications(self, sender: NotificationSender | None) -> NotificationRuntime | None:
         """Notifications (docs/notifications.md): policies, outbox, dispatcher; None when off.
@@ -306,6 +320,14 @@ class Hub:
     def problems(self) -> list[str]:
         """Why the hub is not making progress (for ``/readyz``); empty when it is."""
         out = self.ingest.problems()
+        if self.ha is not None and not self.ha.active:
+            status = self.ha.status()
+            active = (
+                f"node {status.active_node} is active ({status.active_api_url or 'no API URL'})"
+                if status.active_node
+                else "no node holds the lease"
+            )
+            out.insert(0, f"standby node {self.ha.node_id}: {active}")
         alarm_problem = self.alarms.write_problem
         if alarm_problem is not None:
             out.append(f"alarm state not written (alarms are still evaluated): {alarm_problem}")
@@ -397,8 +419,20 @@ class Hub:
         )
         self.sink_worker.start()
         self.ingest.start()
-        if self._source is None:
+        if self.ha is None:
+            self._act()
+        else:
+            self.ha.start()  # calls _act once it holds the lease
+        self.stats.start(STATS_INTERVAL_S)
+        self.started = True
+
+    def _act(self) -> None:
+        """Start the parts that act on the world: the MQTT ingest sessions (and the publisher),
+        the alarm outbox, the alarm timers, the notifications. At start, or when this node of a
+        redundant pair takes the lease."""
+        if self._source is None or self._source_used:
             self._source = self._build_source()
+        self._source_used = True
         self.ingest.attach(self._source)
         self._source.start(self.ingest.submit)
         self._outbox_publisher = OutboxPublisher(self.outbox, self._source.publish_confirmed)
@@ -406,12 +440,27 @@ class Hub:
         self.alarms.start()
         if self.notifications is not None:
             self.notifications.start()
-        self.stats.start(STATS_INTERVAL_S)
-        self.started = True
+
+    def _stop_acting(self, reason: str) -> None:
+        """The node lost the lease: stop publishing, disconnect the ingest sessions without
+        acknowledging (the broker keeps what is unacknowledged for the node that acts next),
+        stop the alarm timers and the notifications. The stores stay open; the sink keeps
+        writing what is already spooled."""
+        if self._outbox_publisher is not None:
+            self._outbox_publisher.stop()
+            self._outbox_publisher = None
+        if self._source is not None:
+            self._source.stop()
+        self.alarms.pause()
+        if self.notifications is not None:
+            self.notifications.stop()
+        log.warning("hub stopped acting", extra={"reason": reason})
 
     def stop(self, drain_timeout: float = 5.0) -> None:
         """Stop taking messages, finish what was handed over, drain what the sink can, close."""
         self._stopping = True
+        if self.ha is not None:
+            self.ha.stop()  # stops acting, then hands the lease over at once
         if self._outbox_publisher is not None:
             self._outbox_publisher.stop()
         if self._source is not None:
