@@ -71,7 +71,9 @@ class HubProcess:
         self.log_path = data_dir / "hub.log"
         self.url = f"http://127.0.0.1:{self.port}"
 
-    def start(self, timeout: float = 60.0) -> None:
+    def start(self, timeout: float = 60.0, *, standby: bool = False) -> None:
+        """Start and wait until ``/readyz`` answers 200; with ``standby`` (a redundant pair's
+        second node, never ready while the other acts) until it serves the API as standby."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
@@ -80,8 +82,9 @@ class HubProcess:
             stdout=log,
             stderr=subprocess.STDOUT,
         )
+        ready, what = (self._standby, "standby") if standby else (self._ready, "ready")
         try:
-            wait_for(self._ready, timeout, f"the hub to be ready at {self.url}")
+            wait_for(ready, timeout, f"the hub to be {what} at {self.url}")
         except AssertionError as exc:  # the log as it is now, not as it was at the start
             raise AssertionError(f"{exc}\n{self.log_tail()}") from None
 
@@ -92,6 +95,21 @@ class HubProcess:
             return httpx.get(f"{self.url}/readyz", timeout=1).status_code == 200
         except httpx.HTTPError:
             return False
+
+    def _standby(self) -> bool:
+        if self.proc is not None and self.proc.poll() is not None:
+            raise AssertionError(f"hub exited with {self.proc.returncode}\n{self.log_tail()}")
+        try:
+            return self.ha().get("role") == "standby"
+        except httpx.HTTPError:
+            return False
+
+    def ha(self) -> dict[str, Any]:
+        """The ``ha`` block of ``/api/v1/system``."""
+        response = self.get("/api/v1/system")
+        response.raise_for_status()
+        block: dict[str, Any] = response.json()["ha"]
+        return block
 
     def get(self, path: str) -> httpx.Response:
         return httpx.get(f"{self.url}{path}", headers=self.auth, timeout=10)
