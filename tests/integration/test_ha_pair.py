@@ -264,3 +264,33 @@ def test_active_node_cut_off_from_postgres_steps_down_and_rejoins_as_standby(
         for hub in (a, b):
             hub.stop()
         relay.close()
+
+
+def test_active_node_cut_off_from_the_broker_hands_over_to_the_node_that_reaches_it(
+    mosquitto: Any, pg_url: str, tmp_path: Path
+) -> None:
+    """The active node loses the broker (its MQTT goes through a relay that is cut): after the
+    grace time it gives the lease up, and the other node, which reaches the broker, acts."""
+    relay = TcpRelay("127.0.0.1", mosquitto.port).start()
+    a, b = make_pair(tmp_path, mosquitto, pg_url, pg_url, SAFETY_HUB_HA_BROKER_GRACE_S="2")
+    a.env["SAFETY_HUB_MQTT_URL"] = f"mqtt://127.0.0.1:{relay.port}"
+    a.start()
+    b.start(standby=True)
+    try:
+        token_a = a.ha()["token"]
+        relay.cut()
+        cut = time.monotonic()
+        wait_for(lambda: ready(b), 30, "the node that reaches the broker to take over")
+        print(f"broker cut-off: other node active {time.monotonic() - cut:.2f} s after the cut")
+        assert b.ha()["token"] > token_a
+        ha_a = a.ha()
+        assert ha_a["role"] == "standby" and ha_a["broker_reachable"] is False
+        assert a.metric('safety_hub_ha_step_downs_total{reason="broker_unreachable"}') == 1
+        relay.heal()
+        wait_for(lambda: a.ha()["broker_reachable"] is True, 30, "a to reach the broker again")
+        assert_standby_refuses_actions(a, b)
+        assert b.ha()["role"] == "active"
+    finally:
+        for hub in (a, b):
+            hub.stop()
+        relay.close()
