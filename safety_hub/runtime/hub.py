@@ -335,8 +335,8 @@ class Hub:
 
     def _on_connection(self, connected: bool, detail: str) -> None:
         self.metrics.mqtt_connected.set(1 if connected else 0)
-        if self._stopping:
-            return  # our own disconnect at shutdown is no alarm
+        if self._stopping or (self.ha is not None and not self.ha.active):
+            return  # our own disconnect at shutdown or at a step-down is no alarm
         if connected:
             self.metrics.mqtt_reconnects.inc()
         self.system_alarms.set(
@@ -454,6 +454,9 @@ class Hub:
         self.alarms.pause()
         if self.notifications is not None:
             self.notifications.stop()
+        # The ingest sessions are the active node's now; the probe tells whether this node
+        # reaches the broker (/api/v1/system ha.broker_reachable).
+        self.system_alarms.set("broker_disconnected", False, f"standby: {reason}")
         log.warning("hub stopped acting", extra={"reason": reason})
 
     def stop(self, drain_timeout: float = 5.0) -> None:

@@ -140,9 +140,9 @@ def test_kill_9_of_the_active_node_mid_stream_the_standby_takes_over_nothing_los
     }
     a, b = make_pair(tmp_path, mosquitto, pg_url, pg_url, **extra)
     watcher = EventWatcher(mosquitto.port)
-    a.start()
-    b.start(standby=True)
     try:
+        a.start()
+        b.start(standby=True)
         assert a.ha()["role"] == "active" and a.ha()["token"] >= 1
         assert_standby_refuses_actions(b, a)
         streams = [
@@ -210,8 +210,6 @@ def test_active_node_cut_off_from_postgres_steps_down_and_rejoins_as_standby(
     url_a = url.replace(f":{postgres_private.port}/", f":{relay.port}/")
     a, b = make_pair(tmp_path, mosquitto, url_a, url)
     watcher = EventWatcher(mosquitto.port)
-    a.start()
-    b.start(standby=True)
     stop = threading.Event()
 
     def gateway() -> None:  # a gas reading that keeps one alarm's events coming (raise/clear)
@@ -228,8 +226,10 @@ def test_active_node_cut_off_from_postgres_steps_down_and_rejoins_as_standby(
         client.disconnect()
 
     feeder = threading.Thread(target=gateway, daemon=True)
-    feeder.start()
     try:
+        a.start()
+        b.start(standby=True)
+        feeder.start()
         wait_for(lambda: len(watcher.events) >= 2, 60, "alarm events from the active node")
         relay.cut()
         cut = time.monotonic()
@@ -274,9 +274,9 @@ def test_active_node_cut_off_from_the_broker_hands_over_to_the_node_that_reaches
     relay = TcpRelay("127.0.0.1", mosquitto.port).start()
     a, b = make_pair(tmp_path, mosquitto, pg_url, pg_url, SAFETY_HUB_HA_BROKER_GRACE_S="2")
     a.env["SAFETY_HUB_MQTT_URL"] = f"mqtt://127.0.0.1:{relay.port}"
-    a.start()
-    b.start(standby=True)
     try:
+        a.start()
+        b.start(standby=True)
         token_a = a.ha()["token"]
         relay.cut()
         cut = time.monotonic()
