@@ -54,8 +54,18 @@ class HubProcess:
     """``safety-hub run`` in a subprocess. It gets a random SAFETY_HUB_ADMIN_TOKEN unless
     ``env`` gives one; :meth:`get` and :meth:`post` send it as the bearer token."""
 
-    def __init__(self, data_dir: Path, env: dict[str, str]) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        env: dict[str, str],
+        *,
+        wrap: Callable[[list[str]], list[str]] | None = None,
+        host: str = "127.0.0.1",
+    ) -> None:
+        """``wrap`` turns the command line into another (``ip netns exec NS ...``); ``host`` is
+        where the test reaches the API (the hub must listen there: SAFETY_HUB_API_HOST)."""
         self.data_dir = data_dir
+        self.wrap = wrap
         self.port = free_port()
         self.env = {
             **os.environ,
@@ -69,15 +79,16 @@ class HubProcess:
         self.auth = {"Authorization": f"Bearer {self.token}"}
         self.proc: subprocess.Popen[bytes] | None = None
         self.log_path = data_dir / "hub.log"
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.url = f"http://{host}:{self.port}"
 
     def start(self, timeout: float = 60.0, *, standby: bool = False) -> None:
         """Start and wait until ``/readyz`` answers 200; with ``standby`` (a redundant pair's
         second node, never ready while the other acts) until it serves the API as standby."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("ab")
+        argv = [sys.executable, "-m", "safety_hub.cli", "run"]
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "safety_hub.cli", "run"],
+            self.wrap(argv) if self.wrap else argv,
             env=self.env,
             stdout=log,
             stderr=subprocess.STDOUT,
