@@ -420,6 +420,13 @@ class AlarmRuntime:
         self._thread = threading.Thread(target=run, name="alarm-ticker", daemon=True)
         self._thread.start()
 
+    def resume(self) -> None:
+        """Before :meth:`start` on a node that did not listen for a while (a standby taking
+        over): the watchdogs count from now (``RuleEngine.resume``)."""
+        with self._lock:
+            self.engine.resume(self._clock.now_ms())
+            self._save_snapshot()
+
     def pause(self) -> None:
         """Stop the ticker, keep the stores open (a standby of a redundant pair: its timers
         must not raise alarms from readings it does not receive)."""

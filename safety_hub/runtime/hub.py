@@ -437,6 +437,8 @@ class Hub:
         self._source.start(self.ingest.submit)
         self._outbox_publisher = OutboxPublisher(self.outbox, self._source.publish_confirmed)
         self._outbox_publisher.start()
+        if self.ha is not None:
+            self.alarms.resume()  # this node did not listen while standby
         self.alarms.start()
         if self.notifications is not None:
             self.notifications.start()
