@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bench import alarm_latency, decode, fairness, ingest_e2e, pipeline
+from bench import alarm_latency, decode, failover, fairness, ingest_e2e, pipeline
 
 if __name__ == "__main__":
     decode.run()
@@ -14,3 +14,5 @@ if __name__ == "__main__":
     fairness.run()
     print()
     ingest_e2e.run()
+    print()
+    failover.run()

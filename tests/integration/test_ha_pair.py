@@ -239,6 +239,8 @@ def test_active_node_cut_off_from_postgres_steps_down_and_rejoins_as_standby(
         assert a.ha()["role"] == "standby" and a.ha()["token"] is None
         wait_for(lambda: ready(b), 30, "the other node to take over")
         print(f"other node active {time.monotonic() - cut:.2f} s after the cut")
+        # were a to connect its sessions again (same client ids), the broker would end b's
+        b_connects = b.metric("safety_hub_mqtt_connects_total")
         # a, cut off, still reaches the broker; it must publish nothing any more: every event
         # from now on is b's, so no seq repeats (b numbers from its own journal)
         relay.heal()
@@ -258,6 +260,7 @@ def test_active_node_cut_off_from_postgres_steps_down_and_rejoins_as_standby(
         assert a.ha()["role"] == "standby" and b.ha()["role"] == "active"
         after = [e["seq"] for e in watcher.between(stepped_down, time.monotonic())]
         assert len(after) == len(set(after))
+        assert b.metric("safety_hub_mqtt_connects_total") == b_connects
     finally:
         stop.set()
         watcher.close()

@@ -91,6 +91,7 @@ def test_partitioned_active_node_steps_down_other_takes_over_healed_it_rejoins_a
             print(f"other node active {time.monotonic() - cut:.2f} s after the cut")
             ha_b = b.ha()
             assert ha_b["role"] == "active" and ha_b["token"] > token_a
+            b_connects = b.metric("safety_hub_mqtt_connects_total")
             ns_a.heal()
             wait_for(lambda: a.ha()["active_node"] == "hub-b", 60, "the healed node to see hub-b")
             wait_for(lambda: a.ha()["broker_reachable"] is True, 60, "the healed node's probe")
@@ -99,6 +100,8 @@ def test_partitioned_active_node_steps_down_other_takes_over_healed_it_rejoins_a
             assert refused.status_code == 409
             assert refused.json()["active_api_url"] == b.url
             assert b.ha()["role"] == "active" and ready(b)
+            # the healed node never took b's MQTT sessions back (same client ids)
+            assert b.metric("safety_hub_mqtt_connects_total") == b_connects
             step_downs = a.metrics_text()
             assert 'safety_hub_ha_step_downs_total{reason="lease_timeout"}' in step_downs or (
                 'safety_hub_ha_step_downs_total{reason="broker_unreachable"}' in step_downs
