@@ -298,7 +298,11 @@ class HaNode:
             return  # the watchdog steps down once the lease time is up
         with self._role_lock:
             if self._token != token:
-                return  # stepped down meanwhile
+                # stepped down meanwhile (the watchdog): a renewal that still went through
+                # must not keep the other node waiting another lease time
+                if lease is not None:
+                    self._release_quietly(token)
+                return
             if lease is None:
                 self._step_down(
                     "lease_lost", "lost the lease (expired, or taken by the other node)"

@@ -198,8 +198,14 @@ class Hub:
 
     @property
     def fence(self) -> Callable[[], int | None] | None:
-        """The fencing-token callable for the shared-state stores (None without HA)."""
-        return None if self.ha is None else self.ha.fence
+        """The fencing-token callable for the shared-state stores, None without HA. Usable in
+        ``__init__`` before the role machine exists: it reads the token at every call (None
+        while this node does not act)."""
+        return self.fence_token if self.settings.ha else None
+
+    def fence_token(self) -> int | None:
+        """This node's fencing token while it holds the lease, else None."""
+        return None if self.ha is None else self.ha.token
 
     def _build_notifications(self, sender: NotificationSender | None) -> NotificationRuntime | None:
         """Notifications (docs/notifications.md): policies, outbox, dispatcher; None when off.
