@@ -592,8 +592,10 @@ function renderNode(ha) {
   }
   el.hidden = false;
   el.dataset.haRole = ha.role;
+  const since = ha.since ? ` · ${t("ha.since")} ${fmtTime(Date.parse(ha.since))}` : "";
   let text = `${ha.node_id} · ${t(`ha.role.${ha.role}`)}`;
-  if (ha.role !== "active") text += ` · ${t("ha.active")}: ${ha.active_node || t("ha.none")}`;
+  if (ha.role === "active") text += since;
+  else text += ` · ${t("ha.active")}: ${ha.active_node || t("ha.none")}${ha.active_node ? since : ""}`;
   el.textContent = text;
   el.title = ha.active_api_url ? `${t("ha.active")}: ${ha.active_node} ${ha.active_api_url}` : "";
 }
