@@ -61,7 +61,7 @@ class LeaseView(Protocol):
     @property
     def api_url(self) -> str | None: ...
     @property
-    def valid(self) -> bool: ...
+    def remaining_s(self) -> float: ...
 
 
 class LeasePort(Protocol):
@@ -160,6 +160,7 @@ class HaNode:
         self._token: int | None = None
         self._deadline = 0.0  # monotonic: act no longer than this without a renewal
         self._seen: LeaseView | None = None  # the lease as last read, anyone's
+        self._seen_until = 0.0  # monotonic: its holder counts as active until then
         self._broker_lost_at: float | None = None
         self._last_error: str | None = None
         self._stopping = threading.Event()
@@ -189,7 +190,9 @@ class HaNode:
 
     def status(self) -> HaStatus:
         seen = self._seen
-        valid = seen is not None and seen.valid
+        # valid as far as this node knows: a lease read before the database went away
+        # expires on this node's clock too, then nobody is known to be active
+        valid = seen is not None and self._monotonic() < self._seen_until
         return HaStatus(
             enabled=True,
             node_id=self.node_id,
@@ -268,7 +271,7 @@ class HaNode:
             if self._stopping.is_set():
                 self._release_quietly(lease.token)
                 return
-            self._seen = lease
+            self._saw(lease, started)
             self._token = lease.token
             self._deadline = started + self.lease_s
             self._role = Role.ACTIVE
@@ -309,7 +312,7 @@ class HaNode:
                 )
                 return
             self._last_error = None
-            self._seen = lease
+            self._saw(lease, started)
             self._deadline = started + self.lease_s
 
     # -- the watchdog thread ---------------------------------------------------------------------
@@ -353,6 +356,8 @@ class HaNode:
         was_active = self._role is Role.ACTIVE
         self._token = None
         self._deadline = 0.0
+        if self._seen is not None and self._seen.holder == self.node_id:
+            self._seen_until = 0.0  # not active any more, whatever the database still says
         if self._role is Role.ACTIVE:
             self._role = Role.STANDBY
         self.metrics.role.set(0)
@@ -374,10 +379,18 @@ class HaNode:
             self._error(f"lease not released (it expires on its own): {exc}")
 
     def _read_quietly(self) -> None:
+        started = self._monotonic()
         try:
-            self._seen = self._lease.read()
+            lease = self._lease.read()
         except Exception as exc:
             self._error(f"lease database: {exc}")
+            return
+        self._saw(lease, started)
+
+    def _saw(self, lease: LeaseView | None, started: float) -> None:
+        """The lease as read by a call that started at ``started`` (monotonic)."""
+        self._seen = lease
+        self._seen_until = 0.0 if lease is None else started + lease.remaining_s
 
     def _error(self, text: str) -> None:
         if text != self._last_error:

@@ -297,3 +297,43 @@ def test_active_node_cut_off_from_the_broker_hands_over_to_the_node_that_reaches
         for hub in (a, b):
             hub.stop()
         relay.close()
+
+
+def test_no_node_active_while_the_database_is_away_actions_answer_503(
+    mosquitto: Any, postgres_private: PostgresProcess, tmp_path: Path
+) -> None:
+    """Both nodes lose PostgreSQL: neither acts (no lease to hold), both refuse actions with 503
+    and Retry-After and name no active node; with the database back one acts again."""
+    url = postgres_private.create_database()
+    relays = [TcpRelay(postgres_private.host, postgres_private.port).start() for _ in range(2)]
+    url_a, url_b = (url.replace(f":{postgres_private.port}/", f":{r.port}/") for r in relays)
+    a, b = make_pair(tmp_path, mosquitto, url_a, url_b)
+    try:
+        a.start()
+        b.start(standby=True)
+        for relay in relays:
+            relay.cut()
+        wait_for(
+            lambda: a.ha()["active_node"] is None and b.ha()["active_node"] is None,
+            LEASE_S + 15,
+            "both nodes to know no node is active",
+        )
+        assert not ready(a) and not ready(b)
+        for hub in (a, b):
+            refused = hub.post("/api/v1/alarms/1/acknowledge", {"comment": "nobody acts"})
+            assert refused.status_code == 503, refused.text
+            assert refused.headers["retry-after"] == "2"
+            assert refused.json()["active_node"] is None
+            assert "location" not in refused.headers
+            assert hub.ha()["last_error"]  # the lease database problem, said
+        for relay in relays:
+            relay.heal()
+        wait_for(lambda: ready(a) or ready(b), 30, "one node to act again")
+        active, standby = (a, b) if ready(a) else (b, a)
+        wait_for(lambda: standby.ha()["active_node"] is not None, 30, "the standby to see it")
+        assert_standby_refuses_actions(standby, active)
+    finally:
+        for hub in (a, b):
+            hub.stop()
+        for relay in relays:
+            relay.close()
