@@ -143,9 +143,14 @@ class HaNode:
         renew_s: float,
         broker_grace_s: float,
         registry: CollectorRegistry,
+        prepare: Callable[[], object] | None = None,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
+        """``prepare`` (the schema migration) runs on the lease thread until it succeeds,
+        before the node competes: a node starts (standby, serving reads) while the database is
+        away and competes once it is back."""
         self.node_id = node_id
+        self._prepare = prepare
         self._lease = lease
         self._probe = probe
         self._activate = activate
@@ -242,7 +247,10 @@ class HaNode:
     def _lease_loop(self) -> None:
         while not self._stopping.is_set():
             try:
-                if self._role is Role.ACTIVE:
+                if self._prepare is not None:
+                    self._prepare_once()
+                    wait = min(self.renew_s, 1.0)
+                elif self._role is Role.ACTIVE:
                     self._renew_once()
                     wait = self.renew_s
                 else:
@@ -252,6 +260,16 @@ class HaNode:
                 log.exception("ha: lease loop pass failed")
                 wait = min(self.renew_s, 1.0)
             self._stopping.wait(wait)
+
+    def _prepare_once(self) -> None:
+        assert self._prepare is not None
+        try:
+            self._prepare()
+        except Exception as exc:
+            self._error(f"lease database not ready: {exc}")
+            return
+        self._prepare = None
+        self._last_error = None
 
     def _compete_once(self) -> None:
         if self._probe is not None and not self._probe.connected:
@@ -409,15 +427,16 @@ def build_node(
     activate: Callable[[], None],
     deactivate: Callable[[str], None],
 ) -> HaNode:
-    """The node of ``settings`` (SAFETY_HUB_HA=on): the state schema migrated, the lease in the
-    state database, a probe connection to the broker under its own client id."""
+    """The node of ``settings`` (SAFETY_HUB_HA=on): the lease in the state database (its schema
+    migrated before the node first competes), a probe connection to the broker under its own
+    client id."""
     from connectors.mqtt import MqttConfig, MqttIngest
     from connectors.postgres import LeaseStore, migrate
 
-    assert settings.state_url is not None  # checked by Settings
-    migrate(settings.state_url)
+    state_url = settings.state_url
+    assert state_url is not None  # checked by Settings
     lease = LeaseStore(
-        settings.state_url,
+        state_url,
         settings.node_id,
         lease_s=settings.ha_lease_s,
         api_url=settings.api_public_url or settings.public_url,
@@ -449,4 +468,5 @@ def build_node(
         renew_s=settings.ha_renew_interval_s,
         broker_grace_s=settings.ha_broker_grace_s,
         registry=registry,
+        prepare=lambda: migrate(state_url),
     )

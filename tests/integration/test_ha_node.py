@@ -33,9 +33,10 @@ class Recorder:
         self.calls.append(f"stop: {reason}")
 
 
-def make_node(url: str, name: str, recorder: Recorder) -> HaNode:
+def make_node(url: str, name: str, recorder: Recorder, *, migrating: bool = False) -> HaNode:
     lease = LeaseStore(url, name, lease_s=LEASE_S, api_url=f"http://{name}", timeout_s=0.5)
     return HaNode(
+        prepare=(lambda: migrate(url)) if migrating else None,
         node_id=name,
         lease=lease,
         probe=None,
@@ -107,5 +108,24 @@ def test_a_node_that_loses_its_database_stops_acting_within_its_lease(
         wait_for(lambda: node.role is Role.ACTIVE, 15, "the node to act again")
         assert (node.token or 0) > token
         assert recorder.calls[-1] == "act"
+    finally:
+        node.stop()
+
+
+def test_a_node_started_while_the_database_is_away_waits_as_standby_then_acts(
+    postgres_private: PostgresProcess,
+) -> None:
+    url = postgres_private.create_database()  # empty: the node migrates it once it can
+    postgres_private.stop()
+    recorder = Recorder()
+    node = make_node(url, "node-a", recorder, migrating=True)
+    node.start()
+    try:
+        wait_for(lambda: node.status().last_error is not None, 10, "the node to say why it waits")
+        assert node.role is Role.STANDBY and node.token is None and recorder.calls == []
+        assert "not ready" in (node.status().last_error or "")
+        postgres_private.start()
+        wait_for(lambda: node.role is Role.ACTIVE, 30, "the node to migrate and act")
+        assert recorder.calls == ["act"] and node.status().last_error is None
     finally:
         node.stop()
