@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Protocol
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
@@ -247,9 +248,8 @@ class HaNode:
     def _lease_loop(self) -> None:
         while not self._stopping.is_set():
             try:
-                if self._prepare is not None:
-                    self._prepare_once()
-                    wait = min(self.renew_s, 1.0)
+                if self._prepare is not None and not self._prepare_once():
+                    wait = min(self.renew_s, 1.0)  # the database is not there yet
                 elif self._role is Role.ACTIVE:
                     self._renew_once()
                     wait = self.renew_s
@@ -261,15 +261,16 @@ class HaNode:
                 wait = min(self.renew_s, 1.0)
             self._stopping.wait(wait)
 
-    def _prepare_once(self) -> None:
+    def _prepare_once(self) -> bool:
         assert self._prepare is not None
         try:
             self._prepare()
         except Exception as exc:
             self._error(f"lease database not ready: {exc}")
-            return
+            return False
         self._prepare = None
         self._last_error = None
+        return True
 
     def _compete_once(self) -> None:
         if self._probe is not None and not self._probe.connected:
@@ -468,5 +469,16 @@ def build_node(
         renew_s=settings.ha_renew_interval_s,
         broker_grace_s=settings.ha_broker_grace_s,
         registry=registry,
-        prepare=lambda: migrate(state_url),
+        prepare=lambda: migrate(bounded_url(state_url, settings.ha_lease_s)),
     )
+
+
+def bounded_url(url: str, timeout_s: float) -> str:
+    """``url`` with libpq's connect and TCP timeouts (unless it sets them): the migration on
+    the lease thread must not hang on a database that does not answer."""
+    parts = urlsplit(url)
+    query = dict(parse_qsl(parts.query))
+    ms = max(1000, round(timeout_s * 1000))
+    query.setdefault("connect_timeout", str(max(1, round(timeout_s))))
+    query.setdefault("tcp_user_timeout", str(ms))
+    return urlunsplit(parts._replace(query=urlencode(query)))

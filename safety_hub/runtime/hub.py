@@ -44,7 +44,6 @@ from safety_hub.system_alarms import SystemAlarms
 
 log = logging.getLogger("safety_hub.hub")
 
-
 START_MIN_FREE_BYTES = 4 * 1024**2
 """below this much free space at start the disk reserve is given up before stores open"""
 
@@ -454,11 +453,13 @@ class Hub:
         acknowledging (the broker keeps what is unacknowledged for the node that acts next),
         stop the alarm timers and the notifications. The stores stay open; the sink keeps
         writing what is already spooled."""
+        # The connections first: the other node takes the same client ids over, and a session
+        # of ours still up would take them back (and the publisher's wait for a PUBACK ends).
+        if self._source is not None:
+            self._source.stop()
         if self._outbox_publisher is not None:
             self._outbox_publisher.stop()
             self._outbox_publisher = None
-        if self._source is not None:
-            self._source.stop()
         self.alarms.pause()
         if self.notifications is not None:
             self.notifications.stop()

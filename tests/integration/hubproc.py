@@ -83,7 +83,8 @@ class HubProcess:
 
     def start(self, timeout: float = 60.0, *, standby: bool = False) -> None:
         """Start and wait until ``/readyz`` answers 200; with ``standby`` (a redundant pair's
-        second node, never ready while the other acts) until it serves the API as standby."""
+        second node, never ready while the other acts) until it serves the API as a standby
+        that has read the lease and names the active node."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("ab")
         argv = [sys.executable, "-m", "safety_hub.cli", "run"]
@@ -111,7 +112,8 @@ class HubProcess:
         if self.proc is not None and self.proc.poll() is not None:
             raise AssertionError(f"hub exited with {self.proc.returncode}\n{self.log_tail()}")
         try:
-            return self.ha().get("role") == "standby"
+            ha = self.ha()
+            return ha.get("role") == "standby" and ha.get("active_node") is not None
         except httpx.HTTPError:
             return False
 

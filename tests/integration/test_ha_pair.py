@@ -325,7 +325,7 @@ def test_no_node_active_while_the_database_is_away_actions_answer_503(
             assert refused.headers["retry-after"] == "2"
             assert refused.json()["active_node"] is None
             assert "location" not in refused.headers
-            assert hub.ha()["last_error"]  # the lease database problem, said
+            assert hub.ha()["last_error"], hub.ha()  # the lease database problem, said
         for relay in relays:
             relay.heal()
         wait_for(lambda: ready(a) or ready(b), 30, "one node to act again")
