@@ -175,7 +175,12 @@ class HaNode:
     # -- what the rest of the hub reads ----------------------------------------------------------
     @property
     def role(self) -> Role:
-        return self._role
+        """Active only while the token is valid: from the moment the local lease time is up
+        this node says standby, even before the watchdog has stopped its acting parts."""
+        role = self._role
+        if role is Role.ACTIVE and self.token is None:
+            return Role.STANDBY
+        return role
 
     @property
     def active(self) -> bool:
@@ -202,7 +207,7 @@ class HaNode:
         return HaStatus(
             enabled=True,
             node_id=self.node_id,
-            role=self._role.value,
+            role=self.role.value,
             active_node=seen.holder if seen is not None and valid else None,
             active_api_url=seen.api_url if seen is not None and valid else None,
             since=seen.acquired_at if seen is not None and valid else None,
