@@ -5,6 +5,7 @@ from __future__ import annotations
 from bench import (
     alarm_latency,
     decode,
+    failover,
     fairness,
     ingest_e2e,
     overload,
@@ -32,3 +33,5 @@ if __name__ == "__main__":
     plant_size.run()
     print()
     state_ingest.run(200_000, 100, 2, probes=30)
+    print()
+    failover.run()

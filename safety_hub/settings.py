@@ -10,6 +10,7 @@ is in docs/configuration.md.
 from __future__ import annotations
 
 import os
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
@@ -143,6 +144,37 @@ class Settings(BaseSettings):
     )
     uplink: Path | None = Field(
         None, description="uplink configuration YAML (docs/uplink.md); unset: no uplink"
+    )
+    # A redundant pair (docs/deploy.md, "Redundancy"): two hubs, one active by a lease in the
+    # PostgreSQL state database.
+    ha: bool = Field(
+        False,
+        description="on: this hub is one of a redundant pair and acts only while it holds the "
+        "lease (needs a postgresql:// SAFETY_HUB_STATE_URL and an external SAFETY_HUB_MQTT_URL)",
+    )
+    node_id: str = Field(
+        default_factory=socket.gethostname,
+        min_length=1,
+        max_length=63,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$",
+        description="this hub's name in the pair (unique per node); default: the host name",
+    )
+    api_public_url: str | None = Field(
+        None,
+        description="this hub's API base URL as the other node's clients reach it (named in "
+        "the 409/503 answers of the standby and in /api/v1/system)",
+    )
+    ha_lease_s: float = Field(
+        6.0, ge=1.0, le=60.0, description="lease time: a dead active node is replaced after it"
+    )
+    ha_renew_s: float | None = Field(
+        None, gt=0, le=20.0, description="renew period; default: a third of the lease time"
+    )
+    ha_broker_grace_s: float = Field(
+        3.0,
+        ge=0.5,
+        le=30.0,
+        description="an active node that cannot reach the broker this long gives the lease up",
     )
 
     mqtt_url: str | None = Field(None, description="broker URL; unset: start an embedded broker")
@@ -361,6 +393,32 @@ class Settings(BaseSettings):
             )
         return self
 
+    @model_validator(mode="after")
+    def _check_ha(self) -> Settings:
+        if not self.ha:
+            return self
+        if self.state_backend != "postgresql":
+            raise ValueError(
+                "SAFETY_HUB_HA=on needs SAFETY_HUB_STATE_URL=postgresql://... (the lease lives "
+                "in the state database the two hubs share)"
+            )
+        if self.mqtt_url is None:
+            raise ValueError(
+                "SAFETY_HUB_HA=on needs SAFETY_HUB_MQTT_URL: the two hubs share one broker (an "
+                "embedded broker dies with its hub)"
+            )
+        if self.ha_renew_interval_s * 2 > self.ha_lease_s:
+            raise ValueError(
+                f"SAFETY_HUB_HA_RENEW_S={self.ha_renew_interval_s:g} must be at most half of "
+                f"SAFETY_HUB_HA_LEASE_S={self.ha_lease_s:g} (a renewal may fail once)"
+            )
+        return self
+
+    @property
+    def ha_renew_interval_s(self) -> float:
+        """Seconds between renewals of the lease (default a third of the lease time)."""
+        return self.ha_renew_s if self.ha_renew_s is not None else self.ha_lease_s / 3
+
     @property
     def local_mode(self) -> bool:
         return self.mqtt_url is None and self.influx_url is None
@@ -413,7 +471,7 @@ class Settings(BaseSettings):
     def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
         # pydantic shows plain-str fields as they are: the URLs may carry a password.
         for name, value in super().__repr_args__():
-            if name in ("mqtt_url", "influx_url") and isinstance(value, str):
+            if name in ("mqtt_url", "influx_url", "state_url") and isinstance(value, str):
                 value = redact_url(value)
             yield name, value
 
@@ -432,6 +490,8 @@ def load_settings(**overrides: object) -> Settings:
         variable = ENV_PREFIX + loc[0].upper() if loc else ENV_PREFIX + "*"
         if not loc and "SAFETY_HUB_INFLUX_TOKEN" in first["msg"]:
             variable = ENV_PREFIX + "INFLUX_TOKEN"
+        elif not loc and "SAFETY_HUB_HA" in first["msg"]:
+            variable = ENV_PREFIX + "HA"
         value = first.get("input")
         if not loc:
             value = os.environ.get(variable, "<unset>")

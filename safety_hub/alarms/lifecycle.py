@@ -14,6 +14,7 @@ from typing import Any
 from safety_hub.alarms.errors import IllegalTransition, InvalidAction
 from safety_hub.alarms.model import (
     OOS_REGISTRY,
+    REGISTRY_OOS_CAUSE,
     Action,
     Alarm,
     AlarmClass,
@@ -325,3 +326,13 @@ def _require_in_service(alarm: Alarm, action: Action) -> None:
 
 def _hours(ms: int) -> str:
     return f"{ms / 3_600_000:g} h"
+
+
+def registry_cause_as_design(alarm: Alarm | None, cause: str) -> bool:
+    """A journal from before out of service was its own state kept the registry's cause among
+    the alarm's design causes: holding it again turns that into the out-of-service state."""
+    return (
+        alarm is not None
+        and cause == REGISTRY_OOS_CAUSE
+        and REGISTRY_OOS_CAUSE in alarm.suppressed_by
+    )

@@ -93,16 +93,22 @@ class AlarmService:
         self._lock = threading.RLock()  # re-entrant: a listener may read the service
         self._listeners: builtins.list[Listener] = []
         self.listener_errors = 0
-        state = journal.load()
-        self._alarms: dict[int, Alarm] = {a.id: a for a in state.alarms}
-        self._by_key: dict[str, int] = {a.key: a.id for a in state.alarms}
-        self._by_source: dict[str, set[int]] = {}
-        for alarm in state.alarms:
-            self._by_source.setdefault(alarm.hazard_source, set()).add(alarm.id)
-        self._suppressions: dict[str, tuple[str, ...]] = dict(state.suppressions)
-        self._first_out: dict[str, int] = dict(state.first_out)
-        self._next_id = max(self._alarms, default=0) + 1
-        self._children = Children(state.alarms)  # root-cause groups (alarms/grouping.py)
+        self.reload()
+
+    def reload(self) -> None:
+        """(Re-)read the alarms from the journal: at start, and when a standby of a redundant
+        pair takes over a journal the other node wrote (docs/deploy.md, "Redundancy")."""
+        with self._lock:
+            state = self._journal.load()
+            self._alarms: dict[int, Alarm] = {a.id: a for a in state.alarms}
+            self._by_key: dict[str, int] = {a.key: a.id for a in state.alarms}
+            self._by_source: dict[str, set[int]] = {}
+            for alarm in state.alarms:
+                self._by_source.setdefault(alarm.hazard_source, set()).add(alarm.id)
+            self._suppressions: dict[str, tuple[str, ...]] = dict(state.suppressions)
+            self._first_out: dict[str, int] = dict(state.first_out)
+            self._next_id = max(self._alarms, default=0) + 1
+            self._children = Children(state.alarms)  # root-cause groups (alarms/grouping.py)
 
     # -- inputs -------------------------------------------------------------------------------
 
@@ -394,7 +400,7 @@ class AlarmService:
         for key in dict.fromkeys(keys):  # each key once, in the given order
             causes = self._suppressions.get(key, ())
             before = self._find(key)
-            if (cause in causes) == hold and not _registry_cause_as_design(before, cause):
+            if (cause in causes) == hold and not lifecycle.registry_cause_as_design(before, cause):
                 continue
             if hold:
                 updated[key] = tuple(sorted({*causes, cause}))
@@ -582,16 +588,6 @@ class AlarmService:
                     log.exception(
                         "alarm listener %r failed on transition %d", listener, transition.seq
                     )
-
-
-def _registry_cause_as_design(alarm: Alarm | None, cause: str) -> bool:
-    """A journal from before out of service was its own state kept the registry's cause among
-    the alarm's design causes: holding it again turns that into the out-of-service state."""
-    return (
-        alarm is not None
-        and cause == REGISTRY_OOS_CAUSE
-        and REGISTRY_OOS_CAUSE in alarm.suppressed_by
-    )
 
 
 def _list_time(alarm: Alarm) -> int:

@@ -14,7 +14,7 @@ import json
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import RedirectResponse
@@ -25,7 +25,14 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from safety_hub import __version__
 from safety_hub.api.auth import Authenticator, RateLimiter
-from safety_hub.api.deps import HubParts, http_error_handler, validation_error_handler
+from safety_hub.api.deps import (
+    HubParts,
+    NotActiveError,
+    http_error_handler,
+    not_active_handler,
+    require_active_node,
+    validation_error_handler,
+)
 from safety_hub.api.events import LiveEvents
 from safety_hub.api.routes import (
     alarms,
@@ -41,6 +48,7 @@ from safety_hub.api.routes import (
 )
 from safety_hub.console import STATIC_DIR
 from safety_hub.ingest.spool import SpoolDepth
+from safety_hub.runtime.ha import HaStatus
 from safety_hub.runtime.hub import Hub
 
 PING_INTERVAL_S = 15.0
@@ -221,6 +229,9 @@ class HubStatusView:
     def refresh_gauges(self) -> None:
         self._hub.sink_worker.update_gauges()
 
+    def ha(self) -> HaStatus | None:
+        return None if self._hub.ha is None else self._hub.ha.status()
+
 
 def hub_parts(hub: Hub) -> HubParts:
     """The parts of ``hub`` the routes may use."""
@@ -237,6 +248,22 @@ def hub_parts(hub: Hub) -> HubParts:
         people=hub.people,
         uplink=hub.uplink,
     )
+
+
+def _include_routers(app: FastAPI) -> None:
+    app.include_router(health.router)
+    app.include_router(users.router)
+    app.include_router(plant.router)
+    app.include_router(people.router)
+    app.include_router(tags.router)
+    app.include_router(system.router)
+    # The routers with actions: on the standby node of a redundant pair they answer 409/503
+    # naming the active node (reads pass); every other router only reads.
+    acting = [Depends(require_active_node)]
+    app.include_router(alarms.router, dependencies=acting)
+    app.include_router(disposals.router, dependencies=acting)
+    app.include_router(stream.router)
+    app.include_router(notifications.router)
 
 
 def create_app(
@@ -282,6 +309,7 @@ def create_app(
     app.state.ping_interval_s = ping_interval_s
     app.add_exception_handler(RequestValidationError, validation_error_handler)
     app.add_exception_handler(StarletteHTTPException, http_error_handler)
+    app.add_exception_handler(NotActiveError, not_active_handler)
     # Middlewares added later wrap the earlier ones: the 413 gets the CORS and security headers.
     app.add_middleware(BodyLimit, max_bytes=settings.api_max_body_bytes)
     origins = settings.cors_origin_list
@@ -296,16 +324,7 @@ def create_app(
         )
     docs = (app.docs_url, app.redoc_url, app.swagger_ui_oauth2_redirect_url)
     app.add_middleware(SecurityHeaders, docs_paths=[p for p in docs if p])
-    app.include_router(health.router)
-    app.include_router(users.router)
-    app.include_router(plant.router)
-    app.include_router(people.router)
-    app.include_router(tags.router)
-    app.include_router(system.router)
-    app.include_router(alarms.router)
-    app.include_router(disposals.router)
-    app.include_router(stream.router)
-    app.include_router(notifications.router)
+    _include_routers(app)
 
     @app.get("/", include_in_schema=False)
     def root() -> RedirectResponse:

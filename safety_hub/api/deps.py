@@ -31,6 +31,7 @@ from safety_hub.ingest.spool import SpoolDepth
 from safety_hub.people import PeopleDirectory
 from safety_hub.ports import HistoryStore
 from safety_hub.registry import Plant
+from safety_hub.runtime.ha import HaStatus
 from safety_hub.system_alarms import SystemAlarms
 
 _bearer = HTTPBearer(
@@ -178,6 +179,10 @@ class HubStatus(Protocol):
 
     def refresh_gauges(self) -> None:
         """Bring the spool gauges up to date before a metrics scrape."""
+        ...
+
+    def ha(self) -> HaStatus | None:
+        """This node's role in a redundant pair; None when the hub runs alone."""
         ...
 
 
@@ -447,3 +452,64 @@ def scoped_enterprise(principal: Principal, enterprise: str | None) -> str | Non
 def check_enterprise(principal: Principal, enterprise: str) -> None:
     """403 when the path names an enterprise the user may not see."""
     scoped_enterprise(principal, enterprise)
+
+
+class NotActiveError(Exception):
+    """An action sent to the standby node of a redundant pair (409), or while no node is
+    active (503); the answer names the active node and its API (docs/api.md, "Redundant pair")."""
+
+    def __init__(self, status: HaStatus) -> None:
+        self.status = status
+        if status.active_node is None:
+            self.status_code = 503
+            detail = (
+                f"node {status.node_id} is standby and no node of the pair is active now; "
+                "retry once one has taken over"
+            )
+        else:
+            self.status_code = 409
+            where = status.active_api_url or "its API (no SAFETY_HUB_API_PUBLIC_URL set)"
+            detail = (
+                f"node {status.node_id} is standby: actions go to the active node "
+                f"{status.active_node} at {where}"
+            )
+        super().__init__(detail)
+        self.detail = detail
+
+
+def require_active_node(
+    request: Request, principal: Annotated[Principal, Depends(get_principal)]
+) -> None:
+    """For the routers that change state: only the active node of a redundant pair acts (reads
+    pass). Authentication comes first, so an unknown caller learns nothing of the pair."""
+    if request.method in ("GET", "HEAD", "OPTIONS"):
+        return
+    status = get_hub_status(request).ha()
+    if status is None or status.token is not None:
+        return
+    raise NotActiveError(status)
+
+
+async def not_active_handler(request: Request, exc: Exception) -> Response:
+    """409/503 with the active node's name and API URL, and a ``Location`` on it when known."""
+    assert isinstance(exc, NotActiveError)
+    status = exc.status
+    headers: dict[str, str] = {}
+    if exc.status_code == 409 and status.active_api_url:
+        target = status.active_api_url.rstrip("/") + request.url.path
+        if request.url.query:
+            target += "?" + request.url.query
+        headers["Location"] = target
+    else:
+        headers["Retry-After"] = "2"
+    return JSONResponse(
+        {
+            "detail": exc.detail,
+            "node_id": status.node_id,
+            "role": status.role,
+            "active_node": status.active_node,
+            "active_api_url": status.active_api_url,
+        },
+        status_code=exc.status_code,
+        headers=headers,
+    )

@@ -52,11 +52,19 @@ class SinkWorker:
         self.last_error: str | None = None
 
     def start(self) -> None:
+        """Start writing the spool to the sink (again after :meth:`stop`: a node of a redundant
+        pair drains the shared spool only while it is active)."""
+        if self._thread is not None and self._thread.is_alive():
+            return
+        self._stopping.clear()
         self._thread = threading.Thread(target=self._run, name="sink", daemon=True)
         self._thread.start()
 
     def stop(self, drain_timeout: float = 10.0) -> None:
         """Try to drain the spool for up to ``drain_timeout`` s, then stop (the rest stays spooled)."""
+        if self._thread is None or not self._thread.is_alive():
+            self._stopping.set()
+            return
         deadline = time.monotonic() + drain_timeout
         while (
             self._spool.depth().batches and time.monotonic() < deadline and self.last_error is None

@@ -203,6 +203,17 @@ class RuleEngine:
             link.on_status(online, ts_ms, self._dispatch)
         return out
 
+    def resume(self, now_ms: int) -> None:
+        """The hub did not listen until hub time ``now_ms`` (the standby of a redundant pair
+        taking over): every tag and enterprise counts as heard no earlier than then, so the
+        stale and silence watchdogs give each a full window from now instead of raising at once
+        for a gap that was the hub's, not the field's. Raised alarms, pending delays and learned
+        intervals stay as they are."""
+        for ent in self._ents.values():
+            ent.last_received = max(ent.last_received, now_ms)
+        for slot in self._slots.values():
+            slot.last_received = max(slot.last_received, now_ms)
+
     def advance(self, now_ms: int) -> list[Condition]:
         """Fire every timer due at or before hub time ``now_ms``, oldest first."""
         out: list[Condition] = []

@@ -229,17 +229,8 @@ class AlarmRuntime:
             disposal_limits=disposal_limits,
         )
         self._snapshots = snapshots or SqliteSnapshotStore(data_dir / "engine.sqlite")
-        saved = self._snapshots.load()
-        self.engine: RuleEngine
-        if saved is not None:
-            try:
-                self.engine = RuleEngine.restore(pack, plant, clock, saved, max_lead_ms=max_lead_ms)
-                log.info("rule engine restored from its snapshot")
-            except (ValueError, KeyError, TypeError) as exc:
-                log.error("rule engine snapshot unusable, starting fresh: %s", exc)
-                self.engine = RuleEngine(pack, plant, clock, max_lead_ms=max_lead_ms)
-        else:
-            self.engine = RuleEngine(pack, plant, clock, max_lead_ms=max_lead_ms)
+        self._engine_parts = (pack, plant, max_lead_ms)
+        self.engine = self._restored_engine()
         self.recovered = self._recover_outputs(journal)
         self.service.subscribe(self._on_transition)
         self._stopping = threading.Event()
@@ -445,8 +436,37 @@ class AlarmRuntime:
             log.warning("re-sent %d alarm events the outbox missed before a crash", count)
         return count
 
+    def _restored_engine(self) -> RuleEngine:
+        """The rule engine from its snapshot, or a fresh one (none, or an unusable one)."""
+        pack, plant, max_lead_ms = self._engine_parts
+        saved = self._snapshots.load()
+        if saved is not None:
+            try:
+                engine = RuleEngine.restore(
+                    pack, plant, self._clock, saved, max_lead_ms=max_lead_ms
+                )
+                log.info("rule engine restored from its snapshot")
+                return engine
+            except (ValueError, KeyError, TypeError) as exc:
+                log.error("rule engine snapshot unusable, starting fresh: %s", exc)
+        return RuleEngine(pack, plant, self._clock, max_lead_ms=max_lead_ms)
+
+    def take_over(self) -> None:
+        """A standby of a redundant pair becoming active: the other node wrote the shared
+        journal and engine snapshot (PostgreSQL state). Read both again, send what that node
+        journaled but never handed to the outbox, and count the watchdogs from now."""
+        with self._lock:
+            self.service.reload()
+            self.engine = self._restored_engine()
+            self.recovered += self._recover_outputs(self.journal)
+            self.engine.resume(self._clock.now_ms())
+            self._save_snapshot()
+
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self, interval_s: float = 1.0) -> None:
+        """Start the ticker (again after :meth:`pause`)."""
+        self._stopping.clear()
+
         def run() -> None:
             while not self._stopping.wait(interval_s):
                 try:
@@ -457,10 +477,23 @@ class AlarmRuntime:
         self._thread = threading.Thread(target=run, name="alarm-ticker", daemon=True)
         self._thread.start()
 
-    def stop(self) -> None:
+    def resume(self) -> None:
+        """Before :meth:`start` on a node that did not listen for a while (a standby taking
+        over): the watchdogs count from now (``RuleEngine.resume``)."""
+        with self._lock:
+            self.engine.resume(self._clock.now_ms())
+            self._save_snapshot()
+
+    def pause(self) -> None:
+        """Stop the ticker, keep the stores open (a standby of a redundant pair: its timers
+        must not raise alarms from readings it does not receive)."""
         self._stopping.set()
         if self._thread is not None:
             self._thread.join(5)
+            self._thread = None
+
+    def stop(self) -> None:
+        self.pause()
         with self._lock:
             self._save_snapshot()
             self._snapshots.close()

@@ -34,6 +34,7 @@ from safety_hub.registry import Plant, default_plant_path, load_plant
 from safety_hub.rules import RulePack, default_rules_path, load_rules
 from safety_hub.runtime.alarm_runtime import AlarmRuntime
 from safety_hub.runtime.broker_probe import BrokerProbe
+from safety_hub.runtime.ha import HaNode, build_node
 from safety_hub.runtime.hub_stats import HubStatsWriter
 from safety_hub.runtime.notifications import NotificationRuntime
 from safety_hub.runtime.notify_wiring import build_notifications
@@ -177,7 +178,8 @@ class Hub:
         # Made before any store is opened: on a disk that is already full its space is what
         # lets the stores open and the alarm journal commit (docs/storage.md, "Full disk").
         self.disk_reserve = self._open_disk_reserve()
-        self.state = build_state(settings, fence)
+        self.ha: HaNode | None = None  # set at the end of __init__; the fence reads it
+        self.state = build_state(settings, fence if fence is not None else self.fence)
         self.spool = self.state.spool
         self.storage = storage or build_storage(settings)
         self.decoder = TelemetryDecoder(
@@ -217,11 +219,32 @@ class Hub:
         )
         self._outbox_publisher: OutboxPublisher | None = None
         self._source = source
+        self._source_used = False  # started once: a new active term builds a fresh one
         self._embedded_broker: object | None = None
         self.broker_probe: BrokerProbe | None = None
+        self._probe_started = False
         self.mqtt_url: str | None = None
         self.started = False
         self._stopping = False
+        # A redundant pair (SAFETY_HUB_HA=on): the hub acts only while it holds the lease.
+        if settings.ha:
+            self.ha = build_node(
+                settings, self.metrics.registry, activate=self._act, deactivate=self._stop_acting
+            )
+
+    @property
+    def fence(self) -> Callable[[], int | None] | None:
+        """The fencing-token callable for the shared-state stores, None without HA. Usable in
+        ``__init__`` before the role machine exists: it reads the token at every call (None
+        while this node does not act)."""
+        return self.fence_token if self.settings.ha else None
+
+    def fence_token(self) -> int | None:
+        """This node's fencing token while it holds the lease. A node of a pair that does not
+        hold it gets 0, a token no term ever has (they start at 1), so every shared-state write
+        it tries is refused (``FencedError``) instead of going through unfenced."""
+        token = None if self.ha is None else self.ha.token
+        return token if token is not None else 0
 
     def _build_notifications(self, sender: NotificationSender | None) -> NotificationRuntime | None:
         """Notifications (docs/notifications.md): policies, outbox, dispatcher; None when off.
@@ -348,6 +371,14 @@ class Hub:
         state_problem = self.state.problem()
         if state_problem is not None:
             out.append(state_problem)
+        if self.ha is not None and not self.ha.active:
+            status = self.ha.status()
+            active = (
+                f"node {status.active_node} is active ({status.active_api_url or 'no API URL'})"
+                if status.active_node
+                else "no node holds the lease"
+            )
+            out.insert(0, f"standby node {self.ha.node_id}: {active}")
         alarm_problem = self.alarms.write_problem
         if alarm_problem is not None:
             out.append(f"alarm state not written (alarms are still evaluated): {alarm_problem}")
@@ -355,8 +386,8 @@ class Hub:
 
     def _on_connection(self, connected: bool, detail: str) -> None:
         self.metrics.mqtt_connected.set(1 if connected else 0)
-        if self._stopping:
-            return  # our own disconnect at shutdown is no alarm
+        if self._stopping or (self.ha is not None and not self.ha.active):
+            return  # our own disconnect at shutdown or at a step-down is no alarm
         if connected:
             self.metrics.mqtt_reconnects.inc()
         self.system_alarms.set(
@@ -430,10 +461,15 @@ class Hub:
         )
         self.metrics.mqtt_in_flight.set_function(source.in_flight)
         self.metrics.mqtt_in_flight_limit.set(source.in_flight_limit())
-        probe = RoundTripProbe(base)
-        self.broker_probe = BrokerProbe(
-            probe.measure, lambda: source.connected, self.metrics, self.clock, self.mqtt_url or ""
-        )
+        if self.broker_probe is None:  # one probe for the hub's life, whichever term's source
+            probe = RoundTripProbe(base)
+            self.broker_probe = BrokerProbe(
+                probe.measure,
+                lambda: self._source is not None and self._source.connected,
+                self.metrics,
+                self.clock,
+                self.mqtt_url or "",
+            )
         return source
 
     def start(self) -> None:
@@ -448,29 +484,71 @@ class Hub:
                 "spool_readings": self.spool.depth().readings,
             },
         )
-        self.sink_worker.start()
         self.ingest.start()
-        if self._source is None:
+        if self.ha is None:
+            self.sink_worker.start()
+            self._act()
+        else:
+            self.ha.start()  # calls _act once it holds the lease
+        self.stats.start(STATS_INTERVAL_S)
+        self.started = True
+
+    def _act(self) -> None:
+        """Start the parts that act on the world: the MQTT ingest sessions (and the publisher),
+        the alarm outbox, the alarm timers, the notifications. At start, or when this node of a
+        redundant pair takes the lease."""
+        if self.ha is not None:
+            # Only the active node empties the shared spool into InfluxDB.
+            self.sink_worker.start()
+        if self._source is None or self._source_used:
             self._source = self._build_source()
+        self._source_used = True
         self.ingest.attach(self._source)
         self._source.start(self.ingest.submit)
         self._outbox_publisher = OutboxPublisher(self.outbox, self._source.publish_confirmed)
         self._outbox_publisher.start()
+        if self.ha is not None:
+            # The other node wrote the shared state while this one stood by: read it again.
+            self.alarms.take_over()
         self.alarms.start()
         if self.notifications is not None:
             self.notifications.start()
         if self.uplink is not None:
             self.uplink.start()
-        self.stats.start(STATS_INTERVAL_S)
-        if self.broker_probe is not None:
+        if self.broker_probe is not None and not self._probe_started:
+            self._probe_started = True  # measures on, standby or not, until the hub stops
             self.broker_probe.start(self.settings.mqtt_probe_interval_s)
-        self.started = True
+
+    def _stop_acting(self, reason: str) -> None:
+        """The node lost the lease: stop publishing, disconnect the ingest sessions without
+        acknowledging (the broker keeps what is unacknowledged for the node that acts next),
+        stop the alarm timers and the notifications. The stores stay open; the sink keeps
+        writing what is already spooled."""
+        # The connections first: the other node takes the same client ids over, and a session
+        # of ours still up would take them back (and the publisher's wait for a PUBACK ends).
+        if self._source is not None:
+            self._source.stop()
+        if self._outbox_publisher is not None:
+            self._outbox_publisher.stop()
+            self._outbox_publisher = None
+        self.alarms.pause()
+        self.sink_worker.stop(drain_timeout=0)  # the spool is shared: the active node drains it
+        if self.notifications is not None:
+            self.notifications.stop()
+        if self.uplink is not None:
+            self.uplink.stop()  # the active node sends; its queue is its own until state moves
+        # The ingest sessions are the active node's now; the probe tells whether this node
+        # reaches the broker (/api/v1/system ha.broker_reachable).
+        self.system_alarms.set("broker_disconnected", False, f"standby: {reason}")
+        log.warning("hub stopped acting", extra={"reason": reason})
 
     def stop(self, drain_timeout: float = 5.0) -> None:
         """Stop taking messages, finish what was handed over, drain what the sink can, close."""
         self._stopping = True
         if self.broker_probe is not None:
             self.broker_probe.stop()
+        if self.ha is not None:
+            self.ha.stop()  # stops acting, then hands the lease over at once
         if self._outbox_publisher is not None:
             self._outbox_publisher.stop()
         if self._source is not None:

@@ -293,6 +293,7 @@ class NotificationRuntime:
 
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self) -> None:
+        self._stopping.clear()  # again after stop(): a redundant pair's node acting again
         self._thread = threading.Thread(target=self._run, name="notify-dispatch", daemon=True)
         self._thread.start()
 

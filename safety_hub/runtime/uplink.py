@@ -118,6 +118,7 @@ class UplinkRuntime:
         self.queue = UplinkQueue(data_dir / QUEUE_FILE)
         self.lanes = [self._lane(d, t) for d, t in destinations]
         self._stopping = threading.Event()
+        self._running = False
         self._producer: threading.Thread | None = None
 
     def _lane(self, destination: Destination, transport: UplinkTransport) -> Lane:
@@ -407,6 +408,12 @@ class UplinkRuntime:
 
     # -- life --------------------------------------------------------------------------------
     def start(self) -> None:
+        """Start the producer and a sender per destination; again after :meth:`stop` too (the
+        node of a redundant pair that takes the lease over sends, the other does not)."""
+        if self._running:
+            return
+        self._running = True
+        self._stopping.clear()
         self._producer = threading.Thread(target=self._produce, name="uplink-producer", daemon=True)
         self._producer.start()
         for lane in self.lanes:
@@ -424,6 +431,9 @@ class UplinkRuntime:
             )
 
     def stop(self) -> None:
+        if not self._running:
+            return
+        self._running = False
         self._stopping.set()
         for lane in self.lanes:
             lane.wake.set()

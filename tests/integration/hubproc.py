@@ -54,8 +54,18 @@ class HubProcess:
     """``safety-hub run`` in a subprocess. It gets a random SAFETY_HUB_ADMIN_TOKEN unless
     ``env`` gives one; :meth:`get` and :meth:`post` send it as the bearer token."""
 
-    def __init__(self, data_dir: Path, env: dict[str, str]) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        env: dict[str, str],
+        *,
+        wrap: Callable[[list[str]], list[str]] | None = None,
+        host: str = "127.0.0.1",
+    ) -> None:
+        """``wrap`` turns the command line into another (``ip netns exec NS ...``); ``host`` is
+        where the test reaches the API (the hub must listen there: SAFETY_HUB_API_HOST)."""
         self.data_dir = data_dir
+        self.wrap = wrap
         self.port = free_port()
         self.env = {
             **os.environ,
@@ -69,19 +79,24 @@ class HubProcess:
         self.auth = {"Authorization": f"Bearer {self.token}"}
         self.proc: subprocess.Popen[bytes] | None = None
         self.log_path = data_dir / "hub.log"
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.url = f"http://{host}:{self.port}"
 
-    def start(self, timeout: float = 60.0) -> None:
+    def start(self, timeout: float = 60.0, *, standby: bool = False) -> None:
+        """Start and wait until ``/readyz`` answers 200; with ``standby`` (a redundant pair's
+        second node, never ready while the other acts) until it serves the API as a standby
+        that has read the lease and names the active node."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("ab")
+        argv = [sys.executable, "-m", "safety_hub.cli", "run"]
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "safety_hub.cli", "run"],
+            self.wrap(argv) if self.wrap else argv,
             env=self.env,
             stdout=log,
             stderr=subprocess.STDOUT,
         )
+        ready, what = (self._standby, "standby") if standby else (self._ready, "ready")
         try:
-            wait_for(self._ready, timeout, f"the hub to be ready at {self.url}")
+            wait_for(ready, timeout, f"the hub to be {what} at {self.url}")
         except AssertionError as exc:  # the log as it is now, not as it was at the start
             raise AssertionError(f"{exc}\n{self.log_tail()}") from None
 
@@ -92,6 +107,22 @@ class HubProcess:
             return httpx.get(f"{self.url}/readyz", timeout=1).status_code == 200
         except httpx.HTTPError:
             return False
+
+    def _standby(self) -> bool:
+        if self.proc is not None and self.proc.poll() is not None:
+            raise AssertionError(f"hub exited with {self.proc.returncode}\n{self.log_tail()}")
+        try:
+            ha = self.ha()
+            return ha.get("role") == "standby" and ha.get("active_node") is not None
+        except httpx.HTTPError:
+            return False
+
+    def ha(self) -> dict[str, Any]:
+        """The ``ha`` block of ``/api/v1/system``."""
+        response = self.get("/api/v1/system")
+        response.raise_for_status()
+        block: dict[str, Any] = response.json()["ha"]
+        return block
 
     def get(self, path: str) -> httpx.Response:
         return httpx.get(f"{self.url}{path}", headers=self.auth, timeout=10)

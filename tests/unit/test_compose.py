@@ -148,8 +148,16 @@ def test_variables_are_required_or_defaulted_and_listed(tmp_path: Path) -> None:
 def test_dependencies_and_health(config: dict[str, Any]) -> None:
     """depends_on names real services with a condition their healthcheck can satisfy."""
     services = config["services"]
-    assert {"broker-init", "mosquitto", "influxdb", "hub", "simulator", "grafana"} <= set(services)
-    assert "postgres" in services and "postgres-data" in config["volumes"]
+    pair = {"hub", "hub-b"}
+    assert {
+        "broker-init",
+        "mosquitto",
+        "influxdb",
+        "postgres",
+        "simulator",
+        "grafana",
+    } | pair <= set(services)
+    assert "postgres-data" in config["volumes"]
     for name, svc in services.items():
         if name not in ONE_SHOT:
             assert "healthcheck" in svc and svc["healthcheck"]["test"], f"{name}: no healthcheck"
@@ -160,7 +168,11 @@ def test_dependencies_and_health(config: dict[str, Any]) -> None:
                 assert how["condition"] == "service_completed_successfully", (name, dep)
             else:
                 assert how["condition"] == "service_healthy", (name, dep)
-    assert set(services["hub"]["depends_on"]) == {"mosquitto", "influxdb"}
+    for hub in pair:
+        assert set(services[hub]["depends_on"]) == {"mosquitto", "influxdb", "postgres"}
+        assert services[hub]["environment"]["SAFETY_HUB_HA"] == "on"
+    ids = {services[hub]["environment"]["SAFETY_HUB_NODE_ID"] for hub in pair}
+    assert len(ids) == 2  # two nodes, two names
     assert set(services["mosquitto"]["depends_on"]) == {"broker-init"}
     assert set(services["simulator"]["depends_on"]) == {"hub"}
     assert set(services["grafana"]["depends_on"]) == {"influxdb"}

@@ -693,3 +693,21 @@ def test_suppression_changes_feed_the_alarm_service(plant: Plant, shipped: RuleP
         False,
         held.keys,
     )
+
+
+def test_a_standby_taking_over_gives_every_tag_a_full_window_from_the_takeover(
+    plant: Plant, shipped: RulePack
+) -> None:
+    """An engine that did not listen for an hour (a redundant pair's standby) raises no stale
+    or link-down alarm for that hour once resumed; a tag that stays silent after the takeover
+    is stale in its window, counted from the takeover. Without resume the hour raises them."""
+    hour = 3_600_000
+    idle = Feed(shipped, plant)
+    idle.advance(hour)
+    assert idle.events("EnterpriseLinkDown") and idle.events("TagStale")
+    resumed = Feed(shipped, plant)
+    resumed.engine.resume(hour)
+    resumed.advance(hour + 1_000)
+    assert resumed.events("EnterpriseLinkDown") == [] and resumed.events("TagStale") == []
+    resumed.advance(hour + 60_000)
+    assert (E01, True, hour + 60_000) in resumed.events("EnterpriseLinkDown")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from safety_hub.api.deps import HubStatusDep, MetricsRegistryDep, reject_unknown_query
 
@@ -17,6 +17,11 @@ class Health(BaseModel):
 
 class Readiness(BaseModel):
     ready: bool
+    role: str | None = Field(
+        None,
+        description="active or standby in a redundant pair (a standby is never ready: a load "
+        "balancer sends actions to the active node only); null for a hub that runs alone",
+    )
     mqtt_connected: bool
     spool_has_room: bool
     storage_ok: bool
@@ -32,7 +37,8 @@ def healthz() -> Health:
     "/readyz",
     response_model=Readiness,
     summary="Ready to ingest: connected to the broker, the spool takes readings and ingest makes "
-    "progress (503 otherwise, with the reasons)",
+    "progress, and (in a redundant pair) this node is the active one (503 otherwise, with the "
+    "reasons)",
     responses={503: {"model": Readiness, "description": "not ready: see problems"}},
 )
 def readyz(status: HubStatusDep, response: Response) -> Readiness:
@@ -51,8 +57,10 @@ def readyz(status: HubStatusDep, response: Response) -> Readiness:
     ready = connected and room and not ingest_problems
     if not ready:
         response.status_code = 503
+    ha = status.ha()
     return Readiness(
         ready=ready,
+        role=None if ha is None else ha.role,
         mqtt_connected=connected,
         spool_has_room=room,
         storage_ok=storage_ok,

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
 from safety_hub.api.deps import (
     AUTH_RESPONSES,
     ClockDep,
+    HubStatus,
     HubStatusDep,
     LiveTableDep,
     PlantDep,
@@ -82,6 +85,21 @@ class BrokerRoundTripOut(BaseModel):
     advice: str | None
 
 
+class HaOut(BaseModel):
+    enabled: bool = Field(description="false: this hub runs alone (the other fields are null)")
+    node_id: str | None
+    role: str | None = Field(description="active, standby or stopped")
+    active_node: str | None = Field(description="the node holding the lease now; null: none")
+    active_api_url: str | None = Field(description="the active node's API base URL")
+    since: datetime | None = Field(description="when the active node took the lease")
+    token: int | None = Field(description="this node's fencing token while it is active")
+    lease_expires: datetime | None = Field(
+        description="the lease's expiry as last read (the database's clock)"
+    )
+    broker_reachable: bool | None = Field(description="this node's probe reaches the broker")
+    last_error: str | None = Field(description="the last lease database problem; null: none")
+
+
 class SystemOut(BaseModel):
     park: str
     mqtt_url: str | None
@@ -105,6 +123,25 @@ class SystemOut(BaseModel):
         description="the provincial uplink's destinations (docs/uplink.md); empty without one "
         "and for an enterprise user",
     )
+    ha: HaOut = Field(description="this node's role in a redundant pair (docs/deploy.md)")
+
+
+def _ha_out(status: HubStatus) -> HaOut:
+    ha = status.ha()
+    if ha is None:
+        return HaOut(
+            enabled=False,
+            node_id=None,
+            role=None,
+            active_node=None,
+            active_api_url=None,
+            since=None,
+            token=None,
+            lease_expires=None,
+            broker_reachable=None,
+            last_error=None,
+        )
+    return HaOut.model_validate(ha, from_attributes=True)
 
 
 @router.get(
@@ -166,4 +203,5 @@ def system(
         uplinks=[]
         if uplink is None or principal.enterprise is not None
         else [UplinkOut.model_validate(u) for u in uplink.states()],
+        ha=_ha_out(status),
     )

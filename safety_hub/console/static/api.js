@@ -108,6 +108,10 @@ export class Api {
     return this.json("/api/v1/plant");
   }
 
+  system() {
+    return this.json("/api/v1/system");
+  }
+
   tags() {
     return this.json("/api/v1/tags");
   }

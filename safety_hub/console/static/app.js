@@ -231,6 +231,7 @@ async function loadAll() {
   if (S.session !== session) return; // signed out (or in as someone else) meanwhile
   setPlant(plant);
   applyAlarmList(alarms);
+  api.system().then((sys) => renderNode(sys.ha), () => renderNode(null)); // never holds the list up
   if (!S.tags.size) {
     const tags = await api.tags();
     if (S.session !== session) return;
@@ -580,6 +581,23 @@ function renderPlan() {
   $("plan-legend").innerHTML = legendHtml();
   const park = S.plant.name_en && lang() === "en" ? S.plant.name_en : S.plant.name;
   $("park-name").textContent = park || "";
+}
+
+/** The node of a redundant pair this console talks to, and its role (hidden for a lone hub). */
+function renderNode(ha) {
+  const el = $("node");
+  if (!ha || !ha.enabled) {
+    el.hidden = true;
+    return;
+  }
+  el.hidden = false;
+  el.dataset.haRole = ha.role;
+  const since = ha.since ? ` · ${t("ha.since")} ${fmtTime(Date.parse(ha.since))}` : "";
+  let text = `${ha.node_id} · ${t(`ha.role.${ha.role}`)}`;
+  if (ha.role === "active") text += since;
+  else text += ` · ${t("ha.active")}: ${ha.active_node || t("ha.none")}${ha.active_node ? since : ""}`;
+  el.textContent = text;
+  el.title = ha.active_api_url ? `${t("ha.active")}: ${ha.active_node} ${ha.active_api_url}` : "";
 }
 
 function renderUser() {
