@@ -25,6 +25,8 @@ from safety_hub.ingest.spool import SpoolBatch, SpoolDepth
 
 log = logging.getLogger("safety_hub.postgres.spool")
 
+DEAD_LETTERS_KEPT = 100
+"""the newest dead letters kept in memory for the status page"""
 PEEK_PAUSE_S = 0.5
 """how long ``peek`` waits after a failed read before it returns nothing"""
 
@@ -47,20 +49,12 @@ class PgSpool:
         health = health or StateHealth()
         self._writer = PgConnection(url, "spool", health, fence)
         self._reader = PgConnection(url, "spool (sink)", health, fence)
-        with self._reader.cursor() as cur:
-            cur.execute(
-                "SELECT COUNT(*), COALESCE(SUM(n), 0), COALESCE(SUM(bytes), 0), MIN(created_ms) "
-                "FROM spool_batch"
-            )
-            row = cur.fetchone()
-            cur.execute("SELECT COUNT(*) FROM spool_dead_letter")
-            dead = cur.fetchone()
-        assert row is not None and dead is not None
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
-        self._batches, self._readings, self._bytes = int(row[0]), int(row[1]), int(row[2])
-        self._oldest: int | None = None if row[3] is None else int(row[3])
-        self._dead = int(dead[0])
+        self._batches = self._readings = self._bytes = self._dead = 0
+        self._oldest: int | None = None
+        self._dead_letters: list[dict[str, object]] = []
+        self.recount()
         self._closed = False
         self._pause = threading.Event()
 
@@ -120,6 +114,26 @@ class PgSpool:
             return []
         return out
 
+    def recount(self) -> None:
+        """Count the depth from the table again: at start, and when this node of a redundant
+        pair becomes active (the other node appended to and drained the shared table)."""
+        with self._reader.cursor() as cur:
+            cur.execute(
+                "SELECT COUNT(*), COALESCE(SUM(n), 0), COALESCE(SUM(bytes), 0), MIN(created_ms) "
+                "FROM spool_batch"
+            )
+            row = cur.fetchone()
+            cur.execute("SELECT COUNT(*) FROM spool_dead_letter")
+            dead = cur.fetchone()
+        assert row is not None and dead is not None
+        letters = self._read_dead_letters()
+        with self._changed:
+            self._dead_letters = letters
+            self._batches, self._readings, self._bytes = int(row[0]), int(row[1]), int(row[2])
+            self._oldest = None if row[3] is None else int(row[3])
+            self._dead = int(dead[0])
+            self._changed.notify_all()
+
     def wait_for_data(self, timeout: float) -> bool:
         with self._changed:
             return self._changed.wait_for(lambda: self._closed or self._batches > 0, timeout)
@@ -138,6 +152,7 @@ class PgSpool:
 
     def _delete(self, batches: Sequence[SpoolBatch], error: str | None, failed_ms: int) -> None:
         by_id = {b.id: b for b in batches}
+        letter_ids: list[int] = []
         with self._reader.transaction() as cur:
             # Only rows that were still here count (a batch removed twice counts once).
             cur.execute("DELETE FROM spool_batch WHERE id = ANY(%s) RETURNING id", (list(by_id),))
@@ -145,9 +160,16 @@ class PgSpool:
             if error is not None and gone:
                 cur.executemany(
                     "INSERT INTO spool_dead_letter (batch_id, created_ms, failed_ms, error, n, "
-                    "lines) VALUES (%s,%s,%s,%s,%s,%s)",
+                    "lines) VALUES (%s,%s,%s,%s,%s,%s) RETURNING id",
                     [(b.id, b.created_ms, failed_ms, error, b.n, b.lines) for b in gone],
+                    returning=True,
                 )
+                while True:
+                    got = cur.fetchone()
+                    if got is not None:
+                        letter_ids.append(int(got[0]))
+                    if not cur.nextset():
+                        break
             cur.execute("SELECT created_ms FROM spool_batch ORDER BY id LIMIT 1")
             row = cur.fetchone()
             oldest = None if row is None else int(row[0])
@@ -158,14 +180,33 @@ class PgSpool:
             self._oldest = oldest
             if error is not None:
                 self._dead += len(gone)
+                new = [
+                    {
+                        "id": i,
+                        "batch_id": b.id,
+                        "created_ms": b.created_ms,
+                        "failed_ms": failed_ms,
+                        "error": error,
+                        "readings": b.n,
+                    }
+                    for i, b in zip(letter_ids, gone, strict=True)
+                ]
+                self._dead_letters = (new[::-1] + self._dead_letters)[:DEAD_LETTERS_KEPT]
             self._changed.notify_all()
 
     def dead_letters(self, limit: int = 100) -> list[dict[str, object]]:
+        """The newest dead letters, from memory: read at start and at :meth:`recount`, added to
+        as this node dead-letters. The status page that lists them never waits on a database
+        that does not answer."""
+        with self._lock:
+            return [dict(d) for d in self._dead_letters[:limit]]
+
+    def _read_dead_letters(self) -> list[dict[str, object]]:
         with self._reader.cursor() as cur:
             cur.execute(
                 "SELECT id, batch_id, created_ms, failed_ms, error, n FROM spool_dead_letter "
                 "ORDER BY id DESC LIMIT %s",
-                (limit,),
+                (DEAD_LETTERS_KEPT,),
             )
             rows = cur.fetchall()
         keys = ("id", "batch_id", "created_ms", "failed_ms", "error", "readings")

@@ -17,6 +17,8 @@ Fencing: with a ``fence`` callable that returns a token, every write transaction
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -36,6 +38,10 @@ STATEMENT_TIMEOUT_MS = 30_000
 TCP_USER_TIMEOUT_MS = 10_000
 """data sent and not acknowledged by the server's machine for this long breaks the connection
 (a cut network would otherwise hang a write for the kernel's retransmission time, minutes)"""
+CLIENT_TIMEOUT_S = STATEMENT_TIMEOUT_MS / 1000 + 5
+"""a call still waiting for the server after this long has its socket shut down from this side:
+a server (or a proxy) that takes the bytes but never answers (a frozen machine, a hung relay)
+is seen by neither the statement timeout nor the TCP timeout"""
 KEEPALIVE_IDLE_S, KEEPALIVE_INTERVAL_S, KEEPALIVE_COUNT = 5, 2, 3
 """TCP keepalives on an idle connection: a dead peer is noticed within about 11 s"""
 LEASE_NAME = "active"
@@ -130,11 +136,23 @@ class PgConnection:
                 conn.close()
 
     @contextmanager
+    def _watchdog(self, conn: psycopg.Connection) -> Iterator[None]:
+        """Shut the connection's socket down if the call takes longer than CLIENT_TIMEOUT_S:
+        the blocked wait then fails (OperationalError) instead of waiting for ever."""
+        timer = threading.Timer(CLIENT_TIMEOUT_S, _shut_down, args=(conn,))
+        timer.daemon = True
+        timer.start()
+        try:
+            yield
+        finally:
+            timer.cancel()
+
+    @contextmanager
     def transaction(self, *, fenced: bool = True) -> Iterator[psycopg.Cursor]:
         """One write transaction (fenced first when the store has a fence)."""
         with self.lock, self._errors():
             conn = self._connection()
-            with conn.transaction(), conn.cursor() as cur:
+            with self._watchdog(conn), conn.transaction(), conn.cursor() as cur:
                 token = self.fence() if (fenced and self.fence is not None) else None
                 if token is not None:
                     cur.execute("SELECT hub_fence(%s, %s)", (LEASE_NAME, token))
@@ -143,8 +161,10 @@ class PgConnection:
     @contextmanager
     def cursor(self) -> Iterator[psycopg.Cursor]:
         """A cursor for reads (autocommit: each statement sees the committed state)."""
-        with self.lock, self._errors(), self._connection().cursor() as cur:
-            yield cur
+        with self.lock, self._errors():
+            conn = self._connection()
+            with self._watchdog(conn), conn.cursor() as cur:
+                yield cur
 
     @contextmanager
     def _errors(self) -> Iterator[None]:
@@ -170,6 +190,15 @@ class PgConnection:
     def close(self) -> None:
         with self.lock:
             self._drop()
+
+
+def _shut_down(conn: psycopg.Connection) -> None:
+    """Shut down the socket under ``conn`` (from another thread: the one blocked on it wakes)."""
+    with suppress(OSError, psycopg.Error, ValueError):
+        fd = os.dup(conn.fileno())
+        with socket.socket(fileno=fd) as sock:
+            sock.shutdown(socket.SHUT_RDWR)
+        log.warning("state database call timed out; connection shut down", extra={})
 
 
 def probe(url: str) -> str | None:

@@ -101,6 +101,9 @@ class SpoolStore(Protocol):
 
     def depth(self) -> SpoolDepth: ...
 
+    def recount(self) -> None:
+        """Count the depth from the store again (a shared store others wrote to)."""
+
     def close(self) -> None: ...
 
 
@@ -265,6 +268,9 @@ class Spool:
     def depth(self) -> SpoolDepth:
         with self._lock:
             return SpoolDepth(self._batches, self._readings, self._bytes, self._oldest, self._dead)
+
+    def recount(self) -> None:
+        """Nothing to do: this file is this hub's own, its counts are always right."""
 
     def close(self) -> None:
         with self._changed:

@@ -189,8 +189,11 @@ class AlarmRuntime:
         disposal_limits: Mapping[Priority, int | None] | None = None,
         journal: JournalStore | None = None,
         snapshots: SnapshotStore | None = None,
+        recover: bool = True,
     ) -> None:
-        """``journal`` and ``snapshots`` default to the SQLite files in ``data_dir``."""
+        """``journal`` and ``snapshots`` default to the SQLite files in ``data_dir``.
+        ``recover`` False: do not re-send what the outbox missed now (a standby of a redundant
+        pair may not write; :meth:`take_over` does it when the node becomes active)."""
         self._clock = clock
         self._reserve = disk_reserve
         # Told (problem text, or None once writes succeed again) when the journal, the outbox,
@@ -231,7 +234,7 @@ class AlarmRuntime:
         self._snapshots = snapshots or SqliteSnapshotStore(data_dir / "engine.sqlite")
         self._engine_parts = (pack, plant, max_lead_ms)
         self.engine = self._restored_engine()
-        self.recovered = self._recover_outputs(journal)
+        self.recovered = self._recover_outputs(journal) if recover else 0
         self.service.subscribe(self._on_transition)
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None

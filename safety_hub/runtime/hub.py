@@ -332,6 +332,8 @@ class Hub:
             },
             journal=self.state.journal,
             snapshots=self.state.snapshots,
+            # A node of a pair writes nothing before it holds the lease; it recovers then.
+            recover=not self.settings.ha,
         )
 
     @property
@@ -498,7 +500,9 @@ class Hub:
         the alarm outbox, the alarm timers, the notifications. At start, or when this node of a
         redundant pair takes the lease."""
         if self.ha is not None:
-            # Only the active node empties the shared spool into InfluxDB.
+            # Only the active node empties the shared spool into InfluxDB, what the other node
+            # spooled included.
+            self.spool.recount()
             self.sink_worker.start()
         if self._source is None or self._source_used:
             self._source = self._build_source()
