@@ -29,6 +29,7 @@ from safety_hub.ingest.live import LiveTable
 from safety_hub.ingest.skew import deskew, encode_skewed_lines
 from safety_hub.ingest.spool import Spool
 from safety_hub.ingest.telemetry import (
+    QUALITIES,
     DecodedMessage,
     Reading,
     Rejection,
@@ -91,11 +92,18 @@ def build_prefixes(tags: Mapping[tuple[str, str], TagChain]) -> dict[tuple[str, 
     return out
 
 
+_QUALITY_FIELDS = {q: f',quality="{q}" ' for q in QUALITIES}
+"""the quality field of a reading line and the space before its timestamp, per quality"""
+
+
 def encode_lines(readings: Iterable[Reading], prefixes: Mapping[tuple[str, str], str]) -> str:
     # The decoder hands over floats already, so repr() is the exact, round-tripping form.
+    quality_field = _QUALITY_FIELDS
     return "\n".join(
-        f'{prefixes[(enterprise, tag)]}value={value!r},quality="{quality}" {ts_ms}'
-        for enterprise, tag, ts_ms, value, quality in readings
+        [
+            f"{prefixes[(enterprise, tag)]}value={value!r}{quality_field[quality]}{ts_ms}"
+            for enterprise, tag, ts_ms, value, quality in readings
+        ]
     )
 
 
