@@ -230,10 +230,20 @@ class AlarmRuntime:
             yield
 
     # -- inputs ------------------------------------------------------------------------------
-    def on_readings(self, readings: list[Reading], received_ms: int | None = None) -> None:
+    def on_readings(
+        self, readings: list[Reading], received_ms: int | None = None, *, save: bool = True
+    ) -> None:
+        """Evaluate readings; the engine snapshot is saved after, unless ``save`` is False
+        (the ingest worker hands a batch over in chunks and calls :meth:`save_snapshot` once,
+        before the batch is spooled and acknowledged)."""
         with self._lock:
             now = self._clock.now_ms() if received_ms is None else received_ms
             self._apply(self.engine.on_readings(readings, now))
+            if save:
+                self._save_snapshot()
+
+    def save_snapshot(self) -> None:
+        with self._lock:
             self._save_snapshot()
 
     def on_gateway_status(self, enterprise: str, online: bool, ts_ms: int) -> None:
