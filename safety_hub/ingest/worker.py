@@ -226,19 +226,30 @@ class IngestWorker:
     # -- the worker ------------------------------------------------------------------------
     def _run(self) -> None:
         lanes = self._lanes
+        urgent_last = False
         while True:
             lanes.clear_ready()
-            batch = lanes.take_urgent(self._max_batch) if lanes.urgent_waiting else []
+            # Urgent first, but never twice in a row while bulk messages wait: a steady stream
+            # of urgent messages is still served between a bulk batch's messages and chunks.
+            batch = []
+            if lanes.urgent_waiting and not urgent_last:
+                batch = lanes.take_urgent(self._max_batch)
+            urgent_last = bool(batch)
             if not batch:
                 batch = lanes.take(self._max_batch)
+            if not batch and lanes.urgent_waiting:
+                batch = lanes.take_urgent(self._max_batch)
+                urgent_last = True
             if batch:
                 self._busy_since = time.monotonic()
+                self._serving_urgent = urgent_last  # an urgent batch serves no other inside
                 try:
                     self.process(batch)
                 except Exception:  # process() isolates messages; this guards the thread
                     log.exception("ingest: a batch of %d messages failed", len(batch))
                 finally:
                     self._busy_since = None
+                    self._serving_urgent = False
                 continue
             if self._held:
                 self._flush(self._clock.now_ms())
@@ -273,16 +284,15 @@ class IngestWorker:
         self._flush(now)
 
     def _serve_urgent(self) -> None:
-        """Process the urgent messages waiting now, inside a bulk batch (not inside another
-        urgent batch: those are short, and take each other in turn)."""
+        """Process one batch of the urgent messages waiting now, inside a bulk batch (not inside
+        another urgent batch). One batch per call: the bulk batch goes on between them."""
         if self._serving_urgent:
             return
         self._serving_urgent = True
         try:
-            while self._lanes.urgent_waiting:
-                batch = self._lanes.take_urgent(self._max_batch)
-                if batch:
-                    self.process(batch)
+            batch = self._lanes.take_urgent(self._max_batch)
+            if batch:
+                self.process(batch)
         finally:
             self._serving_urgent = False
 

@@ -85,7 +85,7 @@ def test_an_unregistered_enterprise_has_no_urgent_lane() -> None:
 
 
 class Rig:
-    def __init__(self, tmp_path: Path) -> None:
+    def __init__(self, tmp_path: Path, max_batch: int = 256) -> None:
         clock = VirtualClock(NOW)
         metrics = HubMetrics()
         tags = fake_tags({"e1": ["GT-1", "PT-1", "PT-2"], "e2": ["GT-2"]})
@@ -100,6 +100,7 @@ class Rig:
             system_alarms=SystemAlarms(clock, metrics),
             clock=clock,
             urgent=TRIAGE.urgent,
+            max_batch_messages=max_batch,
         )
         self.worker.attach(self.source)
         self.seen: list[list[Reading]] = []
@@ -144,3 +145,19 @@ def test_urgent_messages_waiting_are_taken_before_bulk_ones(tmp_path: Path) -> N
         rig.worker.stop()
     assert [m.token for m in rig.source.acked] == ["gas", "bulk"]
     assert [[r.tag for r in chunk] for chunk in rig.seen] == [["GT-2"], ["PT-1"]]
+
+
+def test_a_stream_of_urgent_messages_does_not_starve_bulk_ones(tmp_path: Path) -> None:
+    """Urgent first, but not twice in a row while a bulk message waits: the bulk batch is
+    taken next, and serves one urgent batch (of one message here) at its first checkpoint."""
+    rig = Rig(tmp_path, max_batch=1)  # one message per batch makes the order visible
+    rig.worker.submit(message("e1", body("PT-1"), "bulk"))
+    for i in range(3):
+        rig.worker.submit(message("e2", body("GT-2", ts=NOW + i), f"gas{i}"))
+    rig.worker.start()
+    try:
+        with rig.source.ack_event:
+            assert rig.source.ack_event.wait_for(lambda: len(rig.source.acked) == 4, 10)
+    finally:
+        rig.worker.stop()
+    assert [m.token for m in rig.source.acked] == ["gas0", "gas1", "bulk", "gas2"]
