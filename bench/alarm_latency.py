@@ -37,6 +37,7 @@ import httpx
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
+from bench.ingest_e2e import clear_hub_sessions
 from tests.fixtures.processes import MosquittoProcess
 from tests.integration.hubproc import HubProcess, wait_for
 
@@ -145,6 +146,12 @@ class CaseResult:
     queued_at_end: float
     baseline_p50_ms: float | None
     baseline_p99_ms: float | None
+
+
+def _enterprises() -> list[str]:
+    from safety_hub.registry import default_plant_path, load_plant
+
+    return sorted(load_plant(default_plant_path()).enterprises)
 
 
 def probe_detectors(count: int) -> list[Probe]:
@@ -308,11 +315,12 @@ def operator_probes(
 def run_case(
     tmp: Path, broker: MosquittoProcess, rate: float, shape: str, probes: list[Probe], gap_s: float
 ) -> CaseResult:
+    client_id = f"bench-hub-{int(rate)}-{shape}-{uuid.uuid4().hex[:6]}"
     hub = HubProcess(
         tmp / f"hub-{int(rate)}-{shape}",
         {
             "SAFETY_HUB_MQTT_URL": broker.url,
-            "SAFETY_HUB_MQTT_CLIENT_ID": f"bench-hub-{int(rate)}-{shape}-{uuid.uuid4().hex[:6]}",
+            "SAFETY_HUB_MQTT_CLIENT_ID": client_id,
             "SAFETY_HUB_LOG_LEVEL": "warning",
         },
     )
@@ -341,6 +349,8 @@ def run_case(
         stop.set()
         load.join(10)
         hub.stop()
+        # A stopped hub's persistent sessions would go on queueing the next cases' load.
+        clear_hub_sessions(broker, client_id, _enterprises())
     return CaseResult(
         rate,
         shape,

@@ -56,7 +56,7 @@ MAX_REPORTED_REJECTIONS = 100
 STUCK_AFTER_S = 30.0
 """one batch taking longer than this makes the hub not ready (``/readyz``)"""
 MAX_RETRY_S = 5.0
-FAN_OUT_CHUNK = 2_000
+FAN_OUT_CHUNK = 500
 """readings handed to the listeners at a time; urgent messages are served between chunks"""
 
 
