@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from bench import alarm_latency, decode, fairness, ingest_e2e, pipeline
+from bench import alarm_latency, decode, fairness, ingest_e2e, pipeline, priority
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -15,8 +15,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--quick",
         action="store_true",
-        help="a short pass: alarm latency at 20,000 readings/s only (30 probes per load shape), "
-        "end-to-end ingest with 200,000 readings; the others as always",
+        help="a short pass: priority with one backlog, alarm latency at 20,000 readings/s only "
+        "(30 probes per load shape), end-to-end ingest with 200,000 readings; the others as always",
     )
     args = parser.parse_args(argv)
     decode.run()
@@ -24,8 +24,12 @@ def main(argv: list[str] | None = None) -> None:
     pipeline.run()
     print()
     if args.quick:
+        priority.run(backlogs=(200,), probes=10, rounds=1)
+        print()
         alarm_latency.run(rates=(20_000,), probes=30)
     else:
+        priority.run()
+        print()
         alarm_latency.run()
     print()
     fairness.run()

@@ -119,7 +119,9 @@ def build_sender() -> NotificationSender:
 
 
 class Hub:
-    """The running hub: ingest, spool, sink, live table, metrics."""
+    """The running hub: ingest, spool, sink, live table, metrics. ``prioritise=False`` has it
+    evaluate gas-detector and SIS telemetry in arrival order like the rest (bench/priority.py
+    compares the two)."""
 
     def __init__(
         self,
@@ -133,8 +135,10 @@ class Hub:
         durable_engine: bool = True,
         people: PeopleDirectory | None = None,
         notification_sender: NotificationSender | None = None,
+        prioritise: bool = True,
     ) -> None:
         self.settings = settings
+        self._prioritise = prioritise
         self.clock: Clock = clock or WallClock()
         self.plant = plant or load_plant(settings.plant or default_plant_path())
         self.people = people if people is not None else self._load_people()
@@ -161,11 +165,6 @@ class Hub:
                 max_future_ms=settings.max_future_s * 1000,
                 max_age_ms=settings.horizon_s * 1000,
             ),
-        )
-        # Gas detectors and SIS tags: their messages are evaluated ahead of process data.
-        self.triage = Triage(
-            (key for key, tag in self.plant.tags.items() if tag.kind in CRITICAL_KINDS),
-            settings.max_payload_bytes,
         )
         self.ingest = self._build_ingest()
         self.sink_worker = SinkWorker(
@@ -256,6 +255,11 @@ class Hub:
         return reserve
 
     def _build_ingest(self) -> IngestWorker:
+        # Gas detectors and SIS tags: their messages are evaluated ahead of process data.
+        self.triage = Triage(
+            (key for key, tag in self.plant.tags.items() if tag.kind in CRITICAL_KINDS),
+            self.settings.max_payload_bytes,
+        )
         return IngestWorker(
             decoder=self.decoder,
             prefixes=build_prefixes(self.plant.tags),
@@ -267,7 +271,7 @@ class Hub:
             on_status=self._on_status,
             enterprises=self.plant.enterprises,
             disk_reserve=self.disk_reserve,
-            urgent=self.triage.urgent,
+            urgent=self.triage.urgent if self._prioritise else None,
         )
 
     def _build_alarms(self, durable_engine: bool) -> AlarmRuntime:
