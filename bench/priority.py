@@ -122,7 +122,7 @@ def run(
     from safety_hub.settings import Settings
 
     tune_for_ingest()  # as safety-hub run does: garbage collector and GIL hand-off
-    chosen = probe_detectors(probes * rounds * len(backlogs) * 2)
+    chosen = probe_detectors(probes)  # each hub is new: every one probes the same detectors
     report: dict[str, object] = {}
     print(
         f"priority in process: {probes} probes x {rounds} rounds per backlog and mode", flush=True
@@ -143,8 +143,8 @@ def run(
                     )
                     hub.start()
                     try:
-                        for _ in range(probes):
-                            latency = _probe_hub(hub, transport, chosen.pop(), make())
+                        for probe in chosen:
+                            latency = _probe_hub(hub, transport, probe, make())
                             if latency is None:
                                 missed += 1
                             else:
