@@ -146,6 +146,7 @@ class CaseResult:
     queued_at_end: float
     baseline_p50_ms: float | None
     baseline_p99_ms: float | None
+    latencies_ms: list[float]
 
 
 def _enterprises() -> list[str]:
@@ -364,6 +365,7 @@ def run_case(
         queued,
         pct(echo, 50) if echo else None,
         pct(echo, 99) if echo else None,
+        [round(v, 2) for v in latency],
     )
 
 
