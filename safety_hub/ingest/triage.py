@@ -38,7 +38,6 @@ class Triage:
             by_enterprise.setdefault(enterprise, set()).add(tag)
         self._critical = {e: frozenset(tags) for e, tags in by_enterprise.items()}
         self._max_bytes = max_payload_bytes
-        self.urgent_messages = 0
 
     def urgent(self, topic: str, payload: bytes) -> bool:
         parts = topic.split("/")
@@ -56,8 +55,4 @@ class Triage:
             readings = _tags_decoder.decode(payload).readings
         except Exception:  # never on the transport's thread: the decoder judges it in turn
             return False
-        for reading in readings:
-            if reading.tag in tags:
-                self.urgent_messages += 1
-                return True
-        return False
+        return any(reading.tag in tags for reading in readings)
