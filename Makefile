@@ -10,6 +10,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 DEBS   := mosquitto mosquitto-clients influxdb victoria-metrics chromium fonts-noto-cjk sqlite3 postgresql openssl
 PYTEST_ARGS ?=
+BENCH_ARGS ?=
 # test files run on this many workers (pytest-xdist, whole files per worker); 0 runs them in order
 PYTEST_WORKERS ?= 2
 
@@ -19,7 +20,7 @@ help:
 	@echo "make demo    run the hub in local mode with simulated gateways (Ctrl-C stops)"
 	@echo "make test    lint, type-check and run the whole test suite"
 	@echo "make setup   create .venv and install what is missing (Debian packages when root)"
-	@echo "make bench   run the benchmarks (bench/)"
+	@echo "make bench   run the benchmarks (bench/); make bench BENCH_ARGS=--quick for a short pass"
 	@echo "make dashboards  regenerate the Grafana boards in dashboards/json/ (commit them)"
 
 setup: system-deps $(VENV)/.installed
@@ -74,7 +75,7 @@ test: setup lint typecheck
 	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 bench: setup
-	$(BIN)/python -m bench
+	$(BIN)/python -m bench $(BENCH_ARGS)
 
 dashboards: $(VENV)/.installed
 	$(BIN)/safety-hub dashboards build

@@ -1,43 +1,48 @@
-"""Alarm latency: publish a reading over MQTT -> receive its alarm event over MQTT.
+"""Alarm latency under load: a gas detector's reading published over MQTT -> its alarm event.
 
-Runs a private Mosquitto, the hub as its own process (sample park, shipped rule packs), and a
-load generator publishing the rest of the park at 1,000 and 20,000 readings/s. Each probe
-puts one Cl2 detector between its level-1 and level-2 setpoints and times the raise event on
-``hazard/v1/{enterprise}/alarms``; the alarm is then acknowledged and reset over the API.
-Baseline, measured in the same run under the same load: a plain MQTT round trip through the
-same broker (publish -> a subscriber receives it).
+Probes as an operator would meet it: ``--probes`` different gas detectors (toxic and combustible,
+the first 100 of the sample park by default), each driven past its level-2 setpoint once,
+``--gap`` s apart, published with paho over TCP_NODELAY at QoS 1; each probe is timed from its
+publish until the ``raise`` event of its ``ToxicGasLevel2``/``CombustibleGasLevel2`` alarm
+arrives on ``hazard/v1/{enterprise}/alarms``. Meanwhile a load process publishes the park's
+process tags (every in-service tag that is neither a gas detector nor SIS) in messages of 100
+readings at QoS 1, at each ``--rates`` value, in each ``--shapes``: ``burst`` (a second's
+messages all at the start of the second, as interval-reporting gateways send) or ``spread``
+(evenly over the second). Every case runs its own hub (``safety-hub run``: sample park, shipped
+rule packs, local SQLite storage) against one private Mosquitto; everything shares the machine.
+
+Printed per case: the probes' p50/p99/max, the load offered and what the hub ingested meanwhile,
+the readings still queued in the hub at the end, and, as a baseline in the same run, a plain
+MQTT round trip through the same broker under the same load. ``--json`` writes the report.
+``--quick`` is one rate (20,000/s), both shapes, 30 probes. ``measure`` (one Cl2 detector probed
+again and again, acknowledged and reset over the API) is what bench/fairness.py uses.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import multiprocessing
+import os
 import queue
-import statistics
+import sys
 import tempfile
-import threading
 import time
+import uuid
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
+from bench.ingest_e2e import clear_hub_sessions
 from tests.fixtures.processes import MosquittoProcess
 from tests.integration.hubproc import HubProcess, wait_for
 
 ENT = "e01-chloralkali"
 PROBE_TAGS = ["GT-1101", "GT-1104", "GT-1107"]
-
-
-def _load(port: int, rate: float, stop: multiprocessing.synchronize.Event) -> None:  # type: ignore[name-defined]
-    from safety_hub.registry import default_plant_path, load_plant
-    from simulators.park import ParkSimulator
-
-    sim = ParkSimulator(load_plant(default_plant_path()), "127.0.0.1", port, rate=rate)
-    sim.tags[ENT] = [t for t in sim.tags[ENT] if t.tag not in PROBE_TAGS]
-    threading.Thread(target=lambda: (stop.wait(), sim.stop()), daemon=True).start()
-    sim.run()
 
 
 def _client(port: int, topic: str) -> tuple[mqtt.Client, queue.Queue[tuple[float, bytes]]]:
@@ -115,55 +120,321 @@ def measure(port: int, hub: HubProcess, probes: int) -> tuple[list[float], list[
     return baseline, latency
 
 
-def run(rates: tuple[float, ...] = (1_000, 20_000), probes: int = 30) -> None:
-    with tempfile.TemporaryDirectory() as tmp:
-        broker = MosquittoProcess(Path(tmp) / "broker")
-        broker.start()
-        hub = HubProcess(
-            Path(tmp) / "hub",
-            {
-                "SAFETY_HUB_MQTT_URL": broker.url,
-                "SAFETY_HUB_LOG_LEVEL": "warning",
-                # Two operator actions per probe: above the per-user limit meant for people.
-                "SAFETY_HUB_ACTION_RATE_PER_MIN": "60000",
-                "SAFETY_HUB_ACTION_BURST": "1000",
-            },
+GAS_LEVEL2 = {"toxic_gas": "ToxicGasLevel2", "combustible_gas": "CombustibleGasLevel2"}
+CRITICAL_PREFIXES = ("toxic_gas", "combustible_gas", "open_path_gas", "oxygen", "sis_")
+
+
+@dataclass(frozen=True)
+class Probe:
+    enterprise: str
+    tag: str
+    alert: str
+    value: float
+
+
+@dataclass
+class CaseResult:
+    rate: float
+    shape: str
+    probes: int
+    answered: int
+    p50_ms: float | None
+    p99_ms: float | None
+    max_ms: float | None
+    offered_per_s: float
+    ingested_per_s: float
+    queued_at_end: float
+    baseline_p50_ms: float | None
+    baseline_p99_ms: float | None
+    latencies_ms: list[float]
+
+
+def _enterprises() -> list[str]:
+    from safety_hub.registry import default_plant_path, load_plant
+
+    return sorted(load_plant(default_plant_path()).enterprises)
+
+
+def probe_detectors(count: int) -> list[Probe]:
+    """``count`` gas detectors of the sample park, alternating enterprises, with a value
+    between each one's level-2 setpoint and its range top."""
+    from safety_hub.registry import default_plant_path, load_plant
+
+    plant = load_plant(default_plant_path())
+    by_ent: dict[str, list[Probe]] = {}
+    for t in sorted(plant.tags.values(), key=lambda t: (t.enterprise, t.tag)):
+        if t.kind in GAS_LEVEL2 and t.in_service:
+            l2 = dict(t.setpoints)["l2"]
+            value = round(l2 + (t.range_hi - l2) * 0.5, 3)
+            by_ent.setdefault(t.enterprise, []).append(
+                Probe(t.enterprise, t.tag, GAS_LEVEL2[t.kind], value)
+            )
+    out: list[Probe] = []
+    while len(out) < count and any(by_ent.values()):
+        for probes in by_ent.values():
+            if probes and len(out) < count:
+                out.append(probes.pop(0))
+    if len(out) < count:
+        raise SystemExit(f"the sample park has only {len(out)} gas detectors with a level 2")
+    return out
+
+
+def _process_load(
+    port: int, rate: float, shape: str, stop: Any, sent: Any, batch: int = 100
+) -> None:
+    """Publish the park's process tags at ``rate`` readings/s until ``stop`` is set."""
+    import random
+
+    import msgspec
+
+    from safety_hub.registry import default_plant_path, load_plant
+    from simulators.gateway import normal_value
+    from simulators.park import sim_tags
+
+    tags = {
+        code: [t for t in ts if not t.kind.startswith(CRITICAL_PREFIXES)]
+        for code, ts in sim_tags(load_plant(default_plant_path())).items()
+    }
+    tags = {code: ts for code, ts in tags.items() if ts}
+    clients = {}
+    for code in tags:
+        c = mqtt.Client(
+            CallbackAPIVersion.VERSION2, client_id=f"bench-load-{code}", protocol=mqtt.MQTTv5
         )
-        hub.start()
+        c.on_socket_open = lambda cl, u, s: s.setsockopt(6, 1, 1)  # TCP_NODELAY
+        c.max_inflight_messages_set(1000)
+        c.max_queued_messages_set(0)
+        c.connect("127.0.0.1", port)
+        c.loop_start()
+        clients[code] = c
+    rng = random.Random(16)
+    codes = list(tags)
+    last_ts = dict.fromkeys(codes, 0)
+    encode = msgspec.json.encode
+    per_second = max(1, round(rate / batch))
+    i = 0
+
+    def one() -> None:
+        nonlocal i
+        code = codes[i % len(codes)]
+        i += 1
+        ts_tags = tags[code]
+        base = max(time.time_ns() // 1_000_000, last_ts[code] + 1)
+        readings = []
+        for k in range(batch):
+            t = ts_tags[k % len(ts_tags)]
+            ts = base + k // len(ts_tags)  # a tag twice in one message: 1 ms later
+            readings.append({"tag": t.tag, "v": normal_value(t, ts / 1000, rng), "ts": ts})
+        last_ts[code] = base + (batch - 1) // len(ts_tags)
+        clients[code].publish(f"hazard/v1/{code}/telemetry", encode({"readings": readings}), qos=1)
+        sent.value += batch
+
+    next_second = time.monotonic()
+    while not stop.is_set():
+        if shape == "burst":
+            for _ in range(per_second):
+                one()
+        else:
+            slot = 1.0 / per_second
+            for n in range(per_second):
+                pause = next_second + n * slot - time.monotonic()
+                if pause > 0:
+                    time.sleep(pause)
+                one()
+        next_second += 1.0
+        pause = next_second - time.monotonic()
+        if pause > 0:
+            stop.wait(pause)
+    for c in clients.values():
+        c.loop_stop()
+        c.disconnect()
+
+
+def _probe_client(port: int) -> tuple[mqtt.Client, queue.Queue[tuple[float, bytes]]]:
+    got: queue.Queue[tuple[float, bytes]] = queue.Queue()
+    ready: queue.Queue[int] = queue.Queue()
+    c = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+    c.on_message = lambda cl, u, m: got.put((time.perf_counter(), m.payload))
+    c.on_subscribe = lambda *a: ready.put(1)
+    c.on_connect = lambda cl, *a: cl.subscribe([("hazard/v1/+/alarms", 1), ("bench/echo", 1)])
+    c.on_socket_open = lambda cl, u, s: s.setsockopt(6, 1, 1)  # TCP_NODELAY
+    c.connect("127.0.0.1", port)
+    c.loop_start()
+    ready.get(timeout=10)
+    return c, got
+
+
+def operator_probes(
+    port: int, probes: list[Probe], gap_s: float
+) -> tuple[list[float], list[float]]:
+    """Each detector past level 2 once, ``gap_s`` apart; (alarm latencies, echo round trips) ms."""
+    client, got = _probe_client(port)
+    sent_at: dict[tuple[str, int], float] = {}
+    echo_sent: dict[bytes, float] = {}
+    latency: list[float] = []
+    echo: list[float] = []
+    wanted = {(p.tag, p.alert) for p in probes}
+
+    def drain(timeout: float) -> None:
         try:
-            print(f"alarm latency, publish -> alarm event over MQTT, {probes} probes per load")
+            received, payload = got.get(timeout=timeout)
+        except queue.Empty:
+            return
+        if payload in echo_sent:
+            echo.append((received - echo_sent.pop(payload)) * 1000)
+            return
+        event = json.loads(payload)
+        alarm = event.get("alarm", {})
+        key = (alarm.get("tag"), alarm.get("event_ts_ms"))
+        if event.get("action") == "raise" and (alarm.get("tag"), alarm.get("alert")) in wanted:
+            started = sent_at.pop(key, None)
+            if started is not None:
+                latency.append((received - started) * 1000)
+
+    start = time.monotonic()
+    for n, p in enumerate(probes):
+        while (pause := start + n * gap_s - time.monotonic()) > 0:
+            drain(pause)
+        ts = time.time_ns() // 1_000_000
+        body = json.dumps({"readings": [{"tag": p.tag, "v": p.value, "ts": ts}]}).encode()
+        sent_at[(p.tag, ts)] = time.perf_counter()
+        client.publish(f"hazard/v1/{p.enterprise}/telemetry", body, qos=1)
+        if n % 2:  # the baseline: a plain round trip through the broker, between probes
+            token = f"echo-{n}".encode()
+            echo_sent[token] = time.perf_counter()
+            client.publish("bench/echo", token, qos=1)
+    deadline = time.monotonic() + 30
+    while sent_at and time.monotonic() < deadline:
+        drain(0.2)
+    for tag, _ in sent_at:
+        print(f"    no level-2 alarm for {tag} within 30 s")
+    client.loop_stop()
+    client.disconnect()
+    return latency, echo
+
+
+def run_case(
+    tmp: Path, broker: MosquittoProcess, rate: float, shape: str, probes: list[Probe], gap_s: float
+) -> CaseResult:
+    client_id = f"bench-hub-{int(rate)}-{shape}-{uuid.uuid4().hex[:6]}"
+    hub = HubProcess(
+        tmp / f"hub-{int(rate)}-{shape}",
+        {
+            "SAFETY_HUB_MQTT_URL": broker.url,
+            "SAFETY_HUB_MQTT_CLIENT_ID": client_id,
+            "SAFETY_HUB_LOG_LEVEL": "warning",
+        },
+    )
+    hub.start()
+    stop = multiprocessing.Event()
+    sent = multiprocessing.Value("q", 0)
+    load = multiprocessing.Process(
+        target=_process_load, args=(broker.port, rate, shape, stop, sent), daemon=True
+    )
+    try:
+        load.start()
+        time.sleep(3)  # let the load settle
+        before, sent0, started = (
+            hub.metric("safety_hub_readings_accepted_total"),
+            sent.value,
+            time.monotonic(),
+        )
+        latency, echo = operator_probes(broker.port, probes, gap_s)
+        elapsed = time.monotonic() - started
+        ingested = (
+            hub.metric("safety_hub_readings_accepted_total") - before - len(latency)
+        ) / elapsed
+        offered = (sent.value - sent0) / elapsed
+        queued = hub.metric("safety_hub_ingest_queued_messages")
+    finally:
+        stop.set()
+        load.join(10)
+        hub.stop()
+        # A stopped hub's persistent sessions would go on queueing the next cases' load.
+        clear_hub_sessions(broker, client_id, _enterprises())
+    return CaseResult(
+        rate,
+        shape,
+        len(probes),
+        len(latency),
+        pct(latency, 50) if latency else None,
+        pct(latency, 99) if latency else None,
+        max(latency) if latency else None,
+        offered,
+        ingested,
+        queued,
+        pct(echo, 50) if echo else None,
+        pct(echo, 99) if echo else None,
+        [round(v, 2) for v in latency],
+    )
+
+
+def _ms(v: float | None) -> str:
+    return "   -  " if v is None else f"{v:6.1f}"
+
+
+def run(
+    rates: tuple[float, ...] = (1_000, 20_000, 100_000),
+    shapes: tuple[str, ...] = ("burst", "spread"),
+    probes: int = 100,
+    gap_s: float = 0.1,
+) -> list[CaseResult]:
+    chosen = probe_detectors(probes)
+    results: list[CaseResult] = []
+    print(
+        f"alarm latency: {probes} gas detectors past level 2, {gap_s} s apart, under process-tag "
+        f"load (messages of 100, QoS 1); load average {os.getloadavg()[0]:.2f}",
+        flush=True,
+    )
+    with tempfile.TemporaryDirectory(prefix="alarm-latency-") as tmpdir:
+        tmp = Path(tmpdir)
+        with MosquittoProcess(tmp / "broker") as broker:
             for rate in rates:
-                stop = multiprocessing.Event()
-                load = multiprocessing.Process(
-                    target=_load, args=(broker.port, rate, stop), daemon=True
-                )
-                load.start()
-                time.sleep(3)  # let the load settle
-                before = hub.metric("safety_hub_readings_accepted_total")
-                started = time.monotonic()
-                baseline, latency = measure(broker.port, hub, probes)
-                achieved = (hub.metric("safety_hub_readings_accepted_total") - before) / (
-                    time.monotonic() - started
-                )
-                stop.set()
-                load.join(10)
-                if not latency:
+                for shape in shapes:
+                    r = run_case(tmp, broker, rate, shape, chosen, gap_s)
+                    results.append(r)
                     print(
-                        f"  load {rate:>8,.0f}/s: no measurement (hub ingested {achieved:,.0f}/s)"
+                        f"  load {rate:>9,.0f}/s {shape:<6} (offered {r.offered_per_s:>9,.0f}/s, "
+                        f"hub ingested {r.ingested_per_s:>9,.0f}/s, queued at end "
+                        f"{r.queued_at_end:,.0f} msgs): {r.answered}/{r.probes} alarms, p50 "
+                        f"{_ms(r.p50_ms)} ms p99 {_ms(r.p99_ms)} ms max {_ms(r.max_ms)} ms | "
+                        f"MQTT round trip p50 {_ms(r.baseline_p50_ms)} ms p99 "
+                        f"{_ms(r.baseline_p99_ms)} ms",
+                        flush=True,
                     )
-                    continue
-                b50, b99 = pct(baseline, 50), pct(baseline, 99)
-                l50, l99 = pct(latency, 50), pct(latency, 99)
-                print(
-                    f"  load {rate:>8,.0f}/s (hub ingested {achieved:>8,.0f}/s): "
-                    f"hub p50 {l50:6.2f} ms p99 {l99:6.2f} ms | "
-                    f"baseline MQTT round trip p50 {b50:5.2f} ms p99 {b99:5.2f} ms | "
-                    f"ratio p50 x{l50 / b50:5.1f} p99 x{l99 / b99:5.1f} | mean {statistics.mean(latency):.2f} ms"
-                )
-        finally:
-            hub.stop()
-            broker.stop()
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.alarm_latency",
+        description=(__doc__ or "").split("\n\n")[0],
+        epilog=(__doc__ or "").split("\n\n", 1)[1],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--rates", default="1000,20000,100000", help="background readings/s, comma-separated"
+    )
+    parser.add_argument("--shapes", default="burst,spread", help="burst, spread or both")
+    parser.add_argument("--probes", type=int, default=100, help="gas detectors probed per case")
+    parser.add_argument("--gap", type=float, default=0.1, help="seconds between probes")
+    parser.add_argument(
+        "--quick", action="store_true", help="20,000 readings/s only, both shapes, 30 probes"
+    )
+    parser.add_argument("--json", type=Path, help="also write the results to this file")
+    args = parser.parse_args(argv)
+    rates = tuple(float(r) for r in args.rates.split(","))
+    shapes = tuple(s.strip() for s in args.shapes.split(","))
+    if any(s not in ("burst", "spread") for s in shapes):
+        parser.error("--shapes takes burst, spread or both")
+    probes = args.probes
+    if args.quick:
+        rates, probes = (20_000.0,), 30
+    results = run(rates, shapes, probes, args.gap)
+    if args.json:
+        args.json.write_text(json.dumps([asdict(r) for r in results], indent=2))
+    return 0 if all(r.answered == r.probes for r in results) else 1
 
 
 if __name__ == "__main__":
-    run()
+    sys.exit(main())

@@ -46,6 +46,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from safety_hub.logs import setup_logging
     from safety_hub.registry import default_plant_path, load_plant
     from safety_hub.runtime.hub import Hub
+    from safety_hub.runtime.interpreter import tune_for_ingest
 
     setup_logging(settings.log_level, settings.log_format, secrets=settings.secret_values())
     plant = load_plant(settings.plant or default_plant_path())
@@ -61,6 +62,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     except BaseException:
         listener.close()
         raise
+    tune_for_ingest()  # this process runs one hub: its garbage collector and GIL hand-off
     console = console_url(settings.api_host, port, auth.local_token)
 
     def started(_request_exit: Callable[[], None]) -> None:

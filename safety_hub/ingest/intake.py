@@ -5,7 +5,13 @@ outsider can make the hub say.
   everything else (unregistered enterprises, odd topics). The transport thread appends; the
   ingest worker takes round-robin, a few messages per lane per round, so an enterprise that
   floods fills only its own lane and another enterprise's next message is in the very next
-  batch. Order within an enterprise is kept (its status and telemetry stay in sequence).
+  batch. Order within an enterprise is kept (its status and telemetry stay in sequence),
+  except that each enterprise also has an *urgent* lane for messages that carry
+  safety-critical readings (gas detectors, SIS; :mod:`safety_hub.ingest.triage`): the worker
+  takes those first, and between the messages of a bulk batch, so a gas alarm never queues
+  behind a backlog of process data. A tag's readings stay in order unless one message mixes
+  critical and process readings (it is urgent as a whole and may overtake an earlier bulk
+  message of the same process tag, whose reading the rule engine then takes as late).
   QoS 1 lanes need no bound of their own: the broker sends no more unacknowledged messages
   than the session's receive maximum. QoS 0 messages have no such brake, so a lane holds at
   most ``qos0_limit`` of them; past that a QoS 0 message is dropped and counted (QoS 0 is
@@ -42,11 +48,17 @@ class IntakeLanes:
         on_qos0_drop: DropListener | None = None,
     ) -> None:
         self._lanes: dict[str, deque[InboundMessage]] = {code: deque() for code in enterprises}
+        self._urgent: dict[str, deque[InboundMessage]] = {code: deque() for code in enterprises}
         self._other: deque[InboundMessage] = deque()
         self._order: list[tuple[str, deque[InboundMessage]]] = [
             *self._lanes.items(),
             (UNKNOWN_LABEL, self._other),
         ]
+        self._urgent_order = list(self._urgent.items())
+        self._urgent_start = 0
+        # Set by the transport thread after it appended to an urgent lane, cleared by the
+        # worker before it takes them: a plain attribute, read between bulk messages.
+        self.urgent_waiting = False
         self._qos0_limit = qos0_limit
         self._on_drop = on_qos0_drop
         self._ready = threading.Event()
@@ -60,18 +72,24 @@ class IntakeLanes:
             return parts[2]
         return UNKNOWN_LABEL
 
-    def put(self, message: InboundMessage) -> bool:
-        """Called on the transport's thread. False when a QoS 0 message had to be dropped."""
+    def put(self, message: InboundMessage, *, urgent: bool = False) -> bool:
+        """Called on the transport's thread. False when a QoS 0 message had to be dropped.
+        ``urgent``: the message carries safety-critical readings (only for registered
+        enterprises; others have no urgent lane)."""
         parts = message.topic.split("/", 3)
-        lane = self._lanes.get(parts[2]) if len(parts) == 4 else None
+        lanes = self._urgent if urgent else self._lanes
+        lane = lanes.get(parts[2]) if len(parts) == 4 else None
         if lane is None:
             lane = self._other
+            urgent = False
         if message.qos == 0 and len(lane) >= self._qos0_limit:
             self.dropped_qos0 += 1
             if self._on_drop is not None:
                 self._on_drop(parts[2] if lane is not self._other else UNKNOWN_LABEL)
             return False
         lane.append(message)  # deque.append is atomic: no lock on the transport's hot path
+        if urgent:
+            self.urgent_waiting = True
         if not self._ready.is_set():
             self._ready.set()
         return True
@@ -117,6 +135,31 @@ class IntakeLanes:
                 break
         return batch
 
+    def take_urgent(self, max_messages: int) -> list[InboundMessage]:
+        """Up to ``max_messages`` urgent messages, round-robin over the enterprises (one each
+        per round, so one enterprise's stream of them cannot hold back another's)."""
+        self.urgent_waiting = False  # before taking: a message put meanwhile sets it again
+        batch: list[InboundMessage] = []
+        order = self._urgent_order
+        count = len(order)
+        if not count:
+            return batch
+        start = self._urgent_start
+        self._urgent_start = (start + 1) % count
+        while len(batch) < max_messages:
+            before = len(batch)
+            for i in range(count):
+                lane = order[(start + i) % count][1]
+                if lane:
+                    batch.append(lane.popleft())
+                    if len(batch) >= max_messages:
+                        break
+            if len(batch) == before:
+                break
+        if any(lane for _, lane in order):
+            self.urgent_waiting = True  # more than one batch of them: take again
+        return batch
+
     def clear_ready(self) -> None:
         self._ready.clear()
 
@@ -127,11 +170,17 @@ class IntakeLanes:
         self._ready.set()
 
     def depth(self) -> int:
-        return sum(len(lane) for _, lane in self._order)
+        return sum(len(lane) for _, lane in self._order) + sum(
+            len(lane) for _, lane in self._urgent_order
+        )
 
     def depths(self) -> dict[str, int]:
-        """Messages waiting per lane (only lanes that hold any)."""
-        return {code: len(lane) for code, lane in self._order if lane}
+        """Messages waiting per enterprise, urgent ones included (only those that have any)."""
+        out = {code: len(lane) for code, lane in self._order if lane}
+        for code, lane in self._urgent_order:
+            if lane:
+                out[code] = out.get(code, 0) + len(lane)
+        return out
 
 
 class RateBudget:

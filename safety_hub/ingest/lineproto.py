@@ -12,7 +12,11 @@ values ``,`` ``=`` and space take a backslash; in string field values ``"`` and 
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Protocol
+
+from safety_hub.ingest.telemetry import QUALITIES, Reading
 
 READING_MEASUREMENT = "reading"
 
@@ -188,3 +192,62 @@ def _parse_plain(line: str) -> ParsedLine:
         fields[kv[0]] = _parse_field_value(kv[1])
     timestamp = int(sections[2]) if len(sections) == 3 else None
     return ParsedLine(series[0], tags, fields, timestamp)
+
+
+class TagChain(Protocol):
+    """What the pipeline needs of a registry tag: its identifier chain."""
+
+    @property
+    def park(self) -> str: ...
+
+    @property
+    def enterprise(self) -> str: ...
+
+    @property
+    def hazard_source(self) -> str: ...
+
+    @property
+    def unit(self) -> str: ...
+
+    @property
+    def equipment(self) -> str: ...
+
+    @property
+    def tag(self) -> str: ...
+
+    @property
+    def kind(self) -> str: ...
+
+
+def build_prefixes(tags: Mapping[tuple[str, str], TagChain]) -> dict[tuple[str, str], str]:
+    """Line-protocol series prefix of every tag, computed once so per-reading work is small."""
+    out: dict[tuple[str, str], str] = {}
+    for key, info in tags.items():
+        out[key] = series_prefix(
+            READING_MEASUREMENT,
+            {
+                "park": info.park,
+                "enterprise": info.enterprise,
+                "hazard_source": info.hazard_source,
+                "unit": info.unit,
+                "equipment": info.equipment,
+                "tag": info.tag,
+                "kind": info.kind,
+            },
+        )
+    return out
+
+
+_QUALITY_FIELDS = {q: f',quality="{q}" ' for q in QUALITIES}
+"""the quality field of a reading line and the space before its timestamp, per quality"""
+
+
+def encode_lines(readings: Iterable[Reading], prefixes: Mapping[tuple[str, str], str]) -> str:
+    # The decoder hands over floats already, so repr() is the exact, round-tripping form.
+    quality_field = _QUALITY_FIELDS
+    return "\n".join(
+        [
+            f"{prefixes[(enterprise, tag)]}value={value!r}{quality_field[quality]}{ts_ms}"
+            for enterprise, tag, ts_ms, value, quality in readings
+        ]
+    )

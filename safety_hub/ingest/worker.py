@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -24,7 +24,9 @@ from safety_hub.clock import Clock
 from safety_hub.errors import DiskFullError
 from safety_hub.ingest.decoder import Decoder
 from safety_hub.ingest.intake import UNKNOWN_LABEL, IntakeLanes, LogBudget, RateBudget, clip
-from safety_hub.ingest.lineproto import READING_MEASUREMENT, series_prefix
+from safety_hub.ingest.lineproto import TagChain as TagChain
+from safety_hub.ingest.lineproto import build_prefixes as build_prefixes
+from safety_hub.ingest.lineproto import encode_lines
 from safety_hub.ingest.live import LiveTable
 from safety_hub.ingest.skew import deskew, encode_skewed_lines
 from safety_hub.ingest.spool import SpoolStore
@@ -45,58 +47,8 @@ log = logging.getLogger("safety_hub.pipeline")
 
 ReadingListener = Callable[[list[Reading]], None]
 StatusListener = Callable[[str, bytes, int], None]
-
-
-class TagChain(Protocol):
-    """What the pipeline needs of a registry tag: its identifier chain."""
-
-    @property
-    def park(self) -> str: ...
-
-    @property
-    def enterprise(self) -> str: ...
-
-    @property
-    def hazard_source(self) -> str: ...
-
-    @property
-    def unit(self) -> str: ...
-
-    @property
-    def equipment(self) -> str: ...
-
-    @property
-    def tag(self) -> str: ...
-
-    @property
-    def kind(self) -> str: ...
-
-
-def build_prefixes(tags: Mapping[tuple[str, str], TagChain]) -> dict[tuple[str, str], str]:
-    """Line-protocol series prefix of every tag, computed once so per-reading work is small."""
-    out: dict[tuple[str, str], str] = {}
-    for key, info in tags.items():
-        out[key] = series_prefix(
-            READING_MEASUREMENT,
-            {
-                "park": info.park,
-                "enterprise": info.enterprise,
-                "hazard_source": info.hazard_source,
-                "unit": info.unit,
-                "equipment": info.equipment,
-                "tag": info.tag,
-                "kind": info.kind,
-            },
-        )
-    return out
-
-
-def encode_lines(readings: Iterable[Reading], prefixes: Mapping[tuple[str, str], str]) -> str:
-    # The decoder hands over floats already, so repr() is the exact, round-tripping form.
-    return "\n".join(
-        f'{prefixes[(enterprise, tag)]}value={value!r},quality="{quality}" {ts_ms}'
-        for enterprise, tag, ts_ms, value, quality in readings
-    )
+Settle = Callable[[], None]
+Urgency = Callable[[str, bytes], bool]
 
 
 MAX_REPORTED_REJECTIONS = 100
@@ -104,6 +56,8 @@ MAX_REPORTED_REJECTIONS = 100
 STUCK_AFTER_S = 30.0
 """one batch taking longer than this makes the hub not ready (``/readyz``)"""
 MAX_RETRY_S = 5.0
+FAN_OUT_CHUNK = 500
+"""readings handed to the listeners at a time; urgent messages are served between chunks"""
 
 
 class DiskReserve(Protocol):
@@ -177,8 +131,11 @@ class IngestWorker:
         disk_reserve: DiskReserve | None = None,
         report_rate_per_s: float = 20.0,
         report_burst: int = 100,
+        urgent: Urgency | None = None,
     ) -> None:
         self._on_status = on_status
+        self._urgent = urgent
+        self._serving_urgent = False
         self._decoder = decoder
         self._prefixes = prefixes
         self._spool = spool
@@ -194,6 +151,7 @@ class IngestWorker:
         )
         metrics.ingest_queued.set_function(self._lanes.depth)
         self._listeners: list[ReadingListener] = []
+        self._settlers: list[Settle] = []
         self._source: MessageSource | None = None
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
@@ -208,15 +166,28 @@ class IngestWorker:
         self._report_budgets: dict[str, RateBudget] = {}  # keyed by label: bounded
         self.processed_messages = 0
 
-    def add_listener(self, listener: ReadingListener) -> None:
+    def add_listener(self, listener: ReadingListener, settle: Settle | None = None) -> None:
+        """``listener`` gets the accepted readings, a chunk at a time, before they are spooled;
+        ``settle`` is called once a batch's readings were all handed over, before its spool
+        commit and acknowledgements (the alarm runtime saves its engine snapshot there)."""
         self._listeners.append(listener)
+        if settle is not None:
+            self._settlers.append(settle)
 
     def attach(self, source: MessageSource) -> None:
         self._source = source
 
     def submit(self, message: InboundMessage) -> None:
-        """Called on the transport's thread: hand over and return at once."""
-        self._lanes.put(message)
+        """Called on the transport's thread: triage, hand over and return at once."""
+        urgent = self._urgent
+        if urgent is not None and not message.retained:
+            try:
+                is_urgent = urgent(message.topic, message.payload)
+            except Exception:  # triage must never cost the transport its thread
+                is_urgent = False
+            self._lanes.put(message, urgent=is_urgent)
+        else:
+            self._lanes.put(message)
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="ingest", daemon=True)
@@ -255,17 +226,30 @@ class IngestWorker:
     # -- the worker ------------------------------------------------------------------------
     def _run(self) -> None:
         lanes = self._lanes
+        urgent_last = False
         while True:
             lanes.clear_ready()
-            batch = lanes.take(self._max_batch)
+            # Urgent first, but never twice in a row while bulk messages wait: a steady stream
+            # of urgent messages is still served between a bulk batch's messages and chunks.
+            batch = []
+            if lanes.urgent_waiting and not urgent_last:
+                batch = lanes.take_urgent(self._max_batch)
+            urgent_last = bool(batch)
+            if not batch:
+                batch = lanes.take(self._max_batch)
+            if not batch and lanes.urgent_waiting:
+                batch = lanes.take_urgent(self._max_batch)
+                urgent_last = True
             if batch:
                 self._busy_since = time.monotonic()
+                self._serving_urgent = urgent_last  # an urgent batch serves no other inside
                 try:
                     self.process(batch)
                 except Exception:  # process() isolates messages; this guards the thread
                     log.exception("ingest: a batch of %d messages failed", len(batch))
                 finally:
                     self._busy_since = None
+                    self._serving_urgent = False
                 continue
             if self._held:
                 self._flush(self._clock.now_ms())
@@ -280,8 +264,15 @@ class IngestWorker:
             lanes.wait(None)
 
     def process(self, batch: list[InboundMessage]) -> None:
-        """Decode, evaluate, spool durably (one commit), ack. Public for in-memory tests."""
-        decoded = [self._decode(message) for message in batch]
+        """Decode, evaluate, spool durably (one commit), ack. Public for in-memory tests.
+
+        Urgent messages that arrive meanwhile are processed (and acknowledged) between this
+        batch's messages and between its chunks of readings: a bulk batch takes tens of ms."""
+        decoded: list[_Decoded] = []
+        for message in batch:
+            decoded.append(self._decode(message))
+            if self._lanes.urgent_waiting:
+                self._serve_urgent()
         now = self._clock.now_ms()
         # Listeners (the rule engine) see the readings before the spool and the ack: a hub
         # killed in between gets them again, and the engine's late-reading policy raises
@@ -291,6 +282,19 @@ class IngestWorker:
         self._account(decoded, now)
         self._held.extend(decoded)
         self._flush(now)
+
+    def _serve_urgent(self) -> None:
+        """Process one batch of the urgent messages waiting now, inside a bulk batch (not inside
+        another urgent batch). One batch per call: the bulk batch goes on between them."""
+        if self._serving_urgent:
+            return
+        self._serving_urgent = True
+        try:
+            batch = self._lanes.take_urgent(self._max_batch)
+            if batch:
+                self.process(batch)
+        finally:
+            self._serving_urgent = False
 
     def _decode(self, message: InboundMessage) -> _Decoded:
         topic = message.topic
@@ -446,16 +450,36 @@ class IngestWorker:
         return enterprise if enterprise in self._enterprises else UNKNOWN_LABEL
 
     def _fan_out(self, decoded: list[_Decoded], now: int) -> None:
-        all_readings = [r for d in decoded for r in d.decoded.readings]
-        if not all_readings:
-            return
-        if any(d.shown is not None for d in decoded):
-            shown = [
-                r for d in decoded for r in (d.decoded.readings if d.shown is None else d.shown)
-            ]
-            self._live.update(shown, now)
-        else:
-            self._live.update(all_readings, now)
+        """The readings to the live table and the listeners, a chunk at a time (urgent messages
+        are served between chunks), then the settle calls."""
+        chunk: list[Reading] = []
+        shown: list[Reading] = []
+        for d in decoded:
+            readings = d.decoded.readings
+            if not readings:
+                continue
+            chunk += readings
+            shown += readings if d.shown is None else d.shown
+            if len(chunk) >= FAN_OUT_CHUNK:
+                self._hand_over(chunk, shown, now)
+                chunk, shown = [], []
+                if self._lanes.urgent_waiting:
+                    self._serve_urgent()
+        if chunk:
+            self._hand_over(chunk, shown, now)
+        elif not any(d.decoded.readings for d in decoded):
+            return  # nothing was handed over: nothing to settle
+        for settle in self._settlers:
+            try:
+                settle()
+            except Exception:
+                if self._failure_log.allow():
+                    log.exception("ingest: settle call %r failed", settle)
+                else:
+                    self._metrics.log_lines_suppressed.labels("ingest_failure").inc()
+
+    def _hand_over(self, all_readings: list[Reading], shown: list[Reading], now: int) -> None:
+        self._live.update(shown, now)
         for listener in self._listeners:
             try:
                 listener(all_readings)

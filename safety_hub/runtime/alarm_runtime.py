@@ -212,6 +212,7 @@ class AlarmRuntime:
         # and saving the engine snapshot after every batch would dominate its run time.
         self._durable_engine = durable_engine
         self._snapshot_next = 0.0  # monotonic time before which a quiet batch does not save
+        self._changed_since_save = False  # a condition changed since the last snapshot
         self.snapshots_saved = 0
         self.snapshots_deferred = 0
         self._spool = spool
@@ -252,12 +253,27 @@ class AlarmRuntime:
             yield
 
     # -- inputs ------------------------------------------------------------------------------
-    def on_readings(self, readings: list[Reading], received_ms: int | None = None) -> None:
+    def on_readings(
+        self, readings: list[Reading], received_ms: int | None = None, *, save: bool = True
+    ) -> None:
+        """Evaluate readings; the engine snapshot is saved after, unless ``save`` is False
+        (the ingest worker hands a batch over in chunks and calls :meth:`save_snapshot` once,
+        before the batch is spooled and acknowledged)."""
         with self._lock:
             now = self._clock.now_ms() if received_ms is None else received_ms
             conditions = self.engine.on_readings(readings, now)
             self._apply(conditions)
-            self._save_snapshot(force=bool(conditions))
+            self._changed_since_save = self._changed_since_save or bool(conditions)
+            if save:
+                self.save_snapshot()
+
+    def save_snapshot(self) -> None:
+        """Save the engine snapshot: at once after readings that raised or cleared a condition,
+        else at most every so often (a quiet batch's state is a cost per second, not per
+        reading: docs/rules.md)."""
+        with self._lock:
+            self._save_snapshot(force=self._changed_since_save)
+            self._changed_since_save = False
 
     def on_gateway_status(self, enterprise: str, online: bool, ts_ms: int) -> None:
         with self._lock:

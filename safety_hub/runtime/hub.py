@@ -8,6 +8,7 @@ Only the wiring imports this module: the CLI, the API app and ``runtime/`` (repl
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, replace
@@ -26,11 +27,13 @@ from safety_hub.ingest.telemetry import (
     status_topic,
     telemetry_subscription,
 )
+from safety_hub.ingest.triage import Triage
 from safety_hub.ingest.worker import IngestWorker, build_prefixes
 from safety_hub.metrics import EngineCounters, HubMetrics
 from safety_hub.people import PeopleDirectory, default_people_path, load_people
 from safety_hub.ports import HistoryStore, LineSink, MessageSource, NotificationSender
 from safety_hub.registry import Plant, default_plant_path, load_plant
+from safety_hub.registry.checks import GAS_KINDS, SIS_KINDS
 from safety_hub.rules import RulePack, default_rules_path, load_rules
 from safety_hub.runtime.alarm_runtime import AlarmRuntime
 from safety_hub.runtime.broker_probe import BrokerProbe
@@ -50,6 +53,9 @@ log = logging.getLogger("safety_hub.hub")
 
 START_MIN_FREE_BYTES = 4 * 1024**2
 """below this much free space at start the disk reserve is given up before stores open"""
+
+CRITICAL_KINDS = GAS_KINDS | SIS_KINDS
+"""tag kinds whose readings are safety-critical: evaluated ahead of bulk process data"""
 
 STATS_INTERVAL_S = 10.0
 """how often the hub writes its own statistics (docs/storage.md, "Hub statistics")"""
@@ -150,7 +156,9 @@ def build_sender() -> NotificationSender:
 
 
 class Hub:
-    """The running hub: ingest, spool, sink, live table, metrics."""
+    """The running hub: ingest, spool, sink, live table, metrics. ``prioritise=False`` has it
+    evaluate gas-detector and SIS telemetry in arrival order like the rest (bench/priority.py
+    compares the two)."""
 
     def __init__(
         self,
@@ -165,8 +173,10 @@ class Hub:
         people: PeopleDirectory | None = None,
         notification_sender: NotificationSender | None = None,
         fence: StateFence | None = None,
+        prioritise: bool = True,
     ) -> None:
         self.settings = settings
+        self._prioritise = prioritise
         self.clock: Clock = clock or WallClock()
         self.plant = plant or load_plant(settings.plant or default_plant_path())
         self.people = people if people is not None else self._load_people()
@@ -204,7 +214,10 @@ class Hub:
         self.rules = rules or load_rules(settings.rules or default_rules_path(), self.plant)
         self.outbox = self.state.outbox
         self.alarms = self._build_alarms(durable_engine)
-        self.ingest.add_listener(self.alarms.on_readings)
+        # Chunks of a batch are evaluated as they come; the snapshot is saved once per batch.
+        self.ingest.add_listener(
+            functools.partial(self.alarms.on_readings, save=False), self.alarms.save_snapshot
+        )
         self.notifications = self._build_notifications(notification_sender)
         self.metrics.registry.register(EngineCounters(lambda: dict(self.alarms.engine.counters)))
         self.uplink = build_uplink(self, uplink_parts)
@@ -302,6 +315,11 @@ class Hub:
         return reserve
 
     def _build_ingest(self) -> IngestWorker:
+        # Gas detectors and SIS tags: their messages are evaluated ahead of process data.
+        self.triage = Triage(
+            (key for key, tag in self.plant.tags.items() if tag.kind in CRITICAL_KINDS),
+            self.settings.max_payload_bytes,
+        )
         return IngestWorker(
             decoder=self.decoder,
             prefixes=build_prefixes(self.plant.tags),
@@ -313,6 +331,7 @@ class Hub:
             on_status=self._on_status,
             enterprises=self.plant.enterprises,
             disk_reserve=self.disk_reserve,
+            urgent=self.triage.urgent if self._prioritise else None,
         )
 
     def _build_alarms(self, durable_engine: bool) -> AlarmRuntime:

@@ -1,0 +1,58 @@
+"""Telling safety-critical telemetry apart on arrival, before it queues.
+
+A message that carries at least one reading of a safety-critical tag (the hub passes the gas
+detectors and SIS tags of the plant registry) is *urgent*: the ingest worker takes it ahead of
+bulk process data (:mod:`safety_hub.ingest.intake`). Triage runs on the transport's thread, so
+it reads only the tags (msgspec, a schema of nothing but ``readings[].tag``) and only for
+enterprises that have critical tags; what it cannot read is not urgent and gets the full
+decoder's verdict in its turn. It never raises and never rejects: the decoder still judges
+every message as the contract says.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import msgspec
+
+from safety_hub.ingest.telemetry import CONTRACT_VERSION, TOPIC_ROOT
+
+
+class _Tag(msgspec.Struct):
+    tag: str
+
+
+class _Tags(msgspec.Struct):
+    readings: list[_Tag]
+
+
+_tags_decoder = msgspec.json.Decoder(_Tags)
+
+
+class Triage:
+    """``urgent(topic, payload)``: True when the message carries a critical tag's reading."""
+
+    def __init__(self, critical: Iterable[tuple[str, str]], max_payload_bytes: int) -> None:
+        by_enterprise: dict[str, set[str]] = {}
+        for enterprise, tag in critical:
+            by_enterprise.setdefault(enterprise, set()).add(tag)
+        self._critical = {e: frozenset(tags) for e, tags in by_enterprise.items()}
+        self._max_bytes = max_payload_bytes
+
+    def urgent(self, topic: str, payload: bytes) -> bool:
+        parts = topic.split("/")
+        if (
+            len(parts) != 4
+            or parts[3] != "telemetry"
+            or parts[0] != TOPIC_ROOT
+            or parts[1] != CONTRACT_VERSION
+        ):
+            return False
+        tags = self._critical.get(parts[2])
+        if tags is None or len(payload) > self._max_bytes:
+            return False
+        try:
+            readings = _tags_decoder.decode(payload).readings
+        except Exception:  # never on the transport's thread: the decoder judges it in turn
+            return False
+        return any(reading.tag in tags for reading in readings)

@@ -1,0 +1,36 @@
+"""Interpreter settings for a hub process that ingests at full speed (``safety-hub run``).
+
+- The cyclic garbage collector: every accepted reading is a few short-lived objects, so at
+  default thresholds (a young collection every 700 allocations) the collector walks the
+  young generation thousands of times a second, and its older generations, holding the
+  registry, the rule engine and the alarm state, often enough to cost more than decoding.
+  What exists once the hub is built is moved out of the collector's view (``gc.freeze``: it
+  lives as long as the process anyway), and young collections run every ``GC_YOUNG``
+  allocations. Reference counting frees the readings themselves; the collector only finds
+  cycles, and still does.
+- The switch interval: how long a thread that computes may keep the GIL while another one
+  waits for it. A batch of bulk readings computes for tens of ms; the thread that publishes
+  an alarm waits at most this long for its turn (Python's default is 5 ms).
+
+Measured in bench/ingest_e2e.py and bench/alarm_latency.py (docs/benchmarks.md).
+"""
+
+from __future__ import annotations
+
+import gc
+import sys
+
+GC_YOUNG = 20_000
+"""allocations between young-generation collections (Python's default: 700)"""
+SWITCH_INTERVAL_S = 0.001
+"""the longest a computing thread keeps the GIL while another waits (Python's default: 5 ms)"""
+
+
+def tune_for_ingest() -> None:
+    """Freeze what exists now out of the collector's view and set the thresholds and the
+    switch interval above. For a process that runs one hub; call it once the hub is built."""
+    gc.collect()
+    gc.freeze()
+    _, older, oldest = gc.get_threshold()
+    gc.set_threshold(GC_YOUNG, older, oldest)
+    sys.setswitchinterval(SWITCH_INTERVAL_S)
