@@ -5,7 +5,13 @@ broker's users and ACL generated from the plant registry (``connectors.mqtt.acl`
 from connectors.mqtt.embedded import EmbeddedBroker, packet_limit
 from connectors.mqtt.ingest import MqttConfig, MqttIngest
 from connectors.mqtt.probe import PROBE_PREFIX, RoundTripProbe
-from connectors.mqtt.sessions import MqttSessions, Retiring, session_groups, sessions_for
+from connectors.mqtt.sessions import (
+    MqttSessions,
+    Retiring,
+    of_enterprises,
+    session_groups,
+    sessions_for,
+)
 
 __all__ = [
     "PROBE_PREFIX",
@@ -15,6 +21,7 @@ __all__ = [
     "MqttSessions",
     "Retiring",
     "RoundTripProbe",
+    "of_enterprises",
     "packet_limit",
     "session_groups",
     "sessions_for",

@@ -24,7 +24,7 @@ import logging
 import threading
 import time
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, replace
 
 from connectors.mqtt.ingest import ConnectionListener, MqttConfig, MqttIngest
@@ -224,3 +224,13 @@ def sessions_for(
         base, client_id=f"{base.client_id}/{PUBLISHER}", subscriptions=(), persistent=False
     )
     return configs, publisher
+
+
+def of_enterprises(codes: Collection[str]) -> Callable[[str], bool]:
+    """True for a topic of one of ``codes`` (which their own sessions receive)."""
+
+    def registered(topic: str) -> bool:
+        parts = topic.split("/", 3)
+        return len(parts) > 2 and parts[2] in codes
+
+    return registered

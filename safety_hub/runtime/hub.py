@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Callable, Collection
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import cast
 
@@ -59,16 +59,6 @@ CRITICAL_KINDS = GAS_KINDS | SIS_KINDS
 
 STATS_INTERVAL_S = 10.0
 """how often the hub writes its own statistics (docs/storage.md, "Hub statistics")"""
-
-
-def _of_enterprises(codes: Collection[str]) -> Callable[[str], bool]:
-    """True for a topic of one of ``codes`` (which their own sessions receive)."""
-
-    def registered(topic: str) -> bool:
-        parts = topic.split("/", 3)
-        return len(parts) > 2 and parts[2] in codes
-
-    return registered
 
 
 @dataclass(frozen=True)
@@ -203,14 +193,7 @@ class Hub:
             ),
         )
         self.ingest = self._build_ingest()
-        self.sink_worker = SinkWorker(
-            spool=self.spool,
-            sink=self.storage.sink,
-            metrics=self.metrics,
-            system_alarms=self.system_alarms,
-            clock=self.clock,
-            batch_readings=settings.sink_batch_readings,
-        )
+        self.sink_worker = self._build_sink_worker()
         self.rules = rules or load_rules(settings.rules or default_rules_path(), self.plant)
         self.outbox = self.state.outbox
         self.alarms = self._build_alarms(durable_engine)
@@ -244,6 +227,16 @@ class Hub:
             self.ha = build_node(
                 settings, self.metrics.registry, activate=self._act, deactivate=self._stop_acting
             )
+
+    def _build_sink_worker(self) -> SinkWorker:
+        return SinkWorker(
+            spool=self.spool,
+            sink=self.storage.sink,
+            metrics=self.metrics,
+            system_alarms=self.system_alarms,
+            clock=self.clock,
+            batch_readings=self.settings.sink_batch_readings,
+        )
 
     @property
     def fence(self) -> Callable[[], int | None] | None:
@@ -424,6 +417,7 @@ class Hub:
             MqttSessions,
             Retiring,
             RoundTripProbe,
+            of_enterprises,
             packet_limit,
             session_groups,
             sessions_for,
@@ -472,7 +466,7 @@ class Hub:
         sessions, publisher = sessions_for(
             base,
             lanes,
-            (everything, (TELEMETRY_SUBSCRIPTION,), _of_enterprises(codes)),
+            (everything, (TELEMETRY_SUBSCRIPTION,), of_enterprises(codes)),
         )
         source = MqttSessions(
             sessions,
