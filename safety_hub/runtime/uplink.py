@@ -161,6 +161,8 @@ class UplinkRuntime:
             cursors=cursors,
         )
         lane.state.queued += result.added
+        for kind, n in result.added_kinds:
+            lane.state.queued_by_kind[kind] = lane.state.queued_by_kind.get(kind, 0) + n
         lane.state.duplicates += result.duplicates
         lane.state.dropped += result.dropped_readings
         if not hold:
@@ -464,6 +466,7 @@ class UplinkRuntime:
                     if depth.oldest_ms is None
                     else max(0.0, (now - depth.oldest_ms) / 1000),
                     "queued": s.queued,
+                    "queued_by_kind": dict(s.queued_by_kind),
                     "sent": s.sent,
                     "failed_attempts": s.failed_attempts,
                     "rejected": s.rejected,

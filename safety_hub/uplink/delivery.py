@@ -97,6 +97,8 @@ class DestinationState:
     last_success_ms: int | None = None
     last_error: str | None = None
     queued: int = 0
+    queued_by_kind: dict[str, int] = field(default_factory=dict)
+    """records queued since the hub started, per kind (base data kinds, reading, warning)"""
     sent: int = 0
     failed_attempts: int = 0
     rejected: int = 0

@@ -22,6 +22,7 @@ plain SQL statements so that it can move to another database.
 from __future__ import annotations
 
 import threading
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -74,6 +75,8 @@ class PutResult:
     refused_kinds: tuple[str, ...] = ()
     refused_ids: tuple[str, ...] = ()
     """the dataIds refused, in order (the tail of what was new)"""
+    added_kinds: tuple[tuple[str, int], ...] = ()
+    """how many of each kind were added"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,6 +138,7 @@ class UplinkQueue:
             refused=len(refused),
             refused_kinds=tuple(sorted({r.kind for r in refused})),
             refused_ids=tuple(r.data_id for r in refused),
+            added_kinds=tuple(sorted(Counter(r.kind for r in taken).items())),
         )
 
     @staticmethod

