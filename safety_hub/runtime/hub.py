@@ -141,6 +141,7 @@ class Hub:
         self.state = build_state(settings, fence if fence is not None else self.fence)
         self.spool = self.state.spool
         self.storage = storage or build_storage(settings)
+        self._storage_from_settings = storage is None  # the sink process builds the same
         self.decoder = TelemetryDecoder(
             self.plant.tags,
             set(self.plant.enterprises),
@@ -191,6 +192,7 @@ class Hub:
         s = self.settings
         if (
             s.sink_process
+            and self._storage_from_settings
             and not s.ha
             and isinstance(self.spool, Spool)
             and s.influx_endpoint() is not None

@@ -46,7 +46,7 @@ Message = tuple[Any, ...]
 # -- the child ------------------------------------------------------------------------------------
 
 
-class _Relay:
+class Relay:
     """Sends messages to the hub; the worker thread and the child's main thread share it."""
 
     def __init__(self, conn: Connection) -> None:
@@ -60,7 +60,7 @@ class _Relay:
 
 
 class _Counter:
-    def __init__(self, relay: _Relay, name: str, label: str | None = None) -> None:
+    def __init__(self, relay: Relay, name: str, label: str | None = None) -> None:
         self._relay, self._name, self._label = relay, name, label
 
     def inc(self, amount: float = 1) -> None:
@@ -71,7 +71,7 @@ class _Counter:
 
 
 class _Gauge:
-    def __init__(self, relay: _Relay | None, name: str) -> None:
+    def __init__(self, relay: Relay | None, name: str) -> None:
         self._relay, self._name = relay, name
 
     def set(self, value: float) -> None:
@@ -80,7 +80,7 @@ class _Gauge:
 
 
 class _Histogram:
-    def __init__(self, relay: _Relay, name: str) -> None:
+    def __init__(self, relay: Relay, name: str) -> None:
         self._relay, self._name = relay, name
 
     def observe(self, value: float) -> None:
@@ -90,7 +90,7 @@ class _Histogram:
 class _RelayMetrics:
     """The part of HubMetrics the SinkWorker touches, relayed to the hub."""
 
-    def __init__(self, relay: _Relay) -> None:
+    def __init__(self, relay: Relay) -> None:
         self.sink_written = _Counter(relay, "sink_written")
         self.sink_errors = _Counter(relay, "sink_errors")
         self.sink_up = _Gauge(relay, "sink_up")
@@ -100,18 +100,18 @@ class _RelayMetrics:
 
 
 class _RelayAlarms:
-    def __init__(self, relay: _Relay) -> None:
+    def __init__(self, relay: Relay) -> None:
         self._relay = relay
 
     def set(self, name: str, active: bool, message: str) -> None:
         self._relay.send("alarm", name, active, message)
 
 
-class _ChildSpool:
+class ChildSpool:
     """The spool file as the child sees it: it never appends, so the difference of its own
     counts before and after a deletion is exactly what that deletion removed."""
 
-    def __init__(self, spool: Spool, relay: _Relay, poll_s: float = 0.005) -> None:
+    def __init__(self, spool: Spool, relay: Relay, poll_s: float = 0.005) -> None:
         self._spool = spool
         self._relay = relay
         self._poll_s = poll_s
@@ -169,11 +169,11 @@ def child_main(
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the hub's to handle: it stops us
     setup_logging(settings.log_level, settings.log_format, secrets=settings.secret_values())
-    relay = _Relay(conn)
+    relay = Relay(conn)
     storage = build_storage(settings)
     spool = Spool(spool_path, sync=sync)
     worker = SinkWorker(
-        spool=cast(Spool, _ChildSpool(spool, relay)),
+        spool=cast(Spool, ChildSpool(spool, relay)),
         sink=storage.sink,
         metrics=cast(HubMetrics, _RelayMetrics(relay)),
         system_alarms=cast(SystemAlarms, _RelayAlarms(relay)),
