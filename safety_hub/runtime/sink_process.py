@@ -111,10 +111,14 @@ class ChildSpool:
     """The spool file as the child sees it: it never appends, so the difference of its own
     counts before and after a deletion is exactly what that deletion removed."""
 
-    def __init__(self, spool: Spool, relay: Relay, poll_s: float = 0.005) -> None:
+    def __init__(
+        self, spool: Spool, relay: Relay, poll_s: float = 0.005, linger_s: float = 0.02
+    ) -> None:
         self._spool = spool
         self._relay = relay
         self._poll_s = poll_s
+        self._linger_s = linger_s
+        self._last_full = False
 
     def wait_for_data(self, timeout: float) -> bool:
         # The hub appends in another process: look into the file, more rarely while it is idle.
@@ -122,6 +126,10 @@ class ChildSpool:
         pause = self._poll_s
         while True:
             if self._spool.peek(1):
+                if not self._last_full:
+                    # Not a backlog: let more arrive, so that one write and one delete commit
+                    # carry them (a few large writes cost less than many small ones).
+                    time.sleep(self._linger_s)
                 return True
             if time.monotonic() >= deadline:
                 return False
@@ -129,7 +137,9 @@ class ChildSpool:
             pause = min(0.05, pause * 2)
 
     def peek(self, max_readings: int, after_id: int = 0) -> list[SpoolBatch]:
-        return self._spool.peek(max_readings, after_id)
+        batches = self._spool.peek(max_readings, after_id)
+        self._last_full = sum(b.n for b in batches) * 2 >= max_readings
+        return batches
 
     def wake(self) -> None:
         self._spool.wake()
