@@ -233,8 +233,10 @@ def run_hub(
     files: dict[str, Path],
     expected: int,
     rnd: int,
+    contender: str = "hub",
+    extra_env: dict[str, str] | None = None,
 ) -> RunResult:
-    db = f"hub_{rnd}"
+    db = f"{contender.replace('-', '_')}_{rnd}"
     influx.create_database(db)
     client_id = f"bench-hub-{rnd}-{uuid.uuid4().hex[:6]}"
     hub = HubProcess(
@@ -246,19 +248,20 @@ def run_hub(
             "SAFETY_HUB_INFLUX_API": "v1",
             "SAFETY_HUB_INFLUX_BUCKET": db,
             "SAFETY_HUB_LOG_LEVEL": "warning",
+            **(extra_env or {}),
         },
     )
     hub.start()
     try:
         stored, seconds, cpu = publish_and_wait(
-            broker, influx, db, files, expected, hub.pid, f"hub #{rnd}"
+            broker, influx, db, files, expected, hub.pid, f"{contender} #{rnd}"
         )
         rss = peak_rss_mib(hub.pid)
     finally:
         hub.stop()
         clear_hub_sessions(broker, client_id, sorted(files))
         influx.drop_database(db)
-    return RunResult("hub", rnd, stored, seconds, stored / seconds, cpu / max(stored, 1), rss)
+    return RunResult(contender, rnd, stored, seconds, stored / seconds, cpu / max(stored, 1), rss)
 
 
 def run_baseline(
@@ -303,8 +306,17 @@ def _line(r: RunResult) -> str:
     )
 
 
-def run(readings: int = 600_000, batch: int = 100, rounds: int = 2) -> dict[str, Any]:
-    """Run the bench, print the figures, return the report (see ``--json``)."""
+SINK_PROCESS = "hub-sinkproc"
+"""the contender --sink-process adds: the hub with SAFETY_HUB_SINK_PROCESS=on"""
+
+
+def run(
+    readings: int = 600_000, batch: int = 100, rounds: int = 2, sink_process: bool = False
+) -> dict[str, Any]:
+    """Run the bench, print the figures, return the report (see ``--json``). With
+    ``sink_process``, each round also runs the hub with its sink in a child process (and the
+    plain hub with it explicitly off)."""
+    contenders = ("hub", SINK_PROCESS, "baseline") if sink_process else ("hub", "baseline")
     with tempfile.TemporaryDirectory(prefix="ingest-e2e-") as tmpdir:
         tmp = Path(tmpdir)
         (tmp / "msgs").mkdir()
@@ -318,16 +330,20 @@ def run(readings: int = 600_000, batch: int = 100, rounds: int = 2) -> dict[str,
         results: list[RunResult] = []
         with MosquittoProcess(tmp / "broker") as broker, InfluxDB1Process(tmp / "influx") as influx:
             for rnd in range(1, rounds + 1):
-                for contender in ("hub", "baseline"):
-                    if contender == "hub":
-                        result = run_hub(tmp, broker, influx, files, readings, rnd)
+                for contender in contenders:
+                    if contender != "baseline":
+                        env = {}
+                        if sink_process:
+                            on = contender == SINK_PROCESS
+                            env["SAFETY_HUB_SINK_PROCESS"] = "on" if on else "off"
+                        result = run_hub(tmp, broker, influx, files, readings, rnd, contender, env)
                     else:
                         result = run_baseline(broker, influx, files, readings, rnd)
                     results.append(result)
                     print(_line(result), flush=True)
     best = {
         name: max((r for r in results if r.contender == name), key=lambda r: r.rate)
-        for name in ("hub", "baseline")
+        for name in contenders
     }
     ratio = best["hub"].rate / best["baseline"].rate
     print(
@@ -335,6 +351,14 @@ def run(readings: int = 600_000, batch: int = 100, rounds: int = 2) -> dict[str,
         f"{best['baseline'].rate:,.0f} readings/s, ratio hub/baseline {ratio:.2f}",
         flush=True,
     )
+    extra: dict[str, Any] = {}
+    if sink_process:
+        extra["ratio_sink_process"] = best[SINK_PROCESS].rate / best["baseline"].rate
+        print(
+            f"  best: hub with the sink process {best[SINK_PROCESS].rate:,.0f} readings/s, "
+            f"ratio to the baseline {extra['ratio_sink_process']:.2f}",
+            flush=True,
+        )
     missing = [r for r in results if r.stored != readings]
     for r in missing:
         print(f"  ERROR: {r.contender} #{r.round} stored {r.stored:,} of {readings:,}", flush=True)
@@ -347,6 +371,7 @@ def run(readings: int = 600_000, batch: int = 100, rounds: int = 2) -> dict[str,
         "best": {name: asdict(r) for name, r in best.items()},
         "ratio": ratio,
         "complete": not missing,
+        **extra,
     }
 
 
@@ -358,8 +383,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, default=100, help="readings per message")
     parser.add_argument("--rounds", type=int, default=2, help="runs of each contender")
     parser.add_argument("--json", type=Path, help="also write the report to this file")
+    parser.add_argument(
+        "--sink-process",
+        action="store_true",
+        help="also run the hub with SAFETY_HUB_SINK_PROCESS=on in every round (and the plain "
+        "hub with it off) and print its ratio to the baseline",
+    )
     args = parser.parse_args(argv)
-    report = run(args.readings, args.batch, args.rounds)
+    report = run(args.readings, args.batch, args.rounds, args.sink_process)
     if args.json:
         args.json.write_text(json.dumps(report, indent=2))
     return 0 if report["complete"] else 1

@@ -110,7 +110,8 @@ class HubMetrics:
         )
         self.sink_errors = Counter(
             "safety_hub_sink_errors",
-            "Failed writes, by kind (outage = retried, bad_data = dead-lettered)",
+            "Failed writes, by kind (outage = retried, bad_data = dead-lettered, crash = the sink "
+            "process died and was restarted)",
             ["kind"],
             registry=r,
         )

@@ -207,6 +207,11 @@ class Settings(BaseSettings):
     influx_password: SecretStr | None = None
     influx_timeout_s: float = Field(10.0, gt=0, le=300)
     sink_batch_readings: int = Field(10_000, ge=1, le=1_000_000)
+    sink_process: bool = Field(
+        False,
+        description="on: the sink (spool -> InfluxDB) runs in a child process, on a core of its "
+        "own; only with SQLite state and InfluxDB, never in a redundant pair (docs/storage.md)",
+    )
 
     spool_max_readings: int = Field(20_000_000, ge=1)
     spool_max_bytes: int = Field(4 * 1024**3, ge=1024)

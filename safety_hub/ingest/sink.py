@@ -148,13 +148,18 @@ class SinkWorker:
         self._metrics.write_latency.observe(time.perf_counter() - started)
 
     def update_gauges(self) -> None:
-        depth = self._spool.depth()
-        m = self._metrics
-        m.spool_readings.set(depth.readings)
-        m.spool_batches.set(depth.batches)
-        m.spool_bytes.set(depth.bytes)
-        m.dead_letters.set(depth.dead_letters)
-        age = 0.0
-        if depth.oldest_ms is not None:
-            age = max(0.0, (self._clock.now_ms() - depth.oldest_ms) / 1000)
-        m.spool_age.set(age)
+        update_spool_gauges(self._spool, self._metrics, self._clock)
+
+
+def update_spool_gauges(spool: SpoolStore, metrics: HubMetrics, clock: Clock) -> None:
+    """The spool gauges of ``/metrics`` from the spool's counts."""
+    depth = spool.depth()
+    m = metrics
+    m.spool_readings.set(depth.readings)
+    m.spool_batches.set(depth.batches)
+    m.spool_bytes.set(depth.bytes)
+    m.dead_letters.set(depth.dead_letters)
+    age = 0.0
+    if depth.oldest_ms is not None:
+        age = max(0.0, (clock.now_ms() - depth.oldest_ms) / 1000)
+    m.spool_age.set(age)

@@ -254,6 +254,22 @@ class Spool:
                 self._dead += len(gone)
             self._changed.notify_all()
 
+    def note_removed(
+        self, batches: int, readings: int, nbytes: int, dead: int, oldest_ms: int | None
+    ) -> None:
+        """Count what another process (the sink process, runtime/sink_process.py) removed from
+        this file, exactly as it reported it; ``oldest_ms``: the oldest batch it saw left."""
+        with self._changed:
+            self._batches -= batches
+            self._readings -= readings
+            self._bytes -= nbytes
+            self._dead += dead
+            if self._batches <= 0:
+                self._oldest = None
+            elif oldest_ms is not None:
+                self._oldest = oldest_ms
+            self._changed.notify_all()
+
     def dead_letters(self, limit: int = 100) -> list[dict[str, object]]:
         with self._read_lock:
             rows = self._read_conn.execute(

@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import cast
 
 from safety_hub.alarms import Priority
@@ -19,6 +19,7 @@ from safety_hub.clock import Clock, WallClock
 from safety_hub.ingest.decoder import TelemetryDecoder
 from safety_hub.ingest.live import LiveTable
 from safety_hub.ingest.sink import SinkWorker
+from safety_hub.ingest.spool import Spool
 from safety_hub.ingest.telemetry import (
     STATUS_SUBSCRIPTION,
     TELEMETRY_SUBSCRIPTION,
@@ -31,7 +32,7 @@ from safety_hub.ingest.triage import Triage
 from safety_hub.ingest.worker import IngestWorker, build_prefixes
 from safety_hub.metrics import EngineCounters, HubMetrics
 from safety_hub.people import PeopleDirectory, default_people_path, load_people
-from safety_hub.ports import HistoryStore, LineSink, MessageSource, NotificationSender
+from safety_hub.ports import MessageSource, NotificationSender
 from safety_hub.registry import Plant, default_plant_path, load_plant
 from safety_hub.registry.checks import GAS_KINDS, SIS_KINDS
 from safety_hub.rules import RulePack, default_rules_path, load_rules
@@ -42,7 +43,10 @@ from safety_hub.runtime.hub_stats import HubStatsWriter
 from safety_hub.runtime.notifications import NotificationRuntime
 from safety_hub.runtime.notify_wiring import build_notifications
 from safety_hub.runtime.outbox import OutboxPublisher
+from safety_hub.runtime.sink_process import SinkProcess
 from safety_hub.runtime.state import StateFence, build_state
+from safety_hub.runtime.storage import Storage as Storage  # re-exported: tests, replay
+from safety_hub.runtime.storage import build_storage as build_storage
 from safety_hub.runtime.uplink import UplinkCollector, UplinkRuntime
 from safety_hub.settings import Settings
 from safety_hub.statefile import DiskReserve, free_bytes
@@ -59,51 +63,6 @@ CRITICAL_KINDS = GAS_KINDS | SIS_KINDS
 
 STATS_INTERVAL_S = 10.0
 """how often the hub writes its own statistics (docs/storage.md, "Hub statistics")"""
-
-
-@dataclass(frozen=True)
-class Storage:
-    sink: LineSink
-    history: HistoryStore
-    description: str
-
-
-def build_storage(settings: Settings) -> Storage:
-    """InfluxDB (v1 or v2) when ``SAFETY_HUB_INFLUX_URL`` is set, else the embedded SQLite store."""
-    from connectors.influx import InfluxQLHistory, InfluxV1Sink, InfluxV2Sink, SqliteStore
-
-    # The connectors get the URL without user information: they quote it in errors and logs.
-    endpoint = settings.influx_endpoint()
-    if endpoint is None:
-        store = SqliteStore(settings.data_dir / "readings.sqlite")
-        return Storage(store, store, f"embedded SQLite store {store.path}")
-    token = settings.influx_token.get_secret_value() if settings.influx_token else None
-    if settings.influx_api == "v1":
-        sink: LineSink = InfluxV1Sink(
-            endpoint.url,
-            settings.influx_bucket,
-            username=endpoint.username,
-            password=endpoint.password,
-            timeout_s=settings.influx_timeout_s,
-        )
-    else:
-        assert token is not None  # checked by Settings
-        sink = InfluxV2Sink(
-            endpoint.url,
-            token=token,
-            org=settings.influx_org,
-            bucket=settings.influx_bucket,
-            timeout_s=settings.influx_timeout_s,
-        )
-    history = InfluxQLHistory(
-        endpoint.url,
-        settings.influx_bucket,
-        token=token if settings.influx_api == "v2" else None,
-        username=endpoint.username,
-        password=endpoint.password,
-        timeout_s=settings.influx_timeout_s,
-    )
-    return Storage(sink, history, f"InfluxDB {settings.influx_api} at {endpoint.url}")
 
 
 UplinkParts = list[tuple[Destination, UplinkTransport]]
@@ -182,6 +141,7 @@ class Hub:
         self.state = build_state(settings, fence if fence is not None else self.fence)
         self.spool = self.state.spool
         self.storage = storage or build_storage(settings)
+        self._storage_from_settings = storage is None  # the sink process builds the same
         self.decoder = TelemetryDecoder(
             self.plant.tags,
             set(self.plant.enterprises),
@@ -228,7 +188,22 @@ class Hub:
                 settings, self.metrics.registry, activate=self._act, deactivate=self._stop_acting
             )
 
-    def _build_sink_worker(self) -> SinkWorker:
+    def _build_sink_worker(self) -> SinkWorker | SinkProcess:
+        s = self.settings
+        if (
+            s.sink_process
+            and self._storage_from_settings
+            and not s.ha
+            and isinstance(self.spool, Spool)
+            and s.influx_endpoint() is not None
+        ):
+            return SinkProcess(
+                settings=s,
+                spool=self.spool,
+                metrics=self.metrics,
+                system_alarms=self.system_alarms,
+                clock=self.clock,
+            )
         return SinkWorker(
             spool=self.spool,
             sink=self.storage.sink,
