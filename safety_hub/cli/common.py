@@ -26,6 +26,7 @@ configuration (environment variables, all optional; see docs/configuration.md):
                            hub needs this or an admin token; local mode makes a token per run
   SAFETY_HUB_CORS_ORIGINS  comma-separated origins allowed to call the API from a browser
   SAFETY_HUB_UPLINK        uplink configuration YAML (docs/uplink.md; default: no uplink)
+  SAFETY_HUB_PROVINCE      on: province mode, take the parks' federation records (docs/province.md)
   SAFETY_HUB_HA=on         one node of a redundant pair: acts only while it holds the lease in
                            SAFETY_HUB_STATE_URL (postgresql://...); SAFETY_HUB_NODE_ID (default:
                            the host name), SAFETY_HUB_API_PUBLIC_URL, SAFETY_HUB_HA_LEASE_S (6)
