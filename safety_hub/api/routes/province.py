@@ -11,9 +11,17 @@ from fastapi import APIRouter, HTTPException, Query
 from pydantic import BaseModel
 
 from safety_hub.api.auth import Principal
-from safety_hub.api.deps import AUTH_RESPONSES, PrincipalDep, ProvinceDep, ProvinceViewer
+from safety_hub.api.deps import AUTH_RESPONSES, PrincipalDep, ProvinceDep, ProvinceViewer, error
 
-router = APIRouter(prefix="/api/v1/province", tags=["province"], responses=AUTH_RESPONSES)
+router = APIRouter(
+    prefix="/api/v1/province",
+    tags=["province"],
+    responses={
+        **AUTH_RESPONSES,
+        403: error("an enterprise user: the province view is for the whole hub"),
+        404: error("province mode is off, or the park never sent a record"),
+    },
+)
 
 
 class ParkOut(BaseModel):
