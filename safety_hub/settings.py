@@ -412,6 +412,11 @@ class Settings(BaseSettings):
     def _check_ha(self) -> Settings:
         if not self.ha:
             return self
+        if self.province:
+            raise ValueError(
+                "SAFETY_HUB_PROVINCE=on is not for a redundant pair yet: both nodes would "
+                "subscribe with one client id (docs/province.md)"
+            )
         if self.state_backend != "postgresql":
             raise ValueError(
                 "SAFETY_HUB_HA=on needs SAFETY_HUB_STATE_URL=postgresql://... (the lease lives "

@@ -87,6 +87,8 @@ def parse_record(topic_park: str, payload: bytes, limits: Limits) -> InRecord:
     if not isinstance(body, dict):
         raise Refused("malformed", "not a JSON object")
     park, ident, kind, data = (body.get(k) for k in ("park", "dataId", "kind", "data"))
+    if not 0 < len(topic_park) <= _MAX_CODE or not topic_park.isprintable():
+        raise Refused("malformed", "the topic's park level must be 1-200 printable characters")
     if park != topic_park:
         raise Refused("malformed", f"park {park!r} is not the topic's {topic_park!r}")
     if not isinstance(ident, str) or not _DATA_ID.fullmatch(ident):

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from safety_hub.clock import VirtualClock
+from safety_hub.errors import ConfigError
 from safety_hub.runtime.province import ProvinceRuntime
 from safety_hub.settings import load_settings
 from safety_hub.uplink.province import Limits, ProvinceView, Refused, parse_record
@@ -131,3 +132,14 @@ def test_the_seen_table_is_bounded(tmp_path: Path) -> None:
         assert store.take(record, view.apply(record, i), i)
     assert store.seen_count <= 1100
     store.close()
+
+
+def test_province_mode_is_refused_on_a_redundant_pair(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="redundant pair"):
+        load_settings(
+            data_dir=tmp_path,
+            province=True,
+            ha=True,
+            state_url="postgresql://u:p@127.0.0.1:5432/db",
+            mqtt_url="mqtt://127.0.0.1:1883",
+        )
