@@ -79,6 +79,18 @@ class Listener:
         with self._lock:
             self.got.append(json.loads(message.payload))
 
+    def first_readings(self, park: str) -> dict[str, list[int]]:
+        """Per point code, the source times of its readings in the order they first arrived."""
+        seen: set[str] = set()
+        out: dict[str, list[int]] = {}
+        with self._lock:
+            for g in self.got:
+                if g["park"] != park or g["kind"] != "reading" or g["dataId"] in seen:
+                    continue
+                seen.add(g["dataId"])
+                out.setdefault(g["key"], []).append(g["data"]["ts_ms"])
+        return out
+
     def ids(self, park: str) -> list[str]:
         with self._lock:
             return [g["dataId"] for g in self.got if g["park"] == park]
@@ -224,6 +236,8 @@ def test_a_bridge_cut_then_restored_delivers_every_record_exactly_once(federatio
     assert len(seen) == len(set(seen)) == sent  # each record taken once
     wait_for(lambda: set(listener.ids("alxa-hitech")) == set(seen), 10, "the listener's ids")
     assert set(listener.ids("alxa-hitech")) == set(seen)  # none missing, none extra
+    for key, times in listener.first_readings("alxa-hitech").items():
+        assert times == sorted(times), f"{key}: readings out of order"
     readings = province.get("/api/v1/province/parks/alxa-hitech/readings").json()["readings"]
     latest = {r["tag"]: r for r in readings}
     for i, tag in enumerate(TAGS):
