@@ -6,6 +6,8 @@ The parks send over the MQTT bridge; the province hub (SAFETY_HUB_PROVINCE=on) k
   API (polled; the time it took is printed, not asserted); park B stays without a warning.
 - The province broker stopped for a while, then back: every record park A sent arrives at the
   province exactly once by dataId, and the latest reading of each tag is the last one sent.
+- Park A's hub killed with SIGKILL while it drains its backlog to the province: after its
+  restart every reading arrives (by source time, per tag), each dataId taken once.
 """
 
 from __future__ import annotations
@@ -50,7 +52,8 @@ destinations:
       readings_interval_s: 0.3
       hazard_grades: []
       hazard_sources: [{SOURCE}]
-    batch_records: 20
+    rate_per_s: 25  # slow enough that a backlog takes seconds to drain (killed mid-uplink)
+    batch_records: 10
     down_alarm_after_s: 2
     retry_initial_s: 0.2
     retry_max_s: 0.5
@@ -243,8 +246,68 @@ def test_a_bridge_cut_then_restored_delivers_every_record_exactly_once(federatio
     for i, tag in enumerate(TAGS):
         assert latest[tag]["value"] == step + i / 10
         assert latest[tag]["ts_ms"] == base_ts + step * 1000
+    # A repeat (a re-send after a lost PUBACK looks the same) is dropped by its dataId.
+    before = province.metric("safety_hub_province_duplicate_records_total")
+    repeat = next(g for g in listener.got if g["park"] == "alxa-hitech")
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="repeat")
+    client.connect("127.0.0.1", prov_broker.port)
+    client.loop_start()
+    topic = "province/v1/alxa-hitech/records"
+    client.publish(topic, json.dumps(repeat), qos=1).wait_for_publish(10)
+    client.disconnect()
+    client.loop_stop()
+    wait_for(
+        lambda: province.metric("safety_hub_province_duplicate_records_total") > before,
+        20,
+        "the repeat counted as a duplicate",
+    )
+    assert len(seen_ids(province, "alxa-hitech")) == len(seen)
     duplicates = province.metric("safety_hub_province_duplicate_records_total")
     print(
         f"messages at the province broker: {len(listener.ids('alxa-hitech'))}, "
         f"unique {len(seen)}, duplicates dropped by dataId: {duplicates:.0f}"
+    )
+
+
+def test_a_park_hub_killed_mid_uplink_loses_nothing(federation: Any) -> None:
+    prov_broker, province, listener, a, _ = federation
+    wait_for(lambda: "alxa-hitech" in parks(province), 60, "park A at the province")
+    wait_for(lambda: a.uplink()["backlog"] == 0, 60, "park A's base data sent")
+    base_ts = int(time.time() * 1000) - 300_000
+    steps: list[int] = []
+
+    def publish_step() -> None:
+        steps.append(base_ts + (len(steps) + 1) * 1000)
+        queued = a.uplink()["queued"]
+        a.gateway.publish([{"tag": t, "v": len(steps)} for t in TAGS], ts_ms=steps[-1])
+        wait_for(lambda: a.uplink()["queued"] >= queued + len(TAGS), 20, "the step queued")
+
+    prov_broker.stop()
+    for _ in range(15):
+        publish_step()
+    prov_broker.start()
+    arrived = len(listener.ids("alxa-hitech"))
+    wait_for(lambda: len(listener.ids("alxa-hitech")) >= arrived + 5, 30, "the drain started")
+    assert a.uplink()["backlog"] > 0, "killed mid-uplink: records must still be waiting"
+    a.hub.kill9()
+    a.hub.start()
+    for _ in range(2):
+        publish_step()
+    wait_for(lambda: a.uplink()["backlog"] == 0, 60, "park A's backlog sent after the restart")
+    wait_for(
+        lambda: set(listener.ids("alxa-hitech")) == set(seen_ids(province, "alxa-hitech")),
+        30,
+        "the province's dataIds and the broker's",
+    )
+    seen = seen_ids(province, "alxa-hitech")
+    assert len(seen) == len(set(seen))
+    times = listener.first_readings("alxa-hitech")
+    for tag in TAGS:
+        got = times[f"{ENTERPRISE}/{tag}"]
+        assert set(steps) <= set(got), f"{tag}: readings lost"
+        assert got == sorted(got), f"{tag}: readings out of order"
+    messages = listener.ids("alxa-hitech")
+    print(
+        f"\nkill -9 mid-uplink: {len(messages)} messages, {len(set(messages))} unique dataIds, "
+        f"{len(seen)} taken by the province"
     )
