@@ -128,6 +128,8 @@ class Park:
     readings: dict[str, dict[str, Any]] = field(default_factory=dict)
     warnings: dict[str, dict[str, Any]] = field(default_factory=dict)
     """open warnings by alarm id"""
+    points: set[str] = field(default_factory=set)
+    """point codes of its tag and reading records (bounded together)"""
     last_ms: int = 0
     records: int = 0
 
@@ -142,7 +144,7 @@ class Park:
         ]
 
     def point_codes(self) -> set[str]:
-        return set(self.tags) | set(self.readings)
+        return self.points
 
 
 class ProvinceView:
@@ -203,6 +205,8 @@ class ProvinceView:
                 return None
             state = dict(record.data)
             table[entity] = state
+            if record.kind in ("tag", "reading"):
+                park.points.add(entity)
             return state
 
     def restore(self, park: str, kind: str, data: dict[str, Any], last_ms: int) -> None:
@@ -214,6 +218,8 @@ class ProvinceView:
             table, _ = self._table(p, record)
             if table is not None:
                 table[record.entity] = data
+            if kind in ("tag", "reading"):
+                p.points.add(record.entity)
 
     # -- reading the view ----------------------------------------------------------------------
     def summaries(self, now_ms: int, stale_ms: int) -> list[dict[str, Any]]:
