@@ -43,7 +43,8 @@ def build_transport(
                 _secret(env, bridge.username_env, model.name),
                 _secret(env, bridge.password_env, model.name),
             )
-        return MqttBridgeTransport(bridge, park, model.name, credentials)
+        reconnect = (model.retry_initial_s, model.retry_max_s)
+        return MqttBridgeTransport(bridge, park, model.name, credentials, reconnect)
     tcp = model.tcp
     assert tcp is not None  # checked by the loader
     key = _secret(env, tcp.key_env, model.name).encode("utf-8")

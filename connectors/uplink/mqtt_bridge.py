@@ -6,8 +6,8 @@ Each record is one message on ``<topic_prefix>/<park>/records`` at QoS 1, in que
 record is delivered when its PUBACK came back. A batch whose PUBACKs do not all come back
 within ``ack_timeout_s`` (or found no connection) is done up to the first record without one;
 the rest is sent again later with the same ``dataId`` (at least once: the province drops
-duplicates by ``dataId``). paho keeps the connection up (reconnecting in its own thread) and
-holds at most ``MAX_QUEUED`` unacknowledged messages.
+duplicates by ``dataId``). paho keeps the connection up (reconnecting in its own thread with
+the destination's backoff) and holds at most ``MAX_QUEUED`` unacknowledged messages.
 """
 
 from __future__ import annotations
@@ -54,7 +54,10 @@ class MqttBridgeTransport:
         park: str,
         destination: str,
         credentials: tuple[str, str] | None = None,
+        reconnect_s: tuple[float, float] = (1, 30),
     ) -> None:
+        """``reconnect_s``: paho's reconnect delay, doubling from the first to the second (the
+        destination's ``retry_initial_s`` and ``retry_max_s``, in whole seconds, at least 1)."""
         if set(park) & set("+#/") or not park:
             raise ValueError(f"park code {park!r} cannot be an MQTT topic level")
         self.config = config
@@ -72,7 +75,8 @@ class MqttBridgeTransport:
         )
         self._client.max_queued_messages_set(MAX_QUEUED)
         self._client.max_inflight_messages_set(100)
-        self._client.reconnect_delay_set(1, 30)
+        first, most = (max(1, round(s)) for s in reconnect_s)
+        self._client.reconnect_delay_set(first, max(first, most))
         if credentials is not None:
             self._client.username_pw_set(*credentials)
         if config.tls:

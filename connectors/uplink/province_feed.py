@@ -47,7 +47,7 @@ class ProvinceFeed:
             manual_ack=True,
         )
         self._client.max_inflight_messages_set(100)
-        self._client.reconnect_delay_set(1, 30)
+        self._client.reconnect_delay_set(1, 5)  # back soon after a broker restart
         if username is not None:
             self._client.username_pw_set(username, password)
         if tls:

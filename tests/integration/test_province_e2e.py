@@ -287,7 +287,7 @@ def test_a_park_hub_killed_mid_uplink_loses_nothing(federation: Any) -> None:
         publish_step()
     prov_broker.start()
     arrived = len(listener.ids("alxa-hitech"))
-    wait_for(lambda: len(listener.ids("alxa-hitech")) >= arrived + 5, 30, "the drain started")
+    wait_for(lambda: len(listener.ids("alxa-hitech")) >= arrived + 5, 60, "the drain started")
     assert a.uplink()["backlog"] > 0, "killed mid-uplink: records must still be waiting"
     a.hub.kill9()
     a.hub.start()
