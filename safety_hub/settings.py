@@ -145,6 +145,21 @@ class Settings(BaseSettings):
     uplink: Path | None = Field(
         None, description="uplink configuration YAML (docs/uplink.md); unset: no uplink"
     )
+    # Province mode (docs/province.md): take the park hubs' MQTT bridge records.
+    province: bool = Field(False, description="on: subscribe to the parks' federation records")
+    province_topic_prefix: str = Field("province/v1", pattern=r"^[^+#\s]{1,100}$")
+    province_max_parks: int = Field(100, ge=1, le=10_000)
+    province_max_enterprises: int = Field(500, ge=1, le=100_000, description="per park")
+    province_max_hazard_sources: int = Field(2000, ge=1, le=100_000, description="per park")
+    province_max_tags: int = Field(20_000, ge=1, le=1_000_000, description="per park")
+    province_max_open_warnings: int = Field(10_000, ge=1, le=1_000_000, description="per park")
+    province_max_payload_bytes: int = Field(65_536, ge=1024, le=1_048_576)
+    province_max_seen: int = Field(
+        1_000_000, ge=1000, le=100_000_000, description="dataIds kept for de-duplication"
+    )
+    province_link_stale_s: float = Field(
+        180.0, gt=0, le=86_400, description="a park without a record this long: link stale"
+    )
     # A redundant pair (docs/deploy.md, "Redundancy"): two hubs, one active by a lease in the
     # PostgreSQL state database.
     ha: bool = Field(
@@ -402,6 +417,11 @@ class Settings(BaseSettings):
     def _check_ha(self) -> Settings:
         if not self.ha:
             return self
+        if self.province:
+            raise ValueError(
+                "SAFETY_HUB_PROVINCE=on is not for a redundant pair yet: both nodes would "
+                "subscribe with one client id (docs/province.md)"
+            )
         if self.state_backend != "postgresql":
             raise ValueError(
                 "SAFETY_HUB_HA=on needs SAFETY_HUB_STATE_URL=postgresql://... (the lease lives "

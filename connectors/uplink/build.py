@@ -7,6 +7,7 @@ from collections.abc import Mapping
 
 from connectors.uplink.aes import AesCodec
 from connectors.uplink.http_batch import HttpBatchTransport
+from connectors.uplink.mqtt_bridge import MqttBridgeTransport
 from connectors.uplink.tcp_envelope import TcpEnvelopeTransport
 from safety_hub.errors import ConfigError
 from safety_hub.settings import HIDDEN
@@ -33,6 +34,17 @@ def build_transport(
         assert model.http is not None  # checked by the loader
         token = _secret(env, model.http.token_env, model.name) if model.http.token_env else None
         return HttpBatchTransport(model.http, park, token)
+    if model.transport == "mqtt_bridge":
+        bridge = model.mqtt
+        assert bridge is not None  # checked by the loader
+        credentials = None
+        if bridge.username_env and bridge.password_env:
+            credentials = (
+                _secret(env, bridge.username_env, model.name),
+                _secret(env, bridge.password_env, model.name),
+            )
+        reconnect = (model.retry_initial_s, model.retry_max_s)
+        return MqttBridgeTransport(bridge, park, model.name, credentials, reconnect)
     tcp = model.tcp
     assert tcp is not None  # checked by the loader
     key = _secret(env, tcp.key_env, model.name).encode("utf-8")

@@ -41,6 +41,7 @@ from safety_hub.api.routes import (
     notifications,
     people,
     plant,
+    province,
     stream,
     system,
     tags,
@@ -247,6 +248,7 @@ def hub_parts(hub: Hub) -> HubParts:
         notifications=hub.notifications,
         people=hub.people,
         uplink=hub.uplink,
+        province=hub.province,
     )
 
 
@@ -257,6 +259,7 @@ def _include_routers(app: FastAPI) -> None:
     app.include_router(people.router)
     app.include_router(tags.router)
     app.include_router(system.router)
+    app.include_router(province.router)
     # The routers with actions: on the standby node of a redundant pair they answer 409/503
     # naming the active node (reads pass); every other router only reads.
     acting = [Depends(require_active_node)]

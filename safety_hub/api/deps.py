@@ -210,6 +210,18 @@ class UplinkStatus(Protocol):
         ...
 
 
+class ProvinceViewer(Protocol):
+    """Province mode's view of its parks (docs/province.md)."""
+
+    def parks(self) -> list[dict[str, Any]]: ...
+
+    def park(self, code: str) -> dict[str, Any] | None: ...
+
+    def readings(self, code: str, enterprise: str | None = None) -> list[dict[str, Any]] | None: ...
+
+    def counters(self) -> dict[str, Any]: ...
+
+
 @dataclass(frozen=True, slots=True)
 class HubParts:
     """The parts of the running hub the routes use; ``app.state.hub_parts``."""
@@ -227,6 +239,8 @@ class HubParts:
     """None when notifications are off (SAFETY_HUB_NOTIFY=off)"""
     uplink: UplinkStatus | None = None
     """None without an uplink (SAFETY_HUB_UPLINK unset)"""
+    province: ProvinceViewer | None = None
+    """None unless SAFETY_HUB_PROVINCE=on"""
 
 
 def get_hub_parts(request: Request) -> HubParts:
@@ -270,6 +284,10 @@ def get_uplink_status(request: Request) -> UplinkStatus | None:
     return get_hub_parts(request).uplink
 
 
+def get_province(request: Request) -> ProvinceViewer | None:
+    return get_hub_parts(request).province
+
+
 def get_hub_status(request: Request) -> HubStatus:
     return get_hub_parts(request).status
 
@@ -303,6 +321,7 @@ HistoryStoreDep = Annotated[HistoryStore, Depends(get_history_store)]
 SystemAlarmsDep = Annotated[SystemAlarms, Depends(get_system_alarms)]
 MetricsRegistryDep = Annotated[CollectorRegistry, Depends(get_metrics_registry)]
 HubStatusDep = Annotated[HubStatus, Depends(get_hub_status)]
+ProvinceDep = Annotated[ProvinceViewer | None, Depends(get_province)]
 UplinkStatusDep = Annotated[UplinkStatus | None, Depends(get_uplink_status)]
 NotificationLogDep = Annotated[NotificationLog | None, Depends(get_notification_log)]
 LiveEventsDep = Annotated[LiveEvents, Depends(get_live_events)]

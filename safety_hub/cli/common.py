@@ -28,6 +28,7 @@ configuration (environment variables, all optional; see docs/configuration.md):
   SAFETY_HUB_UPLINK        uplink configuration YAML (docs/uplink.md; default: no uplink)
   SAFETY_HUB_SINK_PROCESS=on   write to InfluxDB from a child process (SQLite state only;
                            default off; docs/storage.md)
+  SAFETY_HUB_PROVINCE      on: province mode, take the parks' federation records (docs/province.md)
   SAFETY_HUB_HA=on         one node of a redundant pair: acts only while it holds the lease in
                            SAFETY_HUB_STATE_URL (postgresql://...); SAFETY_HUB_NODE_ID (default:
                            the host name), SAFETY_HUB_API_PUBLIC_URL, SAFETY_HUB_HA_LEASE_S (6)

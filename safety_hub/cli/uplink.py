@@ -83,6 +83,7 @@ def cmd_uplink_check(args: argparse.Namespace) -> int:
         )
         secrets = [model.tcp.key_env, model.tcp.iv_env] if model.tcp else []
         secrets += [model.http.token_env] if model.http else []
+        secrets += [model.mqtt.username_env, model.mqtt.password_env] if model.mqtt else []
         for name in filter(None, secrets):
             if not os.environ.get(name):
                 missing += 1

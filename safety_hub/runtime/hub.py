@@ -43,6 +43,7 @@ from safety_hub.runtime.hub_stats import HubStatsWriter
 from safety_hub.runtime.notifications import NotificationRuntime
 from safety_hub.runtime.notify_wiring import build_notifications
 from safety_hub.runtime.outbox import OutboxPublisher
+from safety_hub.runtime.province import build_province
 from safety_hub.runtime.sink_process import SinkProcess
 from safety_hub.runtime.state import StateFence, build_state
 from safety_hub.runtime.storage import Storage as Storage  # re-exported: tests, replay
@@ -164,6 +165,7 @@ class Hub:
         self.notifications = self._build_notifications(notification_sender)
         self.metrics.registry.register(EngineCounters(lambda: dict(self.alarms.engine.counters)))
         self.uplink = build_uplink(self, uplink_parts)
+        self.province = build_province(settings, self.clock, self.metrics.registry)
         self.stats = HubStatsWriter(
             plant=self.plant,
             rules=self.rules,
@@ -507,6 +509,8 @@ class Hub:
             self.notifications.start()
         if self.uplink is not None:
             self.uplink.start()
+        if self.province is not None:
+            self.province.start(self.mqtt_url, self.settings.mqtt_target())
         if self.broker_probe is not None and not self._probe_started:
             self._probe_started = True  # measures on, standby or not, until the hub stops
             self.broker_probe.start(self.settings.mqtt_probe_interval_s)
@@ -560,6 +564,8 @@ class Hub:
         self.outbox.close()
         if self.uplink is not None:
             self.uplink.close()
+        if self.province is not None:
+            self.province.close()
         if self.notifications is not None:
             self.notifications.close()
         broker = self._embedded_broker

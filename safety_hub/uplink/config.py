@@ -27,6 +27,12 @@ from safety_hub.yamlfile import (
 )
 
 UPLINK_NAMES = PathNames({"destinations": "name"})
+TRANSPORT_BLOCKS = {"tcp_envelope": "tcp", "http": "http", "mqtt_bridge": "mqtt"}
+"""transport -> the block of the destination that configures it"""
+IDENTITY_MAPPING: dict[str, dict[str, Source]] = {
+    kind: {name: name for name in fields} for kind, fields in SOURCES.items()
+}
+"""what the mqtt_bridge sends: every source field under its own name"""
 
 
 @dataclass(frozen=True)
@@ -121,18 +127,29 @@ def _check(
     loc: Locator, path: YamlPath, model: DestinationModel, plant: Plant | None
 ) -> list[Located]:
     out: list[Located] = []
-    block = "tcp" if model.transport == "tcp_envelope" else "http"
-    other = "http" if block == "tcp" else "tcp"
+    block = TRANSPORT_BLOCKS[model.transport]
     if getattr(model, block) is None:
         out.append(
             loc.at((*path, "transport"), f"transport {model.transport} needs a {block}: block")
         )
-    if getattr(model, other) is not None:
+    for other in TRANSPORT_BLOCKS.values():
+        if other != block and getattr(model, other) is not None:
+            out.append(
+                loc.at(
+                    (*path, other),
+                    f"a {other}: block does not belong to transport {model.transport}",
+                )
+            )
+    if model.transport == "mqtt_bridge" and model.mapping:
         out.append(
             loc.at(
-                (*path, other), f"a {other}: block does not belong to transport {model.transport}"
+                (*path, "mapping"),
+                "the mqtt_bridge sends the source fields as they are; a mapping does not apply",
             )
         )
+    bridge = model.mqtt
+    if bridge is not None and (bridge.username_env is None) != (bridge.password_env is None):
+        out.append(loc.at((*path, "mqtt"), "username_env and password_env go together"))
     tcp = model.tcp
     if tcp is not None and tcp.mode == "cbc" and tcp.iv_env is None:
         out.append(
@@ -165,6 +182,8 @@ def _check(
 
 
 def _mapping(model: DestinationModel) -> dict[str, dict[str, Source]]:
+    if model.transport == "mqtt_bridge":
+        return {k: dict(IDENTITY_MAPPING[k]) for k in RECORD_KINDS}
     resolved: dict[str, dict[str, Source]] = {k: dict(DEFAULT_MAPPING[k]) for k in RECORD_KINDS}
     for kind, fields in model.mapping.items():
         resolved[kind] = {

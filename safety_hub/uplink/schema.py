@@ -57,6 +57,21 @@ def _zone(value: str) -> str:
     return value
 
 
+def _prefix(value: str) -> str:
+    parts = value.split("/")
+    if not value or len(value) > 100 or any(not p or set(p) & set("+#") for p in parts):
+        raise ValueError("must be 1-100 characters of topic levels: no '+', '#' or empty level")
+    if not value.isprintable():
+        raise ValueError("must be printable text")
+    return value
+
+
+def _client_id(value: str) -> str:
+    if not 1 <= len(value) <= 64 or not value.isprintable():
+        raise ValueError("must be 1-64 printable characters")
+    return value
+
+
 Name = Annotated[str, AfterValidator(_name)]
 EnvName = Annotated[str, AfterValidator(_env)]
 Text = Annotated[str, AfterValidator(_text)]
@@ -95,6 +110,25 @@ class HttpModel(_Model):
     timeout_s: Annotated[float, Field(gt=0, le=120)] = 10.0
 
 
+class MqttBridgeModel(_Model):
+    """Federation: the records as JSON to another safety-hub's broker (docs/uplink.md)."""
+
+    host: Text
+    port: Annotated[int, Field(ge=1, le=65_535)] = 1883
+    topic_prefix: Annotated[str, AfterValidator(_prefix)] = "province/v1"
+    """records go to ``<topic_prefix>/<park>/records``"""
+    client_id: Annotated[str, AfterValidator(_client_id)] | None = None
+    """default: ``uplink-<park>-<destination>``"""
+    username_env: EnvName | None = None
+    password_env: EnvName | None = None
+    tls: bool = False
+    ca_file: Text | None = None
+    """a CA bundle for tls (default: the system's)"""
+    keepalive_s: Annotated[int, Field(ge=5, le=3600)] = 30
+    ack_timeout_s: Annotated[float, Field(gt=0, le=120)] = 10.0
+    """how long a batch waits for its PUBACKs before it counts as failed"""
+
+
 class ConstModel(_Model):
     const: str | int | float | bool | None
 
@@ -111,9 +145,10 @@ class SendModel(_Model):
 
 class DestinationModel(_Model):
     name: Name
-    transport: Literal["tcp_envelope", "http"]
+    transport: Literal["tcp_envelope", "http", "mqtt_bridge"]
     tcp: TcpEnvelopeModel | None = None
     http: HttpModel | None = None
+    mqtt: MqttBridgeModel | None = None
     send: SendModel = SendModel()
     rate_per_s: Annotated[float, Field(gt=0, le=100_000)] = 100.0
     batch_records: Annotated[int, Field(ge=1, le=1000)] = 50

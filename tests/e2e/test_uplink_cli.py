@@ -15,6 +15,8 @@ EXAMPLE = Path(__file__).resolve().parents[2] / "connectors" / "uplink" / "uplin
 SECRETS = {
     "SAFETY_HUB_UPLINK_PROVINCE_KEY": "0123456789abcdef",
     "SAFETY_HUB_UPLINK_CITY_TOKEN": "t",
+    "SAFETY_HUB_UPLINK_PROVHUB_USER": "u",
+    "SAFETY_HUB_UPLINK_PROVHUB_PASSWORD": "p",
 }
 
 
@@ -33,7 +35,7 @@ def test_check_accepts_the_sample_and_names_missing_secrets() -> None:
     """The shipped sample is valid; without its secrets in the environment check exits 1."""
     good = cli("uplink", "check", str(EXAMPLE), env=SECRETS)
     assert good.returncode == 0, good.stdout + good.stderr
-    assert "SUCCESS: 2 destination(s)" in good.stdout
+    assert "SUCCESS: 3 destination(s)" in good.stdout
     bare = cli("uplink", "check", str(EXAMPLE))
     assert bare.returncode == 1
     assert "SAFETY_HUB_UPLINK_PROVINCE_KEY is not set" in bare.stdout

@@ -112,6 +112,11 @@ export class Api {
     return this.json("/api/v1/system");
   }
 
+  /** Province mode's parks (docs/province.md); a 404 when the hub is not in province mode. */
+  provinceParks() {
+    return this.json("/api/v1/province/parks");
+  }
+
   tags() {
     return this.json("/api/v1/tags");
   }

@@ -232,6 +232,7 @@ async function loadAll() {
   setPlant(plant);
   applyAlarmList(alarms);
   api.system().then((sys) => renderNode(sys.ha), () => renderNode(null)); // never holds the list up
+  api.provinceParks().then((prov) => renderProvince(prov.parks), () => renderProvince(null));
   if (!S.tags.size) {
     const tags = await api.tags();
     if (S.session !== session) return;
@@ -581,6 +582,30 @@ function renderPlan() {
   $("plan-legend").innerHTML = legendHtml();
   const park = S.plant.name_en && lang() === "en" ? S.plant.name_en : S.plant.name;
   $("park-name").textContent = park || "";
+}
+
+/** Province mode: the parks above the plan, worst open tier first (hidden otherwise). */
+function renderProvince(parks) {
+  const el = $("province-parks");
+  if (!parks) {
+    el.hidden = true;
+    return;
+  }
+  const rank = { red: 4, orange: 3, yellow: 2, blue: 1 };
+  const sorted = [...parks].sort((a, b) => (rank[b.worst_tier] || 0) - (rank[a.worst_tier] || 0));
+  el.innerHTML =
+    `<h3>${esc(t("province.parks"))}</h3><ul>` +
+    sorted
+      .map(
+        (p) =>
+          `<li class="park" data-park="${esc(p.park)}" data-tier="${esc(p.worst_tier || "none")}" data-link="${esc(p.link)}">` +
+          `<span class="dot"></span><b>${esc(p.park)}</b> ` +
+          `<span class="open">${esc(t("province.open", { n: p.open_warnings }))}</span> ` +
+          `<span class="link">${esc(t(`province.link.${p.link}`))}</span></li>`,
+      )
+      .join("") +
+    "</ul>";
+  el.hidden = false;
 }
 
 /** The node of a redundant pair this console talks to, and its role (hidden for a lone hub). */
