@@ -26,8 +26,17 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from tests.fixtures.postgres import PostgresProcess
+from tests.fixtures.receivers import SmtpReceiver, WebhookReceiver
 from tests.fixtures.tcprelay import TcpRelay
 from tests.integration.hubproc import HubProcess, wait_for
+from tests.integration.test_notifications_e2e import (
+    ONE_HIGH,
+    gateway,
+    level2,
+    notifications,
+    people_file,
+    policy_file,
+)
 from tests.scenarios import assert_passed, run_scenario
 
 pytestmark = pytest.mark.integration
@@ -451,3 +460,54 @@ def test_no_node_active_while_the_database_is_away_actions_answer_503(
             hub.stop()
         for relay in relays:
             relay.close()
+
+
+def test_kill_9_during_a_pending_escalation_the_new_active_node_sends_it_once(
+    mosquitto: Any,
+    pg_url: str,
+    smtp_receiver: SmtpReceiver,
+    webhook_receiver: WebhookReceiver,
+    tmp_path: Path,
+) -> None:
+    """Notifications across a takeover (the shared notification outbox): a level-2 chlorine
+    alarm mails the enterprise officer at once and escalates to the duty officer's webhook after
+    its step. The active node is killed while the escalation is pending: the node that takes
+    over sends it once, not before its due time, and never mails the officer again."""
+    steps = [
+        {"after": "0s", "to": "role:enterprise_safety_officer"},
+        {"after": "15s", "to": "roster:park-duty"},
+    ]
+    extra = {
+        "SAFETY_HUB_PLANT": str(SAMPLE_PLANT),
+        "SAFETY_HUB_NOTIFY": "on",
+        "SAFETY_HUB_PEOPLE": str(
+            people_file(tmp_path / "people.yaml", smtp_receiver, webhook_receiver)
+        ),
+        "SAFETY_HUB_NOTIFY_POLICIES": str(policy_file(tmp_path / "policy.yaml", steps)),
+        "SAFETY_HUB_PUBLIC_URL": "https://hub.park.example",
+    }
+    a, b = make_pair(tmp_path, mosquitto, pg_url, pg_url, **extra)
+    try:
+        a.start()
+        b.start(standby=True)
+        with gateway(mosquitto.port, ONE_HIGH):
+            smtp_receiver.wait_for(1, 60)
+            alarm = level2(a)
+            (pending,) = notifications(a, status="pending")
+            assert pending["person_id"] == "park-duty-1"
+            a.kill9()
+            assert webhook_receiver.requests == []  # killed before its due time
+            wait_for(lambda: ready(b), 30, "the standby to take over")
+            (hook,) = webhook_receiver.wait_for(1, 60)
+        assert hook.json()["notification_id"] == pending["notification_id"]
+        wait_for(lambda: not notifications(b, status="pending"), 60, "nothing left pending")
+        (sent,) = [r for r in notifications(b, status="sent") if r["person_id"] == "park-duty-1"]
+        assert sent["due_ms"] == alarm["raised_ms"] + 15_000 == pending["due_ms"]
+        assert sent["done_ms"] >= sent["due_ms"]
+        assert level2(b)["id"] == alarm["id"]
+        b.get("/api/v1/system")  # a request later: still one mail and one webhook call
+        assert len(webhook_receiver.requests) == 1 and len(smtp_receiver.messages) == 1
+        assert b.metric("safety_hub_notifications_sent_total") == 1  # the escalation only
+    finally:
+        for hub in (a, b):
+            hub.stop()
