@@ -283,6 +283,9 @@ def test_kill_9_of_the_active_node_mid_incident_the_standby_finishes_it_nothing_
         # the leak's alarms (two level-1, two level-2, the 2oo3 zone's confirmation), each
         # raised once across both nodes, as the scenario's replay raises them
         keys = [alarm["key"] for alarm in raised(events)]
+        print(
+            f"raised by the killed node: {len(raised(before))}, by the new one: {len(keys) - len(raised(before))}"
+        )
         assert sorted(keys) == sorted(expected), (keys, expected)
         for alarm in raised(events):
             served = b.get(f"/api/v1/alarms/{alarm['id']}")
