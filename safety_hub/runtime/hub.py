@@ -252,6 +252,7 @@ class Hub:
             sender=sender or build_sender(),
             check_target=self.people.check_target,
             outbox=self.state.notify_outbox,
+            recover=not self.settings.ha,  # a pair's node catches up when it takes the lease
         )
 
     def _load_people(self) -> PeopleDirectory:
@@ -504,6 +505,8 @@ class Hub:
         if self.ha is not None:
             # The other node wrote the shared state while this one stood by: read it again.
             self.alarms.take_over()
+            if self.notifications is not None:
+                self.notifications.catch_up(self.alarms.journal, self.alarms.service.get)
         self.alarms.start()
         if self.notifications is not None:
             self.notifications.start()

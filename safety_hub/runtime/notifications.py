@@ -29,6 +29,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from safety_hub.alarms import Alarm, JournalEntry, Transition
+from safety_hub.alarms.journal import JournalStore
 from safety_hub.clock import Clock
 from safety_hub.errors import NotificationError
 from safety_hub.notify.contacts import OutgoingMessage
@@ -174,6 +175,18 @@ class NotificationRuntime:
         self.outbox.apply(plan, t.seq, self._clock.now_ms())
         if plan.schedule:
             self._wake.set()
+
+    def catch_up(self, journal: JournalStore, alarm_of: Callable[[int], Alarm]) -> int:
+        """Plan what the journal has after the outbox's marker (:meth:`recover`); a new outbox
+        starts at the journal's end (what happened before it is not notified now). At start,
+        or, on a node of a redundant pair, when it takes the lease: a standby may not write,
+        and the other node wrote the shared journal and outbox meanwhile."""
+        marker = self.outbox.marker()
+        if marker is None:
+            newest = journal.entries(limit=1, newest=True)
+            self.outbox.set_marker(newest[0].id if newest else 0)
+            return 0
+        return self.recover(journal.entries(after_id=marker), alarm_of)
 
     def recover(self, entries: Iterable[JournalEntry], alarm_of: Callable[[int], Alarm]) -> int:
         """Plan the journal rows after the outbox's marker again (a crash between the journal

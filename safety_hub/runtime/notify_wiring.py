@@ -48,11 +48,14 @@ def build_notifications(
     sender: NotificationSender | None,
     check_target: TargetCheck | None = None,
     outbox: Callable[[], NotificationOutboxStore] | None = None,
+    recover: bool = True,
 ) -> NotificationRuntime | None:
     """The notification runtime, subscribed to the alarm service, with what a crash left
     unplanned planned again; None when notifications are off (``SAFETY_HUB_NOTIFY=off``) or
     there is no people directory or sender to use. ``outbox`` opens the notification outbox
-    (default: the SQLite file in the data directory)."""
+    (default: the SQLite file in the data directory). ``recover`` False: plan nothing the
+    outbox missed now (a standby of a redundant pair may not write; the hub calls
+    ``NotificationRuntime.catch_up`` when the node takes the lease)."""
     if not settings.notify:
         log.info("notifications are off (SAFETY_HUB_NOTIFY=off)")
         return None
@@ -71,13 +74,8 @@ def build_notifications(
         system_alarms=system_alarms,
         options=notify_options(settings),
     )
-    marker = store.marker()
-    if marker is None:
-        # A new outbox: what happened before it is not notified now.
-        newest = alarms.journal.entries(limit=1, newest=True)
-        store.set_marker(newest[0].id if newest else 0)
-    else:
-        runtime.recover(alarms.journal.entries(after_id=marker), alarms.service.get)
+    if recover:
+        runtime.catch_up(alarms.journal, alarms.service.get)
     alarms.service.subscribe(runtime.on_transition)
     log.info(
         "notifications on",

@@ -1,21 +1,19 @@
 """A redundant pair (issue 14): two hub processes, one private Mosquitto with persistence, one
-PostgreSQL holding the lease, one InfluxDB. kill -9 the active node mid-stream: the standby takes
-over on the same MQTT sessions, nothing is lost; cut the active node off from PostgreSQL: it
-stops acting within its lease time and the other takes over; after healing it rejoins as standby.
-
-Until the state stores move to PostgreSQL (branch i-pg), each hub keeps its alarm journal, outbox
-and spool in its own SQLite files: the standby's engine has not seen the active node's readings
-and its journal numbers its transitions from its own start. So the assertions on alarm events
-are per node (no duplicate id among one node's events, nothing published by a standby), and the
-killed node is restarted to drain the readings left in its own spool. The lead tightens these
-after the merge: one journal sequence without gap or duplicate across the handover, every event
-id unique across both nodes, and no restart needed for the exact count.
+PostgreSQL holding the lease and the shared state (journal, engine snapshot, outboxes, spool),
+one InfluxDB. kill -9 the active node in the middle of the chlorine-leak scenario played by
+``safety-hub simulate``: the standby takes over on the same MQTT sessions and the same state and
+finishes the incident without the dead node (never restarted), nothing lost; cut the active node
+off from PostgreSQL: it stops acting within its lease time and the other takes over; after
+healing it rejoins as standby.
 """
 
 from __future__ import annotations
 
 import json
 import queue
+import re
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -23,20 +21,32 @@ from typing import Any
 
 import httpx
 import paho.mqtt.client as mqtt
+import psycopg
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from tests.fixtures.postgres import PostgresProcess
+from tests.fixtures.receivers import SmtpReceiver, WebhookReceiver
 from tests.fixtures.tcprelay import TcpRelay
 from tests.integration.hubproc import HubProcess, wait_for
-from tests.integration.streams import Streamer
+from tests.integration.test_notifications_e2e import (
+    ONE_HIGH,
+    gateway,
+    level2,
+    notifications,
+    people_file,
+    policy_file,
+)
+from tests.scenarios import assert_passed, run_scenario
 
 pytestmark = pytest.mark.integration
 
 PLANT = Path(__file__).parent.parent / "data" / "special_plant.yaml"
-E1, E2 = "e1-chlor", "e2-coal"
-GAS_TAGS = ["GT 1101", "GT,1102", "GT=1103", "氯气-1104"] + [f"GT-{1105 + i}" for i in range(96)]
-PRESSURE_TAGS = [f"PT-{2001 + i}" for i in range(100)]
+ROOT = Path(__file__).parent.parent.parent
+SAMPLE_PLANT = ROOT / "safety_hub" / "plants" / "sample_park.yaml"
+CHLORINE_LEAK = ROOT / "scenarios" / "chlorine_tank_leak.yaml"
+SPEED = 15  # 12 min of scenario in 48 s: the leak at 4 s, its alarms by 7 s, its end at 24 s
+E1 = "e1-chlor"
 LEASE_S = 4.0
 
 
@@ -161,74 +171,159 @@ def assert_standby_refuses_actions(standby: HubProcess, active: HubProcess) -> N
     assert unauthenticated.status_code == 401  # who is active is not told to strangers
 
 
-def test_kill_9_of_the_active_node_mid_stream_the_standby_takes_over_nothing_lost(
-    mosquitto: Any, influxdb1: Any, influx_db: str, pg_url: str, tmp_path: Path
+def simulate(mosquitto: Any, speed: float) -> subprocess.Popen[str]:
+    """``safety-hub simulate`` playing the chlorine-leak scenario into the broker, as an operator
+    would run it (its operator actions are not played: the alarms stay latched)."""
+    argv = [sys.executable, "-m", "safety_hub.cli", "simulate", str(CHLORINE_LEAK)]
+    argv += ["--url", mosquitto.url, "--speed", f"{speed:g}", "--stay-online", "--progress", "1"]
+    return subprocess.Popen(argv, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+
+
+def simulated_readings(stderr: str) -> int:
+    """The reading count of the player's last progress line ("..., N readings")."""
+    counts = re.findall(r"(\d+) messages, (\d+) readings", stderr)
+    assert counts, stderr
+    return int(counts[-1][1])
+
+
+def journal_seqs(url: str) -> tuple[list[int], set[int]]:
+    """The PostgreSQL journal's sequence numbers in order (checked against its counter), and
+    those of transitions of an alarm: the ones published as alarm events (a suppression note on
+    a key without an alarm yet is journaled, not published; docs/alarms.md)."""
+    with psycopg.connect(url) as conn:
+        rows = conn.execute(
+            "SELECT id, alarm_id IS NOT NULL AND from_state IS NOT NULL "
+            "AND to_state IS NOT NULL FROM transitions ORDER BY id"
+        ).fetchall()
+        counter = conn.execute("SELECT last FROM journal_counter").fetchone()
+    seqs = [int(r[0]) for r in rows]
+    assert counter is not None and int(counter[0]) >= len(seqs)
+    return seqs, {int(r[0]) for r in rows if r[1]}
+
+
+def assert_each_seq_once(
+    events: list[dict[str, Any]], expected: set[int], journaled: set[int]
 ) -> None:
+    """Every ``expected`` seq reached MQTT, and exactly once: either as the original event, or,
+    when the original never got out (journaled by the dead node, not handed to its outbox), as
+    one re-send marked ``recovered``. Every event's seq is one the journal has (``journaled``,
+    read after the events): no phantom."""
+    by_seq: dict[int, list[dict[str, Any]]] = {}
+    for event in events:
+        by_seq.setdefault(int(event["seq"]), []).append(event)
+    assert set(by_seq) <= journaled, sorted(set(by_seq) - journaled)
+    assert expected <= set(by_seq), sorted(expected - set(by_seq))
+    repeats = {seq: got for seq, got in by_seq.items() if len(got) > 1}
+    assert not repeats, f"alarm events published more than once: {repeats}"
+
+
+@pytest.mark.parametrize("kill_at", ["first_raise", "before_the_leak"])
+def test_kill_9_of_the_active_node_mid_incident_the_standby_finishes_it_nothing_lost(
+    kill_at: str, mosquitto: Any, influxdb1: Any, influx_db: str, pg_url: str, tmp_path: Path
+) -> None:
+    """The issue's proof: the chlorine-leak scenario played by ``safety-hub simulate`` into a
+    persistent Mosquitto; kill -9 of the active node at the leak's first alarm event; the
+    killed node stays dead: the standby takes over on the same MQTT sessions and PostgreSQL
+    state and finishes the incident. Exact reading count in InfluxDB; one journal sequence
+    without gap or duplicate across the handover; every seq on MQTT exactly once; the leak's
+    alarms raised once each, and on the new active node's API with the same ids."""
     extra = {
+        "SAFETY_HUB_PLANT": str(SAMPLE_PLANT),
         "SAFETY_HUB_INFLUX_URL": influxdb1.url,
         "SAFETY_HUB_INFLUX_API": "v1",
         "SAFETY_HUB_INFLUX_BUCKET": influx_db,
         "SAFETY_HUB_SPOOL_SYNC": "full",
     }
+    replayed = run_scenario(CHLORINE_LEAK)
+    assert_passed(replayed)
+    expected = replayed.keys_raised()
+    assert len(expected) == 5
     a, b = make_pair(tmp_path, mosquitto, pg_url, pg_url, **extra)
     watcher = EventWatcher(mosquitto.port)
+    sim: subprocess.Popen[str] | None = None
     try:
         a.start()
         b.start(standby=True)
         assert a.ha()["role"] == "active" and a.ha()["token"] >= 1
         assert_standby_refuses_actions(b, a)
-        streams = [
-            Streamer(
-                "127.0.0.1",
-                mosquitto.port,
-                enterprise,
-                tags,
-                messages=400,
-                per_message=50,
-                rate=25,
-                base_ts=now_ms() - 600_000,
-            )
-            for enterprise, tags in ((E1, GAS_TAGS), (E2, PRESSURE_TAGS))
-        ]
-        for s in streams:
-            s.start()
-        wait_for(
-            lambda: a.metric("safety_hub_readings_accepted_total") >= 8_000, 60, "a part of it"
-        )
-        wait_for(lambda: len(watcher.events) > 0, 30, "alarm events from the active node")
+        sim = simulate(mosquitto, SPEED)
+        if kill_at == "first_raise":  # the leak's first alarm on MQTT: the others follow at once
+            wait_for(lambda: len(raised(watcher.between(0, 1e12))) >= 1, 90, "a raise")
+        else:  # readings flowing, the leak not yet begun (4 s in): the new node raises it all
+            wait_for(lambda: a.metric("safety_hub_readings_accepted_total") >= 300, 90, "readings")
         token_a = a.ha()["token"]
         assert b.metric("safety_hub_ha_role") == 0
         a.kill9()
         killed = time.monotonic()
-        assert all(s.published < 400 for s in streams), "not a mid-stream kill"
+        assert sim.poll() is None, "not a mid-incident kill: the scenario has ended"
+        before = watcher.between(0, killed)
         wait_for(lambda: ready(b), 30, "the standby to take over")
-        took_over = time.monotonic()
-        print(f"takeover after kill -9: {took_over - killed:.2f} s (lease {LEASE_S:g} s)")
+        takeover_s = time.monotonic() - killed
+        print(f"takeover after kill -9: {takeover_s:.2f} s (lease {LEASE_S:g} s)")
         ha_b = b.ha()
         assert ha_b["role"] == "active" and ha_b["active_node"] == "hub-b"
         assert ha_b["token"] > token_a
         assert b.metric("safety_hub_ha_takeovers_total") == 1
-        for s in streams:
-            s.finish()
-        # The killed node comes back as standby (and drains its own spool: see the docstring).
-        a.start(standby=True)
-        assert_standby_refuses_actions(a, b)
-        total = 2 * 400 * 50
+        _, err = sim.communicate(timeout=180)
+        assert sim.returncode == 0, err
+        total = simulated_readings(err)
+        print(f"readings published by simulate: {total}")
         wait_for(lambda: readings_in(influxdb1, influx_db) >= total, 120, "every reading")
-        wait_for(lambda: a.metric("safety_hub_spool_readings") == 0, 30, "a's spool drained")
-        wait_for(lambda: b.metric("safety_hub_spool_readings") == 0, 30, "b's spool drained")
+        wait_for(lambda: b.metric("safety_hub_spool_readings") == 0, 30, "the spool drained")
         assert readings_in(influxdb1, influx_db) == total
-        before = watcher.between(0, killed)
-        after = watcher.between(killed, time.monotonic() + 1)
-        assert before and after, "both nodes published alarm events in their term"
-        for events in (before, after):
-            seqs = [e["seq"] for e in events]
-            assert len(seqs) == len(set(seqs)), "an alarm event published twice by one node"
-        assert a.metric("safety_hub_ha_role") == 0 and b.metric("safety_hub_ha_role") == 1
+        # the incident went on at b: the leak stopped, its detectors cleared (the latched alarms stay)
+        wait_for(
+            lambda: any(e["action"] == "clear" for e in watcher.between(killed, 1e12)),
+            60,
+            "the clears of the leak's alarms, from the node that took over",
+        )
+        seqs, published = journal_seqs(pg_url)
+        assert seqs == list(range(1, len(seqs) + 1)), "a gap or a duplicate in the journal"
+        assert max(seqs) > max((e["seq"] for e in before), default=0), "the new node journals on"
+        # the journal goes on growing (the silence watchdogs of the park's quiet tags): every
+        # seq of this snapshot must reach MQTT; the later events must be in the journal too
+        poll_until(lambda: seen_seqs(watcher) >= published, 30)
+        events = [e for _, e in list(watcher.events)]
+        seqs_now, published_now = journal_seqs(pg_url)
+        assert seqs_now[: len(seqs)] == seqs
+        assert_each_seq_once(events, published, published_now)
+        recovered = [e for e in events if e.get("recovered")]
+        print(f"alarm events: {len(events)}, of them re-sent as recovered: {len(recovered)}")
+        # the leak's alarms (two level-1, two level-2, the 2oo3 zone's confirmation), each
+        # raised once across both nodes, as the scenario's replay raises them
+        keys = [alarm["key"] for alarm in raised(events)]
+        print(
+            f"raised by the killed node: {len(raised(before))}, by the new one: {len(keys) - len(raised(before))}"
+        )
+        assert sorted(keys) == sorted(expected), (keys, expected)
+        for alarm in raised(events):
+            served = b.get(f"/api/v1/alarms/{alarm['id']}")
+            assert served.status_code == 200, served.text
+            assert served.json()["key"] == alarm["key"]
+        assert b.metric("safety_hub_ha_role") == 1
     finally:
+        if sim is not None and sim.poll() is None:
+            sim.kill()
+            sim.wait()
         watcher.close()
         for hub in (a, b):
             hub.stop()
+
+
+def poll_until(predicate: Any, timeout: float) -> None:
+    """Poll ``predicate`` until true or ``timeout`` s; the assertions after it say what is missing."""
+    deadline = time.monotonic() + timeout
+    while not predicate() and time.monotonic() < deadline:
+        time.sleep(0.1)
+
+
+def seen_seqs(watcher: EventWatcher) -> set[int]:
+    return {int(e["seq"]) for _, e in list(watcher.events)}
+
+
+def raised(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The alarms of the ``raise`` events among ``events``."""
+    return [e["alarm"] for e in events if e["action"] == "raise"]
 
 
 def test_active_node_cut_off_from_postgres_steps_down_and_rejoins_as_standby(
@@ -377,3 +472,54 @@ def test_no_node_active_while_the_database_is_away_actions_answer_503(
             hub.stop()
         for relay in relays:
             relay.close()
+
+
+def test_kill_9_during_a_pending_escalation_the_new_active_node_sends_it_once(
+    mosquitto: Any,
+    pg_url: str,
+    smtp_receiver: SmtpReceiver,
+    webhook_receiver: WebhookReceiver,
+    tmp_path: Path,
+) -> None:
+    """Notifications across a takeover (the shared notification outbox): a level-2 chlorine
+    alarm mails the enterprise officer at once and escalates to the duty officer's webhook after
+    its step. The active node is killed while the escalation is pending: the node that takes
+    over sends it once, not before its due time, and never mails the officer again."""
+    steps = [
+        {"after": "0s", "to": "role:enterprise_safety_officer"},
+        {"after": "15s", "to": "roster:park-duty"},
+    ]
+    extra = {
+        "SAFETY_HUB_PLANT": str(SAMPLE_PLANT),
+        "SAFETY_HUB_NOTIFY": "on",
+        "SAFETY_HUB_PEOPLE": str(
+            people_file(tmp_path / "people.yaml", smtp_receiver, webhook_receiver)
+        ),
+        "SAFETY_HUB_NOTIFY_POLICIES": str(policy_file(tmp_path / "policy.yaml", steps)),
+        "SAFETY_HUB_PUBLIC_URL": "https://hub.park.example",
+    }
+    a, b = make_pair(tmp_path, mosquitto, pg_url, pg_url, **extra)
+    try:
+        a.start()
+        b.start(standby=True)
+        with gateway(mosquitto.port, ONE_HIGH):
+            smtp_receiver.wait_for(1, 60)
+            alarm = level2(a)
+            (pending,) = notifications(a, status="pending")
+            assert pending["person_id"] == "park-duty-1"
+            a.kill9()
+            assert webhook_receiver.requests == []  # killed before its due time
+            wait_for(lambda: ready(b), 30, "the standby to take over")
+            (hook,) = webhook_receiver.wait_for(1, 60)
+        assert hook.json()["notification_id"] == pending["notification_id"]
+        wait_for(lambda: not notifications(b, status="pending"), 60, "nothing left pending")
+        (sent,) = [r for r in notifications(b, status="sent") if r["person_id"] == "park-duty-1"]
+        assert sent["due_ms"] == alarm["raised_ms"] + 15_000 == pending["due_ms"]
+        assert sent["done_ms"] >= sent["due_ms"]
+        assert level2(b)["id"] == alarm["id"]
+        b.get("/api/v1/system")  # a request later: still one mail and one webhook call
+        assert len(webhook_receiver.requests) == 1 and len(smtp_receiver.messages) == 1
+        assert b.metric("safety_hub_notifications_sent_total") == 1  # the escalation only
+    finally:
+        for hub in (a, b):
+            hub.stop()
