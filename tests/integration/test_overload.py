@@ -85,6 +85,11 @@ def test_overload_stays_within_receive_maximum_and_loses_nothing(
         assert len(seen) >= 3  # the watcher sampled while it ran (fewer on a loaded machine)
         assert max(f for f, _, _ in seen) > 0  # the watcher saw the hub at work
         assert all(f <= limit for f, _, _ in seen), max(seen)
-        assert all(q + h <= limit for _, q, h in seen), max(seen, key=lambda s: s[1] + s[2])
+        # Lanes and held messages are two gauges read one after the other in a scrape: a message
+        # the worker moves from its lane to "held" in between is counted in both (seen on a
+        # loaded machine: 11 + 72 with 61 in flight, limit 80). Each is bounded on its own; the
+        # sum at most twice over.
+        assert all(q <= limit and h <= limit for _, q, h in seen), max(seen)
+        assert all(q + h <= 2 * limit for _, q, h in seen), max(seen, key=lambda s: s[1] + s[2])
     finally:
         hub.stop()
