@@ -129,6 +129,11 @@ def test_viewer_reads_everything_but_cannot_act(client: TestClient, hub: Hub) ->
         url = path.replace("{alarm_id}", str(alarm["id"]))
         url = url.replace("{enterprise}", E1).replace("{tag}", "GT-1101")
         url = url.replace("{roster}", "park-duty")
+        if path.startswith("/api/v1/province/"):
+            # a park hub is not in province mode: the province's view is not there for anyone
+            # (tests/integration/test_province_e2e.py reads it with province mode on)
+            assert client.get(url, headers=VIEWER.headers).status_code == 404, url
+            continue
         assert client.get(url, headers=VIEWER.headers).status_code == 200, url
     before = client.get(f"/api/v1/alarms/{alarm['id']}/journal", headers=VIEWER.headers).json()
     for action in ACTIONS:
