@@ -495,6 +495,12 @@ class Hub:
             # spooled included.
             self.spool.recount()
             self.sink_worker.start()
+        if self.ha is not None:
+            # The other node wrote the shared state while this one stood by: read it again,
+            # before the first reading comes in (a stale service would raise its alarms anew).
+            self.alarms.take_over()
+            if self.notifications is not None:
+                self.notifications.catch_up(self.alarms.journal, self.alarms.service.get)
         if self._source is None or self._source_used:
             self._source = self._build_source()
         self._source_used = True
@@ -502,11 +508,6 @@ class Hub:
         self._source.start(self.ingest.submit)
         self._outbox_publisher = OutboxPublisher(self.outbox, self._source.publish_confirmed)
         self._outbox_publisher.start()
-        if self.ha is not None:
-            # The other node wrote the shared state while this one stood by: read it again.
-            self.alarms.take_over()
-            if self.notifications is not None:
-                self.notifications.catch_up(self.alarms.journal, self.alarms.service.get)
         self.alarms.start()
         if self.notifications is not None:
             self.notifications.start()

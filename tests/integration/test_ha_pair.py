@@ -523,3 +523,39 @@ def test_kill_9_during_a_pending_escalation_the_new_active_node_sends_it_once(
     finally:
         for hub in (a, b):
             hub.stop()
+
+
+def test_readings_queued_while_no_node_acts_meet_the_taken_over_alarms_not_new_ones(
+    mosquitto: Any, pg_url: str, tmp_path: Path
+) -> None:
+    """A detector stays high across a kill -9 of the active node: its readings of the gap wait
+    at the broker and reach the new active node the moment its sessions connect. That node reads
+    the shared journal and engine state before the first of them, so they meet the alarms the
+    dead node raised (same ids), and nothing is raised a second time."""
+    a, b = make_pair(tmp_path, mosquitto, pg_url, pg_url, SAFETY_HUB_PLANT=str(SAMPLE_PLANT))
+    watcher = EventWatcher(mosquitto.port)
+    try:
+        a.start()
+        b.start(standby=True)
+        with gateway(mosquitto.port, ONE_HIGH):
+            wait_for(lambda: len(raised(watcher.between(0, 1e12))) >= 2, 60, "level 1 and 2")
+            alarm = level2(a)
+            a.kill9()
+            killed = time.monotonic()
+            wait_for(lambda: ready(b), 30, "the standby to take over")
+            taken = b.metric("safety_hub_readings_accepted_total")
+            # the gap's readings and two more rounds of the gateway, at the new node
+            wait_for(
+                lambda: b.metric("safety_hub_readings_accepted_total") >= taken + 6,
+                30,
+                "readings at the new active node",
+            )
+        after = raised(watcher.between(killed, 1e12))
+        assert after == [], f"raised again by the node that took over: {after}"
+        assert level2(b)["id"] == alarm["id"]
+        keys = [x["key"] for x in b.get("/api/v1/alarms?enterprise=e01-chloralkali").json()]
+        assert len(keys) == len(set(keys)) >= 2, keys
+    finally:
+        watcher.close()
+        for hub in (a, b):
+            hub.stop()

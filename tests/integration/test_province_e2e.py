@@ -283,7 +283,7 @@ def test_a_park_hub_killed_mid_uplink_loses_nothing(federation: Any) -> None:
         wait_for(lambda: a.uplink()["queued"] >= queued + len(TAGS), 20, "the step queued")
 
     prov_broker.stop()
-    for _ in range(15):
+    for _ in range(60):  # 180 records at 25/s: seconds of backlog to be killed in
         publish_step()
     prov_broker.start()
     arrived = len(listener.ids("alxa-hitech"))
@@ -304,7 +304,8 @@ def test_a_park_hub_killed_mid_uplink_loses_nothing(federation: Any) -> None:
     times = listener.first_readings("alxa-hitech")
     for tag in TAGS:
         got = times[f"{ENTERPRISE}/{tag}"]
-        assert set(steps) <= set(got), f"{tag}: readings lost"
+        lost = [steps.index(ts) for ts in sorted(set(steps) - set(got))]
+        assert not lost, f"{tag}: the readings of steps {lost} (of {len(steps)}) lost"
         assert got == sorted(got), f"{tag}: readings out of order"
     messages = listener.ids("alxa-hitech")
     print(
