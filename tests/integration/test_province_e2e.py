@@ -38,8 +38,9 @@ ENTERPRISE = "e01-chloralkali"
 SOURCE = "HS-E01-01"
 CL2 = "GT-1101"  # Cl2 detector, l1 0.3 ppm, l2 0.6 ppm
 TAGS = ["LT-1101", "PT-1101", "TT-1101"]
-# The issue asks for a 60 s cut; the suite keeps it short (SAFETY_HUB_TEST_PROVINCE_OUTAGE_S).
-OUTAGE_S = float(os.environ.get("SAFETY_HUB_TEST_PROVINCE_OUTAGE_S", "6"))
+# The issue's 60 s cut (SAFETY_HUB_TEST_PROVINCE_OUTAGE_S changes it for a quicker local run).
+OUTAGE_S = float(os.environ.get("SAFETY_HUB_TEST_PROVINCE_OUTAGE_S", "60"))
+STEP_EVERY_S = 1.0  # a gateway's reporting interval during the cut: ~60 steps, 180 readings
 
 
 def bridge_yaml(port: int) -> str:
@@ -242,6 +243,7 @@ def test_a_bridge_cut_then_restored_delivers_every_record_exactly_once(federatio
     down_at = time.monotonic()
     while time.monotonic() - down_at < OUTAGE_S:
         publish_step()
+        time.sleep(STEP_EVERY_S)  # pacing, not an assertion: the steps span the whole cut
     state = a.uplink()
     assert state["connected"] is False and state["backlog"] > 0
     prov_broker.start()
