@@ -8,6 +8,11 @@ queued twice. Cursors (the newest reading time per tag, the alarm journal row la
 base data already queued) are committed with their records (``put(..., cursors=)``) or right
 after them: a crash in between puts the same records again, with the same ``dataId``.
 
+Sending order (``SEND_ORDER``): base data and warnings before readings, each in the order
+queued. A warning never waits behind a backlog of readings (after an outage, or a rate limit
+slower than the readings come); readings keep their order among themselves, so each tag's
+still arrive in source-time order.
+
 The queue is bounded per destination (``max_records``). When a put does not fit, the oldest
 waiting *readings* of that destination are dropped to make room (a reading is a snapshot that
 newer ones supersede; base data and warnings are never dropped for room); when there are no
@@ -57,6 +62,10 @@ CREATE TABLE IF NOT EXISTS uplink_cursor (
     salvage=True,
     version=1,
 )
+
+
+SEND_ORDER = ("base", "warning", "reading")
+"""what a destination sends first: every kind but readings in queue order, then readings"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,13 +159,20 @@ class UplinkQueue:
         return row is not None
 
     def peek(self, destination: str, limit: int) -> list[Queued]:
-        """The oldest ``limit`` records of ``destination``, oldest first."""
+        """The next ``limit`` records of ``destination`` to send: base data and warnings first,
+        oldest first, then the oldest readings (``SEND_ORDER``)."""
         with self._lock, self._file.guard():
             rows = self._conn.execute(
                 "SELECT seq, data_id, body, created_ms FROM uplink_queue WHERE destination = ? "
-                "ORDER BY seq LIMIT ?",
+                "AND kind <> 'reading' ORDER BY seq LIMIT ?",
                 (destination, limit),
             ).fetchall()
+            if len(rows) < limit:
+                rows += self._conn.execute(
+                    "SELECT seq, data_id, body, created_ms FROM uplink_queue "
+                    "WHERE destination = ? AND kind = 'reading' ORDER BY seq LIMIT ?",
+                    (destination, limit - len(rows)),
+                ).fetchall()
         return [Queued(int(s), OutRecord.from_body(str(d), str(b)), int(c)) for s, d, b, c in rows]
 
     def remove(self, destination: str, seqs: Sequence[int]) -> None:

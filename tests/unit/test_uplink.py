@@ -180,11 +180,26 @@ def test_full_queue_drops_oldest_readings_then_refuses(tmp_path: Path) -> None:
     queue.put("a", [rec("warning", 0), rec("reading", 1), rec("reading", 2)], 0, max_records=4)
     made_room = queue.put("a", [rec("warning", 3), rec("warning", 4)], 0, max_records=4)
     assert (made_room.added, made_room.dropped_readings, made_room.refused) == (2, 1, 0)
-    assert [q.record.data["n"] for q in queue.peek("a", 10)] == [0, 2, 3, 4]
+    assert [q.record.data["n"] for q in queue.peek("a", 10)] == [0, 3, 4, 2]  # warnings first
     full = queue.put("a", [rec("warning", 5), rec("warning", 6)], 0, max_records=4)
     assert (full.added, full.dropped_readings, full.refused) == (1, 1, 1)
     assert full.refused_kinds == ("warning",)
     assert [q.record.data["n"] for q in queue.peek("a", 10)] == [0, 3, 4, 5]
+    queue.close()
+
+
+def test_base_data_and_warnings_go_before_a_backlog_of_readings(tmp_path: Path) -> None:
+    """Send order: every kind but readings in queue order, then readings in queue order (a
+    warning never waits behind readings; each tag's readings keep their order)."""
+    queue = UplinkQueue(tmp_path / "uplink.sqlite")
+    queue.put("a", [rec("base", 0)] + [rec("reading", n) for n in range(1, 6)], 0, max_records=99)
+    queue.put("a", [rec("warning", 6), rec("reading", 7), rec("warning", 8)], 0, max_records=99)
+    assert [q.record.data["n"] for q in queue.peek("a", 3)] == [0, 6, 8]
+    assert [q.record.data["n"] for q in queue.peek("a", 5)] == [0, 6, 8, 1, 2]
+    queue.remove("a", [q.seq for q in queue.peek("a", 4)])
+    assert [q.record.data["n"] for q in queue.peek("a", 10)] == [2, 3, 4, 5, 7]
+    queue.put("a", [rec("warning", 9)], 0, max_records=99)
+    assert [q.record.data["n"] for q in queue.peek("a", 2)] == [9, 2]
     queue.close()
 
 
