@@ -6,6 +6,10 @@ dead node's cursors: every reading arrives once by dataId, in order per tag, non
 
 from __future__ import annotations
 
+import os
+import re
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -82,6 +86,16 @@ def queued_ids(url: str) -> list[str]:
     return [str(r[0]) for r in rows]
 
 
+def waiting_by_the_cli(url: str) -> int:
+    """``safety-hub uplink status`` with the pair's state URL: the records it says wait."""
+    env = {**os.environ, "SAFETY_HUB_STATE_URL": url}
+    argv = [sys.executable, "-m", "safety_hub.cli", "uplink", "status"]
+    out = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=60, check=True)
+    found = re.search(r"^province: (\d+) record\(s\) waiting", out.stdout, re.MULTILINE)
+    assert found, out.stdout
+    return int(found.group(1))
+
+
 def first_arrivals(received: list[Envelope]) -> dict[str, Envelope]:
     """Each dataId's first envelope, in arrival order; a repeat must carry the same record."""
     first: dict[str, Envelope] = {}
@@ -130,6 +144,7 @@ def test_kill_9_of_the_active_node_with_an_uplink_backlog_the_new_active_node_se
         a.kill9()
         left = queued_ids(pg_url)  # what the dead node left, in queue order
         assert len(left) >= len(TAGS) * 3, left
+        assert waiting_by_the_cli(pg_url) >= len(left)
         wait_for(lambda: ready(b), 30, "the standby to take over")
         receiver.start()
         for _ in range(3):  # the new active node goes on from the dead node's cursors
