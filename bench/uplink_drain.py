@@ -6,19 +6,25 @@ socket in the same batches, with no queue and no encryption. The ratio is what d
 (commit before sending, delete after) and the envelope cost. The transport runs with
 ``ack: write`` and a 1 ms ack window, so the figure is the machinery's limit; a configured
 destination sends at most ``rate_per_s`` records/s and waits ``ack_timeout_s`` per batch.
+
+``--state-url postgresql://...`` runs the same with the queue in that PostgreSQL database (a
+redundant pair's shared queue, migrated first; drained empty again by the run)
+after the SQLite file, in the same run.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import socket
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from connectors.uplink import AesCodec, TcpEnvelopeTransport
-from safety_hub.uplink import OutRecord, UplinkQueue
+from safety_hub.uplink import OutRecord, UplinkQueue, UplinkQueueStore
 from safety_hub.uplink.schema import TcpEnvelopeModel
 
 RECORDS = 20_000
@@ -95,9 +101,10 @@ def baseline(sink: Sink, batch: list[OutRecord], size: int) -> float:
     return len(batch) / (time.perf_counter() - began)
 
 
-def uplink(sink: Sink, batch: list[OutRecord], size: int, directory: Path) -> tuple[float, float]:
+def uplink(
+    sink: Sink, batch: list[OutRecord], size: int, queue: UplinkQueueStore
+) -> tuple[float, float]:
     """(queue put records/s, drain records/s)."""
-    queue = UplinkQueue(directory / f"uplink-{size}.sqlite")
     began = time.perf_counter()
     for at in range(0, len(batch), 500):  # the producer puts a readings tick at a time
         queue.put("bench", batch[at : at + 500], 0, max_records=10 * len(batch))
@@ -126,21 +133,37 @@ def uplink(sink: Sink, batch: list[OutRecord], size: int, directory: Path) -> tu
     return put_rate, drain_rate
 
 
-def run() -> None:
+def pg_queue(url: str) -> Callable[[int], UplinkQueueStore]:
+    from connectors.postgres import migrate
+    from connectors.postgres.uplink_queue import PgUplinkQueue
+
+    migrate(url)
+    return lambda size: PgUplinkQueue(url)
+
+
+def run(state_url: str | None = None) -> None:
     print(f"uplink drain: {RECORDS} reading records, TCP envelope AES-128-ECB, ack write 1 ms")
     sink = Sink()
     batch = records(RECORDS)
     with tempfile.TemporaryDirectory() as tmp:
-        for size in BATCHES:
-            plain = baseline(sink, batch, size)
-            put_rate, drain_rate = uplink(sink, batch, size, Path(tmp))
-            print(
-                f"  batch {size:4d}: queue put {put_rate:9,.0f}/s, drain {drain_rate:9,.0f}/s; "
-                f"baseline plain JSON on a socket {plain:9,.0f}/s; drain/baseline "
-                f"{drain_rate / plain:.3f}"
-            )
+        backends: list[tuple[str, Callable[[int], UplinkQueueStore]]] = [
+            ("SQLite", lambda size: UplinkQueue(Path(tmp) / f"uplink-{size}.sqlite"))
+        ]
+        if state_url:
+            backends.append(("PostgreSQL", pg_queue(state_url)))
+        for name, make_queue in backends:
+            for size in BATCHES:
+                plain = baseline(sink, batch, size)
+                put_rate, drain_rate = uplink(sink, batch, size, make_queue(size))
+                print(
+                    f"  {name:10s} batch {size:4d}: queue put {put_rate:9,.0f}/s, drain "
+                    f"{drain_rate:9,.0f}/s; baseline plain JSON on a socket {plain:9,.0f}/s; "
+                    f"drain/baseline {drain_rate / plain:.3f}"
+                )
     sink.close()
 
 
 if __name__ == "__main__":
-    run()
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--state-url", help="also a PostgreSQL queue (postgresql://...)")
+    run(parser.parse_args().state_url)

@@ -35,13 +35,16 @@ class HttpBatchTransport:
         headers = {"User-Agent": "safety-hub-uplink"}
         if token:
             headers["Authorization"] = f"Bearer {token}"
-        self._client = httpx.Client(timeout=config.timeout_s, headers=headers)
+        self._headers = headers
+        self._client: httpx.Client | None = None  # made by the first send, again after close
 
     def _post(self, records: Sequence[OutRecord]) -> tuple[int | None, str]:
         body: dict[str, Any] = {
             "park": self.park,
             "records": [{"dataId": r.data_id, "kind": r.kind, "data": r.data} for r in records],
         }
+        if self._client is None:
+            self._client = httpx.Client(timeout=self.config.timeout_s, headers=self._headers)
         try:
             response = self._client.post(self.config.url, json=body)
         except httpx.HTTPError as exc:
@@ -72,4 +75,6 @@ class HttpBatchTransport:
         return SendOutcome(len(records), rejected)
 
     def close(self) -> None:
-        self._client.close()
+        client, self._client = self._client, None
+        if client is not None:
+            client.close()

@@ -8,6 +8,10 @@ within ``ack_timeout_s`` (or found no connection) is done up to the first record
 the rest is sent again later with the same ``dataId`` (at least once: the province drops
 duplicates by ``dataId``). paho keeps the connection up (reconnecting in its own thread with
 the destination's backoff) and holds at most ``MAX_QUEUED`` unacknowledged messages.
+
+The connection is made by the first ``send`` and ended by ``close``; a ``send`` after ``close``
+connects again. So the standby of a redundant pair, whose uplink does not run, holds no
+connection under the client id the active node uses, and a node that acts again reconnects.
 """
 
 from __future__ import annotations
@@ -66,25 +70,38 @@ class MqttBridgeTransport:
         self.description = f"MQTT {config.host}:{config.port} {self.topic}"
         self._connected = threading.Event()
         self._last_error: str | None = None
-        client_id = config.client_id or f"uplink-{park}-{destination}"[:64]
-        self._client = mqtt.Client(
+        self._client_id = config.client_id or f"uplink-{park}-{destination}"[:64]
+        self._credentials = credentials
+        self._reconnect_s = reconnect_s
+        self._client: mqtt.Client | None = None
+
+    def _connecting(self) -> mqtt.Client:
+        """The client, made and connecting (in paho's thread) on the first call after start or
+        ``close``."""
+        if self._client is not None:
+            return self._client
+        config = self.config
+        client = mqtt.Client(
             CallbackAPIVersion.VERSION2,
-            client_id=client_id,
+            client_id=self._client_id,
             protocol=mqtt.MQTTv311,
             clean_session=True,
         )
-        self._client.max_queued_messages_set(MAX_QUEUED)
-        self._client.max_inflight_messages_set(100)
-        first, most = (max(1, round(s)) for s in reconnect_s)
-        self._client.reconnect_delay_set(first, max(first, most))
-        if credentials is not None:
-            self._client.username_pw_set(*credentials)
+        client.max_queued_messages_set(MAX_QUEUED)
+        client.max_inflight_messages_set(100)
+        first, most = (max(1, round(s)) for s in self._reconnect_s)
+        client.reconnect_delay_set(first, max(first, most))
+        if self._credentials is not None:
+            client.username_pw_set(*self._credentials)
         if config.tls:
-            self._client.tls_set(ca_certs=config.ca_file, cert_reqs=ssl.CERT_REQUIRED)
-        self._client.on_connect = self._on_connect
-        self._client.on_disconnect = self._on_disconnect
-        self._client.connect_async(config.host, config.port, keepalive=config.keepalive_s)
-        self._client.loop_start()
+            client.tls_set(ca_certs=config.ca_file, cert_reqs=ssl.CERT_REQUIRED)
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        self._connected.clear()
+        client.connect_async(config.host, config.port, keepalive=config.keepalive_s)
+        client.loop_start()
+        self._client = client
+        return client
 
     def _on_connect(self, _c: Any, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
         if reason.is_failure:
@@ -99,12 +116,13 @@ class MqttBridgeTransport:
         self._last_error = f"disconnected: {reason}"
 
     def send(self, records: Sequence[OutRecord]) -> SendOutcome:
+        client = self._connecting()
         if not self._connected.wait(min(self.config.ack_timeout_s, 2.0)):
             why = self._last_error or "not connected"
             return SendOutcome(0, error=f"{self.description}: {why}")
         infos: list[mqtt.MQTTMessageInfo] = []
         for record in records:
-            info = self._client.publish(self.topic, payload(self.park, record), qos=1)
+            info = client.publish(self.topic, payload(self.park, record), qos=1)
             if info.rc != mqtt.MQTT_ERR_SUCCESS:
                 break
             infos.append(info)
@@ -132,5 +150,8 @@ class MqttBridgeTransport:
         return True
 
     def close(self) -> None:
-        self._client.disconnect()
-        self._client.loop_stop()
+        client, self._client = self._client, None
+        if client is not None:
+            client.disconnect()
+            client.loop_stop()
+        self._connected.clear()

@@ -38,8 +38,9 @@ def register(sub: Subparsers) -> None:
     check.set_defaults(func=cmd_uplink_check)
     status = uplink_sub.add_parser(
         "status",
-        help="records waiting per destination, read from the data directory",
-        description="Read the uplink queue in the data directory (works with the hub running "
+        help="records waiting per destination, read from the data directory or the database",
+        description="Read the uplink queue in the data directory, or in the PostgreSQL "
+        "database SAFETY_HUB_STATE_URL names (a redundant pair's shared queue; works with the hub running "
         "or stopped): per destination the records waiting, the age of the oldest and how far "
         "the alarm journal has been queued. The live state (connected, sent, errors) is in "
         "GET /api/v1/system and /metrics.",
@@ -95,20 +96,29 @@ def cmd_uplink_check(args: argparse.Namespace) -> int:
 
 
 def cmd_uplink_status(args: argparse.Namespace) -> int:
-    from safety_hub.runtime.uplink import QUEUE_FILE
     from safety_hub.uplink import UplinkQueue
+    from safety_hub.uplink.queue import QUEUE_FILE, UplinkQueueStore
 
-    data_dir = args.data_dir or Path(os.environ.get("SAFETY_HUB_DATA_DIR", ".hub-data"))
-    path = data_dir / QUEUE_FILE
-    if not path.is_file():
-        print(f"no uplink queue at {path}: the hub has run no uplink with this data directory")
-        return EXIT_OK
-    queue = UplinkQueue(path)
+    state_url = os.environ.get("SAFETY_HUB_STATE_URL", "")
+    queue: UplinkQueueStore
+    if state_url.startswith(("postgresql://", "postgres://")):
+        from connectors.postgres.uplink_queue import PgUplinkQueue
+        from safety_hub.settings import redact_url
+
+        where = f"PostgreSQL {redact_url(state_url)}"
+        queue = PgUplinkQueue(state_url)
+    else:
+        data_dir = args.data_dir or Path(os.environ.get("SAFETY_HUB_DATA_DIR", ".hub-data"))
+        path = data_dir / QUEUE_FILE
+        if not path.is_file():
+            print(f"no uplink queue at {path}: the hub has run no uplink with this data directory")
+            return EXIT_OK
+        where, queue = str(path), UplinkQueue(path)
     try:
         now = int(time.time() * 1000)
         names = queue.destinations()
         if not names:
-            print(f"{path}: no destination has records or markers")
+            print(f"{where}: no destination has records or markers")
         for name in names:
             depth = queue.depth(name)
             cursors = queue.cursors(name)

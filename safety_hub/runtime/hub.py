@@ -92,7 +92,7 @@ def build_uplink(hub: Hub, parts: UplinkParts | None) -> UplinkRuntime | None:
         alarms=hub.alarms.service,
         clock=hub.clock,
         system_alarms=hub.system_alarms,
-        data_dir=hub.settings.data_dir,
+        queue=hub.state.uplink_queue(),
     )
     hub.metrics.registry.register(UplinkCollector(runtime))
     return runtime
@@ -536,7 +536,7 @@ class Hub:
         if self.notifications is not None:
             self.notifications.stop()
         if self.uplink is not None:
-            self.uplink.stop()  # the active node sends; its queue is its own until state moves
+            self.uplink.stop()  # the active node sends, from the shared queue in a pair
         # The ingest sessions are the active node's now; the probe tells whether this node
         # reaches the broker (/api/v1/system ha.broker_reachable).
         self.system_alarms.set("broker_disconnected", False, f"standby: {reason}")

@@ -20,6 +20,7 @@ from safety_hub.runtime.notify_outbox import NotificationOutbox, NotificationOut
 from safety_hub.runtime.notify_wiring import OUTBOX_FILE
 from safety_hub.runtime.outbox import Outbox, OutboxStore
 from safety_hub.settings import Settings, redact_url
+from safety_hub.uplink.queue import QUEUE_FILE, UplinkQueue, UplinkQueueStore
 
 StateFence = Callable[[], int | None]
 """the active node's lease token now, or None (single node: writes are not fenced)"""
@@ -35,6 +36,8 @@ class StateStores:
     journal: JournalStore | None
     snapshots: SnapshotStore | None
     notify_outbox: Callable[[], NotificationOutboxStore]
+    uplink_queue: Callable[[], UplinkQueueStore]
+    """opens the uplink queue (called only when an uplink is configured)"""
     state_dir: Path
     description: str
     problem: Callable[[], str | None] = lambda: None  # "state database unreachable ..." or None
@@ -68,6 +71,8 @@ def build_state(settings: Settings, fence: StateFence | None = None) -> StateSto
             None,
             None,
             lambda: NotificationOutbox(where / OUTBOX_FILE),
+            # in the data dir, where ``safety-hub uplink status`` reads it
+            lambda: UplinkQueue(settings.data_dir / QUEUE_FILE),
             where,
             f"SQLite files in {where}",
         )
@@ -77,6 +82,7 @@ def build_state(settings: Settings, fence: StateFence | None = None) -> StateSto
     from connectors.postgres.outbox import PgOutbox, PgSnapshotStore
     from connectors.postgres.spool import PgSpool
     from connectors.postgres.store import StateHealth
+    from connectors.postgres.uplink_queue import PgUplinkQueue
 
     url = settings.state_url
     assert url is not None
@@ -98,6 +104,7 @@ def build_state(settings: Settings, fence: StateFence | None = None) -> StateSto
         PgAlarmJournal(url, **common),
         PgSnapshotStore(url, **common),
         lambda: PgNotificationOutbox(url, **common),
+        lambda: PgUplinkQueue(url, **common),
         settings.data_dir,
         f"PostgreSQL {redact_url(url)}",
         lambda: health.problem,

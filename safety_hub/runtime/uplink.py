@@ -8,6 +8,11 @@ same ``dataId``). A full queue drops readings but holds base data and warnings b
 them again each tick as the queue drains. One sender thread per destination sends its queue in
 order through its transport, at most ``rate_per_s`` records per second, with a backoff while it
 fails.
+
+The queue is a store (``UplinkQueueStore``): a SQLite file of this node, or the shared
+PostgreSQL database of a redundant pair. Every :meth:`UplinkRuntime.start` reads the cursors
+again before the producer queues anything, so a node that takes the lease over goes on from
+where the other node's commits stopped, and its senders send the backlog that node left.
 """
 
 from __future__ import annotations
@@ -17,7 +22,6 @@ import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
@@ -32,15 +36,17 @@ from safety_hub.registry import Plant, TagInfo
 from safety_hub.system_alarms import SystemAlarms
 from safety_hub.uplink import (
     Backoff,
+    Depth,
     Destination,
     DestinationState,
     OutRecord,
     PutResult,
     RateLimiter,
-    UplinkQueue,
     UplinkTransport,
     data_id,
 )
+from safety_hub.uplink.queue import QUEUE_FILE as QUEUE_FILE  # re-exported: the CLI
+from safety_hub.uplink.queue import UplinkQueueStore
 from safety_hub.uplink.records import (
     BASE_KINDS,
     TimeText,
@@ -56,7 +62,6 @@ from safety_hub.uplink.records import (
 
 log = logging.getLogger("safety_hub.uplink")
 
-QUEUE_FILE = "uplink.sqlite"
 PRODUCER_TICK_S = 0.2
 JOURNAL_BATCH = 500
 FULL_CLEARS_BELOW = 0.9
@@ -77,6 +82,8 @@ class Lane:
     times: TimeText
     reading_ts: dict[str, int] = field(default_factory=dict)
     journal_marker: int | None = None
+    loaded: bool = False
+    """the cursors were read from the queue since the last start"""
     full: bool = False
     base_pending: list[OutRecord] | None = None
     """base records held back by a full queue (None: none), with the digest to commit"""
@@ -88,6 +95,8 @@ class Lane:
     """the base data is queued (or off): not put again until the next start"""
     """the queue-full system alarm is raised"""
     next_readings_ms: int = 0
+    depth: Depth = field(default_factory=lambda: Depth(0, None))
+    """the queue's depth when it was last read (shown while the store cannot be read)"""
     wake: threading.Event = field(default_factory=threading.Event)
     thread: threading.Thread | None = None
 
@@ -107,7 +116,7 @@ class UplinkRuntime:
         alarms: AlarmService,
         clock: Clock,
         system_alarms: SystemAlarms,
-        data_dir: Path,
+        queue: UplinkQueueStore,
     ) -> None:
         self.plant = plant
         self.live = live
@@ -115,7 +124,7 @@ class UplinkRuntime:
         self.alarms = alarms
         self.clock = clock
         self.system_alarms = system_alarms
-        self.queue = UplinkQueue(data_dir / QUEUE_FILE)
+        self.queue = queue
         self.lanes = [self._lane(d, t) for d, t in destinations]
         self._stopping = threading.Event()
         self._running = False
@@ -133,12 +142,20 @@ class UplinkRuntime:
             backoff=Backoff(model.retry_initial_s, model.retry_max_s),
             times=TimeText(model.time_zone),
         )
-        for name, value in self.queue.cursors(model.name).items():
-            if name.startswith("r:"):
-                lane.reading_ts[name[2:]] = int(value)
-            elif name == "journal":
-                lane.journal_marker = int(value)
         return lane
+
+    def load_cursors(self, lane: Lane) -> None:
+        """Read the lane's cursors from the queue and forget what this node held in memory
+        (held-back records, the base data done): at every start, because in a pair the other
+        node may have queued, sent and moved the cursors meanwhile."""
+        cursors = self.queue.cursors(lane.name)
+        lane.reading_ts = {n[2:]: int(v) for n, v in cursors.items() if n.startswith("r:")}
+        journal = cursors.get("journal")
+        lane.journal_marker = None if journal is None else int(journal)
+        lane.base_pending, lane.base_digest, lane.base_done = None, "", False
+        lane.warnings_pending, lane.warnings_marker = [], 0
+        lane.next_readings_ms = 0
+        lane.loaded = True
 
     # -- producing ---------------------------------------------------------------------------
     def _put(
@@ -308,6 +325,9 @@ class UplinkRuntime:
             now = self.clock.now_ms()
             busy = False
             for lane in self.lanes:
+                if not lane.loaded:
+                    self._guarded(lane, "cursors", self.load_cursors)
+                    continue
                 if not lane.base_done:
                     self._guarded(lane, "base data", self.queue_base)
                 busy |= bool(self._guarded(lane, "warnings", self.queue_warnings))
@@ -416,6 +436,8 @@ class UplinkRuntime:
             return
         self._running = True
         self._stopping.clear()
+        for lane in self.lanes:
+            lane.loaded = False  # the producer reads the cursors first (a database may be away)
         self._producer = threading.Thread(target=self._produce, name="uplink-producer", daemon=True)
         self._producer.start()
         for lane in self.lanes:
@@ -450,12 +472,19 @@ class UplinkRuntime:
         self.queue.close()
 
     # -- status ------------------------------------------------------------------------------
+    def _depth(self, lane: Lane) -> Depth:
+        try:
+            lane.depth = self.queue.depth(lane.name)
+        except SafetyHubError as exc:  # the state database away: the last depth read
+            log.debug("uplink %s: queue depth not read: %s", lane.name, exc)
+        return lane.depth
+
     def states(self) -> list[dict[str, Any]]:
         """Per destination, what ``/api/v1/system`` shows."""
         now = self.clock.now_ms()
         out = []
         for lane in self.lanes:
-            s, depth = lane.state, self.queue.depth(lane.name)
+            s, depth = lane.state, self._depth(lane)
             out.append(
                 {
                     "name": lane.name,

@@ -12,7 +12,7 @@ from safety_hub.uplink.delivery import (
     SendOutcome,
     UplinkTransport,
 )
-from safety_hub.uplink.queue import Depth, PutResult, Queued, UplinkQueue
+from safety_hub.uplink.queue import Depth, PutResult, Queued, UplinkQueue, UplinkQueueStore
 from safety_hub.uplink.records import DEFAULT_MAPPING, SOURCES, TIERS, Const, OutRecord, data_id
 
 __all__ = [
@@ -31,6 +31,7 @@ __all__ = [
     "SendOutcome",
     "UplinkConfig",
     "UplinkQueue",
+    "UplinkQueueStore",
     "UplinkTransport",
     "data_id",
     "load_uplink",

@@ -20,8 +20,11 @@ readings left to drop, the newest records of the put are refused. Both are repor
 returned :class:`PutResult`; the runtime drops refused readings (counted, logged, system alarm)
 and holds refused base data and warnings back to put them again once there is room.
 
-Storage is SQLite through :class:`~safety_hub.statefile.StateFile`; the class keeps to a few
-plain SQL statements so that it can move to another database.
+:class:`UplinkQueueStore` is the contract the runtime uses. :class:`UplinkQueue` keeps it in a
+SQLite file (``uplink.sqlite`` in the data directory, through
+:class:`~safety_hub.statefile.StateFile`); a redundant pair keeps it in the shared PostgreSQL
+database instead (``connectors/postgres/uplink_queue.py``, chosen by ``runtime/state.py``), so
+the node that takes over sends what the other one left.
 """
 
 from __future__ import annotations
@@ -31,9 +34,13 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from safety_hub.statefile import StateFile, StateFileKind
 from safety_hub.uplink.records import OutRecord
+
+QUEUE_FILE = "uplink.sqlite"
+"""the SQLite queue's file name, in the data directory"""
 
 UPLINK_QUEUE = StateFileKind(
     name="uplink queue",
@@ -94,7 +101,64 @@ class Depth:
     oldest_ms: int | None
 
 
+def put_result(
+    records: Sequence[OutRecord],
+    fresh: Sequence[OutRecord],
+    taken: Sequence[OutRecord],
+    dropped_readings: int,
+) -> PutResult:
+    """What became of a put of ``records``: ``fresh`` were not waiting yet, ``taken`` (their
+    head) were queued, the rest of ``fresh`` refused; ``dropped_readings`` made room."""
+    refused = fresh[len(taken) :]
+    return PutResult(
+        added=len(taken),
+        duplicates=len(records) - len(fresh),
+        dropped_readings=dropped_readings,
+        refused=len(refused),
+        refused_kinds=tuple(sorted({r.kind for r in refused})),
+        refused_ids=tuple(r.data_id for r in refused),
+        added_kinds=tuple(sorted(Counter(r.kind for r in taken).items())),
+    )
+
+
+class UplinkQueueStore(Protocol):
+    """The durable uplink queue (this module's docstring): one FIFO per destination, a
+    ``dataId`` waiting at most once, bounded, cursors committed with their records."""
+
+    def put(
+        self,
+        destination: str,
+        records: Sequence[OutRecord],
+        now_ms: int,
+        *,
+        max_records: int,
+        cursors: Mapping[str, str] | None = None,
+    ) -> PutResult:
+        """Queue ``records`` in order and move ``cursors``, in one transaction."""
+        ...
+
+    def peek(self, destination: str, limit: int) -> list[Queued]:
+        """The oldest ``limit`` records of ``destination``, oldest first."""
+        ...
+
+    def remove(self, destination: str, seqs: Sequence[int]) -> None:
+        """Forget records the destination took (or refused for good)."""
+        ...
+
+    def depth(self, destination: str) -> Depth: ...
+
+    def cursors(self, destination: str) -> dict[str, str]: ...
+
+    def destinations(self) -> list[str]:
+        """Every destination with records waiting or cursors (for ``uplink status``)."""
+        ...
+
+    def close(self) -> None: ...
+
+
 class UplinkQueue:
+    """The queue in a SQLite file."""
+
     def __init__(self, path: Path | str) -> None:
         self.path = path
         self._file = StateFile(path, UPLINK_QUEUE)
@@ -128,7 +192,7 @@ class UplinkQueue:
                 )
                 dropped = cur.rowcount
             room = max_records - (depth - dropped)
-            taken, refused = fresh[: max(room, 0)], fresh[max(room, 0) :]
+            taken = fresh[: max(room, 0)]
             cur.executemany(
                 "INSERT INTO uplink_queue (destination, data_id, kind, body, created_ms) "
                 "VALUES (?,?,?,?,?)",
@@ -140,15 +204,7 @@ class UplinkQueue:
                     "ON CONFLICT (destination, name) DO UPDATE SET value = excluded.value",
                     (destination, name, value),
                 )
-        return PutResult(
-            added=len(taken),
-            duplicates=len(records) - len(fresh),
-            dropped_readings=dropped,
-            refused=len(refused),
-            refused_kinds=tuple(sorted({r.kind for r in refused})),
-            refused_ids=tuple(r.data_id for r in refused),
-            added_kinds=tuple(sorted(Counter(r.kind for r in taken).items())),
-        )
+        return put_result(records, fresh, taken, dropped)
 
     @staticmethod
     def _has(cur: object, destination: str, data_id: str) -> bool:

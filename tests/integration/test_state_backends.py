@@ -20,6 +20,7 @@ from connectors.postgres.notify_outbox import PgNotificationOutbox
 from connectors.postgres.outbox import PgOutbox, PgSnapshotStore
 from connectors.postgres.spool import PgSpool
 from connectors.postgres.store import StateHealth
+from connectors.postgres.uplink_queue import PgUplinkQueue
 from safety_hub.alarms import AlarmJournal, AlarmService, AlarmState, InvalidAction
 from safety_hub.alarms.journal import JournalBatch
 from safety_hub.clock import VirtualClock
@@ -30,6 +31,7 @@ from safety_hub.runtime.notify_outbox import NotificationOutbox
 from safety_hub.runtime.outbox import Outbox, OutboxPublisher
 from safety_hub.runtime.state import build_state
 from safety_hub.settings import load_settings
+from safety_hub.uplink import OutRecord, UplinkQueue
 from tests.fixtures.postgres import PostgresProcess
 from tests.integration.hubproc import wait_for
 from tests.scenarios import SCENARIOS, run_scenario
@@ -70,6 +72,11 @@ class Backend:
         if self.url is None:
             return NotificationOutbox(self.dir / "notifications.sqlite")
         return PgNotificationOutbox(self.url)
+
+    def uplink_queue(self) -> Any:
+        if self.url is None:
+            return UplinkQueue(self.dir / "uplink.sqlite")
+        return PgUplinkQueue(self.url)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -304,6 +311,96 @@ def test_notification_outbox_restart_sends_a_pending_step_once(backend: Backend)
     assert second.runtime.outbox.pending_by_channel() == {}
 
 
+# -- uplink queue ---------------------------------------------------------------------------------
+
+
+def rec(kind: str, n: int) -> OutRecord:
+    return OutRecord(kind, f"id-{kind}-{n}", f"k{n}", {"n": n})
+
+
+def test_uplink_queue_is_fifo_deduplicates_and_survives_reopen(backend: Backend) -> None:
+    """In order, one row per dataId, cursors in the same commit, all still there after reopening."""
+    queue = backend.uplink_queue()
+    result = queue.put(
+        "a", [rec("reading", i) for i in range(5)], 1000, max_records=100, cursors={"r:x": "5"}
+    )
+    assert result.added == 5 and result.duplicates == 0
+    assert result.added_kinds == (("reading", 5),)
+    again = queue.put("a", [rec("reading", 3), rec("reading", 5)], 2000, max_records=100)
+    assert (again.added, again.duplicates) == (1, 1)
+    queue.put("b", [rec("warning", 1)], 3000, max_records=100)
+    queue.put("c", [], 3000, max_records=100, cursors={"journal": "7"})  # a cursor alone
+    queue.close()
+    queue = backend.uplink_queue()
+    assert [q.record.data["n"] for q in queue.peek("a", 10)] == [0, 1, 2, 3, 4, 5]
+    assert queue.peek("a", 1)[0].record == rec("reading", 0)
+    assert queue.cursors("a") == {"r:x": "5"} and queue.depth("a").oldest_ms == 1000
+    first = queue.peek("a", 2)
+    queue.remove("a", [q.seq for q in first])
+    queue.remove("a", [q.seq for q in first])  # twice: nothing else goes
+    assert [q.record.data["n"] for q in queue.peek("a", 10)] == [2, 3, 4, 5]
+    assert queue.depth("b").records == 1 and queue.destinations() == ["a", "b", "c"]
+    assert queue.cursors("c") == {"journal": "7"}
+    assert (queue.depth("c").records, queue.depth("c").oldest_ms) == (0, None)
+    queue.close()
+
+
+def test_full_uplink_queue_drops_oldest_readings_then_refuses(backend: Backend) -> None:
+    """Bounded: readings make room first; with none left the new records are refused, counted."""
+    queue = backend.uplink_queue()
+    queue.put("a", [rec("warning", 0), rec("reading", 1), rec("reading", 2)], 0, max_records=4)
+    queue.put("other", [rec("reading", 9)], 0, max_records=4)  # another destination's bound
+    made_room = queue.put("a", [rec("warning", 3), rec("warning", 4)], 0, max_records=4)
+    assert (made_room.added, made_room.dropped_readings, made_room.refused) == (2, 1, 0)
+    assert [q.record.data["n"] for q in queue.peek("a", 10)] == [0, 3, 4, 2]  # warnings first
+    full = queue.put("a", [rec("warning", 5), rec("warning", 6)], 0, max_records=4)
+    assert (full.added, full.dropped_readings, full.refused) == (1, 1, 1)
+    assert full.refused_kinds == ("warning",) and full.refused_ids == ("id-warning-6",)
+    assert [q.record.data["n"] for q in queue.peek("a", 10)] == [0, 3, 4, 5]
+    assert [q.record.data["n"] for q in queue.peek("other", 10)] == [9]
+    queue.close()
+
+
+def test_uplink_queue_sends_base_data_and_warnings_before_a_backlog_of_readings(
+    backend: Backend,
+) -> None:
+    """Send order: every kind but readings in queue order, then readings in queue order (a
+    warning never waits behind readings; each tag's readings keep their order)."""
+    queue = backend.uplink_queue()
+    queue.put("a", [rec("base", 0)] + [rec("reading", n) for n in range(1, 6)], 0, max_records=99)
+    queue.put("a", [rec("warning", 6), rec("reading", 7), rec("warning", 8)], 0, max_records=99)
+    assert [q.record.data["n"] for q in queue.peek("a", 3)] == [0, 6, 8]
+    assert [q.record.data["n"] for q in queue.peek("a", 5)] == [0, 6, 8, 1, 2]
+    queue.remove("a", [q.seq for q in queue.peek("a", 4)])
+    assert [q.record.data["n"] for q in queue.peek("a", 10)] == [2, 3, 4, 5, 7]
+    queue.put("a", [rec("warning", 9)], 0, max_records=99)
+    assert [q.record.data["n"] for q in queue.peek("a", 2)] == [9, 2]
+    queue.close()
+
+
+def test_fenced_uplink_queue_writes_nothing_without_the_lease(pg_url: str) -> None:
+    """A node that lost the lease can neither queue, move a cursor nor forget a record; the
+    records and cursors stay for the node that holds it, which reads the same queue."""
+    migrate(pg_url)
+    with psycopg.connect(pg_url, autocommit=True) as raw:
+        raw.execute(
+            "INSERT INTO hub_lease VALUES ('active', 'hub-b', 7, now(), now(), "
+            "now() + interval '1 hour', NULL)"
+        )
+    token = [7]
+    active = PgUplinkQueue(pg_url, fence=lambda: token[0])
+    active.put("a", [rec("warning", 1), rec("reading", 2)], 5, max_records=10, cursors={"j": "1"})
+    stale = PgUplinkQueue(pg_url, fence=lambda: 6)
+    with pytest.raises(FencedError):
+        stale.put("a", [rec("warning", 3)], 6, max_records=10, cursors={"j": "2"})
+    with pytest.raises(FencedError):
+        stale.remove("a", [q.seq for q in stale.peek("a", 10)])
+    assert [q.record.data["n"] for q in stale.peek("a", 10)] == [1, 2]  # reads are not fenced
+    assert stale.cursors("a") == {"j": "1"}
+    active.remove("a", [active.peek("a", 1)[0].seq])
+    assert [q.record.data["n"] for q in PgUplinkQueue(pg_url).peek("a", 10)] == [2]
+
+
 # -- the database goes away and comes back --------------------------------------------------------
 
 
@@ -342,6 +439,9 @@ def test_the_state_url_chooses_the_stores(tmp_path: Path, pg_url: str) -> None:
     database, migrated first, and nothing written to the data dir."""
     default = build_state(load_settings(data_dir=tmp_path / "data"))
     assert isinstance(default.spool, Spool) and default.journal is None
+    assert not (tmp_path / "data" / "uplink.sqlite").exists()  # opened only with an uplink
+    assert isinstance(default.uplink_queue(), UplinkQueue)
+    assert (tmp_path / "data" / "uplink.sqlite").exists()
     assert (tmp_path / "data" / "spool.sqlite").exists()
     elsewhere = build_state(
         load_settings(data_dir=tmp_path / "data2", state_url=f"sqlite:///{tmp_path / 'state'}")
@@ -351,6 +451,7 @@ def test_the_state_url_chooses_the_stores(tmp_path: Path, pg_url: str) -> None:
     assert not (tmp_path / "data2").exists()
     pg = build_state(load_settings(data_dir=tmp_path / "data3", state_url=pg_url))
     assert isinstance(pg.spool, PgSpool) and isinstance(pg.journal, PgAlarmJournal)
+    assert isinstance(pg.uplink_queue(), PgUplinkQueue)
     assert pending_migrations(pg_url) == []
     assert pg.problem() is None
     assert "postgresql://postgres@" in pg.description

@@ -111,6 +111,31 @@ def test_a_stopped_broker_is_an_outage_then_the_batch_goes_through(
         transport.close()
 
 
+def test_two_nodes_transports_under_one_client_id_take_turns(
+    mosquitto_factory: Callable[..., MosquittoProcess],
+) -> None:
+    """The two nodes of a pair build the same destination (one client id): the one that sends
+    connects, a closed one holds no connection, and a closed transport connects again on its
+    next send (a node that acts again after standing by)."""
+    broker = mosquitto_factory()
+    listener = Listener(broker.port, "province/v1/park-a/records")
+    model = MqttBridgeModel(host="127.0.0.1", port=broker.port, ack_timeout_s=5)
+    node_a = MqttBridgeTransport(model, "park-a", "prov")
+    node_b = MqttBridgeTransport(model, "park-a", "prov")
+    try:
+        wait_until(lambda: node_a.send(records(1)).error is None, 10, 0.2, "a delivers")
+        node_a.close()
+        wait_until(lambda: node_b.send(records(1, 1)).error is None, 10, 0.2, "b delivers")
+        node_b.close()
+        wait_until(lambda: node_a.send(records(1, 2)).error is None, 10, 0.2, "a again")
+        wait_until(lambda: len(set(listener.ids())) >= 3, 10, message="3 messages")
+    finally:
+        node_a.close()
+        node_b.close()
+        listener.close()
+    assert sorted(set(listener.ids())) == ["id-0", "id-1", "id-2"]
+
+
 CONFIG = """
 version: 1
 destinations:

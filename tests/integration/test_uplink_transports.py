@@ -42,6 +42,19 @@ def test_http_2xx_delivers_the_batch_with_data_ids() -> None:
     assert body["records"][2] == {"dataId": "id-2", "kind": "reading", "data": {"VALUE": 2}}
 
 
+def test_http_transport_sends_again_after_close() -> None:
+    """A node of a pair stops its uplink (the transport closed) and acts again later: the same
+    transport sends again."""
+    with WebhookReceiver() as receiver:
+        transport = http(receiver)
+        first = transport.send(records(1))
+        transport.close()
+        again = transport.send(records(2))
+        transport.close()
+    assert (first.done, first.error, again.done, again.error) == (1, None, 2, None)
+    assert len(receiver.requests) == 2
+
+
 @pytest.mark.parametrize("status", [500, 503, 408, 429])
 def test_http_outage_statuses_keep_the_batch_for_a_retry(status: int) -> None:
     """5xx, 408 and 429: nothing done, an error to back off on."""

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-from pathlib import Path
 
 import pytest
 
@@ -18,7 +17,6 @@ from safety_hub.uplink import (
     DestinationState,
     OutRecord,
     RateLimiter,
-    UplinkQueue,
     parse_uplink,
 )
 from safety_hub.uplink.records import (
@@ -146,61 +144,6 @@ def test_reading_data_id_is_tag_and_source_time(plant: Plant) -> None:
     three = reading_record("p", tag, DEFAULT_MAPPING["reading"], reading_sources(tag, later, times))
     assert one.data_id == two.data_id != three.data_id
     assert one.data["VALUE"] == 1.25 and one.data["COLLECT_TIME"] == "2025-11-30 10:33:20"
-
-
-def rec(kind: str, n: int) -> OutRecord:
-    return OutRecord(kind, f"id-{kind}-{n}", f"k{n}", {"n": n})
-
-
-def test_queue_is_fifo_deduplicates_and_survives_reopen(tmp_path: Path) -> None:
-    """In order, one row per dataId, cursors in the same commit, all still there after reopening."""
-    path = tmp_path / "uplink.sqlite"
-    queue = UplinkQueue(path)
-    result = queue.put(
-        "a", [rec("reading", i) for i in range(5)], 1000, max_records=100, cursors={"r:x": "5"}
-    )
-    assert result.added == 5 and result.duplicates == 0
-    again = queue.put("a", [rec("reading", 3), rec("reading", 5)], 2000, max_records=100)
-    assert (again.added, again.duplicates) == (1, 1)
-    queue.put("b", [rec("warning", 1)], 3000, max_records=100)
-    queue.close()
-    queue = UplinkQueue(path)
-    assert [q.record.data["n"] for q in queue.peek("a", 10)] == [0, 1, 2, 3, 4, 5]
-    assert queue.cursors("a") == {"r:x": "5"} and queue.depth("a").oldest_ms == 1000
-    first = queue.peek("a", 2)
-    queue.remove("a", [q.seq for q in first])
-    assert [q.record.data["n"] for q in queue.peek("a", 10)] == [2, 3, 4, 5]
-    assert queue.depth("b").records == 1 and queue.destinations() == ["a", "b"]
-    queue.close()
-
-
-def test_full_queue_drops_oldest_readings_then_refuses(tmp_path: Path) -> None:
-    """Bounded: readings make room first; with none left the new records are refused, counted."""
-    queue = UplinkQueue(tmp_path / "uplink.sqlite")
-    queue.put("a", [rec("warning", 0), rec("reading", 1), rec("reading", 2)], 0, max_records=4)
-    made_room = queue.put("a", [rec("warning", 3), rec("warning", 4)], 0, max_records=4)
-    assert (made_room.added, made_room.dropped_readings, made_room.refused) == (2, 1, 0)
-    assert [q.record.data["n"] for q in queue.peek("a", 10)] == [0, 3, 4, 2]  # warnings first
-    full = queue.put("a", [rec("warning", 5), rec("warning", 6)], 0, max_records=4)
-    assert (full.added, full.dropped_readings, full.refused) == (1, 1, 1)
-    assert full.refused_kinds == ("warning",)
-    assert [q.record.data["n"] for q in queue.peek("a", 10)] == [0, 3, 4, 5]
-    queue.close()
-
-
-def test_base_data_and_warnings_go_before_a_backlog_of_readings(tmp_path: Path) -> None:
-    """Send order: every kind but readings in queue order, then readings in queue order (a
-    warning never waits behind readings; each tag's readings keep their order)."""
-    queue = UplinkQueue(tmp_path / "uplink.sqlite")
-    queue.put("a", [rec("base", 0)] + [rec("reading", n) for n in range(1, 6)], 0, max_records=99)
-    queue.put("a", [rec("warning", 6), rec("reading", 7), rec("warning", 8)], 0, max_records=99)
-    assert [q.record.data["n"] for q in queue.peek("a", 3)] == [0, 6, 8]
-    assert [q.record.data["n"] for q in queue.peek("a", 5)] == [0, 6, 8, 1, 2]
-    queue.remove("a", [q.seq for q in queue.peek("a", 4)])
-    assert [q.record.data["n"] for q in queue.peek("a", 10)] == [2, 3, 4, 5, 7]
-    queue.put("a", [rec("warning", 9)], 0, max_records=99)
-    assert [q.record.data["n"] for q in queue.peek("a", 2)] == [9, 2]
-    queue.close()
 
 
 def test_rate_limiter_backoff_and_state() -> None:

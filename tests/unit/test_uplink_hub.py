@@ -143,3 +143,36 @@ def test_full_queue_holds_warnings_back_in_the_journal(
     assert len(sent) == len(ours) and hub.uplink.states()[0]["dropped"] == 0
     assert sent.count("shelve") == 8 and sent.count("unshelve") == 8
     assert hub.uplink.queue.cursors("province")["journal"] == str(rows[-1].id)
+
+
+def test_a_restarted_uplink_goes_on_from_the_cursors_another_node_moved(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The node of a pair that acts again reads the cursors anew at start: what the other node
+    queued meanwhile (journal row, reading times, base data) is not queued a second time, and
+    what this node held in memory before is forgotten."""
+    monkeypatch.setenv("SAFETY_HUB_UPLINK_UNIT_KEY", KEY)
+    hub = make_hub(tmp_path, uplink=config(tmp_path, 1000))
+    uplink = hub.uplink
+    assert uplink is not None
+    (lane,) = uplink.lanes
+    uplink.start()
+    try:
+        wait_for(lambda: lane.base_done and lane.journal_marker is not None, 10, "first term")
+    finally:
+        uplink.stop()
+    base = uplink.queue.cursors("province")["base"]
+    # the other node's term: it queued a reading of LT-1101 and journal rows up to 99
+    other = {"journal": "99", "r:e01-chloralkali/LT-1101": str(NOW), "base": base}
+    uplink.queue.put("province", [], NOW, max_records=1000, cursors=other)
+    queued = uplink.states()[0]["queued"]
+    publish(hub, "e01-chloralkali", [{"tag": "LT-1101", "v": 1.0, "ts": NOW - 1000}])
+    uplink.start()
+    try:
+        wait_for(lambda: lane.loaded and lane.base_done, 10, "the cursors read again")
+        assert lane.journal_marker == 99
+        assert lane.reading_ts["e01-chloralkali/LT-1101"] == NOW
+        uplink.queue_readings(lane)  # older than the other node's: not queued
+    finally:
+        uplink.stop()
+    assert uplink.states()[0]["queued"] == queued
