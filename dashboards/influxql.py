@@ -19,6 +19,12 @@ from safety_hub.runtime.hub_stats import (
     HUB_STATS,
     REJECTIONS,
 )
+from safety_hub.uplink.province_points import (
+    PROVINCE_PARK_STATS,
+    PROVINCE_READING,
+    PROVINCE_REFUSALS,
+    PROVINCE_STATS,
+)
 
 READING = READING_MEASUREMENT
 ALARM_EVENT = ALARM_EVENT_MEASUREMENT
@@ -29,6 +35,10 @@ __all__ = [
     "ENTERPRISE_STATS",
     "HAZARD_SOURCE_STATS",
     "HUB_STATS",
+    "PROVINCE_PARK_STATS",
+    "PROVINCE_READING",
+    "PROVINCE_REFUSALS",
+    "PROVINCE_STATS",
     "READING",
     "REJECTIONS",
     "ident",

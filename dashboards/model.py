@@ -64,14 +64,16 @@ def thresholds(steps: Sequence[Step]) -> JSON:
 
 @dataclass(frozen=True)
 class Override:
-    """Field properties for the series named ``name`` (the target's alias, rendered)."""
+    """Field properties for the series named ``name`` (the target's alias, rendered), or, with
+    ``matcher="byRegexp"``, for every series whose name matches the regex ``name``."""
 
     name: str
     properties: Mapping[str, Any]
+    matcher: str = "byName"
 
     def to_json(self) -> JSON:
         return {
-            "matcher": {"id": "byName", "options": self.name},
+            "matcher": {"id": self.matcher, "options": self.name},
             "properties": [{"id": k, "value": v} for k, v in self.properties.items()],
         }
 

@@ -157,6 +157,12 @@ class Settings(BaseSettings):
     province_max_seen: int = Field(
         1_000_000, ge=1000, le=100_000_000, description="dataIds kept for de-duplication"
     )
+    province_max_series: int = Field(
+        100_000,
+        ge=1,
+        le=10_000_000,
+        description="reading series the province writes to InfluxDB, all parks together",
+    )
     province_link_stale_s: float = Field(
         180.0, gt=0, le=86_400, description="a park without a record this long: link stale"
     )

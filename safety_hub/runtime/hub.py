@@ -165,7 +165,7 @@ class Hub:
         self.notifications = self._build_notifications(notification_sender)
         self.metrics.registry.register(EngineCounters(lambda: dict(self.alarms.engine.counters)))
         self.uplink = build_uplink(self, uplink_parts)
-        self.province = build_province(settings, self.clock, self.metrics.registry)
+        self.province = build_province(settings, self.clock, self.metrics.registry, self.spool)
         self.stats = HubStatsWriter(
             plant=self.plant,
             rules=self.rules,
@@ -174,6 +174,7 @@ class Hub:
             live=self.live,
             alarms=self.alarms.service,
             clock=self.clock,
+            extra=self.province.stats_lines if self.province is not None else None,
         )
         self._outbox_publisher: OutboxPublisher | None = None
         self._source = source

@@ -32,7 +32,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 from safety_hub.alarms import Action, Alarm, AlarmService, AlarmState, Priority, Transition
@@ -173,8 +173,11 @@ class HubStatsWriter:
         live: LiveTable,
         alarms: AlarmService,
         clock: Clock,
+        extra: Callable[[int], list[str]] | None = None,
     ) -> None:
+        """``extra(now_ms)``: more points to write with these (province mode's)."""
         self._plant = plant
+        self._extra = extra
         self._metrics = metrics
         self._spool = spool
         self._live = live
@@ -261,6 +264,8 @@ class HubStatsWriter:
         out += self._rejection_lines(deltas, now_ms)
         out += self._hazard_source_lines(alarms, now_ms)
         out.append(self._hub_line(deltas, alarms, online, now_ms))
+        if self._extra is not None:
+            out += self._extra(now_ms)
         return out
 
     def _enterprise_lines(

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -22,8 +22,10 @@ from prometheus_client.registry import Collector
 
 from safety_hub.clock import Clock
 from safety_hub.errors import SafetyHubError
+from safety_hub.ingest.spool import SpoolStore
 from safety_hub.settings import MqttTarget, Settings
 from safety_hub.uplink.province import TIER_RANK, Limits, ProvinceView, Refused, parse_record
+from safety_hub.uplink.province_points import ProvincePoints
 from safety_hub.uplink.province_store import PROVINCE_FILE, ProvinceStore
 
 if TYPE_CHECKING:
@@ -32,6 +34,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("safety_hub.province")
 
 CLIENT_ID = "safety-hub-province"
+
+Writer = Callable[[list[str], int], None]
+"""(line protocol lines, now ms): append to the hub's spool; raises SafetyHubError (a full disk)"""
 
 
 class ProvinceRuntime:
@@ -47,9 +52,14 @@ class ProvinceRuntime:
             max_payload_bytes=settings.province_max_payload_bytes,
         )
         self.view = ProvinceView(self.limits)
+        self.points = ProvincePoints(settings.province_max_series)
         self.store = ProvinceStore(settings.data_dir / PROVINCE_FILE, settings.province_max_seen)
         for park, kind, data, received_ms in self.store.entities():
             self.view.restore(park, kind, data, received_ms)
+            if kind == "reading":
+                self.points.restore(park, data)
+        self.write: Writer | None = None
+        """where the province's points go (the hub's spool, then InfluxDB); None: nowhere"""
         self.accepted: Counter[str] = Counter()
         self.refused: Counter[str] = Counter()
         self.duplicates = 0
@@ -62,28 +72,51 @@ class ProvinceRuntime:
         try:
             record = parse_record(park, payload, self.limits)
             if self.store.seen(record.data_id):
-                with self._lock:
-                    self.duplicates += 1
+                self._duplicate(record.park)
                 return True
             self.view.check(record)
         except Refused as exc:
             with self._lock:
                 self.refused[exc.reason] += 1
+            self.points.refused(exc.reason)
             log.warning("province: record refused: %s", exc, extra={"park": park[:100]})
             return True
         now = self.clock.now_ms()
-        state = self.view.apply(record, now)
         try:
+            # Spooled before it is kept: a repeat after a failed commit writes the same point
+            # (same series and time) again, which InfluxDB overwrites.
+            self._write_reading(record.park, record.kind, record.data, now)
+            state = self.view.apply(record, now)
             taken = self.store.take(record, state, now)
         except SafetyHubError as exc:
             log.error("province: cannot keep a record, not acknowledged: %s", exc)
             return False
+        if not taken:
+            self._duplicate(record.park)
+            return True
         with self._lock:
-            if taken:
-                self.accepted[record.kind] += 1
-            else:
-                self.duplicates += 1
+            self.accepted[record.kind] += 1
+        self.points.taken(record.park)
         return True
+
+    def _duplicate(self, park: str) -> None:
+        with self._lock:
+            self.duplicates += 1
+        if park in self.view.parks:  # per park only for a park in the view (bounded)
+            self.points.duplicate(park)
+
+    def _write_reading(self, park: str, kind: str, data: dict[str, Any], now_ms: int) -> None:
+        if kind != "reading" or self.write is None:
+            return
+        line = self.points.reading_line(park, data)
+        if line is not None:
+            self.write([line], now_ms)
+
+    def stats_lines(self, now_ms: int) -> list[str]:
+        """The province's statistics points (written with the hub's, every 10 s)."""
+        return self.points.stats_lines(
+            self.view.park_stats(now_ms, self.stale_ms), self.counters()["connected"], now_ms
+        )
 
     def start(self, hub_url: str | None, target: MqttTarget | None) -> None:
         """Subscribe on the hub's own broker (``hub_url``: ``mqtt[s]://host:port``), with the
@@ -136,13 +169,20 @@ class ProvinceRuntime:
                 "refused": dict(self.refused),
                 "duplicates": self.duplicates,
                 "seen": self.store.seen_count,
+                "series": self.points.series,
+                "uncharted": dict(self.points.uncharted),
             }
 
 
-def build_province(settings: Settings, clock: Clock, registry: Any) -> ProvinceRuntime | None:
+def build_province(
+    settings: Settings, clock: Clock, registry: Any, spool: SpoolStore | None = None
+) -> ProvinceRuntime | None:
+    """``spool``: where the province's points go (the hub's, which its sink writes to InfluxDB)."""
     if not settings.province:
         return None
     runtime = ProvinceRuntime(settings, clock)
+    if spool is not None:
+        runtime.write = lambda lines, now_ms: spool.append([("\n".join(lines), len(lines))], now_ms)
     registry.register(ProvinceCollector(runtime))
     return runtime
 
@@ -172,6 +212,19 @@ class ProvinceCollector(Collector):
         for reason, n in sorted(c["refused"].items()):
             refused.add_metric([reason], float(n))
         yield refused
+        uncharted = CounterMetricFamily(
+            "safety_hub_province_uncharted_readings",
+            "Readings taken but not written to InfluxDB, by reason",
+            labels=["reason"],
+        )
+        for reason, n in sorted(c["uncharted"].items()):
+            uncharted.add_metric([reason], float(n))
+        yield uncharted
+        yield GaugeMetricFamily(
+            "safety_hub_province_series",
+            "Reading series written to InfluxDB (bounded by SAFETY_HUB_PROVINCE_MAX_SERIES)",
+            value=float(c["series"]),
+        )
         yield CounterMetricFamily(
             "safety_hub_province_duplicate_records",
             "Records dropped as seen before (by dataId)",

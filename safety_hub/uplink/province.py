@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import re
 import threading
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -87,8 +88,10 @@ def parse_record(topic_park: str, payload: bytes, limits: Limits) -> InRecord:
     if not isinstance(body, dict):
         raise Refused("malformed", "not a JSON object")
     park, ident, kind, data = (body.get(k) for k in ("park", "dataId", "kind", "data"))
-    if not 0 < len(topic_park) <= _MAX_CODE or not topic_park.isprintable():
-        raise Refused("malformed", "the topic's park level must be 1-200 printable characters")
+    if not 0 < len(topic_park) <= _MAX_CODE or not topic_park.isprintable() or "\\" in topic_park:
+        raise Refused(
+            "malformed", "the topic's park level must be 1-200 printable characters, no backslash"
+        )
     if park != topic_park:
         raise Refused("malformed", f"park {park!r} is not the topic's {topic_park!r}")
     if not isinstance(ident, str) or not _DATA_ID.fullmatch(ident):
@@ -240,6 +243,15 @@ class ProvinceView:
             if not p.last_ms
             else ("up" if now_ms - p.last_ms <= stale_ms else "stale"),
         }
+
+    def park_stats(self, now_ms: int, stale_ms: int) -> list[dict[str, Any]]:
+        """Each park's summary plus ``by_tier``: its open warnings per tier."""
+        with self.lock:
+            out = []
+            for _, p in sorted(self.parks.items()):
+                tiers = Counter(str(w.get("tier")) for w in p.open_warnings())
+                out.append({**self._summary(p, now_ms, stale_ms), "by_tier": dict(tiers)})
+            return out
 
     def park(self, code: str, now_ms: int, stale_ms: int) -> dict[str, Any] | None:
         with self.lock:

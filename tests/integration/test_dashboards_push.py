@@ -122,21 +122,21 @@ def _committed() -> dict[str, dict[str, Any]]:
 def test_push_creates_folder_and_boards_then_is_a_no_op(
     grafana: tuple[str, FakeGrafana], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """First push: folder + 4 saves with overwrite; second push: reads only, nothing saved."""
+    """First push: folder + 5 saves with overwrite; second push: reads only, nothing saved."""
     url, state = grafana
     assert main(["dashboards", "push", "--url", url, "--token", TOKEN]) == 0
     calls = [(m, p) for m, p, _ in state.requests]
     assert calls[:2] == [("GET", f"/api/folders/{FOLDER_UID}"), ("POST", "/api/folders")]
     saves = [body for m, p, body in state.requests if (m, p) == ("POST", "/api/dashboards/db")]
     committed = _committed()
-    assert len(saves) == len(committed) == 4
+    assert len(saves) == len(committed) == 5
     for body in saves:
         assert body["overwrite"] is True and body["folderUid"] == FOLDER_UID
         board = dict(body["dashboard"])
         assert board.pop("id") is None
         assert board == committed[board["uid"]]  # exactly the committed JSON
     assert set(state.dashboards) == set(committed)
-    assert "4 changed" in capsys.readouterr().err
+    assert "5 changed" in capsys.readouterr().err
 
     state.requests.clear()
     assert main(["dashboards", "push", "--url", url, "--token", TOKEN]) == 0

@@ -23,6 +23,7 @@ UIDS = {
     "safety-hub-hazard-source",
     "safety-hub-alarm-performance",
     "safety-hub-data-quality",
+    "safety-hub-province",
 }
 
 
@@ -91,9 +92,9 @@ def test_build_is_deterministic_and_only_rewrites_changes(
 ) -> None:
     """Two builds give byte-identical JSON; an unchanged rebuild writes nothing."""
     first = write_all(build_all(plant, pack), tmp_path)
-    assert len(first.written) == 4
+    assert len(first.written) == 5
     second = write_all(build_all(plant, pack), tmp_path)
-    assert second.written == [] and len(second.unchanged) == 4
+    assert second.written == [] and len(second.unchanged) == 5
 
 
 def test_boards_have_stable_uids_and_validate(boards: dict[str, dict[str, Any]]) -> None:

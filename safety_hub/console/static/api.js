@@ -117,6 +117,16 @@ export class Api {
     return this.json("/api/v1/province/parks");
   }
 
+  /** A park's enterprises and hazard sources with their worst tier; ``park`` URL-encoded. */
+  provincePark(park) {
+    return this.json(`/api/v1/province/parks/${park}`);
+  }
+
+  /** A park's latest reading per point code; ``park`` URL-encoded. */
+  provinceReadings(park) {
+    return this.json(`/api/v1/province/parks/${park}/readings`);
+  }
+
   tags() {
     return this.json("/api/v1/tags");
   }

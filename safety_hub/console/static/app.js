@@ -5,6 +5,7 @@
 import { Api, ApiError, Stream, initialToken, storeToken } from "./api.js";
 import { applyStatic, initLang, lang, setLang, t } from "./i18n.js";
 import { drawPlan, esc, legendHtml, localName } from "./plan.js";
+import { parkDetailHtml } from "./province.js";
 import { Annunciator } from "./sound.js";
 import { drawTrend, everyFor, fmtNum } from "./trend.js";
 
@@ -48,6 +49,10 @@ const S = {
   refreshTimer: null,
   pollTimer: null,
   action: null, // {id, act}
+  provinceParks: null, // the park list as last loaded (province mode; null: not in it)
+  provincePark: null, // the park whose drill-down is open
+  provinceDetail: null, // {park, readings} as last loaded for it
+  provinceLoads: 0, // bumped per drill-down load: a late answer for another park is dropped
 };
 
 const annunciator = new Annunciator((state) => {
@@ -232,7 +237,13 @@ async function loadAll() {
   setPlant(plant);
   applyAlarmList(alarms);
   api.system().then((sys) => renderNode(sys.ha), () => renderNode(null)); // never holds the list up
-  api.provinceParks().then((prov) => renderProvince(prov.parks), () => renderProvince(null));
+  api.provinceParks().then(
+    (prov) => {
+      renderProvince(prov.parks);
+      if (S.provincePark) loadProvincePark(S.provincePark);
+    },
+    () => renderProvince(null),
+  );
   if (!S.tags.size) {
     const tags = await api.tags();
     if (S.session !== session) return;
@@ -586,9 +597,11 @@ function renderPlan() {
 
 /** Province mode: the parks above the plan, worst open tier first (hidden otherwise). */
 function renderProvince(parks) {
+  S.provinceParks = parks;
   const el = $("province-parks");
   if (!parks) {
     el.hidden = true;
+    if (S.provincePark) loadProvincePark(null);
     return;
   }
   const rank = { red: 4, orange: 3, yellow: 2, blue: 1 };
@@ -598,13 +611,56 @@ function renderProvince(parks) {
     sorted
       .map(
         (p) =>
-          `<li class="park" data-park="${esc(p.park)}" data-tier="${esc(p.worst_tier || "none")}" data-link="${esc(p.link)}">` +
+          `<li class="park" data-park="${esc(p.park)}" data-tier="${esc(p.worst_tier || "none")}" data-link="${esc(p.link)}" ` +
+          `role="button" tabindex="0" aria-pressed="${p.park === S.provincePark}">` +
           `<span class="dot"></span><b>${esc(p.park)}</b> ` +
           `<span class="open">${esc(t("province.open", { n: p.open_warnings }))}</span> ` +
           `<span class="link">${esc(t(`province.link.${p.link}`))}</span></li>`,
       )
       .join("") +
     "</ul>";
+  el.hidden = false;
+}
+
+/** Open (or refresh) a park's drill-down below the park list; null closes it. */
+function loadProvincePark(code) {
+  S.provincePark = code;
+  for (const li of $("province-parks").querySelectorAll("li[data-park]")) {
+    li.setAttribute("aria-pressed", String(li.dataset.park === code));
+  }
+  const load = ++S.provinceLoads;
+  if (!code) {
+    S.provinceDetail = null;
+    renderProvinceDetail();
+    return;
+  }
+  const path = encodeURIComponent(code);
+  Promise.all([S.api.provincePark(path), S.api.provinceReadings(path)]).then(
+    ([park, readings]) => {
+      if (load !== S.provinceLoads) return; // another park was chosen meanwhile
+      S.provinceDetail = { park, readings: readings.readings };
+      renderProvinceDetail();
+    },
+    (err) => {
+      if (load !== S.provinceLoads) return;
+      console.warn("province park", code, err);
+      S.provinceDetail = null;
+      if (err instanceof ApiError && err.status === 404) S.provincePark = null; // the park is gone
+      renderProvinceDetail();
+    },
+  );
+}
+
+function renderProvinceDetail() {
+  const el = $("province-detail");
+  const detail = S.provinceDetail;
+  if (!detail) {
+    el.hidden = true;
+    el.innerHTML = "";
+    return;
+  }
+  el.innerHTML = parkDetailHtml(detail.park, detail.readings);
+  el.dataset.park = detail.park.park;
   el.hidden = false;
 }
 
@@ -669,6 +725,8 @@ function renderAll() {
   renderBanner();
   renderSoundButtons();
   if (S.detail) renderDetail();
+  if (S.provinceParks) renderProvince(S.provinceParks); // the language may have changed
+  if (S.provinceDetail) renderProvinceDetail();
 }
 
 function setFilter(filter) {
@@ -1153,6 +1211,20 @@ function wire() {
     renderAlarms();
   });
   $("filter-clear").addEventListener("click", () => setFilter(null));
+  const choosePark = (ev) => {
+    const li = ev.target.closest("li[data-park]");
+    if (li) loadProvincePark(li.dataset.park === S.provincePark ? null : li.dataset.park);
+  };
+  $("province-parks").addEventListener("click", choosePark);
+  $("province-parks").addEventListener("keydown", (ev) => {
+    if (ev.key === "Enter" || ev.key === " ") {
+      ev.preventDefault();
+      choosePark(ev);
+    }
+  });
+  $("province-detail").addEventListener("click", (ev) => {
+    if (ev.target.closest("[data-prov-close]")) loadProvincePark(null);
+  });
   $("alarm-rows").addEventListener("click", (ev) => {
     const group = ev.target.closest("button[data-group]");
     if (group) {
