@@ -73,16 +73,29 @@ class PgSpool:
                 timeout,
             )
 
-    def append(self, batches: Sequence[tuple[str, int]], created_ms: int) -> None:
+    def append(
+        self, batches: Sequence[tuple[str, int]], created_ms: int, *, alarm_seq: int | None = None
+    ) -> None:
         """Durably append ``(lines, n)`` rows in one transaction (one COPY); returns once
-        committed. StateDatabaseError/FencedError: nothing written, counts unchanged."""
+        committed. With ``alarm_seq`` the alarm marker moves to it in the same transaction.
+        StateDatabaseError/FencedError: nothing written, counts unchanged."""
         rows = [(created_ms, n, len(lines), lines) for lines, n in batches if n > 0]
-        if not rows:
+        if not rows and alarm_seq is None:
             return
         copy_sql = "COPY spool_batch (created_ms, n, bytes, lines) FROM STDIN"
-        with self._writer.transaction() as cur, cur.copy(copy_sql) as copy:
-            for row in rows:
-                copy.write_row(row)
+        with self._writer.transaction() as cur:
+            if rows:
+                with cur.copy(copy_sql) as copy:
+                    for row in rows:
+                        copy.write_row(row)
+            if alarm_seq is not None:
+                cur.execute(
+                    "INSERT INTO spool_alarm_marker (id, seq) VALUES (1, %s) ON CONFLICT (id) "
+                    "DO UPDATE SET seq = GREATEST(spool_alarm_marker.seq, excluded.seq)",
+                    (alarm_seq,),
+                )
+        if not rows:
+            return
         with self._changed:
             self._batches += len(rows)
             self._readings += sum(r[1] for r in rows)
@@ -90,6 +103,14 @@ class PgSpool:
             if self._oldest is None:
                 self._oldest = created_ms
             self._changed.notify_all()
+
+    def alarm_marker(self) -> int | None:
+        """The newest alarm-journal sequence number whose alarm_event line was appended (None:
+        never set)."""
+        with self._writer.cursor() as cur:
+            cur.execute("SELECT seq FROM spool_alarm_marker WHERE id = 1")
+            row = cur.fetchone()
+        return None if row is None else int(row[0])
 
     # -- sink side ---------------------------------------------------------------------------
     def peek(self, max_readings: int, after_id: int = 0) -> list[SpoolBatch]:

@@ -18,11 +18,11 @@ from dataclasses import dataclass, replace
 from safety_hub.alarms import disposal, lifecycle
 from safety_hub.alarms import kpis as kpi
 from safety_hub.alarms.errors import AlarmNotFound, InvalidAction
+from safety_hub.alarms.first_out import first_out_changes
 from safety_hub.alarms.grouping import Children, parent_key
 from safety_hub.alarms.journal import JournalBatch, JournalStore
 from safety_hub.alarms.kpis import FloodEpisode, Kpis
 from safety_hub.alarms.model import (
-    DISPLAYED_STATES,
     OOS_REGISTRY,
     REGISTRY_OOS_CAUSE,
     Action,
@@ -114,25 +114,36 @@ class AlarmService:
 
     def apply(self, condition: Condition) -> builtins.list[Transition]:
         """A condition change from the rule engine; [] when it changes nothing."""
+        return self.apply_all([condition])
+
+    def apply_all(self, conditions: Iterable[Condition]) -> builtins.list[Transition]:
+        """Condition changes of one engine call, in order, journaled in one transaction (one
+        sync for a level-1 and level-2 raised by one reading); [] when they change nothing."""
         with self._lock:
             now = self._clock.now_ms()
-            before = self._find(condition.key)
-            result = lifecycle.on_condition(
-                before,
-                condition,
-                new_id=self._next_id,
-                now_ms=now,
-                grade=self._grades.get(condition.hazard_source),
-                suppressed_by=self._design_causes(condition.key),
-                out_of_service=self._registry_hold(
-                    condition.key, condition.enterprise, condition.tag, now
-                ),
-            )
-            if result is None:
-                return []
-            after, action = result
-            step = _Step(before, after, action, None, None, event_ts_ms=condition.ts_ms)
-            return self._commit(now, [step])
+            steps: builtins.list[_Step] = []
+            staged: dict[str, Alarm] = {}  # a key's alarm after the steps before, in this call
+            next_id = self._next_id
+            for condition in conditions:
+                before = staged.get(condition.key) or self._find(condition.key)
+                result = lifecycle.on_condition(
+                    before,
+                    condition,
+                    new_id=next_id,
+                    now_ms=now,
+                    grade=self._grades.get(condition.hazard_source),
+                    suppressed_by=self._design_causes(condition.key),
+                    out_of_service=self._registry_hold(
+                        condition.key, condition.enterprise, condition.tag, now
+                    ),
+                )
+                if result is None:
+                    continue
+                after, action = result
+                next_id = max(next_id, after.id + 1)
+                staged[condition.key] = after
+                steps.append(_Step(before, after, action, None, None, condition.ts_ms))
+            return self._commit(now, steps) if steps else []
 
     def acknowledge(self, alarm_id: int, user: str, comment: str | None = None) -> Alarm:
         with self._lock:
@@ -509,7 +520,9 @@ class AlarmService:
                 )
             )
             batch.alarms.append(step.after)
-        batch.first_out = self._first_out_changes(now, steps)
+        batch.first_out = first_out_changes(
+            self._first_out, self._by_source, self._alarms, now, steps
+        )
         stored = self._journal.write(batch)  # raises before anything in memory changed
 
         for step in steps:
@@ -546,36 +559,6 @@ class AlarmService:
         ]
         self._notify(transitions)
         return transitions
-
-    def _first_out_changes(
-        self, now: int, steps: builtins.list[_Step]
-    ) -> dict[str, tuple[int, int] | None]:
-        """Pin the first annunciation of an episode; unpin when nothing of the source is shown."""
-        after = {s.after.id: s.after for s in steps}
-        sources = {s.after.hazard_source for s in steps}
-        sources.update(s.before.hazard_source for s in steps if s.before is not None)
-        sources.discard("")
-        changes: dict[str, tuple[int, int] | None] = {}
-        for source in sorted(sources):
-            pinned = self._first_out.get(source)
-            if pinned is None:
-                first = next(
-                    (s.after for s in steps if s.after.hazard_source == source and s.annunciated),
-                    None,
-                )
-                if first is not None:
-                    changes[source] = (first.id, now)
-                continue
-            members = self._by_source.get(source, set()) | {
-                i for i, a in after.items() if a.hazard_source == source
-            }
-            shown = any(
-                a.hazard_source == source and a.state in DISPLAYED_STATES
-                for a in (after.get(i) or self._alarms[i] for i in members)
-            )
-            if not shown:
-                changes[source] = None
-        return changes
 
     def _notify(self, transitions: builtins.list[Transition]) -> None:
         for transition in transitions:

@@ -36,6 +36,10 @@ CREATE TABLE IF NOT EXISTS batch (
 -- Covers the totals read at start: without it they read a leaf page per row, spread over the
 -- whole file (9.1 s cold for a 1 GB spool, 88 ms with it); appends cost no measurable more.
 CREATE INDEX IF NOT EXISTS batch_totals ON batch (n, bytes, created_ms);
+-- The newest alarm-journal sequence number whose alarm_event line is here (or was, and went
+-- on to storage), committed with that line: after a crash the alarm runtime writes the lines
+-- of the transitions after it again (safety_hub/runtime/alarm_runtime.py).
+CREATE TABLE IF NOT EXISTS alarm_marker (id INTEGER PRIMARY KEY CHECK (id = 1), seq INTEGER);
 CREATE TABLE IF NOT EXISTS dead_letter (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     batch_id INTEGER NOT NULL,
@@ -85,7 +89,13 @@ class SpoolStore(Protocol):
 
     def wait_for_room(self, timeout: float) -> bool: ...
 
-    def append(self, batches: Sequence[tuple[str, int]], created_ms: int) -> None: ...
+    def append(
+        self, batches: Sequence[tuple[str, int]], created_ms: int, *, alarm_seq: int | None = None
+    ) -> None:
+        """With ``alarm_seq``: the alarm marker moves to it in the same transaction."""
+
+    def alarm_marker(self) -> int | None:
+        """The newest alarm-journal seq whose alarm_event line was appended; None: never set."""
 
     def peek(self, max_readings: int, after_id: int = 0) -> list[SpoolBatch]: ...
 
@@ -163,13 +173,16 @@ class Spool:
                 timeout,
             )
 
-    def append(self, batches: Sequence[tuple[str, int]], created_ms: int) -> None:
-        """Durably append ``(lines, n)`` rows in one transaction; returns once committed.
+    def append(
+        self, batches: Sequence[tuple[str, int]], created_ms: int, *, alarm_seq: int | None = None
+    ) -> None:
+        """Durably append ``(lines, n)`` rows in one transaction; returns once committed. With
+        ``alarm_seq`` the alarm marker moves to it in the same transaction.
 
         Raises DiskFullError when the disk (or the database) is full: nothing was written and
         the counts are unchanged."""
         rows = [(created_ms, n, len(lines), lines) for lines, n in batches if n > 0]
-        if not rows:
+        if not rows and alarm_seq is None:
             return
         conn = self._write_conn
         # The write lock: ingest, and alarm events from the API and ticker threads.
@@ -177,6 +190,14 @@ class Spool:
             cursor.executemany(
                 "INSERT INTO batch (created_ms, n, bytes, lines) VALUES (?,?,?,?)", rows
             )
+            if alarm_seq is not None:
+                cursor.execute(
+                    "INSERT INTO alarm_marker (id, seq) VALUES (1, ?) "
+                    "ON CONFLICT (id) DO UPDATE SET seq = max(seq, excluded.seq)",
+                    (alarm_seq,),
+                )
+        if not rows:
+            return
         with self._changed:
             self._batches += len(rows)
             self._readings += sum(r[1] for r in rows)
@@ -184,6 +205,13 @@ class Spool:
             if self._oldest is None:
                 self._oldest = created_ms
             self._changed.notify_all()
+
+    def alarm_marker(self) -> int | None:
+        """The newest alarm-journal sequence number whose alarm_event line was appended (None:
+        never set, a spool from before the marker or a new one)."""
+        with self._write_lock, self._file.guard():
+            row = self._write_conn.execute("SELECT seq FROM alarm_marker WHERE id = 1").fetchone()
+        return None if row is None else int(row[0])
 
     # -- sink side ---------------------------------------------------------------------------
     def peek(self, max_readings: int, after_id: int = 0) -> list[SpoolBatch]:

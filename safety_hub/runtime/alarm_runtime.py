@@ -14,12 +14,19 @@
   service's shelve expiry once a second.
 - Every transition goes, after the journal commit, to the durable outbox (MQTT topic
   ``hazard/v1/{enterprise}/alarms``, QoS 1) and into the spool as an ``alarm_event`` line.
+  The outbox row comes first, so the event's way to MQTT waits for one fsync (the journal's;
+  the outbox commits without one, the journal is the record it is recovered from). The line
+  follows: at once, or, for transitions of readings the ingest worker hands over in chunks,
+  with the batch's ``save_snapshot`` before the batch is acknowledged. Each store has its own
+  marker (the newest journal seq it holds), so after a crash the runtime re-sends exactly
+  what each one is missing.
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
+import itertools
 import json
 import logging
 import sqlite3
@@ -204,8 +211,10 @@ class AlarmRuntime:
         # Conditions (and suppression changes) the journal could not take yet, in order; new
         # ones queue behind them so an alarm's raise is never overtaken by its clear.
         self._pending: deque[Condition | SuppressionChange] = deque()
-        # alarm_event lines the spool could not take (full disk): retried every tick.
-        self._pending_lines: deque[tuple[str, int]] = deque()
+        # alarm_event lines (line, created_ms, journal seq) not in the spool yet: waiting for
+        # the end of an ingest batch, or refused by the spool (full disk) and retried every tick.
+        self._pending_lines: deque[tuple[str, int, int]] = deque()
+        self._defer_lines = False
         self._failure_log = LogBudget(log, "alarm write failure", lines=5)
         self.dropped_lines = 0
         # False only for replay: an in-process run on a virtual clock has no crash to survive,
@@ -261,17 +270,23 @@ class AlarmRuntime:
         before the batch is spooled and acknowledged)."""
         with self._lock:
             now = self._clock.now_ms() if received_ms is None else received_ms
-            conditions = self.engine.on_readings(readings, now)
-            self._apply(conditions)
+            self._defer_lines = not save
+            try:
+                conditions = self.engine.on_readings(readings, now)
+                self._apply(conditions)
+            finally:
+                self._defer_lines = False
             self._changed_since_save = self._changed_since_save or bool(conditions)
             if save:
                 self.save_snapshot()
 
     def save_snapshot(self) -> None:
-        """Save the engine snapshot: at once after readings that raised or cleared a condition,
+        """The alarm_event lines of the chunks evaluated since the last call into the spool,
+        then the engine snapshot: at once after readings that raised or cleared a condition,
         else at most every so often (a quiet batch's state is a cost per second, not per
         reading: docs/rules.md)."""
         with self._lock:
+            self._flush_lines()
             self._save_snapshot(force=self._changed_since_save)
             self._changed_since_save = False
 
@@ -283,6 +298,7 @@ class AlarmRuntime:
                 return
             self._gateway_online[enterprise] = online
             self._apply(self.engine.on_gateway_status(enterprise, online, ts_ms))
+            self._flush_lines()
             self._save_snapshot(force=True)
 
     def tick(self) -> None:
@@ -290,7 +306,7 @@ class AlarmRuntime:
             conditions = self.engine.advance(self._clock.now_ms())
             self._apply(conditions)
             self._write(self.service.tick, "alarm journal (shelve expiry)")
-            self._retry_lines()
+            self._flush_lines()
             self._save_snapshot(force=bool(conditions))
             if self._reserve is not None and self._reserve.released:
                 self._reserve.restore()  # once the disk has room again
@@ -304,20 +320,29 @@ class AlarmRuntime:
             while len(pending) > MAX_PENDING_CONDITIONS:
                 pending.popleft()
         while pending:
-            item = pending[0]
-            if not self._write(functools.partial(self._journal, item), "alarm journal"):
+            # The conditions up to the next suppression change go in one journal transaction.
+            run: list[Condition | SuppressionChange] = [pending[0]]
+            if not isinstance(run[0], SuppressionChange):
+                for item in itertools.islice(pending, 1, None):
+                    if isinstance(item, SuppressionChange):
+                        break
+                    run.append(item)
+            if not self._write(functools.partial(self._journal, run), "alarm journal"):
                 return  # kept, in order: the next batch or tick tries again
-            pending.popleft()
+            for _ in run:
+                pending.popleft()
         self._sync_problem()
 
-    def _journal(self, item: Condition | SuppressionChange) -> None:
+    def _journal(self, run: list[Condition | SuppressionChange]) -> None:
+        """One suppression change, or conditions (journaled in one transaction)."""
+        item = run[0]
         if isinstance(item, SuppressionChange):
             if item.hold:
                 self.service.suppress(item.cause, item.keys)
             else:
                 self.service.release(item.cause, item.keys)
         else:
-            self.service.apply(item)
+            self.service.apply_all([c for c in run if isinstance(c, Condition)])
 
     def _write(self, action: Callable[[], object], what: str) -> bool:
         """Run a write; on a full disk release the reserve and try once more. False (and the
@@ -387,37 +412,42 @@ class AlarmRuntime:
         self.transitions += 1
         self._emit(t, t.as_json())
 
-    def _emit(self, t: Transition, event: Mapping[str, object]) -> None:
-        # The spool line first, then the outbox row with the journal seq as its marker: a crash
-        # in between re-sends both on restart (InfluxDB keeps one point per series and time).
-        # A spool that cannot take the line (full disk) never holds back the MQTT event: the
-        # line waits in memory and is retried every tick.
+    def _emit(self, t: Transition, event: Mapping[str, object], *, put: bool = True) -> None:
+        # The outbox row first (its marker moves to the journal seq in the same commit), then
+        # the spool line (with the spool's own marker), so the MQTT event waits for no spool
+        # commit; a crash in between re-sends what each store misses (InfluxDB keeps one
+        # point per series and time). A spool that cannot take the line (full disk) never holds
+        # back the MQTT event: the line waits in memory and is retried every tick.
         now = self._clock.now_ms()
-        line = alarm_event_line(t)
-        if self._pending_lines or not self._write(
-            lambda: self._spool.append([(line, 1)], now), "spool (alarm_event lines)"
-        ):
-            self._queue_line(line, now)
-        self._write(
-            lambda: self._outbox.put(
-                alarm_topic(t.alarm.enterprise), msgspec.json.encode(event), now, t.seq
-            ),
-            "alarm outbox",
-        )
+        if put:
+            self._write(
+                lambda: self._outbox.put(
+                    alarm_topic(t.alarm.enterprise), msgspec.json.encode(event), now, t.seq
+                ),
+                "alarm outbox",
+            )
+        self._queue_line(alarm_event_line(t), now, t.seq)
+        if not self._defer_lines:
+            self._flush_lines()
 
-    def _queue_line(self, line: str, now: int) -> None:
+    def _queue_line(self, line: str, now: int, seq: int) -> None:
         if len(self._pending_lines) >= MAX_PENDING_LINES:
             self._pending_lines.popleft()
             self.dropped_lines += 1
-        self._pending_lines.append((line, now))
+        self._pending_lines.append((line, now, seq))
 
-    def _retry_lines(self) -> None:
+    def _flush_lines(self) -> None:
+        """Every waiting alarm_event line into the spool in one commit, in order."""
         lines = self._pending_lines
         if not lines:
             return
         batch = list(lines)
         if self._write(
-            lambda: self._spool.append([(line, 1) for line, _ in batch], batch[0][1]),
+            lambda: self._spool.append(
+                [(line, 1) for line, _, _ in batch],
+                batch[0][1],
+                alarm_seq=max(seq for _, _, seq in batch),
+            ),
             "spool (alarm_event lines)",
         ):
             for _ in batch:
@@ -426,18 +456,25 @@ class AlarmRuntime:
 
     def _recover_outputs(self, journal: JournalStore) -> int:
         """Re-send the transitions the journal committed but the outbox never received (a
-        crash between the two). Their events carry ``"recovered": true`` and the alarm as it is
-        now. Returns how many were re-sent."""
+        crash between the two), and write the alarm_event lines the spool never received. The
+        events carry ``"recovered": true`` and the alarm as it is now. Returns how many events
+        were re-sent."""
         marker = self._outbox.marker()
         if marker is None:
             # A new outbox (or one from before the marker): start from the journal's end.
             newest = journal.entries(limit=1, newest=True)
-            self._outbox.set_marker(newest[0].id if newest else 0)
-            return 0
+            marker = newest[0].id if newest else 0
+            self._outbox.set_marker(marker)
+        # A spool from before its marker wrote each line before the outbox row: it holds the
+        # lines up to the outbox's marker. A new spool: the lines of the past went with the old.
+        lines_marker = self._spool.alarm_marker()
+        if lines_marker is None:
+            lines_marker = marker
         count = 0
-        for entry in journal.entries(after_id=marker):
+        for entry in journal.entries(after_id=min(marker, lines_marker)):
             if entry.alarm_id is None or entry.from_state is None or entry.to_state is None:
-                self._outbox.set_marker(entry.id)  # a suppression note: nothing to publish
+                if entry.id > marker:
+                    self._outbox.set_marker(entry.id)  # a suppression note: nothing to publish
                 continue
             t = Transition(
                 seq=entry.id,
@@ -449,8 +486,11 @@ class AlarmRuntime:
                 user=entry.user,
                 comment=entry.comment,
             )
-            self._emit(t, {**t.as_json(), "recovered": True})
-            count += 1
+            if entry.id > marker:
+                self._emit(t, {**t.as_json(), "recovered": True})
+                count += 1
+            elif entry.id > lines_marker:
+                self._emit(t, {}, put=False)  # only its alarm_event line is missing
         if count:
             log.warning("re-sent %d alarm events the outbox missed before a crash", count)
         return count

@@ -253,6 +253,25 @@ def test_spool_contract(backend: Backend) -> None:
     reopened.close()
 
 
+def test_spool_alarm_marker_moves_with_its_lines_and_never_back(backend: Backend) -> None:
+    """The alarm runtime's marker (the newest journal seq whose alarm_event line is spooled):
+    committed with the lines, kept after a reopen, never moved back; no lines and no marker
+    writes nothing."""
+    spool = backend.spool()
+    assert spool.alarm_marker() is None
+    spool.append([("alarm_event a", 1), ("alarm_event b", 1)], 1000, alarm_seq=7)
+    assert spool.alarm_marker() == 7 and spool.depth().readings == 2
+    spool.append([("alarm_event c", 1)], 1000, alarm_seq=5)  # an older seq: the marker stays
+    assert spool.alarm_marker() == 7
+    spool.append([], 1000, alarm_seq=9)  # the marker alone
+    spool.append([], 1000)  # nothing at all
+    assert spool.depth().readings == 3
+    reopened = backend.spool()
+    assert reopened.alarm_marker() == 9
+    spool.close()
+    reopened.close()
+
+
 def test_spool_reports_no_room_at_its_limit(backend: Backend) -> None:
     spool = backend.spool(max_readings=10)
     spool.append([("x", 9)], 1)

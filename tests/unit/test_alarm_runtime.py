@@ -72,6 +72,7 @@ def test_transitions_lost_between_journal_and_outbox_are_resent_on_restart(
         conn.execute("UPDATE marker SET seq = ?", (seq - 1,))
     with sqlite3.connect(tmp_path / "spool.sqlite") as conn:
         conn.execute("DELETE FROM batch")
+        conn.execute("UPDATE alarm_marker SET seq = ?", (seq - 1,))
 
     runtime, outbox, spool = _runtime(plant, tmp_path, clock)
     assert runtime.recovered == 1
@@ -177,10 +178,10 @@ def test_a_spool_that_cannot_write_does_not_hold_back_the_mqtt_event(tmp_path: P
     real_append = spool.append
     full = {"on": True}
 
-    def append(batches: Any, created_ms: int) -> None:
+    def append(batches: Any, created_ms: int, **marker: Any) -> None:
         if full["on"]:
             raise DiskFullError(str(spool.path), "database or disk is full")
-        real_append(batches, created_ms)
+        real_append(batches, created_ms, **marker)
 
     spool.append = append  # type: ignore[method-assign]
     runtime.on_readings([(ENT, TAG, T0, 0.45, "good")], T0)
@@ -271,3 +272,32 @@ def test_a_batch_that_raises_saves_the_snapshot_and_quiet_batches_are_coalesced(
     runtime.stop()
     for closing in (outbox, spool, outbox2, spool2):
         closing.close()
+
+
+def test_a_line_lost_after_its_event_was_put_is_written_again_on_restart(tmp_path: Path) -> None:
+    """The outbox row goes first; a crash before the spool took the alarm_event line leaves
+    the spool's marker behind the outbox's: the restart writes the line, re-sends no event."""
+    plant = load_plant(default_plant_path())
+    clock = VirtualClock(T0)
+    runtime, outbox, spool = _runtime(plant, tmp_path, clock)
+    runtime.on_readings([(ENT, TAG, T0, 0.45, "good")], T0, save=False)
+    (event,) = _events(outbox)
+    assert _alarm_lines(spool) == []  # the line waits for the end of the ingest batch
+    runtime.save_snapshot()
+    (line,) = _alarm_lines(spool)
+    seq = int(event["seq"])  # type: ignore[call-overload]
+    assert spool.alarm_marker() == seq
+    runtime.stop()
+    outbox.close()
+    spool.close()
+
+    with sqlite3.connect(tmp_path / "spool.sqlite") as conn:  # the crash: line never committed
+        conn.execute("DELETE FROM batch")
+        conn.execute("UPDATE alarm_marker SET seq = ?", (seq - 1,))
+
+    runtime, outbox, spool = _runtime(plant, tmp_path, clock)
+    assert runtime.recovered == 0
+    assert len(_events(outbox)) == 1  # the event is not sent twice
+    assert _alarm_lines(spool) == [line]
+    assert spool.alarm_marker() == seq
+    runtime.stop()

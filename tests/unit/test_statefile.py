@@ -172,7 +172,10 @@ def test_a_foreign_database_is_left_exactly_as_it_was(tmp_path: Path) -> None:
         raw.execute("INSERT INTO notes VALUES ('mine')")
     before = path.read_bytes()
     error = open_store(path)
-    assert error.problem == "not a spool: it holds table(s) notes, none of batch, dead_letter"
+    assert (
+        error.problem
+        == "not a spool: it holds table(s) notes, none of alarm_marker, batch, dead_letter"
+    )
     assert path.read_bytes() == before
     assert not (tmp_path / "spool.sqlite-wal").exists()
 
@@ -182,15 +185,16 @@ PRAGMAS = {
     "spool.sqlite": (2, 10_000),
     "alarms.sqlite": (2, 5_000),
     "engine.sqlite": (1, 5_000),
-    "outbox.sqlite": (2, 5_000),
+    "outbox.sqlite": (1, 5_000),
     "readings.sqlite": (1, 5_000),
 }
 
 
 @pytest.mark.parametrize("name", list(STORES))
 def test_each_store_gets_wal_and_its_own_sync_and_busy_timeout(tmp_path: Path, name: str) -> None:
-    """Every state file is in WAL mode; the journal, outbox and spool sync fully, the engine
-    snapshot and the readings store at NORMAL; the spool waits longest for a lock."""
+    """Every state file is in WAL mode; the journal and spool sync fully, the outbox (recovered
+    from the journal), the engine snapshot and the readings store at NORMAL; the spool waits
+    longest for a lock."""
     store = store_class(name)(tmp_path / name)
     conn = store._write_conn if name == "spool.sqlite" else store._conn
     assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
