@@ -415,7 +415,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--rates", default="1000,20000,100000", help="background readings/s, comma-separated"
     )
-    parser.add_argument("--shapes", default="burst,spread", help="burst, spread or both")
+    parser.add_argument(
+        "--shapes", default="burst,spread", help="burst, spread, both, or a comma list"
+    )
     parser.add_argument("--probes", type=int, default=100, help="gas detectors probed per case")
     parser.add_argument("--gap", type=float, default=0.1, help="seconds between probes")
     parser.add_argument(
@@ -424,9 +426,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="also write the results to this file")
     args = parser.parse_args(argv)
     rates = tuple(float(r) for r in args.rates.split(","))
-    shapes = tuple(s.strip() for s in args.shapes.split(","))
+    shapes = tuple(s.strip() for s in args.shapes.replace("both", "burst,spread").split(","))
     if any(s not in ("burst", "spread") for s in shapes):
-        parser.error("--shapes takes burst, spread or both")
+        parser.error("--shapes takes burst, spread, both, or a comma list of them")
     probes = args.probes
     if args.quick:
         rates, probes = (20_000.0,), 30
