@@ -78,6 +78,11 @@ class StateFileKind:
     # 4 MB). The small files the alarms need on a full disk use less, so that their WALs stay
     # far inside the disk reserve (docs/storage.md, "Full disk").
     wal_autocheckpoint_pages: int = 1000
+    # Overwrite deleted content with zeros (``PRAGMA secure_delete``)? None keeps SQLite's
+    # build default, which is ON in some builds (Debian's among them): then every deleted row
+    # is written again as zeros, to the WAL and at the checkpoint. "FAST" zeroes only what is
+    # written anyway, for files whose content is no secret and is deleted in bulk (the spool).
+    secure_delete: Literal["ON", "OFF", "FAST"] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,6 +203,8 @@ class StateFile:
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute(f"PRAGMA synchronous={self._synchronous}")
         conn.execute(f"PRAGMA wal_autocheckpoint={self.kind.wal_autocheckpoint_pages}")
+        if self.kind.secure_delete is not None:
+            conn.execute(f"PRAGMA secure_delete={self.kind.secure_delete}")
 
     def _probe(self) -> None:
         """What the operating system says about the file, before SQLite's vaguer words for it."""

@@ -54,6 +54,9 @@ SPOOL = StateFileKind(
     if_moved_aside="the hub starts with an empty spool and those readings are lost",
     salvage=True,
     busy_timeout_ms=10_000,
+    # Every spooled row is deleted once stored: zeroing each (the default of some SQLite
+    # builds) wrote the spool's whole volume a second time (docs/benchmarks.md).
+    secure_delete="FAST",
 )
 
 

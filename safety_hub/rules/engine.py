@@ -117,6 +117,11 @@ class RuleEngine:
             key: TagSlot(info, self._ents[info.enterprise], start)
             for key, info in plant.tags.items()
         }
+        # The same slots per enterprise, then per tag: the hot loop looks a reading up without
+        # building an (enterprise, tag) key for it.
+        self._slots_of: dict[str, dict[str, TagSlot]] = {}
+        for (enterprise, tag), slot in self._slots.items():
+            self._slots_of.setdefault(enterprise, {})[tag] = slot
         build = Build(plant, start, self._slots, self._ents, self._dispatch)
         enterprise_alerts = frozenset(
             r.alert for r in pack.rules if r.condition.type in ENTERPRISE_TYPES
@@ -131,13 +136,18 @@ class RuleEngine:
         out: list[Condition] = []
         hooks = self._dispatch
         hooks.out = out
-        slots = self._slots
+        slots_of = self._slots_of
         touched: list[EnterpriseSlot] = []
         limit = received_ms + self.max_lead_ms
         n = unknown = bad = out_of_range = 0
+        current = None
+        slots: dict[str, TagSlot] = {}
         for enterprise, tag, ts, v, q in readings:
             n += 1
-            slot = slots.get((enterprise, tag))
+            if enterprise != current:  # readings come in runs of one enterprise (a message)
+                current = enterprise
+                slots = slots_of.get(enterprise, {})
+            slot = slots.get(tag)
             if slot is None:
                 unknown += 1
                 continue
