@@ -83,6 +83,11 @@ class StateFileKind:
     # is written again as zeros, to the WAL and at the checkpoint. "FAST" zeroes only what is
     # written anyway, for files whose content is no secret and is deleted in bulk (the spool).
     secure_delete: Literal["ON", "OFF", "FAST"] | None = None
+    # The page size of a new file (``PRAGMA page_size``; SQLite's default is 4096). A file
+    # that exists keeps the size it was made with. Larger pages suit a file of large rows
+    # (the spool's rows are a message's lines, ~20 KB): fewer overflow pages to chain, write
+    # and free per row.
+    page_size: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,7 +175,9 @@ class StateFile:
             if not self.in_memory:
                 self._check(conn)
             # Only now: switching a file to WAL writes its header, and a foreign file must be
-            # left as it was found.
+            # left as it was found. The page size takes effect only on a file still empty.
+            if self.kind.page_size is not None:
+                conn.execute(f"PRAGMA page_size={self.kind.page_size}")
             self._set_journal_mode(conn)
             self._ensure_schema(conn)
         except BaseException as exc:
