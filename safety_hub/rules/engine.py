@@ -139,11 +139,14 @@ class RuleEngine:
         slots_of = self._slots_of
         touched: list[EnterpriseSlot] = []
         limit = received_ms + self.max_lead_ms
-        n = unknown = bad = out_of_range = 0
+        if not isinstance(readings, list):
+            readings = list(readings)
+        unknown = bad = out_of_range = 0
         current = None
         slots: dict[str, TagSlot] = {}
+        # The hot loop: a reading usually changes nothing, so what it costs is the loop itself;
+        # the lists a slot often has empty are tested before a loop over them is set up.
         for enterprise, tag, ts, v, q in readings:
-            n += 1
             if enterprise != current:  # readings come in runs of one enterprise (a message)
                 current = enterprise
                 slots = slots_of.get(enterprise, {})
@@ -152,12 +155,13 @@ class RuleEngine:
                 unknown += 1
                 continue
             ent = slot.ent
-            if not ent.touched:
+            if ent.touched:
+                if ts > ent.batch_max_ts:
+                    ent.batch_max_ts = ts
+            else:
                 ent.touched = True
                 ent.batch_max_ts = ts
                 touched.append(ent)
-            elif ts > ent.batch_max_ts:
-                ent.batch_max_ts = ts
             for stale in slot.stales:
                 if stale.state or stale.watch_due is None:
                     stale.on_data(received_ms, hooks)
@@ -177,15 +181,18 @@ class RuleEngine:
                 valid = slot.lo_ok <= v <= slot.hi_ok
                 if not valid:
                     out_of_range += 1
-                for rng in slot.ranges:
-                    rng.feed(ts, v, hooks)
-            for fault in slot.faults:
-                fault.feed(ts, v, q, hooks)
+                if slot.ranges:
+                    for rng in slot.ranges:
+                        rng.feed(ts, v, hooks)
+            if slot.faults:
+                for fault in slot.faults:
+                    fault.feed(ts, v, q, hooks)
             if valid:
                 for inst in slot.values:
                     inst.feed(ts, v, hooks)
-            for vote, index in slot.votes:
-                vote.member(index, ts, v, valid, received_ms, hooks)
+            if slot.votes:
+                for vote, index in slot.votes:
+                    vote.member(index, ts, v, valid, received_ms, hooks)
         for ent in touched:
             ent.touched = False
             ent.heard(received_ms)
@@ -194,7 +201,7 @@ class RuleEngine:
             for skew in ent.skews:
                 skew.on_batch(received_ms, ent.batch_max_ts, hooks)
         c = self.counters
-        c["readings"] += n
+        c["readings"] += len(readings)
         c["unknown_tags"] += unknown
         c["bad_quality_readings"] += bad
         c["out_of_range_readings"] += out_of_range
