@@ -27,6 +27,7 @@ from safety_hub.ingest.intake import UNKNOWN_LABEL, IntakeLanes, LogBudget, Rate
 from safety_hub.ingest.lineproto import LineEncoder
 from safety_hub.ingest.lineproto import TagChain as TagChain
 from safety_hub.ingest.lineproto import build_prefixes as build_prefixes
+from safety_hub.ingest.lineproto import encode_lines as encode_lines
 from safety_hub.ingest.live import LiveTable
 from safety_hub.ingest.skew import deskew, encode_skewed_lines
 from safety_hub.ingest.spool import SpoolStore
