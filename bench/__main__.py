@@ -35,6 +35,8 @@ def main(argv: list[str] | None = None) -> None:
     print()
     pipeline.run()
     print()
+    pipeline.hub_cpu(readings=200_000 if args.quick else 300_000)
+    print()
     if args.quick:
         priority.run(backlogs=(200,), probes=10, rounds=1)
         print()

@@ -240,7 +240,7 @@ def run_hub(
     influx.create_database(db)
     client_id = f"bench-hub-{rnd}-{uuid.uuid4().hex[:6]}"
     hub = HubProcess(
-        tmp / f"hub-{rnd}",
+        tmp / f"{contender}-{rnd}",  # its own: no contender may start on another's state
         {
             "SAFETY_HUB_MQTT_URL": broker.url,
             "SAFETY_HUB_MQTT_CLIENT_ID": client_id,

@@ -78,6 +78,16 @@ class StateFileKind:
     # 4 MB). The small files the alarms need on a full disk use less, so that their WALs stay
     # far inside the disk reserve (docs/storage.md, "Full disk").
     wal_autocheckpoint_pages: int = 1000
+    # Overwrite deleted content with zeros (``PRAGMA secure_delete``)? None keeps SQLite's
+    # build default, which is ON in some builds (Debian's among them): then every deleted row
+    # is written again as zeros, to the WAL and at the checkpoint. "FAST" zeroes only what is
+    # written anyway, for files whose content is no secret and is deleted in bulk (the spool).
+    secure_delete: Literal["ON", "OFF", "FAST"] | None = None
+    # The page size of a new file (``PRAGMA page_size``; SQLite's default is 4096). A file
+    # that exists keeps the size it was made with. Larger pages suit a file of large rows
+    # (the spool's rows are a message's lines, ~20 KB): fewer overflow pages to chain, write
+    # and free per row.
+    page_size: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,7 +175,9 @@ class StateFile:
             if not self.in_memory:
                 self._check(conn)
             # Only now: switching a file to WAL writes its header, and a foreign file must be
-            # left as it was found.
+            # left as it was found. The page size takes effect only on a file still empty.
+            if self.kind.page_size is not None:
+                conn.execute(f"PRAGMA page_size={self.kind.page_size}")
             self._set_journal_mode(conn)
             self._ensure_schema(conn)
         except BaseException as exc:
@@ -198,6 +210,8 @@ class StateFile:
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute(f"PRAGMA synchronous={self._synchronous}")
         conn.execute(f"PRAGMA wal_autocheckpoint={self.kind.wal_autocheckpoint_pages}")
+        if self.kind.secure_delete is not None:
+            conn.execute(f"PRAGMA secure_delete={self.kind.secure_delete}")
 
     def _probe(self) -> None:
         """What the operating system says about the file, before SQLite's vaguer words for it."""

@@ -12,9 +12,11 @@ values ``,`` ``=`` and space take a backslash; in string field values ``"`` and 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
+
+import msgspec
 
 from safety_hub.ingest.telemetry import QUALITIES, Reading
 
@@ -251,3 +253,48 @@ def encode_lines(readings: Iterable[Reading], prefixes: Mapping[tuple[str, str],
             for enterprise, tag, ts_ms, value, quality in readings
         ]
     )
+
+
+_json_numbers = msgspec.json.Encoder().encode
+
+
+def _number_texts(numbers: list[float] | list[int]) -> list[str]:
+    """Each number's text as JSON writes it: the shortest form that reads back as the same
+    double (``1e16`` where ``repr`` says ``1e+16``; line protocol takes both), formatted in C
+    for the whole list at once, which is about three times faster than ``repr`` per value."""
+    return _json_numbers(numbers).decode()[1:-1].split(",")
+
+
+class LineEncoder:
+    """The ``reading`` lines of one message's readings, built a message at a time.
+
+    The series prefixes (with ``value=`` appended) are kept per enterprise and looked up by tag,
+    so a reading costs no key tuple; the values and timestamps of a message are formatted in one
+    C call each, and the pieces joined without a format string per line. The same points as
+    :func:`encode_lines` (values in their shortest round-tripping form)."""
+
+    def __init__(self, prefixes: Mapping[tuple[str, str], str]) -> None:
+        self.prefixes = prefixes
+        self._by_enterprise: dict[str, dict[str, str]] = {}
+        for (enterprise, tag), prefix in prefixes.items():
+            self._by_enterprise.setdefault(enterprise, {})[tag] = prefix + "value="
+
+    def encode(self, enterprise: str, readings: Sequence[Reading]) -> str:
+        """The lines of ``readings``, all of them of ``enterprise`` (as a decoded message's
+        are: the decoder accepts only the tags registered for the topic's enterprise)."""
+        if not readings:
+            return ""
+        own = self._by_enterprise[enterprise]
+        quality = _QUALITY_FIELDS
+        return "\n".join(
+            map(
+                "".join,
+                zip(
+                    [own[r[1]] for r in readings],
+                    _number_texts([r[3] for r in readings]),
+                    [quality[r[4]] for r in readings],
+                    _number_texts([r[2] for r in readings]),
+                    strict=True,
+                ),
+            )
+        )

@@ -27,7 +27,8 @@ class GatewayState:
 class LiveTable:
     def __init__(self) -> None:
         # Plain tuples (ts, value, quality, received) on the hot path; LiveValue on the way out.
-        self._values: dict[tuple[str, str], tuple[int, float, str, int]] = {}
+        # Kept per enterprise, then per tag: a reading costs no (enterprise, tag) key tuple.
+        self._values: dict[str, dict[str, tuple[int, float, str, int]]] = {}
         self._gateways: dict[str, GatewayState] = {}
         self._last_seen: dict[str, int] = {}
         self._lock = threading.Lock()
@@ -35,26 +36,31 @@ class LiveTable:
     def update(self, readings: Iterable[Reading], received_ms: int) -> None:
         """Keep the newest reading per tag by event time; late readings do not go back."""
         values = self._values
-        get = values.get
-        enterprises: set[str] = set()
+        last_seen = self._last_seen
+        enterprise = None
+        own: dict[str, tuple[int, float, str, int]] = {}
         with self._lock:
-            for enterprise, tag, ts_ms, value, quality in readings:
-                key = (enterprise, tag)
-                current = get(key)
+            for ent, tag, ts_ms, value, quality in readings:
+                if ent != enterprise:  # readings come in runs of one enterprise (a message)
+                    enterprise = ent
+                    own = values.get(ent) or values.setdefault(ent, {})
+                    last_seen[ent] = received_ms
+                current = own.get(tag)
                 if current is None or ts_ms >= current[0]:
-                    values[key] = (ts_ms, value, quality, received_ms)
-                enterprises.add(enterprise)
-            for enterprise in enterprises:
-                self._last_seen[enterprise] = received_ms
+                    own[tag] = (ts_ms, value, quality, received_ms)
 
     def latest(self, enterprise: str, tag: str) -> LiveValue | None:
         with self._lock:
-            found = self._values.get((enterprise, tag))
+            found = self._values.get(enterprise, {}).get(tag)
         return None if found is None else LiveValue(*found)
 
     def snapshot(self) -> dict[tuple[str, str], LiveValue]:
         with self._lock:
-            items = list(self._values.items())
+            items = [
+                ((enterprise, tag), value)
+                for enterprise, own in self._values.items()
+                for tag, value in own.items()
+            ]
         return {key: LiveValue(*value) for key, value in items}
 
     def set_gateway(self, enterprise: str, online: bool, since_ms: int, detail: str) -> None:

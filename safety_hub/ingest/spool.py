@@ -58,6 +58,14 @@ SPOOL = StateFileKind(
     if_moved_aside="the hub starts with an empty spool and those readings are lost",
     salvage=True,
     busy_timeout_ms=10_000,
+    # Every spooled row is deleted once stored: zeroing each (the default of some SQLite
+    # builds) wrote the spool's whole volume a second time (docs/benchmarks.md).
+    secure_delete="FAST",
+    # Pages of 16 KB: a row (a message's lines, ~20 KB) chains 1-2 overflow pages instead of
+    # 5-6; about half the CPU per spooled reading measured (docs/benchmarks.md). The WAL is
+    # checkpointed at 250 of them, the 4 MB of SQLite's default.
+    page_size=16_384,
+    wal_autocheckpoint_pages=250,
 )
 
 

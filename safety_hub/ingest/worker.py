@@ -24,9 +24,10 @@ from safety_hub.clock import Clock
 from safety_hub.errors import DiskFullError
 from safety_hub.ingest.decoder import Decoder
 from safety_hub.ingest.intake import UNKNOWN_LABEL, IntakeLanes, LogBudget, RateBudget, clip
+from safety_hub.ingest.lineproto import LineEncoder
 from safety_hub.ingest.lineproto import TagChain as TagChain
 from safety_hub.ingest.lineproto import build_prefixes as build_prefixes
-from safety_hub.ingest.lineproto import encode_lines
+from safety_hub.ingest.lineproto import encode_lines as encode_lines
 from safety_hub.ingest.live import LiveTable
 from safety_hub.ingest.skew import deskew, encode_skewed_lines
 from safety_hub.ingest.spool import SpoolStore
@@ -138,6 +139,7 @@ class IngestWorker:
         self._serving_urgent = False
         self._decoder = decoder
         self._prefixes = prefixes
+        self._lines = LineEncoder(prefixes)
         self._spool = spool
         self._live = live
         self._metrics = metrics
@@ -327,7 +329,7 @@ class IngestWorker:
                 shown, sources = deskew(result.readings, result.skewed_after, message.received_ms)
                 lines = encode_skewed_lines(shown, sources, self._prefixes)
             else:
-                lines = encode_lines(result.readings, self._prefixes) if result.readings else ""
+                lines = self._lines.encode(result.enterprise, result.readings)
         except Exception as exc:  # a decoder bug must cost this message only
             self._log_failure("decoder failed", topic)
             result = DecodedMessage(enterprise_of_topic(topic) or "", None)

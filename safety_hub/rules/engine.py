@@ -117,6 +117,11 @@ class RuleEngine:
             key: TagSlot(info, self._ents[info.enterprise], start)
             for key, info in plant.tags.items()
         }
+        # The same slots per enterprise, then per tag: the hot loop looks a reading up without
+        # building an (enterprise, tag) key for it.
+        self._slots_of: dict[str, dict[str, TagSlot]] = {}
+        for (enterprise, tag), slot in self._slots.items():
+            self._slots_of.setdefault(enterprise, {})[tag] = slot
         build = Build(plant, start, self._slots, self._ents, self._dispatch)
         enterprise_alerts = frozenset(
             r.alert for r in pack.rules if r.condition.type in ENTERPRISE_TYPES
@@ -131,23 +136,32 @@ class RuleEngine:
         out: list[Condition] = []
         hooks = self._dispatch
         hooks.out = out
-        slots = self._slots
+        slots_of = self._slots_of
         touched: list[EnterpriseSlot] = []
         limit = received_ms + self.max_lead_ms
-        n = unknown = bad = out_of_range = 0
+        if not isinstance(readings, list):
+            readings = list(readings)
+        unknown = bad = out_of_range = 0
+        current = None
+        slots: dict[str, TagSlot] = {}
+        # The hot loop: a reading usually changes nothing, so what it costs is the loop itself;
+        # the lists a slot often has empty are tested before a loop over them is set up.
         for enterprise, tag, ts, v, q in readings:
-            n += 1
-            slot = slots.get((enterprise, tag))
+            if enterprise != current:  # readings come in runs of one enterprise (a message)
+                current = enterprise
+                slots = slots_of.get(enterprise, {})
+            slot = slots.get(tag)
             if slot is None:
                 unknown += 1
                 continue
             ent = slot.ent
-            if not ent.touched:
+            if ent.touched:
+                if ts > ent.batch_max_ts:
+                    ent.batch_max_ts = ts
+            else:
                 ent.touched = True
                 ent.batch_max_ts = ts
                 touched.append(ent)
-            elif ts > ent.batch_max_ts:
-                ent.batch_max_ts = ts
             for stale in slot.stales:
                 if stale.state or stale.watch_due is None:
                     stale.on_data(received_ms, hooks)
@@ -167,15 +181,18 @@ class RuleEngine:
                 valid = slot.lo_ok <= v <= slot.hi_ok
                 if not valid:
                     out_of_range += 1
-                for rng in slot.ranges:
-                    rng.feed(ts, v, hooks)
-            for fault in slot.faults:
-                fault.feed(ts, v, q, hooks)
+                if slot.ranges:
+                    for rng in slot.ranges:
+                        rng.feed(ts, v, hooks)
+            if slot.faults:
+                for fault in slot.faults:
+                    fault.feed(ts, v, q, hooks)
             if valid:
                 for inst in slot.values:
                     inst.feed(ts, v, hooks)
-            for vote, index in slot.votes:
-                vote.member(index, ts, v, valid, received_ms, hooks)
+            if slot.votes:
+                for vote, index in slot.votes:
+                    vote.member(index, ts, v, valid, received_ms, hooks)
         for ent in touched:
             ent.touched = False
             ent.heard(received_ms)
@@ -184,7 +201,7 @@ class RuleEngine:
             for skew in ent.skews:
                 skew.on_batch(received_ms, ent.batch_max_ts, hooks)
         c = self.counters
-        c["readings"] += n
+        c["readings"] += len(readings)
         c["unknown_tags"] += unknown
         c["bad_quality_readings"] += bad
         c["out_of_range_readings"] += out_of_range

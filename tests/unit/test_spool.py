@@ -33,6 +33,22 @@ def test_append_peek_remove_and_depth(tmp_path: Path) -> None:
     spool.close()
 
 
+def test_removed_batches_are_not_written_again_as_zeros(tmp_path: Path) -> None:
+    """Both spool connections delete with secure_delete=FAST (2), whatever the SQLite build's
+    default: a removal frees the row's pages without overwriting them in the WAL; the WAL
+    after removing a large batch stays far smaller than the batch."""
+    spool = Spool(tmp_path / "s.sqlite")
+    for conn in (spool._write_conn, spool._read_conn):
+        assert conn.execute("PRAGMA secure_delete").fetchone()[0] == 2
+    spool.append([("x" * 400_000, 1)], created_ms=1)
+    spool._write_conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    spool.remove(spool.peek(10))
+    wal = tmp_path / "s.sqlite-wal"
+    assert wal.stat().st_size < 100_000
+    assert spool.depth().batches == 0
+    spool.close()
+
+
 def test_peek_respects_the_batch_size_but_returns_at_least_one(tmp_path: Path) -> None:
     """The sink reads about max_readings at a time, and never stalls on one big batch."""
     spool = Spool(tmp_path / "s.sqlite")

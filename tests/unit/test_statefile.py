@@ -70,7 +70,9 @@ def truncate(path: Path) -> None:
 
 def overwrite_page_2(path: Path) -> None:
     with path.open("r+b") as f:
-        f.seek(4096)
+        header = f.read(100)
+        page_size = int.from_bytes(header[16:18], "big")  # the file's own: the spool's is 16 KB
+        f.seek(65536 if page_size == 1 else page_size)
         f.write(bytes(range(256)) * 16)
 
 

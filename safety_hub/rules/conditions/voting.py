@@ -72,18 +72,21 @@ class VoteInstance(AlarmInstance):
         healthy = above = 0
         top: float | None = None
         next_stale: int | None = None
-        for m in self.members:
-            deadline = m.slot.last_received + m.stale_ms
-            if m.oos or m.bad or m.slot.frozen or deadline <= now:
-                faulty.append(m.slot.info.tag)
+        high = self.high
+        for m in self.members:  # a reading of any member comes here: kept tight
+            slot = m.slot
+            deadline = slot.last_received + m.stale_ms
+            if m.oos or m.bad or slot.frozen or deadline <= now:
+                faulty.append(slot.info.tag)
                 continue
             healthy += 1
             if next_stale is None or deadline < next_stale:
                 next_stale = deadline
             if m.above:
                 above += 1
-            if m.value is not None and (top is None or (m.value > top) == self.high):
-                top = m.value
+            value = m.value
+            if value is not None and (top is None or (value > top) == high):
+                top = value
         k = self.degrade_k if faulty else self.k
         if self.report == "leak":
             on = healthy > 0 and above >= k
