@@ -27,6 +27,7 @@ class PgOutbox:
         self.path = "postgresql alarm outbox"
         self._db = PgConnection(url, "alarm outbox", health, fence)
         self._changed = threading.Condition()
+        self._put_since_wait = False  # a put the publisher may not have read yet (no lost wake-up)
 
     def put(self, topic: str, payload: bytes, created_ms: int, seq: int | None = None) -> None:
         """Commit one message; with ``seq`` the marker moves to it in the same transaction."""
@@ -38,6 +39,7 @@ class PgOutbox:
             if seq is not None:
                 cur.execute(_SET_MARKER, (seq,))
         with self._changed:
+            self._put_since_wait = True
             self._changed.notify_all()
 
     def marker(self) -> int | None:
@@ -68,8 +70,12 @@ class PgOutbox:
         return 0 if row is None else int(row[0])
 
     def wait(self, timeout: float) -> None:
+        """Until a put or :meth:`wake`, at most ``timeout`` s; at once when a put came since the
+        last wait (between the publisher's read of the pending rows and this call)."""
         with self._changed:
-            self._changed.wait(timeout)
+            if not self._put_since_wait:
+                self._changed.wait(timeout)
+            self._put_since_wait = False
 
     def wake(self) -> None:
         with self._changed:

@@ -77,6 +77,7 @@ class Outbox:
         self._conn = self._file.open()
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
+        self._put_since_wait = False  # a put the publisher may not have read yet (no lost wake-up)
 
     def put(self, topic: str, payload: bytes, created_ms: int, seq: int | None = None) -> None:
         """Commit one message; with ``seq`` the marker moves to it in the same transaction."""
@@ -88,6 +89,7 @@ class Outbox:
                 )
                 if seq is not None:
                     self._set_marker(seq)
+            self._put_since_wait = True
             self._changed.notify_all()
 
     def marker(self) -> int | None:
@@ -123,8 +125,12 @@ class Outbox:
             return int(self._conn.execute("SELECT COUNT(*) FROM outbox").fetchone()[0])
 
     def wait(self, timeout: float) -> None:
+        """Until a put or :meth:`wake`, at most ``timeout`` s; at once when a put came since the
+        last wait (between the publisher's read of the pending rows and this call)."""
         with self._changed:
-            self._changed.wait(timeout)
+            if not self._put_since_wait:
+                self._changed.wait(timeout)
+            self._put_since_wait = False
 
     def wake(self) -> None:
         with self._changed:

@@ -312,6 +312,25 @@ def test_snapshot_round_trip(backend: Backend) -> None:
     assert backend.snapshots().load() == {"version": 1, "tags": [["e", "t", 7, 8]], "名": "氯"}
 
 
+def test_outbox_wait_after_an_unread_put_returns_at_once(backend: Backend) -> None:
+    """No lost wake-up: a put between the publisher's read of the pending rows and its wait
+    (the notify came before anyone waited) ends the next wait at once, not after its timeout."""
+    outbox = backend.outbox()
+    assert outbox.pending() == []  # the publisher's read: nothing yet
+    outbox.put("hazard/v1/e/alarms", b"{}", 1000, seq=1)  # a put before it waits
+    waiter = threading.Thread(target=outbox.wait, args=(60,))
+    waiter.start()
+    waiter.join(20)
+    assert not waiter.is_alive(), "the wait missed the put and sleeps its full timeout"
+    outbox.wake()  # a plain wake still ends a wait with nothing put
+    waiter = threading.Thread(target=outbox.wait, args=(60,))
+    waiter.start()
+    while waiter.is_alive():
+        outbox.wake()
+        waiter.join(0.1)
+    outbox.close()
+
+
 def test_notification_outbox_restart_sends_a_pending_step_once(backend: Backend) -> None:
     first = Setup(outbox=backend.notify_outbox())
     first.raise_red()
