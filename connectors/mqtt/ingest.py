@@ -13,7 +13,7 @@ import socket
 import ssl
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -190,6 +190,29 @@ class MqttIngest:
         except (RuntimeError, ValueError):
             return False
         return info.is_published()
+
+    def publish_confirmed_many(
+        self, messages: Sequence[tuple[str, bytes]], timeout_s: float
+    ) -> int:
+        """Publish all with QoS 1 at once, then wait for their PUBACKs (one deadline for all);
+        how many of the first ones were acknowledged, in order."""
+        if not self._connected.is_set():
+            return 0
+        infos: list[mqtt.MQTTMessageInfo] = []
+        for topic, payload in messages:
+            info = self._client.publish(topic, payload, qos=1)
+            if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
+                break
+            infos.append(info)
+        deadline = time.monotonic() + timeout_s
+        for done, info in enumerate(infos):
+            try:
+                info.wait_for_publish(max(0.0, deadline - time.monotonic()))
+            except (RuntimeError, ValueError):
+                return done
+            if not info.is_published():
+                return done
+        return len(infos)
 
     def stop(self, *, end_session: bool = False) -> None:
         """Disconnect; with ``end_session`` the broker also forgets the session (MQTT 5: session

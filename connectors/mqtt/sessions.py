@@ -138,6 +138,11 @@ class MqttSessions:
     def publish_confirmed(self, topic: str, payload: bytes, timeout_s: float) -> bool:
         return self._publisher.publish_confirmed(topic, payload, timeout_s)
 
+    def publish_confirmed_many(
+        self, messages: Sequence[tuple[str, bytes]], timeout_s: float
+    ) -> int:
+        return self._publisher.publish_confirmed_many(messages, timeout_s)
+
     def stop(self) -> None:
         self._stopping.set()
         for session in self._sessions.values():

@@ -5,7 +5,7 @@ safety_hub/runtime/alarm_runtime.py; tables of migration 0010)."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import msgspec
 
@@ -60,8 +60,11 @@ class PgOutbox:
             return [(int(r[0]), str(r[1]), bytes(r[2])) for r in cur.fetchall()]
 
     def done(self, row_id: int) -> None:
+        self.done_many([row_id])
+
+    def done_many(self, row_ids: Sequence[int]) -> None:
         with self._db.transaction() as cur:
-            cur.execute("DELETE FROM alarm_outbox WHERE id = %s", (row_id,))
+            cur.execute("DELETE FROM alarm_outbox WHERE id = ANY(%s)", (list(row_ids),))
 
     def depth(self) -> int:
         with self._db.cursor() as cur:

@@ -507,7 +507,11 @@ class Hub:
         self._source_used = True
         self.ingest.attach(self._source)
         self._source.start(self.ingest.submit)
-        self._outbox_publisher = OutboxPublisher(self.outbox, self._source.publish_confirmed)
+        self._outbox_publisher = OutboxPublisher(
+            self.outbox,
+            self._source.publish_confirmed,
+            publish_many=getattr(self._source, "publish_confirmed_many", None),
+        )
         self._outbox_publisher.start()
         self.alarms.start()
         if self.notifications is not None:

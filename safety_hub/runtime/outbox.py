@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Protocol
 
@@ -21,6 +21,27 @@ log = logging.getLogger("safety_hub.outbox")
 
 # publish(topic, payload, timeout_s) -> True once the broker acknowledged it
 ConfirmedPublish = Callable[[str, bytes, float], bool]
+# publish_many([(topic, payload), ...], timeout_s) -> how many of the first ones the broker
+# acknowledged, in order (all sent at once: one round trip for them all, not one each)
+ConfirmedPublishMany = Callable[[Sequence[tuple[str, bytes]], float], int]
+
+
+def one_at_a_time(publish: ConfirmedPublish) -> ConfirmedPublishMany:
+    """A ``publish_many`` from a single publish: each waits for its acknowledgement."""
+
+    def publish_many(messages: Sequence[tuple[str, bytes]], timeout_s: float) -> int:
+        for done, (topic, payload) in enumerate(messages):
+            try:
+                ok = publish(topic, payload, timeout_s)
+            except Exception:
+                log.exception("outbox: publish to %s failed", topic)
+                ok = False
+            if not ok:
+                return done
+        return len(messages)
+
+    return publish_many
+
 
 OUTBOX = StateFileKind(
     name="outbox",
@@ -60,6 +81,9 @@ class OutboxStore(Protocol):
     def pending(self, limit: int = 100) -> list[tuple[int, str, bytes]]: ...
 
     def done(self, row_id: int) -> None: ...
+
+    def done_many(self, row_ids: Sequence[int]) -> None:
+        """Delete the rows in one transaction."""
 
     def depth(self) -> int: ...
 
@@ -117,8 +141,11 @@ class Outbox:
         return [(int(r[0]), str(r[1]), bytes(r[2])) for r in rows]
 
     def done(self, row_id: int) -> None:
-        with self._lock, self._file.guard():
-            self._conn.execute("DELETE FROM outbox WHERE id = ?", (row_id,))
+        self.done_many([row_id])
+
+    def done_many(self, row_ids: Sequence[int]) -> None:
+        with self._lock, self._file.transaction(self._conn) as cursor:
+            cursor.executemany("DELETE FROM outbox WHERE id = ?", [(i,) for i in row_ids])
 
     def depth(self) -> int:
         with self._lock:
@@ -142,17 +169,27 @@ class Outbox:
 
 
 class OutboxPublisher:
-    """Sends the outbox in order; one unacknowledged message blocks the ones behind it."""
+    """Sends the outbox in order; one unacknowledged message blocks the ones behind it.
+
+    The pending rows go out together (``publish_many``: a level-1 and a level-2 event of one
+    reading take one round trip to the broker, not one each) and are deleted together once
+    acknowledged; what was not acknowledged is sent again from the first such row."""
 
     def __init__(
-        self, outbox: OutboxStore, publish: ConfirmedPublish, *, timeout_s: float = 5.0
+        self,
+        outbox: OutboxStore,
+        publish: ConfirmedPublish,
+        *,
+        timeout_s: float = 5.0,
+        publish_many: ConfirmedPublishMany | None = None,
     ) -> None:
         self._outbox = outbox
-        self._publish = publish
+        self._publish_many = publish_many or one_at_a_time(publish)
         self._timeout = timeout_s
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
-        self._sent_not_done: int | None = None  # published, but its delete failed (full disk)
+        # published, but their delete failed (full disk): deleted later, never sent again
+        self._sent_not_done: list[int] = []
         self.sent = 0
 
     def start(self) -> None:
@@ -176,24 +213,24 @@ class OutboxPublisher:
             if not rows:
                 self._outbox.wait(1.0)
                 continue
-            for row_id, topic, payload in rows:
-                if self._stopping.is_set():
-                    return
-                if row_id != self._sent_not_done:
-                    try:
-                        ok = self._publish(topic, payload, self._timeout)
-                    except Exception:
-                        log.exception("outbox: publish to %s failed", topic)
-                        ok = False
-                    if not ok:
-                        self._stopping.wait(1.0)  # broker away: retry the same row, keep order
-                        break
-                    self._sent_not_done = row_id
-                    self.sent += 1
+            earlier = set(self._sent_not_done)
+            todo = [row for row in rows if row[0] not in earlier]
+            acked = 0
+            if todo:
                 try:
-                    self._outbox.done(row_id)
-                except Exception as exc:  # a full disk: delete it later, never send it twice
-                    log.warning("outbox: sent row %s not deleted yet: %s", row_id, exc)
+                    acked = self._publish_many([(t, p) for _, t, p in todo], self._timeout)
+                except Exception:
+                    log.exception("outbox: publishing %d events failed", len(todo))
+                self.sent += acked
+            sent = self._sent_not_done + [row[0] for row in todo[:acked]]
+            if sent:
+                try:
+                    self._outbox.done_many(sent)
+                    self._sent_not_done = []
+                except Exception as exc:  # a full disk: delete them later, never send twice
+                    log.warning("outbox: sent rows %s not deleted yet: %s", sent[:5], exc)
+                    self._sent_not_done = sent
                     self._stopping.wait(1.0)
-                    break
-                self._sent_not_done = None
+                    continue
+            if acked < len(todo):
+                self._stopping.wait(1.0)  # broker away: retry from the first unsent row, in order

@@ -79,3 +79,31 @@ def test_a_row_sent_on_a_full_disk_is_deleted_later_not_sent_again(
     publisher.stop()
     assert sent == [b"1"]
     assert publisher.sent == 1
+
+
+def test_pending_events_go_out_together_and_a_partial_ack_resumes_in_order(
+    tmp_path: Path,
+) -> None:
+    """publish_many gets every pending row at once (one round trip for a level-1 and a level-2
+    event, not one each); when only the first ones are acknowledged, those are deleted and the
+    rest are sent again from the first unacknowledged one, in order, none twice."""
+    box = Outbox(tmp_path / "o.sqlite")
+    calls: list[list[bytes]] = []
+    acked: list[bytes] = []
+
+    def publish_many(messages: object, timeout: float) -> int:
+        payloads = [p for _, p in messages]  # type: ignore[attr-defined]
+        calls.append(payloads)
+        n = 1 if len(calls) == 1 else len(payloads)  # the first call: only one PUBACK back
+        acked.extend(payloads[:n])
+        return n
+
+    for i in range(1, 4):
+        box.put("t", str(i).encode(), i)
+    publisher = OutboxPublisher(box, lambda *_: False, publish_many=publish_many)
+    publisher.start()
+    wait(lambda: box.depth() == 0)
+    publisher.stop()
+    assert calls[0] == [b"1", b"2", b"3"]  # all pending rows in one call
+    assert calls[1] == [b"2", b"3"]  # resumed at the first unacknowledged row
+    assert acked == [b"1", b"2", b"3"] and publisher.sent == 3
