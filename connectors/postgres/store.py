@@ -43,7 +43,27 @@ CLIENT_TIMEOUT_S = STATEMENT_TIMEOUT_MS / 1000 + 5
 a server (or a proxy) that takes the bytes but never answers (a frozen machine, a hung relay)
 is seen by neither the statement timeout nor the TCP timeout"""
 KEEPALIVE_IDLE_S, KEEPALIVE_INTERVAL_S, KEEPALIVE_COUNT = 5, 2, 3
-"""TCP keepalives on an idle connection: a dead peer is noticed within about 11 s"""
+"""TCP keepalives on an idle connection: a dead peer is noticed within about 11 s (set on both
+ends: the server's defaults would keep a dead client's session for two hours)"""
+IDLE_IN_TRANSACTION_TIMEOUT_MS = 5_000
+"""the server ends a session whose transaction has waited this long for its client's next
+statement. Every fenced write transaction holds a share lock on the lease row from its first
+statement (``hub_fence``) to its end; a node cut off (or frozen) in the middle of one would
+otherwise keep that lock, and the other node could not take the lease over, until the server's
+TCP stack gave up on the connection. Shorter than the default lease (6 s), so it adds nothing
+to a takeover; far longer than any pause between a healthy transaction's statements."""
+SESSION_OPTIONS = " ".join(
+    f"-c {name}={value}"
+    for name, value in (
+        ("statement_timeout", STATEMENT_TIMEOUT_MS),
+        ("idle_in_transaction_session_timeout", IDLE_IN_TRANSACTION_TIMEOUT_MS),
+        ("tcp_keepalives_idle", KEEPALIVE_IDLE_S),
+        ("tcp_keepalives_interval", KEEPALIVE_INTERVAL_S),
+        ("tcp_keepalives_count", KEEPALIVE_COUNT),
+        ("tcp_user_timeout", TCP_USER_TIMEOUT_MS),
+    )
+)
+"""the server-side settings of every store session (libpq ``options``)"""
 LEASE_NAME = "active"
 
 Fence = Callable[[], int | None]
@@ -118,7 +138,7 @@ class PgConnection:
             self.url,
             autocommit=True,
             connect_timeout=CONNECT_TIMEOUT_S,
-            options=f"-c statement_timeout={STATEMENT_TIMEOUT_MS}",
+            options=SESSION_OPTIONS,
             application_name=f"safety-hub {self.store}",
             tcp_user_timeout=TCP_USER_TIMEOUT_MS,
             keepalives=1,

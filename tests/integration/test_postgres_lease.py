@@ -10,6 +10,8 @@ import pytest
 
 from connectors.postgres import FENCED_SQLSTATE, migrate
 from connectors.postgres.lease import LeaseError, LeaseStore
+from connectors.postgres.store import IDLE_IN_TRANSACTION_TIMEOUT_MS, PgConnection
+from safety_hub.errors import StateDatabaseError
 from tests.fixtures.postgres import PostgresProcess
 from tests.integration.hubproc import wait_for
 
@@ -127,3 +129,51 @@ def _renews(store: LeaseStore, token: int) -> bool:
         return store.renew(token) is not None
     except LeaseError:
         return False
+
+
+def _acquires(store: LeaseStore) -> bool:
+    try:
+        return store.acquire() is not None
+    except LeaseError:  # waited on the row lock past the lease store's own timeout
+        return False
+
+
+def test_a_holder_stalled_in_the_middle_of_a_write_does_not_keep_the_lease_from_the_other(
+    pg_url: str,
+) -> None:
+    """A fenced write transaction share-locks the lease row from its first statement to its end.
+    The holder frozen (or cut off without a reset) in the middle of one must not keep that lock:
+    the server ends the session, the other node takes the lease over, and the stalled write
+    never commits."""
+    a, b = _pair(pg_url, lease_s=1.0)
+    held = a.acquire()
+    assert held is not None
+    writer = PgConnection(pg_url, "alarm journal", fence=lambda: held.token)
+    inside, release = threading.Event(), threading.Event()
+    outcome: dict[str, BaseException] = {}
+
+    def stalled_write() -> None:
+        try:
+            with writer.transaction() as cur:  # hub_fence ran: the lease row is share-locked
+                inside.set()
+                release.wait(60)  # no next statement comes: the client is frozen or cut off
+                cur.execute("SELECT 1")
+        except BaseException as exc:  # the outcome is the assertion
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=stalled_write, daemon=True)
+    thread.start()
+    assert inside.wait(10)
+    wait_for(lambda: not (lease := b.read()) or not lease.valid, 10, "the lease to expire")
+    wait_for(
+        lambda: _acquires(b),
+        IDLE_IN_TRANSACTION_TIMEOUT_MS / 1000 + 10,
+        "the other node to take the lease over from the stalled holder",
+    )
+    release.set()
+    thread.join(30)
+    assert not thread.is_alive()
+    assert isinstance(outcome.get("error"), StateDatabaseError), outcome
+    writer.close()
+    a.close()
+    b.close()
