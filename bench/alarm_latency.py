@@ -9,7 +9,11 @@ process tags (every in-service tag that is neither a gas detector nor SIS) in me
 readings at QoS 1, at each ``--rates`` value, in each ``--shapes``: ``burst`` (a second's
 messages all at the start of the second, as interval-reporting gateways send) or ``spread``
 (evenly over the second). Every case runs its own hub (``safety-hub run``: sample park, shipped
-rule packs, local SQLite storage) against one private Mosquitto; everything shares the machine.
+rule packs) against one private Mosquitto and, with ``--storage influx`` (the default, the
+production storage), one private InfluxDB 1.x; ``--storage embedded`` is the local SQLite store
+``make demo`` uses. ``--sink`` runs the hub's sink (spool -> storage) as a ``thread`` of the hub,
+as a ``process`` of its own (``SAFETY_HUB_SINK_PROCESS``; InfluxDB only) or ``both``, one case
+each; by default the hub's own default. Everything shares the machine.
 
 Printed per case: the probes' p50/p99/max, the load offered and what the hub ingested meanwhile,
 the readings still queued in the hub at the end, and, as a baseline in the same run, a plain
@@ -21,6 +25,7 @@ again and again, acknowledged and reset over the API) is what bench/fairness.py 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import multiprocessing
 import os
@@ -38,7 +43,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from bench.ingest_e2e import clear_hub_sessions
-from tests.fixtures.processes import MosquittoProcess
+from tests.fixtures.processes import InfluxDB1Process, MosquittoProcess
 from tests.integration.hubproc import HubProcess, wait_for
 
 ENT = "e01-chloralkali"
@@ -136,6 +141,8 @@ class Probe:
 class CaseResult:
     rate: float
     shape: str
+    storage: str
+    sink: str
     probes: int
     answered: int
     p50_ms: float | None
@@ -314,17 +321,33 @@ def operator_probes(
 
 
 def run_case(
-    tmp: Path, broker: MosquittoProcess, rate: float, shape: str, probes: list[Probe], gap_s: float
+    tmp: Path,
+    broker: MosquittoProcess,
+    rate: float,
+    shape: str,
+    probes: list[Probe],
+    gap_s: float,
+    influx: InfluxDB1Process | None = None,
+    sink: str = "default",
 ) -> CaseResult:
-    client_id = f"bench-hub-{int(rate)}-{shape}-{uuid.uuid4().hex[:6]}"
-    hub = HubProcess(
-        tmp / f"hub-{int(rate)}-{shape}",
-        {
-            "SAFETY_HUB_MQTT_URL": broker.url,
-            "SAFETY_HUB_MQTT_CLIENT_ID": client_id,
-            "SAFETY_HUB_LOG_LEVEL": "warning",
-        },
-    )
+    name = f"{int(rate)}-{shape}-{sink}-{uuid.uuid4().hex[:6]}"
+    client_id = f"bench-hub-{name}"
+    env = {
+        "SAFETY_HUB_MQTT_URL": broker.url,
+        "SAFETY_HUB_MQTT_CLIENT_ID": client_id,
+        "SAFETY_HUB_LOG_LEVEL": "warning",
+    }
+    if influx is not None:
+        db = "bench_" + name.replace("-", "_")
+        influx.create_database(db)
+        env.update(
+            SAFETY_HUB_INFLUX_URL=influx.url,
+            SAFETY_HUB_INFLUX_API="v1",
+            SAFETY_HUB_INFLUX_BUCKET=db,
+        )
+    if sink != "default":
+        env["SAFETY_HUB_SINK_PROCESS"] = "on" if sink == "process" else "off"
+    hub = HubProcess(tmp / f"hub-{name}", env)
     hub.start()
     stop = multiprocessing.Event()
     sent = multiprocessing.Value("q", 0)
@@ -355,6 +378,8 @@ def run_case(
     return CaseResult(
         rate,
         shape,
+        "embedded" if influx is None else "influx",
+        sink,
         len(probes),
         len(latency),
         pct(latency, 50) if latency else None,
@@ -378,23 +403,32 @@ def run(
     shapes: tuple[str, ...] = ("burst", "spread"),
     probes: int = 100,
     gap_s: float = 0.1,
+    storage: str = "influx",
+    sinks: tuple[str, ...] = ("default",),
 ) -> list[CaseResult]:
     chosen = probe_detectors(probes)
     results: list[CaseResult] = []
     print(
         f"alarm latency: {probes} gas detectors past level 2, {gap_s} s apart, under process-tag "
-        f"load (messages of 100, QoS 1); load average {os.getloadavg()[0]:.2f}",
+        f"load (messages of 100, QoS 1), {storage} storage; load average "
+        f"{os.getloadavg()[0]:.2f}",
         flush=True,
     )
-    with tempfile.TemporaryDirectory(prefix="alarm-latency-") as tmpdir:
-        tmp = Path(tmpdir)
-        with MosquittoProcess(tmp / "broker") as broker:
-            for rate in rates:
-                for shape in shapes:
-                    r = run_case(tmp, broker, rate, shape, chosen, gap_s)
+    with contextlib.ExitStack() as stack:
+        tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="alarm-latency-")))
+        broker = stack.enter_context(MosquittoProcess(tmp / "broker"))
+        influx = None
+        if storage == "influx":
+            influx = stack.enter_context(InfluxDB1Process(tmp / "influx"))
+        for rate in rates:
+            for shape in shapes:
+                for sink in sinks:
+                    r = run_case(tmp, broker, rate, shape, chosen, gap_s, influx, sink)
                     results.append(r)
+                    label = "" if sink == "default" else f" sink {sink:<7}"
                     print(
-                        f"  load {rate:>9,.0f}/s {shape:<6} (offered {r.offered_per_s:>9,.0f}/s, "
+                        f"  load {rate:>9,.0f}/s {shape:<6}{label} (offered "
+                        f"{r.offered_per_s:>9,.0f}/s, "
                         f"hub ingested {r.ingested_per_s:>9,.0f}/s, queued at end "
                         f"{r.queued_at_end:,.0f} msgs): {r.answered}/{r.probes} alarms, p50 "
                         f"{_ms(r.p50_ms)} ms p99 {_ms(r.p99_ms)} ms max {_ms(r.max_ms)} ms | "
@@ -423,8 +457,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--quick", action="store_true", help="20,000 readings/s only, both shapes, 30 probes"
     )
+    parser.add_argument(
+        "--storage",
+        choices=("influx", "embedded"),
+        default="influx",
+        help="where the hub stores readings: a private InfluxDB 1.x (default) or the embedded "
+        "SQLite store of make demo",
+    )
+    parser.add_argument(
+        "--sink",
+        choices=("default", "thread", "process", "both"),
+        default="default",
+        help="the hub's sink in its own process or as a thread (both: one case each); "
+        "default: the hub's default",
+    )
     parser.add_argument("--json", type=Path, help="also write the results to this file")
     args = parser.parse_args(argv)
+    sinks = ("thread", "process") if args.sink == "both" else (args.sink,)
+    if args.storage == "embedded" and "process" in sinks:
+        parser.error("--sink process needs --storage influx (the hub runs it only for InfluxDB)")
     rates = tuple(float(r) for r in args.rates.split(","))
     shapes = tuple(s.strip() for s in args.shapes.replace("both", "burst,spread").split(","))
     if any(s not in ("burst", "spread") for s in shapes):
@@ -432,7 +483,7 @@ def main(argv: list[str] | None = None) -> int:
     probes = args.probes
     if args.quick:
         rates, probes = (20_000.0,), 30
-    results = run(rates, shapes, probes, args.gap)
+    results = run(rates, shapes, probes, args.gap, args.storage, sinks)
     if args.json:
         args.json.write_text(json.dumps([asdict(r) for r in results], indent=2))
     return 0 if all(r.answered == r.probes for r in results) else 1

@@ -229,9 +229,10 @@ class Settings(BaseSettings):
     influx_timeout_s: float = Field(10.0, gt=0, le=300)
     sink_batch_readings: int = Field(10_000, ge=1, le=1_000_000)
     sink_process: bool = Field(
-        False,
-        description="on: the sink (spool -> InfluxDB) runs in a child process, on a core of its "
-        "own; only with SQLite state and InfluxDB, never in a redundant pair (docs/storage.md)",
+        True,
+        description="on (default): the sink (spool -> InfluxDB) runs in a child process, on a "
+        "core of its own; only with SQLite state and InfluxDB, never in a redundant pair "
+        "(docs/storage.md); off: a thread of the hub",
     )
 
     spool_max_readings: int = Field(20_000_000, ge=1)

@@ -1,5 +1,6 @@
 """Smoke test of bench/alarm_latency.py: every probed gas detector's level-2 alarm is matched,
-under both load shapes; the report is whole. Its figures are not asserted (no timing
+under both load shapes, with InfluxDB (the sink as a thread and as a process) and
+with the embedded store; the report is whole. Its figures are not asserted (no timing
 assertions); its counts are."""
 
 from __future__ import annotations
@@ -8,16 +9,19 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 PROBES = 6
 
 
-def test_every_probe_gets_its_level_2_alarm_under_both_load_shapes(tmp_path: Path) -> None:
+def _bench(tmp_path: Path, *args: str) -> list[dict[str, Any]]:
     report_path = tmp_path / "report.json"
     done = subprocess.run(
         [
-            *(sys.executable, "-m", "bench.alarm_latency", "--rates", "1000"),
+            *(sys.executable, "-m", "bench.alarm_latency", "--rates", "1000", *args),
             *("--probes", str(PROBES), "--gap", "0.05", "--json", str(report_path)),
         ],
         cwd=ROOT,
@@ -27,8 +31,30 @@ def test_every_probe_gets_its_level_2_alarm_under_both_load_shapes(tmp_path: Pat
         check=False,
     )
     assert done.returncode == 0, done.stdout + done.stderr
-    cases = json.loads(report_path.read_text())
-    assert [(c["rate"], c["shape"]) for c in cases] == [(1000, "burst"), (1000, "spread")]
+    cases: list[dict[str, Any]] = json.loads(report_path.read_text())
+    return cases
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        # InfluxDB storage, the sink as a thread and in its own process
+        (
+            ("--shapes", "burst", "--sink", "both"),
+            [(1000, "burst", "influx", "thread"), (1000, "burst", "influx", "process")],
+        ),
+        # the embedded store of make demo, the hub's default sink
+        (
+            ("--shapes", "spread", "--storage", "embedded"),
+            [(1000, "spread", "embedded", "default")],
+        ),
+    ],
+)
+def test_every_probe_gets_its_level_2_alarm(
+    tmp_path: Path, args: tuple[str, ...], expected: list[tuple[int, str, str, str]]
+) -> None:
+    cases = _bench(tmp_path, *args)
+    assert [(c["rate"], c["shape"], c["storage"], c["sink"]) for c in cases] == expected
     for case in cases:
         assert case["probes"] == case["answered"] == PROBES
         assert case["p50_ms"] is not None and case["p50_ms"] <= case["p99_ms"] <= case["max_ms"]
@@ -46,3 +72,17 @@ def test_help_describes_the_probes_and_runs_nothing() -> None:
         check=True,
     )
     assert "--quick" in done.stdout and "gas detectors" in done.stdout
+    assert "--storage" in done.stdout and "--sink" in done.stdout
+
+
+def test_a_sink_process_without_influxdb_is_refused() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.alarm_latency", "--storage", "embedded", "--sink", "both"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert "--sink process needs --storage influx" in done.stderr
