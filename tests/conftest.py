@@ -18,6 +18,7 @@ the tail of the log of each server it used.
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 import uuid
 from collections.abc import Callable, Iterator
@@ -37,6 +38,12 @@ from tests.fixtures.processes import (
 from tests.fixtures.receivers import SmtpReceiver, WebhookReceiver
 
 _SERVERS_KEY = pytest.StashKey[list[ServerProcess]]()
+
+# The hubs of the suite (processes, which inherit this, and in-process ones) run the sink as a
+# thread unless a test asks for the product's default, the sink in a process of its own: a
+# child interpreter per hub would add about a minute of CPU to the suite. The no-loss tests
+# (test_no_loss.py) and those of the child itself (test_sink_process.py) run the default.
+os.environ.setdefault("SAFETY_HUB_SINK_PROCESS", "off")
 
 
 def _track(request: pytest.FixtureRequest, server: ServerProcess) -> None:

@@ -68,11 +68,6 @@ class HubProcess:
         self.wrap = wrap
         self.port = free_port()
         self.env = {
-            # The sink as a thread unless the test asks for the product's default, its own
-            # process (SAFETY_HUB_SINK_PROCESS=on): a child interpreter per hub would add about
-            # a minute of CPU to the suite. The no-loss tests (test_no_loss.py) and those of
-            # the child itself (test_sink_process.py) run the default.
-            "SAFETY_HUB_SINK_PROCESS": "off",
             **os.environ,
             "SAFETY_HUB_DATA_DIR": str(data_dir),
             "SAFETY_HUB_API_PORT": str(self.port),

@@ -37,7 +37,7 @@ def hub_env(mosquitto: Any, influx_url: str, db: str, **extra: str) -> dict[str,
         "SAFETY_HUB_INFLUX_API": "v1",
         "SAFETY_HUB_INFLUX_BUCKET": db,
         "SAFETY_HUB_SPOOL_SYNC": "normal",
-        "SAFETY_HUB_SINK_PROCESS": "on",  # the default (HubProcess turns it off for speed)
+        "SAFETY_HUB_SINK_PROCESS": "on",  # the default (tests/conftest.py turns it off for speed)
         **extra,
     }
 
