@@ -1,19 +1,20 @@
 """Alarm latency under load: a gas detector's reading published over MQTT -> its alarm event.
 
 Probes as an operator would meet it: ``--probes`` different gas detectors (toxic and combustible,
-the first 100 of the sample park by default), each driven past its level-2 setpoint once,
-``--gap`` s apart, published with paho over TCP_NODELAY at QoS 1; each probe is timed from its
-publish until the ``raise`` event of its ``ToxicGasLevel2``/``CombustibleGasLevel2`` alarm
-arrives on ``hazard/v1/{enterprise}/alarms``. Meanwhile a load process publishes the park's
-process tags (every in-service tag that is neither a gas detector nor SIS) in messages of 100
-readings at QoS 1, at each ``--rates`` value, in each ``--shapes``: ``burst`` (a second's
-messages all at the start of the second, as interval-reporting gateways send) or ``spread``
-(evenly over the second). Every case runs its own hub (``safety-hub run``: sample park, shipped
-rule packs) against one private Mosquitto and, with ``--storage influx`` (the default, the
-production storage), one private InfluxDB 1.x; ``--storage embedded`` is the local SQLite store
-``make demo`` uses. ``--sink`` runs the hub's sink (spool -> storage) as a ``thread`` of the hub,
-as a ``process`` of its own (``SAFETY_HUB_SINK_PROCESS``; InfluxDB only) or ``both``, one case
-each; by default the hub's own default. Everything shares the machine.
+the first 100 of the sample park by default), each driven past its level-2 setpoint once, ``--gap``
+s apart on average (each shifted within its gap, so that the probes meet the load's second at every
+phase, a burst's first milliseconds included), published with paho over TCP_NODELAY at QoS 1; each
+probe is timed from its publish until the ``raise`` event of its
+``ToxicGasLevel2``/``CombustibleGasLevel2`` alarm arrives on ``hazard/v1/{enterprise}/alarms``.
+Meanwhile a load process publishes the park's process tags (every in-service tag that is neither a
+gas detector nor SIS) in messages of 100 readings at QoS 1, at each ``--rates`` value, in each
+``--shapes``: ``burst`` (a second's messages all at the start of the second, as interval-reporting
+gateways send) or ``spread`` (evenly over the second). Every case runs its own hub (``safety-hub
+run``: sample park, shipped rule packs) against one private Mosquitto and, with ``--storage influx``
+(the default, the production storage), one private InfluxDB 1.x; ``--storage embedded`` is the local
+SQLite store ``make demo`` uses. ``--sink`` runs the hub's sink (spool -> storage) as a ``thread``
+of the hub, as a ``process`` of its own (``SAFETY_HUB_SINK_PROCESS``; InfluxDB only) or ``both``,
+one case each; by default the hub's own default. Everything shares the machine.
 
 Printed per case: the probes' p50/p99/max, the load offered and what the hub ingested meanwhile,
 the readings still queued in the hub at the end, and, as a baseline in the same run, a plain
@@ -271,10 +272,14 @@ def _probe_client(port: int) -> tuple[mqtt.Client, queue.Queue[tuple[float, byte
     return c, got
 
 
+PHI_FRACTION = 0.6180339887498949  # the golden ratio's fractional part
+
+
 def operator_probes(
     port: int, probes: list[Probe], gap_s: float
 ) -> tuple[list[float], list[float]]:
-    """Each detector past level 2 once, ``gap_s`` apart; (alarm latencies, echo round trips) ms."""
+    """Each detector past level 2 once, ``gap_s`` apart on average, at phases spread over the
+    load's second; (alarm latencies, echo round trips) ms."""
     client, got = _probe_client(port)
     sent_at: dict[tuple[str, int], float] = {}
     echo_sent: dict[bytes, float] = {}
@@ -300,7 +305,12 @@ def operator_probes(
 
     start = time.monotonic()
     for n, p in enumerate(probes):
-        while (pause := start + n * gap_s - time.monotonic()) > 0:
+        # ``gap_s`` apart on average, each shifted by a fraction of the gap that the golden
+        # ratio spreads evenly: probes at a fixed ``gap_s`` would all meet the once-a-second
+        # burst at the same phase, so a run's p99 would depend on the phase it happened to
+        # start at. This way every run probes the whole second, the burst's start included.
+        when = start + (n + (n * PHI_FRACTION) % 1.0) * gap_s
+        while (pause := when - time.monotonic()) > 0:
             drain(pause)
         ts = time.time_ns() // 1_000_000
         body = json.dumps({"readings": [{"tag": p.tag, "v": p.value, "ts": ts}]}).encode()
@@ -453,7 +463,12 @@ def main(argv: list[str] | None = None) -> int:
         "--shapes", default="burst,spread", help="burst, spread, both, or a comma list"
     )
     parser.add_argument("--probes", type=int, default=100, help="gas detectors probed per case")
-    parser.add_argument("--gap", type=float, default=0.1, help="seconds between probes")
+    parser.add_argument(
+        "--gap",
+        type=float,
+        default=0.1,
+        help="mean seconds between probes (each is shifted within its gap)",
+    )
     parser.add_argument(
         "--quick", action="store_true", help="20,000 readings/s only, both shapes, 30 probes"
     )
