@@ -209,6 +209,11 @@ class Settings(BaseSettings):
         le=400,
         description="MQTT sessions for the enterprises: one each up to this many, else shared",
     )
+    catch_all_process: bool = Field(
+        True,
+        description="on (default): the catch-all MQTT session for unregistered enterprises "
+        "runs in a child process (connectors/mqtt/README.md); off: a thread of the hub",
+    )
     mqtt_probe_interval_s: float = Field(
         300.0,
         ge=0,

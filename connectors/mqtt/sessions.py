@@ -9,7 +9,9 @@ enterprise's level-2 reading arrives on its own connection at once. Beside them:
 
 - a *catch-all* session (clean, QoS 0) subscribed to every enterprise's topics, which drops at
   once what a registered session receives, so that messages of unregistered enterprises are
-  still rejected and reported (they need no durability);
+  still rejected and reported (they need no durability). It receives every message a second
+  time, so by default it runs in a child process of its own (catch_all.py), off the hub's
+  interpreter;
 - a *publisher* connection with no subscriptions for rejection reports and alarm events, so
   an incoming backlog never delays an outgoing acknowledgement;
 - the *retiring* session: the single session an earlier version used. Whatever it still holds
@@ -27,6 +29,7 @@ import zlib
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, replace
 
+from connectors.mqtt.catch_all import CatchAllProcess
 from connectors.mqtt.ingest import ConnectionListener, MqttConfig, MqttIngest
 from safety_hub.ports import InboundMessage
 
@@ -56,15 +59,23 @@ class MqttSessions:
         *,
         retiring: Retiring | None = None,
         on_connection: ConnectionListener | None = None,
+        catch_all_process: bool = False,
+        child_setup: Callable[[], None] | None = None,
     ) -> None:
+        """``catch_all_process``: run the catch-all session (:data:`CATCH_ALL`) in a child
+        process (catch_all.py), which then calls the picklable ``child_setup`` first."""
         if not sessions:
             raise ValueError("mqtt sessions: none configured")
         self._on_connection = on_connection
         self._lock = threading.Lock()
         # name -> (connected: None while it has not connected yet, detail)
         self._state: dict[str, tuple[bool | None, str]] = {}
-        self._sessions = {
-            name: MqttIngest(config, on_connection=self._listener(name))
+        self._sessions: dict[str, MqttIngest | CatchAllProcess] = {
+            name: (
+                CatchAllProcess(config, self._listener(name), child_setup=child_setup)
+                if catch_all_process and name == CATCH_ALL
+                else MqttIngest(config, on_connection=self._listener(name))
+            )
             for name, config in sessions.items()
         }
         self._publisher = MqttIngest(publisher, on_connection=self._listener(PUBLISHER))
@@ -231,11 +242,18 @@ def sessions_for(
     return configs, publisher
 
 
+@dataclass(frozen=True)
+class RegisteredTopics:
+    """``registered(topic)``: True for a topic of one of ``codes`` (which their own sessions
+    receive). A class, not a closure, so that it pickles into the catch-all's child process."""
+
+    codes: frozenset[str]
+
+    def __call__(self, topic: str) -> bool:
+        parts = topic.split("/", 3)
+        return len(parts) > 2 and parts[2] in self.codes
+
+
 def of_enterprises(codes: Collection[str]) -> Callable[[str], bool]:
     """True for a topic of one of ``codes`` (which their own sessions receive)."""
-
-    def registered(topic: str) -> bool:
-        parts = topic.split("/", 3)
-        return len(parts) > 2 and parts[2] in codes
-
-    return registered
+    return RegisteredTopics(frozenset(codes))

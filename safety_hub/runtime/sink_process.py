@@ -34,6 +34,7 @@ from safety_hub.clock import Clock, WallClock
 from safety_hub.ingest.sink import SinkWorker, update_spool_gauges
 from safety_hub.ingest.spool import Spool, SpoolBatch, SpoolDepth
 from safety_hub.metrics import HubMetrics
+from safety_hub.runtime.interpreter import SINK_PROCESS_NAME, child_setup
 from safety_hub.runtime.storage import build_storage
 from safety_hub.settings import Settings
 from safety_hub.system_alarms import SystemAlarms
@@ -175,10 +176,10 @@ def child_main(
 ) -> None:
     """The child process: the sink worker on the shared spool file until told to stop or the
     hub's end of the pipe closes."""
-    from safety_hub.logs import setup_logging
-
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the hub's to handle: it stops us
-    setup_logging(settings.log_level, settings.log_format, secrets=settings.secret_values())
+    child_setup(
+        SINK_PROCESS_NAME, settings.log_level, settings.log_format, settings.secret_values()
+    )
     relay = Relay(conn)
     storage = build_storage(settings)
     spool = Spool(spool_path, sync=sync)

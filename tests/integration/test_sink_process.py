@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from safety_hub.runtime.interpreter import SINK_PROCESS_NAME
 from tests.integration.hubproc import HubProcess, wait_for
 from tests.integration.streams import Streamer
 from tests.integration.test_no_loss import E2, TAGS, count, hub_env, now_ms, safe_count
@@ -41,17 +42,23 @@ def alive(pid: int) -> bool:
     return state != "Z"
 
 
-def sink_children(pid: int) -> list[int]:
-    """The hub's sink processes (not multiprocessing's resource tracker)."""
+def named_children(pid: int, name: str) -> list[int]:
+    """The hub's child processes of that name (runtime/interpreter.py names them; not
+    multiprocessing's resource tracker)."""
     out = []
     for child in children(pid):
         try:
-            cmdline = Path(f"/proc/{child}/cmdline").read_bytes()
+            comm = Path(f"/proc/{child}/comm").read_text().strip()
         except OSError:
             continue
-        if b"spawn_main" in cmdline and alive(child):
+        if comm == name and alive(child):
             out.append(child)
     return out
+
+
+def sink_children(pid: int) -> list[int]:
+    """The hub's sink processes."""
+    return named_children(pid, SINK_PROCESS_NAME)
 
 
 def sink_child(hub: HubProcess) -> int:
@@ -99,7 +106,7 @@ def test_sink_child_killed_mid_stream_is_restarted_and_loses_nothing(
         assert hub.get("/readyz").status_code == 200
     finally:
         hub.stop()
-    assert not alive(second), "the sink process outlived the hub's stop"
+    wait_for(lambda: not alive(second), 10, "the sink process to end with the hub's stop")
 
 
 def test_sink_child_exits_when_the_hub_is_killed(
