@@ -209,10 +209,10 @@ class Settings(BaseSettings):
         le=400,
         description="MQTT sessions for the enterprises: one each up to this many, else shared",
     )
-    catch_all_process: bool = Field(
+    mqtt_process: bool = Field(
         True,
-        description="on (default): the catch-all MQTT session for unregistered enterprises "
-        "runs in a child process (connectors/mqtt/README.md); off: a thread of the hub",
+        description="on (default): the MQTT sessions that receive run in child processes "
+        "(connectors/mqtt/README.md); off: threads of the hub",
     )
     mqtt_probe_interval_s: float = Field(
         300.0,

@@ -7,7 +7,8 @@ receives. Reading and parsing those copies (paho, in Python) in the hub's own in
 turns on the interpreter lock with the ingest worker: about 12 % of the hub's CPU per reading,
 and, in a burst of process data, the time a gas reading's alarm waited for the lock
 (docs/benchmarks.md, "The catch-all in its own process"). So the hub runs the catch-all in a
-child process (``SAFETY_HUB_CATCH_ALL_PROCESS``, on by default): the child keeps the
+child process (``SAFETY_HUB_MQTT_PROCESS``, on by default; the persistent sessions run in
+another, receiver.py): the child keeps the
 connection, drops the registered enterprises' copies there, and sends the hub only what is left
 (the messages of unregistered enterprises, rare) and its connection state, over a pipe. The
 pipe is bounded by the operating system's buffer: a hub that reads slower than unregistered
@@ -37,15 +38,18 @@ from safety_hub.ports import InboundMessage
 
 log = logging.getLogger("connectors.mqtt.catch_all")
 
+CATCH_ALL_PROCESS_NAME = "safety-hub-all"
+"""the child's name, as ``top`` shows it"""
+
 
 def _child_main(
-    conn: Connection, config: MqttConfig, child_setup: Callable[[], None] | None
+    conn: Connection, config: MqttConfig, child_setup: Callable[[str], None] | None
 ) -> None:
     """The child: one MqttIngest on the catch-all config, relaying to the hub until told to
     stop or the hub's end of the pipe closes."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the hub's: it stops us
     if child_setup is not None:
-        child_setup()
+        child_setup(CATCH_ALL_PROCESS_NAME)
     lock = threading.Lock()
 
     def send(*msg: object) -> None:
@@ -79,7 +83,7 @@ class CatchAllProcess:
         config: MqttConfig,
         on_connection: ConnectionListener | None = None,
         *,
-        child_setup: Callable[[], None] | None = None,
+        child_setup: Callable[[str], None] | None = None,
         min_backoff_s: float = 0.5,
         max_backoff_s: float = 15.0,
     ) -> None:

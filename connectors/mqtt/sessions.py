@@ -9,15 +9,17 @@ enterprise's level-2 reading arrives on its own connection at once. Beside them:
 
 - a *catch-all* session (clean, QoS 0) subscribed to every enterprise's topics, which drops at
   once what a registered session receives, so that messages of unregistered enterprises are
-  still rejected and reported (they need no durability). It receives every message a second
-  time, so by default it runs in a child process of its own (catch_all.py), off the hub's
-  interpreter;
+  still rejected and reported (they need no durability);
 - a *publisher* connection with no subscriptions for rejection reports and alarm events, so
   an incoming backlog never delays an outgoing acknowledgement;
 - the *retiring* session: the single session an earlier version used. Whatever it still holds
   is processed and acknowledged like any message, then the broker is told to forget it.
 
 Each message carries its session in its ack token, so :meth:`ack` reaches the right one.
+
+By default (``SAFETY_HUB_MQTT_PROCESS``) the receiving sessions run in child processes, off
+the hub's interpreter: the persistent ones in one (receiver.py), the catch-all, which receives
+every message a second time, in another (catch_all.py). The publisher stays in the hub.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from dataclasses import dataclass, replace
 
 from connectors.mqtt.catch_all import CatchAllProcess
 from connectors.mqtt.ingest import ConnectionListener, MqttConfig, MqttIngest
+from connectors.mqtt.receiver import ReceiverProcess, RemoteSession, RemoteToken
 from safety_hub.ports import InboundMessage
 
 log = logging.getLogger("connectors.mqtt.sessions")
@@ -59,25 +62,30 @@ class MqttSessions:
         *,
         retiring: Retiring | None = None,
         on_connection: ConnectionListener | None = None,
-        catch_all_process: bool = False,
-        child_setup: Callable[[], None] | None = None,
+        in_processes: bool = False,
+        child_setup: Callable[[str], None] | None = None,
     ) -> None:
-        """``catch_all_process``: run the catch-all session (:data:`CATCH_ALL`) in a child
-        process (catch_all.py), which then calls the picklable ``child_setup`` first."""
+        """``in_processes``: the receiving sessions run in child processes, the persistent ones
+        in one (receiver.py), the catch-all (:data:`CATCH_ALL`) in another (catch_all.py); each
+        child first calls the picklable ``child_setup`` with its process name."""
         if not sessions:
             raise ValueError("mqtt sessions: none configured")
         self._on_connection = on_connection
         self._lock = threading.Lock()
         # name -> (connected: None while it has not connected yet, detail)
         self._state: dict[str, tuple[bool | None, str]] = {}
-        self._sessions: dict[str, MqttIngest | CatchAllProcess] = {
-            name: (
-                CatchAllProcess(config, self._listener(name), child_setup=child_setup)
-                if catch_all_process and name == CATCH_ALL
-                else MqttIngest(config, on_connection=self._listener(name))
-            )
-            for name, config in sessions.items()
-        }
+        remote = {n: c for n, c in sessions.items() if in_processes and n != CATCH_ALL}
+        self._receiver = ReceiverProcess(remote, child_setup=child_setup) if remote else None
+        self._sessions: dict[str, MqttIngest | CatchAllProcess | RemoteSession] = {}
+        for name, config in sessions.items():
+            if self._receiver is not None and name in remote:
+                self._sessions[name] = self._receiver.session(name, self._listener(name))
+            elif in_processes and name == CATCH_ALL:
+                self._sessions[name] = CatchAllProcess(
+                    config, self._listener(name), child_setup=child_setup
+                )
+            else:
+                self._sessions[name] = MqttIngest(config, on_connection=self._listener(name))
         self._publisher = MqttIngest(publisher, on_connection=self._listener(PUBLISHER))
         self._state = {name: (None, "not connected yet") for name in [*sessions, PUBLISHER]}
         self._retiring = retiring
@@ -141,6 +149,10 @@ class MqttSessions:
 
     def ack(self, message: InboundMessage) -> None:
         # The token knows its session (MqttIngest.ack forwards to the owner).
+        token = message.token
+        if isinstance(token, RemoteToken):
+            token.owner.ack(message)
+            return
         self._publisher.ack(message)
 
     def publish(self, topic: str, payload: bytes, *, qos: int = 1, retain: bool = False) -> None:

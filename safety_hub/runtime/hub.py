@@ -40,7 +40,7 @@ from safety_hub.runtime.alarm_runtime import AlarmRuntime
 from safety_hub.runtime.broker_probe import BrokerProbe
 from safety_hub.runtime.ha import HaNode, build_node
 from safety_hub.runtime.hub_stats import HubStatsWriter
-from safety_hub.runtime.interpreter import CATCH_ALL_PROCESS_NAME, child_setup
+from safety_hub.runtime.interpreter import child_setup
 from safety_hub.runtime.notifications import NotificationRuntime
 from safety_hub.runtime.notify_wiring import build_notifications
 from safety_hub.runtime.outbox import OutboxPublisher
@@ -453,8 +453,8 @@ class Hub:
             publisher,
             retiring=Retiring(replace(base, subscriptions=()), everything),
             on_connection=self._on_connection,
-            catch_all_process=self.settings.catch_all_process,
-            child_setup=self._child_setup(CATCH_ALL_PROCESS_NAME),
+            in_processes=self.settings.mqtt_process,
+            child_setup=self._child_setup(),
         )
         self.metrics.mqtt_in_flight.set_function(source.in_flight)
         self.metrics.mqtt_in_flight_limit.set(source.in_flight_limit())
@@ -469,10 +469,12 @@ class Hub:
             )
         return source
 
-    def _child_setup(self, name: str) -> Callable[[], None]:
-        """What a child process of this hub runs first (runtime/interpreter.py)."""
+    def _child_setup(self) -> Callable[[str], None]:
+        """What a child process of this hub runs first, given its name (runtime/interpreter.py)."""
         s = self.settings
-        return functools.partial(child_setup, name, s.log_level, s.log_format, s.secret_values())
+        return functools.partial(
+            child_setup, level=s.log_level, fmt=s.log_format, secrets=s.secret_values()
+        )
 
     def start(self) -> None:
         log.info(

@@ -30,8 +30,6 @@ GC_YOUNG = 20_000
 SWITCH_INTERVAL_S = 0.001
 SINK_PROCESS_NAME = "safety-hub-sink"
 """the sink's child process (runtime/sink_process.py), as ``top`` shows it"""
-CATCH_ALL_PROCESS_NAME = "safety-hub-mqtt"
-"""the child process of the MQTT catch-all session (connectors/mqtt/catch_all.py)"""
 """the longest a computing thread keeps the GIL while another waits (Python's default: 5 ms)"""
 
 
@@ -52,7 +50,7 @@ def name_process(name: str) -> None:
         Path("/proc/self/comm").write_text(name[:15])
 
 
-def child_setup(name: str, level: str, fmt: str, secrets: Iterable[str]) -> None:
+def child_setup(name: str, *, level: str, fmt: str, secrets: Iterable[str]) -> None:
     """What a child process of the hub does first: its name and the hub's logging. (Not the
     collector's thresholds: with them the sink child's peak memory grew by about 90 MiB.)"""
     name_process(name)

@@ -178,7 +178,10 @@ def child_main(
     hub's end of the pipe closes."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the hub's to handle: it stops us
     child_setup(
-        SINK_PROCESS_NAME, settings.log_level, settings.log_format, settings.secret_values()
+        SINK_PROCESS_NAME,
+        level=settings.log_level,
+        fmt=settings.log_format,
+        secrets=settings.secret_values(),
     )
     relay = Relay(conn)
     storage = build_storage(settings)
