@@ -47,19 +47,25 @@ RECEIVER_PROCESS_NAME = "safety-hub-mqtt"
 # messages are bounded by the Receive Maximum anyway; this bounds a flood of QoS 0 ones).
 QUEUE_MAX_MESSAGES = 10_000
 QUEUE_MAX_BYTES = 64 * 1024 * 1024
+# Messages per send to the hub: the hub's relay hands a batch over in one go, so a bound keeps
+# an urgent message that arrives meanwhile from waiting behind thousands (a second's burst).
+SEND_BATCH = 64
 
 # -- the child ------------------------------------------------------------------------------------
 
 
-class _Outbox:
-    """Messages from the network threads to the hub, sent in batches by one thread."""
+class ChildOutbox:
+    """Messages from the network threads to the hub, sent by one thread in batches of at most
+    :data:`SEND_BATCH`, the ones ``priority`` marks first: a safety-critical reading never
+    waits in the pipe behind a burst of process data that came in before it."""
 
     def __init__(self, conn: Connection) -> None:
         self._conn = conn
         self._send_lock = threading.Lock()
-        self._queue: deque[tuple[Any, ...]] = deque()
+        self._urgent: deque[tuple[Any, ...]] = deque()
+        self._bulk: deque[tuple[Any, ...]] = deque()
         self._bytes = 0
-        self._ready = threading.Condition()  # notified when the queue gains or loses messages
+        self._ready = threading.Condition()  # notified when the queues gain or lose messages
         self._stopping = False
 
     def send(self, *msg: object) -> None:
@@ -67,27 +73,31 @@ class _Outbox:
         with self._send_lock, contextlib.suppress(BrokenPipeError, EOFError, OSError):
             self._conn.send(msg)
 
-    def put(self, item: tuple[Any, ...], size: int) -> None:
+    def put(self, item: tuple[Any, ...], size: int, urgent: bool) -> None:
         with self._ready:
             while (
-                len(self._queue) >= QUEUE_MAX_MESSAGES or self._bytes >= QUEUE_MAX_BYTES
+                len(self._urgent) + len(self._bulk) >= QUEUE_MAX_MESSAGES
+                or self._bytes >= QUEUE_MAX_BYTES
             ) and not self._stopping:
                 self._ready.wait(1.0)
-            self._queue.append(item)
+            (self._urgent if urgent else self._bulk).append(item)
             self._bytes += size
             self._ready.notify_all()
 
     def run(self) -> None:
-        queue = self._queue
+        urgent, bulk = self._urgent, self._bulk
         while True:
             with self._ready:
-                while not queue and not self._stopping:
+                while not urgent and not bulk and not self._stopping:
                     self._ready.wait(0.5)
                 if self._stopping:
                     return
-                batch = list(queue)
-                queue.clear()
-                self._bytes = 0
+                batch: list[tuple[Any, ...]] = []
+                while urgent and len(batch) < SEND_BATCH:
+                    batch.append(urgent.popleft())
+                while bulk and len(batch) < SEND_BATCH:
+                    batch.append(bulk.popleft())
+                self._bytes -= sum(len(item[3]) for item in batch)
                 self._ready.notify_all()  # room again for waiting network threads
             self.send("msgs", batch)
 
@@ -98,14 +108,17 @@ class _Outbox:
 
 
 def _child_main(
-    conn: Connection, configs: dict[str, MqttConfig], child_setup: Callable[[str], None] | None
+    conn: Connection,
+    configs: dict[str, MqttConfig],
+    child_setup: Callable[[str], None] | None,
+    priority: Callable[[str, bytes], bool] | None,
 ) -> None:
     """The child: one MqttIngest per session config, relaying to the hub until told to stop or
     the hub's end of the pipe closes."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the hub's: it stops us
     if child_setup is not None:
         child_setup(RECEIVER_PROCESS_NAME)
-    outbox = _Outbox(conn)
+    outbox = ChildOutbox(conn)
     pending: dict[int, InboundMessage] = {}  # QoS 1 messages handed over, not acked yet
     ids = itertools.count(1)
 
@@ -115,7 +128,11 @@ def _child_main(
             if m.qos:
                 pending[key] = m
             item = (name, key, m.topic, m.payload, m.received_ms, m.redelivered, m.qos, m.retained)
-            outbox.put(item, len(m.payload))
+            urgent = False
+            if priority is not None and not m.retained:
+                with contextlib.suppress(Exception):  # never at the cost of the network thread
+                    urgent = priority(m.topic, m.payload)
+            outbox.put(item, len(m.payload), urgent)
 
         return handler
 
@@ -167,13 +184,17 @@ class ReceiverProcess:
         configs: dict[str, MqttConfig],
         *,
         child_setup: Callable[[str], None] | None = None,
+        priority: Callable[[str, bytes], bool] | None = None,
         min_backoff_s: float = 0.5,
         max_backoff_s: float = 15.0,
     ) -> None:
+        """``child_setup(name)`` runs first in the child; ``priority(topic, payload)``, True for
+        a message to send the hub ahead of others (both picklable)."""
         for config in configs.values():
             config.validate()
         self.configs = configs
         self._child_setup = child_setup
+        self._priority = priority
         self._min_backoff = min_backoff_s
         self._max_backoff = max_backoff_s
         self._ctx = multiprocessing.get_context("spawn")  # no fork of a threaded process
@@ -260,7 +281,7 @@ class ReceiverProcess:
         ours, theirs = self._ctx.Pipe(duplex=True)
         proc = self._ctx.Process(
             target=_child_main,
-            args=(theirs, self.configs, self._child_setup),
+            args=(theirs, self.configs, self._child_setup, self._priority),
             name="safety-hub-mqtt-receiver",
             daemon=True,
         )

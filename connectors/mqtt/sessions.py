@@ -64,10 +64,12 @@ class MqttSessions:
         on_connection: ConnectionListener | None = None,
         in_processes: bool = False,
         child_setup: Callable[[str], None] | None = None,
+        priority: Callable[[str, bytes], bool] | None = None,
     ) -> None:
         """``in_processes``: the receiving sessions run in child processes, the persistent ones
         in one (receiver.py), the catch-all (:data:`CATCH_ALL`) in another (catch_all.py); each
-        child first calls the picklable ``child_setup`` with its process name."""
+        child first calls the picklable ``child_setup`` with its process name. ``priority``
+        (picklable): the messages the persistent sessions' child sends the hub first."""
         if not sessions:
             raise ValueError("mqtt sessions: none configured")
         self._on_connection = on_connection
@@ -75,7 +77,9 @@ class MqttSessions:
         # name -> (connected: None while it has not connected yet, detail)
         self._state: dict[str, tuple[bool | None, str]] = {}
         remote = {n: c for n, c in sessions.items() if in_processes and n != CATCH_ALL}
-        self._receiver = ReceiverProcess(remote, child_setup=child_setup) if remote else None
+        self._receiver = (
+            ReceiverProcess(remote, child_setup=child_setup, priority=priority) if remote else None
+        )
         self._sessions: dict[str, MqttIngest | CatchAllProcess | RemoteSession] = {}
         for name, config in sessions.items():
             if self._receiver is not None and name in remote:

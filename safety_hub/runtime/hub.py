@@ -455,6 +455,7 @@ class Hub:
             on_connection=self._on_connection,
             in_processes=self.settings.mqtt_process,
             child_setup=self._child_setup(),
+            priority=self.triage.urgent if self._prioritise else None,
         )
         self.metrics.mqtt_in_flight.set_function(source.in_flight)
         self.metrics.mqtt_in_flight_limit.set(source.in_flight_limit())
