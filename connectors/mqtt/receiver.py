@@ -67,6 +67,7 @@ class ChildOutbox:
         self._bytes = 0
         self._ready = threading.Condition()  # notified when the queues gain or lose messages
         self._stopping = False
+        self._finishing = False  # no more messages come: send what is left, then end
 
     def send(self, *msg: object) -> None:
         # the hub gone: the main loop sees the pipe closed and exits
@@ -78,7 +79,7 @@ class ChildOutbox:
             while (
                 len(self._urgent) + len(self._bulk) >= QUEUE_MAX_MESSAGES
                 or self._bytes >= QUEUE_MAX_BYTES
-            ) and not self._stopping:
+            ) and not (self._stopping or self._finishing):
                 self._ready.wait(1.0)
             (self._urgent if urgent else self._bulk).append(item)
             self._bytes += size
@@ -88,9 +89,9 @@ class ChildOutbox:
         urgent, bulk = self._urgent, self._bulk
         while True:
             with self._ready:
-                while not urgent and not bulk and not self._stopping:
+                while not urgent and not bulk and not (self._stopping or self._finishing):
                     self._ready.wait(0.5)
-                if self._stopping:
+                if self._stopping or (self._finishing and not urgent and not bulk):
                     return
                 batch: list[tuple[Any, ...]] = []
                 while urgent and len(batch) < SEND_BATCH:
@@ -101,7 +102,14 @@ class ChildOutbox:
                 self._ready.notify_all()  # room again for waiting network threads
             self.send("msgs", batch)
 
+    def finish(self) -> None:
+        """Nothing more comes in: :meth:`run` sends what is queued, then returns."""
+        with self._ready:
+            self._finishing = True
+            self._ready.notify_all()
+
     def stop(self) -> None:
+        """:meth:`run` returns at once; what is queued is not sent."""
         with self._ready:
             self._stopping = True
             self._ready.notify_all()
@@ -157,8 +165,13 @@ def _child_main(
                 if message is not None:
                     sessions[name].ack(message)
     finally:
+        # A clean stop hands over what was read before the sessions closed (the hub processes
+        # it; its acks are skipped, so the broker delivers it again next time): nothing read
+        # is left behind in this process. With the hub gone the sends fail at once.
         for session in sessions.values():
             session.stop()
+        outbox.finish()
+        sender.join(10)
         outbox.stop()
 
 

@@ -17,6 +17,8 @@ from safety_hub.scenarios.loader import Scenario
 from safety_hub.settings import Settings
 from simulators.park import ParkSimulator, SimStats
 
+CONNECT_WAIT_S = 10.0  # at most this long for the hub's MQTT sessions before the banner
+
 
 def notify_line(hub: Hub) -> str:
     """The banner's notifications line: where the demo's messages go, or why there are none."""
@@ -79,6 +81,11 @@ class DemoSession:
         assert hub.mqtt_url is not None
         host, mqtt_port = hub.mqtt_url.removeprefix("mqtt://").rsplit(":", 1)
         sim = ParkSimulator(hub.plant, host, int(mqtt_port), rate=args.rate or None)
+        # The banner once the hub's sessions are up (they connect from child processes, which
+        # take a moment to start): what it shows is then what the API says.
+        deadline = time.monotonic() + CONNECT_WAIT_S
+        while time.monotonic() < deadline and not (hub.source and hub.source.connected):
+            time.sleep(0.05)
         lines = self._banner(sim)
         if self.scenario is not None:
             self.in_demo.append(
