@@ -14,7 +14,9 @@ run``: sample park, shipped rule packs) against one private Mosquitto and, with 
 (the default, the production storage), one private InfluxDB 1.x; ``--storage embedded`` is the local
 SQLite store ``make demo`` uses. ``--sink`` runs the hub's sink (spool -> storage) as a ``thread``
 of the hub, as a ``process`` of its own (``SAFETY_HUB_SINK_PROCESS``; InfluxDB only) or ``both``,
-one case each; by default the hub's own default. Everything shares the machine.
+one case each; by default the hub's own default. ``--mqtt`` likewise runs the hub's receiving MQTT
+sessions as ``thread``s of the hub or in child ``process``es (``SAFETY_HUB_MQTT_PROCESS``).
+Everything shares the machine.
 
 Printed per case: the probes' p50/p99/max, the load offered and what the hub ingested meanwhile,
 the readings still queued in the hub at the end, and, as a baseline in the same run, a plain
@@ -27,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import itertools
 import json
 import multiprocessing
 import os
@@ -144,6 +147,7 @@ class CaseResult:
     shape: str
     storage: str
     sink: str
+    mqtt: str
     probes: int
     answered: int
     p50_ms: float | None
@@ -339,8 +343,9 @@ def run_case(
     gap_s: float,
     influx: InfluxDB1Process | None = None,
     sink: str = "default",
+    mqtt: str = "default",
 ) -> CaseResult:
-    name = f"{int(rate)}-{shape}-{sink}-{uuid.uuid4().hex[:6]}"
+    name = f"{int(rate)}-{shape}-{sink}-{mqtt}-{uuid.uuid4().hex[:6]}"
     client_id = f"bench-hub-{name}"
     env = {
         "SAFETY_HUB_MQTT_URL": broker.url,
@@ -357,6 +362,8 @@ def run_case(
         )
     if sink != "default":
         env["SAFETY_HUB_SINK_PROCESS"] = "on" if sink == "process" else "off"
+    if mqtt != "default":
+        env["SAFETY_HUB_MQTT_PROCESS"] = "on" if mqtt == "process" else "off"
     hub = HubProcess(tmp / f"hub-{name}", env)
     hub.start()
     stop = multiprocessing.Event()
@@ -390,6 +397,7 @@ def run_case(
         shape,
         "embedded" if influx is None else "influx",
         sink,
+        mqtt,
         len(probes),
         len(latency),
         pct(latency, 50) if latency else None,
@@ -415,6 +423,7 @@ def run(
     gap_s: float = 0.1,
     storage: str = "influx",
     sinks: tuple[str, ...] = ("default",),
+    mqtts: tuple[str, ...] = ("default",),
 ) -> list[CaseResult]:
     chosen = probe_detectors(probes)
     results: list[CaseResult] = []
@@ -432,10 +441,11 @@ def run(
             influx = stack.enter_context(InfluxDB1Process(tmp / "influx"))
         for rate in rates:
             for shape in shapes:
-                for sink in sinks:
-                    r = run_case(tmp, broker, rate, shape, chosen, gap_s, influx, sink)
+                for sink, mqtt in itertools.product(sinks, mqtts):
+                    r = run_case(tmp, broker, rate, shape, chosen, gap_s, influx, sink, mqtt)
                     results.append(r)
                     label = "" if sink == "default" else f" sink {sink:<7}"
+                    label += "" if mqtt == "default" else f" mqtt {mqtt:<7}"
                     print(
                         f"  load {rate:>9,.0f}/s {shape:<6}{label} (offered "
                         f"{r.offered_per_s:>9,.0f}/s, "
@@ -486,8 +496,16 @@ def main(argv: list[str] | None = None) -> int:
         help="the hub's sink in its own process or as a thread (both: one case each); "
         "default: the hub's default",
     )
+    parser.add_argument(
+        "--mqtt",
+        choices=("default", "thread", "process", "both"),
+        default="default",
+        help="the hub's receiving MQTT sessions in child processes or as threads of the hub "
+        "(SAFETY_HUB_MQTT_PROCESS; both: one case each); default: the hub's default",
+    )
     parser.add_argument("--json", type=Path, help="also write the results to this file")
     args = parser.parse_args(argv)
+    mqtts = ("thread", "process") if args.mqtt == "both" else (args.mqtt,)
     sinks = ("thread", "process") if args.sink == "both" else (args.sink,)
     if args.storage == "embedded" and "process" in sinks:
         parser.error("--sink process needs --storage influx (the hub runs it only for InfluxDB)")
@@ -498,7 +516,7 @@ def main(argv: list[str] | None = None) -> int:
     probes = args.probes
     if args.quick:
         rates, probes = (20_000.0,), 30
-    results = run(rates, shapes, probes, args.gap, args.storage, sinks)
+    results = run(rates, shapes, probes, args.gap, args.storage, sinks, mqtts)
     if args.json:
         args.json.write_text(json.dumps([asdict(r) for r in results], indent=2))
     return 0 if all(r.answered == r.probes for r in results) else 1

@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -240,11 +241,12 @@ def run_hub(
     contender: str = "hub",
     extra_env: dict[str, str] | None = None,
 ) -> RunResult:
-    db = f"{contender.replace('-', '_')}_{rnd}"
+    slug = re.sub(r"[^A-Za-z0-9]+", "_", contender).strip("_")
+    db = f"{slug}_{rnd}"
     influx.create_database(db)
     client_id = f"bench-hub-{rnd}-{uuid.uuid4().hex[:6]}"
     hub = HubProcess(
-        tmp / f"{contender}-{rnd}",  # its own: no contender may start on another's state
+        tmp / f"{slug}-{rnd}",  # its own: no contender may start on another's state
         {
             "SAFETY_HUB_MQTT_URL": broker.url,
             "SAFETY_HUB_MQTT_CLIENT_ID": client_id,
@@ -314,13 +316,31 @@ SINK_PROCESS = "hub-sinkproc"
 """the contender --sink-process adds: the hub with SAFETY_HUB_SINK_PROCESS=on"""
 
 
+def parse_also(spec: str) -> dict[str, str]:
+    """``ENV=VALUE[,ENV=VALUE...]`` -> the environment of an ``--also`` contender."""
+    env = {}
+    for part in spec.split(","):
+        name, sep, value = part.partition("=")
+        if not sep or not re.fullmatch(r"[A-Z][A-Z0-9_]*", name.strip()):
+            raise ValueError(f"--also takes ENV=VALUE[,ENV=VALUE...], got {spec!r}")
+        env[name.strip()] = value.strip()
+    return env
+
+
 def run(
-    readings: int = 600_000, batch: int = 100, rounds: int = 2, sink_process: bool = False
+    readings: int = 600_000,
+    batch: int = 100,
+    rounds: int = 2,
+    sink_process: bool = False,
+    also: tuple[str, ...] = (),
 ) -> dict[str, Any]:
     """Run the bench, print the figures, return the report (see ``--json``). With
     ``sink_process``, each round also runs the hub with its sink in a child process (and the
-    plain hub with it explicitly off)."""
-    contenders = ("hub", SINK_PROCESS, "baseline") if sink_process else ("hub", "baseline")
+    plain hub with it explicitly off); each of ``also`` (``ENV=VALUE[,...]``) is one more hub
+    contender, ``hub[<spec>]``, run with that environment in every round."""
+    variants = {f"hub[{spec}]": parse_also(spec) for spec in also}
+    hubs = ("hub", SINK_PROCESS) if sink_process else ("hub",)
+    contenders = (*hubs, *variants, "baseline")
     with tempfile.TemporaryDirectory(prefix="ingest-e2e-") as tmpdir:
         tmp = Path(tmpdir)
         (tmp / "msgs").mkdir()
@@ -336,8 +356,8 @@ def run(
             for rnd in range(1, rounds + 1):
                 for contender in contenders:
                     if contender != "baseline":
-                        env = {}
-                        if sink_process:
+                        env = dict(variants.get(contender, {}))
+                        if sink_process and contender in hubs:
                             on = contender == SINK_PROCESS
                             env["SAFETY_HUB_SINK_PROCESS"] = "on" if on else "off"
                         result = run_hub(tmp, broker, influx, files, readings, rnd, contender, env)
@@ -361,6 +381,15 @@ def run(
         print(
             f"  best: hub with the sink process {best[SINK_PROCESS].rate:,.0f} readings/s, "
             f"ratio to the baseline {extra['ratio_sink_process']:.2f}",
+            flush=True,
+        )
+    if variants:
+        extra["ratio_also"] = {}
+    for name in variants:
+        extra["ratio_also"][name] = best[name].rate / best["baseline"].rate
+        print(
+            f"  best: {name} {best[name].rate:,.0f} readings/s, ratio to the baseline "
+            f"{extra['ratio_also'][name]:.2f}",
             flush=True,
         )
     missing = [r for r in results if r.stored != readings]
@@ -393,8 +422,21 @@ def main(argv: list[str] | None = None) -> int:
         help="also run the hub with SAFETY_HUB_SINK_PROCESS=on in every round (and the plain "
         "hub with it off) and print its ratio to the baseline",
     )
+    parser.add_argument(
+        "--also",
+        action="append",
+        default=[],
+        metavar="ENV=VALUE[,ENV=VALUE]",
+        help="also run the hub with these environment variables in every round, as a contender "
+        "of its own (e.g. SAFETY_HUB_MQTT_PROCESS=off); may be given more than once",
+    )
     args = parser.parse_args(argv)
-    report = run(args.readings, args.batch, args.rounds, args.sink_process)
+    for spec in args.also:
+        try:
+            parse_also(spec)
+        except ValueError as exc:
+            parser.error(str(exc))
+    report = run(args.readings, args.batch, args.rounds, args.sink_process, tuple(args.also))
     if args.json:
         args.json.write_text(json.dumps(report, indent=2))
     return 0 if report["complete"] else 1

@@ -1,6 +1,6 @@
 """Smoke test of bench/alarm_latency.py: every probed gas detector's level-2 alarm is matched,
-under both load shapes, with InfluxDB (the sink as a thread and as a process) and
-with the embedded store; the report is whole. Its figures are not asserted (no timing
+under both load shapes, with InfluxDB (the sink as a thread and as a process, the MQTT sessions
+as threads) and with the embedded store (the MQTT sessions in child processes); the report is whole. Its figures are not asserted (no timing
 assertions); its counts are."""
 
 from __future__ import annotations
@@ -38,23 +38,27 @@ def _bench(tmp_path: Path, *args: str) -> list[dict[str, Any]]:
 @pytest.mark.parametrize(
     ("args", "expected"),
     [
-        # InfluxDB storage, the sink as a thread and in its own process
+        # InfluxDB storage, the sink as a thread and in its own process, the MQTT sessions as
+        # threads of the hub
         (
-            ("--shapes", "burst", "--sink", "both"),
-            [(1000, "burst", "influx", "thread"), (1000, "burst", "influx", "process")],
+            ("--shapes", "burst", "--sink", "both", "--mqtt", "thread"),
+            [
+                (1000, "burst", "influx", "thread", "thread"),
+                (1000, "burst", "influx", "process", "thread"),
+            ],
         ),
-        # the embedded store of make demo, the hub's default sink
+        # the embedded store of make demo, the hub's defaults (MQTT sessions in child processes)
         (
             ("--shapes", "spread", "--storage", "embedded"),
-            [(1000, "spread", "embedded", "default")],
+            [(1000, "spread", "embedded", "default", "default")],
         ),
     ],
 )
 def test_every_probe_gets_its_level_2_alarm(
-    tmp_path: Path, args: tuple[str, ...], expected: list[tuple[int, str, str, str]]
+    tmp_path: Path, args: tuple[str, ...], expected: list[tuple[int, str, str, str, str]]
 ) -> None:
     cases = _bench(tmp_path, *args)
-    assert [(c["rate"], c["shape"], c["storage"], c["sink"]) for c in cases] == expected
+    assert [(c["rate"], c["shape"], c["storage"], c["sink"], c["mqtt"]) for c in cases] == expected
     for case in cases:
         assert case["probes"] == case["answered"] == PROBES
         assert case["p50_ms"] is not None and case["p50_ms"] <= case["p99_ms"] <= case["max_ms"]

@@ -27,6 +27,8 @@ def test_both_contenders_store_every_reading_and_the_report_has_the_figures(
             str(READINGS),
             "--rounds",
             "1",
+            "--also",
+            "SAFETY_HUB_MQTT_PROCESS=off",
             "--json",
             str(report_path),
         ],
@@ -40,11 +42,17 @@ def test_both_contenders_store_every_reading_and_the_report_has_the_figures(
     report = json.loads(report_path.read_text())
     assert report["complete"] is True
     assert report["readings"] == READINGS and report["batch"] == 100
+    also = "hub[SAFETY_HUB_MQTT_PROCESS=off]"
     assert [(r["contender"], r["stored"]) for r in report["runs"]] == [
         ("hub", READINGS),
+        (also, READINGS),
         ("baseline", READINGS),
     ]
-    for name in ("hub", "baseline"):
+    assert (
+        report["ratio_also"][also]
+        == report["best"][also]["rate"] / report["best"]["baseline"]["rate"]
+    )
+    for name in ("hub", also, "baseline"):
         best = report["best"][name]
         assert best["rate"] > 0 and best["seconds"] > 0
         assert best["cpu_s_per_reading"] > 0 and best["peak_rss_mib"] > 0
@@ -62,5 +70,5 @@ def test_the_bench_says_how_to_run_it() -> None:
         timeout=60,
         check=True,
     )
-    for option in ("--readings", "--batch", "--rounds", "--json"):
+    for option in ("--readings", "--batch", "--rounds", "--json", "--also"):
         assert option in done.stdout
