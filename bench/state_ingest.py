@@ -49,6 +49,18 @@ from tests.integration.hubproc import HubProcess
 
 CONTENDERS = ("sqlite", "postgresql")
 DB_CPU: dict[tuple[str, int], float] = {}  # (state, round) -> PostgreSQL CPU s per reading
+SPOOL_BATCHES: dict[tuple[str, int], int] = {}  # (state, round) -> batches spooled in PostgreSQL
+
+
+def spool_batches(url: str) -> int:
+    """How many batches the hub ever appended to its spool in PostgreSQL (the id sequence:
+    the sink deletes the rows it wrote). Exact, where the server's CPU, counted in clock ticks,
+    can round a short run's share to 0."""
+    import psycopg
+
+    with psycopg.connect(url) as conn:
+        row = conn.execute("SELECT last_value, is_called FROM spool_batch_id_seq").fetchone()
+    return int(row[0]) if row is not None and row[1] else 0
 
 
 def run_hub(
@@ -86,6 +98,8 @@ def run_hub(
         # The database server's own CPU (its backends are alive until the hub stops): the
         # part of the cost the hub's process tree does not show. ~0 for the SQLite runs.
         DB_CPU[(state, rnd)] = (cpu_seconds(postgres.pid) - pg0) / max(stored, 1)
+        url = env.get("SAFETY_HUB_STATE_URL")
+        SPOOL_BATCHES[(state, rnd)] = spool_batches(url) if url else 0
     finally:
         hub.stop()
         clear_hub_sessions(broker, client_id, sorted(files))
@@ -214,7 +228,11 @@ def run(
         "batch": batch,
         "rounds": rounds,
         "runs": [
-            {**asdict(r), "postgres_cpu_s_per_reading": DB_CPU[(r.contender, r.round)]}
+            {
+                **asdict(r),
+                "postgres_cpu_s_per_reading": DB_CPU[(r.contender, r.round)],
+                "postgres_spool_batches": SPOOL_BATCHES[(r.contender, r.round)],
+            }
             for r in results
         ],
         "best": {name: asdict(r) for name, r in best.items()},

@@ -45,8 +45,10 @@ def test_both_state_backends_store_every_reading_and_the_report_has_the_figures(
         ("postgresql", READINGS),
     ]
     runs = {r["contender"]: r for r in report["runs"]}
-    assert runs["sqlite"]["postgres_cpu_s_per_reading"] == 0  # no database server in use
-    assert runs["postgresql"]["postgres_cpu_s_per_reading"] > 0  # the spool went there
+    assert runs["sqlite"]["postgres_spool_batches"] == 0  # no database server in use
+    assert runs["postgresql"]["postgres_spool_batches"] > 0  # the spool went there
+    # the server's CPU, counted in clock ticks: a short run's share may round to 0
+    assert runs["postgresql"]["postgres_cpu_s_per_reading"] >= 0
     assert (
         report["ratio"] == report["best"]["postgresql"]["rate"] / report["best"]["sqlite"]["rate"]
     )

@@ -31,6 +31,7 @@ destinations:
       hazard_grades: []
       hazard_sources: [HS-E01-01]
     max_records: {max_records}
+    retry_max_s: 2  # a slow answer under a loaded CI machine must not back off past the waits
 """
 
 
