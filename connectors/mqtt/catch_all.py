@@ -25,14 +25,13 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import multiprocessing
 import signal
 import threading
-import time
 from collections.abc import Callable
 from multiprocessing.connection import Connection
 from typing import Any
 
+from connectors.mqtt.child import ChildSupervisor
 from connectors.mqtt.ingest import ConnectionListener, MqttConfig, MqttIngest
 from safety_hub.ports import InboundMessage
 
@@ -92,18 +91,18 @@ class CatchAllProcess:
             raise ValueError("catch-all process: only a clean QoS 0 session (nothing to ack)")
         self.config = config
         self.unacked = 0  # QoS 0: never anything to acknowledge
-        self.restarts = 0
         self._on_connection = on_connection
-        self._child_setup = child_setup
-        self._min_backoff = min_backoff_s
-        self._max_backoff = max_backoff_s
-        self._ctx = multiprocessing.get_context("spawn")  # no fork of a threaded process
         self._connected = threading.Event()
-        self._stopping = threading.Event()
         self._handler: Callable[[InboundMessage], None] | None = None
-        self._thread: threading.Thread | None = None
-        self._proc: multiprocessing.process.BaseProcess | None = None
-        self._conn: Connection | None = None
+        self._child = ChildSupervisor(
+            "catch-all",
+            _child_main,
+            (config, child_setup),
+            lambda conn, _generation: self._relay_until_closed(conn),
+            on_exit=lambda: self._set_connected(False, "catch-all process exited"),
+            min_backoff_s=min_backoff_s,
+            max_backoff_s=max_backoff_s,
+        )
 
     @property
     def connected(self) -> bool:
@@ -112,16 +111,15 @@ class CatchAllProcess:
     @property
     def pid(self) -> int | None:
         """The child's process id while it runs."""
-        proc = self._proc
-        return proc.pid if proc is not None and proc.is_alive() else None
+        return self._child.pid
+
+    @property
+    def restarts(self) -> int:
+        return self._child.restarts
 
     def start(self, handler: Callable[[InboundMessage], None]) -> None:
-        if self._thread is not None and self._thread.is_alive():
-            return
         self._handler = handler
-        self._stopping.clear()
-        self._thread = threading.Thread(target=self._supervise, name="mqtt-catch-all", daemon=True)
-        self._thread.start()
+        self._child.start()
 
     def wait_connected(self, timeout: float) -> bool:
         return self._connected.wait(timeout)
@@ -130,61 +128,8 @@ class CatchAllProcess:
         """QoS 0 messages: nothing to acknowledge."""
 
     def stop(self) -> None:
-        self._stopping.set()
-        conn, proc = self._conn, self._proc
-        if conn is not None:
-            with contextlib.suppress(BrokenPipeError, EOFError, OSError):
-                conn.send("stop")
-        if proc is not None:
-            proc.join(5)
-            if proc.is_alive():
-                log.warning("catch-all process did not stop; killing it", extra={"pid": proc.pid})
-                proc.kill()
-                proc.join(5)
-        if self._thread is not None:
-            self._thread.join(5)
+        self._child.stop()
         self._connected.clear()
-
-    # -- supervision ------------------------------------------------------------------------
-    def _spawn(self) -> tuple[multiprocessing.process.BaseProcess, Connection]:
-        ours, theirs = self._ctx.Pipe(duplex=True)
-        proc = self._ctx.Process(
-            target=_child_main,
-            args=(theirs, self.config, self._child_setup),
-            name="safety-hub-mqtt-catch-all",
-            daemon=True,
-        )
-        proc.start()
-        theirs.close()
-        return proc, ours
-
-    def _supervise(self) -> None:
-        backoff = self._min_backoff
-        while not self._stopping.is_set():
-            try:
-                proc, conn = self._spawn()
-            except Exception:  # e.g. out of processes: try again, keep the supervisor
-                log.exception("mqtt: cannot start the catch-all process; trying again")
-                self._stopping.wait(backoff)
-                backoff = min(self._max_backoff, backoff * 2)
-                continue
-            self._proc, self._conn = proc, conn
-            started = time.monotonic()
-            self._relay_until_closed(conn)
-            proc.join(5)
-            conn.close()
-            self._set_connected(False, "catch-all process exited")
-            if self._stopping.is_set():
-                break
-            self.restarts += 1
-            log.error(
-                "mqtt: catch-all process exited; restarting",
-                extra={"exitcode": proc.exitcode, "restart_in_s": backoff},
-            )
-            if time.monotonic() - started > 60:
-                backoff = self._min_backoff  # it ran a while: not a crash loop
-            self._stopping.wait(backoff)
-            backoff = min(self._max_backoff, backoff * 2)
 
     def _relay_until_closed(self, conn: Connection) -> None:
         while True:

@@ -25,16 +25,15 @@ from __future__ import annotations
 import contextlib
 import itertools
 import logging
-import multiprocessing
 import signal
 import threading
-import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any
 
+from connectors.mqtt.child import ChildSupervisor
 from connectors.mqtt.ingest import ConnectionListener, MqttConfig, MqttIngest
 from safety_hub.ports import InboundMessage
 
@@ -206,23 +205,26 @@ class ReceiverProcess:
         for config in configs.values():
             config.validate()
         self.configs = configs
-        self._child_setup = child_setup
-        self._priority = priority
-        self._min_backoff = min_backoff_s
-        self._max_backoff = max_backoff_s
-        self._ctx = multiprocessing.get_context("spawn")  # no fork of a threaded process
         self._sessions = {name: RemoteSession(self, name, c) for name, c in configs.items()}
         self._handler: Callable[[InboundMessage], None] | None = None
-        self._stopping = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._proc: multiprocessing.process.BaseProcess | None = None
-        self._conn: Connection | None = None
-        self.generation = 0
-        self.restarts = 0
+        self._conn: Connection | None = None  # the running child's, for the acks
+        self.generation = 0  # the running child's: acks of an earlier one are skipped
         self.acks_skipped = 0
         self._acks: list[tuple[str, int]] = []
         self._acks_ready = threading.Condition()
+        self._stopped = False
         self._ack_thread: threading.Thread | None = None
+        self._child = ChildSupervisor(
+            "receiver",
+            _child_main,
+            (configs, child_setup, priority),
+            self._relay_until_closed,
+            on_spawn=self._spawned,
+            on_exit=self._exited,
+            min_backoff_s=min_backoff_s,
+            max_backoff_s=max_backoff_s,
+            stop_timeout_s=10.0,
+        )
 
     def session(self, name: str, listener: ConnectionListener | None = None) -> RemoteSession:
         """The proxy of session ``name``; ``listener`` hears its connection state."""
@@ -232,16 +234,18 @@ class ReceiverProcess:
 
     @property
     def pid(self) -> int | None:
-        proc = self._proc
-        return proc.pid if proc is not None and proc.is_alive() else None
+        return self._child.pid
+
+    @property
+    def restarts(self) -> int:
+        return self._child.restarts
 
     def start(self, handler: Callable[[InboundMessage], None]) -> None:
-        if self._thread is not None and self._thread.is_alive():
+        if self._ack_thread is not None and self._ack_thread.is_alive():
             return
         self._handler = handler
-        self._stopping.clear()
-        self._thread = threading.Thread(target=self._supervise, name="mqtt-receiver", daemon=True)
-        self._thread.start()
+        self._stopped = False
+        self._child.start()
         self._ack_thread = threading.Thread(target=self._send_acks, name="mqtt-acks", daemon=True)
         self._ack_thread.start()
 
@@ -255,34 +259,23 @@ class ReceiverProcess:
             self._acks_ready.notify()
 
     def stop(self) -> None:
-        if self._stopping.is_set():
-            return
-        self._stopping.set()
+        """Stop the child (it hands over what it had read first); once for all sessions."""
         with self._acks_ready:
+            if self._stopped:
+                return
+            self._stopped = True
             self._acks_ready.notify()
-        conn, proc = self._conn, self._proc
-        if conn is not None:
-            with contextlib.suppress(BrokenPipeError, EOFError, OSError):
-                conn.send("stop")
-        if proc is not None:
-            proc.join(10)
-            if proc.is_alive():
-                log.warning(
-                    "mqtt receiver process did not stop; killing it", extra={"pid": proc.pid}
-                )
-                proc.kill()
-                proc.join(5)
-        for thread in (self._thread, self._ack_thread):
-            if thread is not None:
-                thread.join(5)
+        self._child.stop()
+        if self._ack_thread is not None:
+            self._ack_thread.join(5)
         for s in self._sessions.values():
             s.set_state(False, "stopped", notify=False)
 
     # -- the child's life -------------------------------------------------------------------
     def _send_acks(self) -> None:
-        while not self._stopping.is_set():
+        while not self._stopped:
             with self._acks_ready:
-                while not self._acks and not self._stopping.is_set():
+                while not self._acks and not self._stopped:
                     self._acks_ready.wait(0.5)
                 batch, self._acks = self._acks, []
                 conn = self._conn
@@ -290,52 +283,18 @@ class ReceiverProcess:
                 with contextlib.suppress(BrokenPipeError, EOFError, OSError):
                     conn.send(("acks", batch))
 
-    def _spawn(self) -> tuple[multiprocessing.process.BaseProcess, Connection]:
-        ours, theirs = self._ctx.Pipe(duplex=True)
-        proc = self._ctx.Process(
-            target=_child_main,
-            args=(theirs, self.configs, self._child_setup, self._priority),
-            name="safety-hub-mqtt-receiver",
-            daemon=True,
-        )
-        proc.start()
-        theirs.close()
-        return proc, ours
+    def _spawned(self, conn: Connection, generation: int) -> None:
+        with self._acks_ready:
+            self.generation = generation
+            self._acks = []  # an earlier child's: skipped, the broker delivers them again
+            self._conn = conn
 
-    def _supervise(self) -> None:
-        backoff = self._min_backoff
-        while not self._stopping.is_set():
-            try:
-                proc, conn = self._spawn()
-            except Exception:
-                log.exception("mqtt: cannot start the receiver process; trying again")
-                self._stopping.wait(backoff)
-                backoff = min(self._max_backoff, backoff * 2)
-                continue
-            with self._acks_ready:
-                self.generation += 1
-                self._acks = []
-                self._proc, self._conn = proc, conn
-            started = time.monotonic()
-            self._relay_until_closed(conn, self.generation)
-            proc.join(5)
-            conn.close()
-            with self._acks_ready:
-                for s in self._sessions.values():
-                    s.unacked = 0  # their acks are skipped; the broker delivers them again
+    def _exited(self) -> None:
+        with self._acks_ready:
             for s in self._sessions.values():
-                s.set_state(False, "mqtt receiver process exited")
-            if self._stopping.is_set():
-                break
-            self.restarts += 1
-            log.error(
-                "mqtt: receiver process exited; restarting",
-                extra={"exitcode": proc.exitcode, "restart_in_s": backoff},
-            )
-            if time.monotonic() - started > 60:
-                backoff = self._min_backoff
-            self._stopping.wait(backoff)
-            backoff = min(self._max_backoff, backoff * 2)
+                s.unacked = 0  # their acks are skipped; the broker delivers them again
+        for s in self._sessions.values():
+            s.set_state(False, "mqtt receiver process exited")
 
     def _relay_until_closed(self, conn: Connection, generation: int) -> None:
         while True:
