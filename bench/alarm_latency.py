@@ -16,7 +16,10 @@ SQLite store ``make demo`` uses. ``--sink`` runs the hub's sink (spool -> storag
 of the hub, as a ``process`` of its own (``SAFETY_HUB_SINK_PROCESS``; InfluxDB only) or ``both``,
 one case each; by default the hub's own default. ``--mqtt`` likewise runs the hub's receiving MQTT
 sessions as ``thread``s of the hub or in child ``process``es (``SAFETY_HUB_MQTT_PROCESS``).
-Everything shares the machine.
+``--broker acl`` (the default) runs Mosquitto as docker-compose deploys it: the passwd and ACL of
+``safety-hub broker`` (each enterprise's load published with its own credentials, the hub's
+catch-all session as its own user, fenced off the registered enterprises' topics); ``open`` an
+anonymous broker with no ACL; ``both`` one case each. Everything shares the machine.
 
 Printed per case: the probes' p50/p99/max, the load offered and what the hub ingested meanwhile,
 the readings still queued in the hub at the end, and, as a baseline in the same run, a plain
@@ -46,7 +49,7 @@ import httpx
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from bench.ingest_e2e import clear_hub_sessions
+from bench.ingest_e2e import BrokerAccess, acl_broker, clear_hub_sessions
 from tests.fixtures.processes import InfluxDB1Process, MosquittoProcess
 from tests.integration.hubproc import HubProcess, wait_for
 
@@ -148,6 +151,7 @@ class CaseResult:
     storage: str
     sink: str
     mqtt: str
+    broker: str
     probes: int
     answered: int
     p50_ms: float | None
@@ -192,7 +196,13 @@ def probe_detectors(count: int) -> list[Probe]:
 
 
 def _process_load(
-    port: int, rate: float, shape: str, stop: Any, sent: Any, batch: int = 100
+    port: int,
+    rate: float,
+    shape: str,
+    stop: Any,
+    sent: Any,
+    batch: int = 100,
+    auth: dict[str, tuple[str, str]] | None = None,
 ) -> None:
     """Publish the park's process tags at ``rate`` readings/s until ``stop`` is set."""
     import random
@@ -216,6 +226,8 @@ def _process_load(
         c.on_socket_open = lambda cl, u, s: s.setsockopt(6, 1, 1)  # TCP_NODELAY
         c.max_inflight_messages_set(1000)
         c.max_queued_messages_set(0)
+        if auth and code in auth:
+            c.username_pw_set(*auth[code])  # the enterprise's own credentials
         c.connect("127.0.0.1", port)
         c.loop_start()
         clients[code] = c
@@ -262,10 +274,14 @@ def _process_load(
         c.disconnect()
 
 
-def _probe_client(port: int) -> tuple[mqtt.Client, queue.Queue[tuple[float, bytes]]]:
+def _probe_client(
+    port: int, auth: tuple[str, str] | None = None
+) -> tuple[mqtt.Client, queue.Queue[tuple[float, bytes]]]:
     got: queue.Queue[tuple[float, bytes]] = queue.Queue()
     ready: queue.Queue[int] = queue.Queue()
     c = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+    if auth is not None:
+        c.username_pw_set(*auth)
     c.on_message = lambda cl, u, m: got.put((time.perf_counter(), m.payload))
     c.on_subscribe = lambda *a: ready.put(1)
     c.on_connect = lambda cl, *a: cl.subscribe([("hazard/v1/+/alarms", 1), ("bench/echo", 1)])
@@ -280,11 +296,11 @@ PHI_FRACTION = 0.6180339887498949  # the golden ratio's fractional part
 
 
 def operator_probes(
-    port: int, probes: list[Probe], gap_s: float
+    port: int, probes: list[Probe], gap_s: float, auth: tuple[str, str] | None = None
 ) -> tuple[list[float], list[float]]:
     """Each detector past level 2 once, ``gap_s`` apart on average, at phases spread over the
     load's second; (alarm latencies, echo round trips) ms."""
-    client, got = _probe_client(port)
+    client, got = _probe_client(port, auth)
     sent_at: dict[tuple[str, int], float] = {}
     echo_sent: dict[bytes, float] = {}
     latency: list[float] = []
@@ -344,11 +360,14 @@ def run_case(
     influx: InfluxDB1Process | None = None,
     sink: str = "default",
     mqtt: str = "default",
+    access: BrokerAccess | None = None,
+    broker_name: str = "open",
 ) -> CaseResult:
-    name = f"{int(rate)}-{shape}-{sink}-{mqtt}-{uuid.uuid4().hex[:6]}"
+    name = f"{int(rate)}-{shape}-{sink}-{mqtt}-{broker_name}-{uuid.uuid4().hex[:6]}"
     client_id = f"bench-hub-{name}"
+    access = access or BrokerAccess()
     env = {
-        "SAFETY_HUB_MQTT_URL": broker.url,
+        **access.hub_env(broker),
         "SAFETY_HUB_MQTT_CLIENT_ID": client_id,
         "SAFETY_HUB_LOG_LEVEL": "warning",
     }
@@ -369,7 +388,9 @@ def run_case(
     stop = multiprocessing.Event()
     sent = multiprocessing.Value("q", 0)
     load = multiprocessing.Process(
-        target=_process_load, args=(broker.port, rate, shape, stop, sent), daemon=True
+        target=_process_load,
+        args=(broker.port, rate, shape, stop, sent, 100, access.enterprises),
+        daemon=True,
     )
     try:
         load.start()
@@ -379,7 +400,7 @@ def run_case(
             sent.value,
             time.monotonic(),
         )
-        latency, echo = operator_probes(broker.port, probes, gap_s)
+        latency, echo = operator_probes(broker.port, probes, gap_s, access.bench)
         elapsed = time.monotonic() - started
         ingested = (
             hub.metric("safety_hub_readings_accepted_total") - before - len(latency)
@@ -391,13 +412,14 @@ def run_case(
         load.join(10)
         hub.stop()
         # A stopped hub's persistent sessions would go on queueing the next cases' load.
-        clear_hub_sessions(broker, client_id, _enterprises())
+        clear_hub_sessions(broker, client_id, _enterprises(), access.hub)
     return CaseResult(
         rate,
         shape,
         "embedded" if influx is None else "influx",
         sink,
         mqtt,
+        broker_name,
         len(probes),
         len(latency),
         pct(latency, 50) if latency else None,
@@ -424,6 +446,7 @@ def run(
     storage: str = "influx",
     sinks: tuple[str, ...] = ("default",),
     mqtts: tuple[str, ...] = ("default",),
+    brokers: tuple[str, ...] = ("acl",),
 ) -> list[CaseResult]:
     chosen = probe_detectors(probes)
     results: list[CaseResult] = []
@@ -435,17 +458,27 @@ def run(
     )
     with contextlib.ExitStack() as stack:
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="alarm-latency-")))
-        broker = stack.enter_context(MosquittoProcess(tmp / "broker"))
+        access: dict[str, tuple[MosquittoProcess, BrokerAccess]] = {}
+        for kind in brokers:
+            if kind == "acl":
+                made, creds = acl_broker(tmp, name="broker-acl")
+            else:
+                made, creds = MosquittoProcess(tmp / "broker-open"), BrokerAccess()
+            access[kind] = (stack.enter_context(made), creds)
         influx = None
         if storage == "influx":
             influx = stack.enter_context(InfluxDB1Process(tmp / "influx"))
         for rate in rates:
             for shape in shapes:
-                for sink, mqtt in itertools.product(sinks, mqtts):
-                    r = run_case(tmp, broker, rate, shape, chosen, gap_s, influx, sink, mqtt)
+                for sink, mqtt, kind in itertools.product(sinks, mqtts, brokers):
+                    broker, creds = access[kind]
+                    r = run_case(
+                        tmp, broker, rate, shape, chosen, gap_s, influx, sink, mqtt, creds, kind
+                    )
                     results.append(r)
                     label = "" if sink == "default" else f" sink {sink:<7}"
                     label += "" if mqtt == "default" else f" mqtt {mqtt:<7}"
+                    label += "" if len(brokers) == 1 else f" broker {kind:<4}"
                     print(
                         f"  load {rate:>9,.0f}/s {shape:<6}{label} (offered "
                         f"{r.offered_per_s:>9,.0f}/s, "
@@ -503,8 +536,17 @@ def main(argv: list[str] | None = None) -> int:
         help="the hub's receiving MQTT sessions in child processes or as threads of the hub "
         "(SAFETY_HUB_MQTT_PROCESS; both: one case each); default: the hub's default",
     )
+    parser.add_argument(
+        "--broker",
+        choices=("acl", "open", "both"),
+        default="acl",
+        help="acl (default): Mosquitto with the passwd and ACL of `safety-hub broker`, as "
+        "docker-compose runs it (each enterprise's load with its own credentials, the hub's "
+        "catch-all as its own fenced user); open: anonymous, no ACL; both: one case each",
+    )
     parser.add_argument("--json", type=Path, help="also write the results to this file")
     args = parser.parse_args(argv)
+    brokers = ("acl", "open") if args.broker == "both" else (args.broker,)
     mqtts = ("thread", "process") if args.mqtt == "both" else (args.mqtt,)
     sinks = ("thread", "process") if args.sink == "both" else (args.sink,)
     if args.storage == "embedded" and "process" in sinks:
@@ -516,7 +558,7 @@ def main(argv: list[str] | None = None) -> int:
     probes = args.probes
     if args.quick:
         rates, probes = (20_000.0,), 30
-    results = run(rates, shapes, probes, args.gap, args.storage, sinks, mqtts)
+    results = run(rates, shapes, probes, args.gap, args.storage, sinks, mqtts, brokers)
     if args.json:
         args.json.write_text(json.dumps([asdict(r) for r in results], indent=2))
     return 0 if all(r.answered == r.probes for r in results) else 1

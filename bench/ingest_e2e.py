@@ -1,6 +1,12 @@
 """End to end ingest: MQTT into InfluxDB, the hub against a naive pipeline, in the same run.
 
-A private Mosquitto and a private InfluxDB 1.6 (v1 API) on free ports. ``--readings`` N
+A private Mosquitto and a private InfluxDB 1.6 (v1 API) on free ports. ``--broker acl`` (the
+default) runs Mosquitto as docker-compose deploys it: the password file and ACL that
+``safety-hub broker`` writes from the sample park, every enterprise publishing with its own
+credentials, the hub and the baseline reading as the hub user, the hub's catch-all session as
+its own user (``SAFETY_HUB_MQTT_CATCH_ALL_USER``), fenced off the registered enterprises' topics;
+``--broker open`` an anonymous broker with no ACL, where the catch-all receives every message a
+second time. ``--readings`` N
 readings of the sample park's in-service tags (normal values, no alarm) are generated once,
 in messages of up to ``--batch`` readings (MQTT contract v1, every reading with its own
 timestamp, unique per tag, so InfluxDB stores exactly N points), one line file per enterprise.
@@ -32,7 +38,7 @@ import sys
 import tempfile
 import time
 import uuid
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +57,64 @@ POLL_S = 0.2
 # and polling every 0.2 s to the end put up to 0.2 s (7-13 %) of noise on its time.
 POLL_FINE_S = 0.02
 FINE_FROM = 0.9  # of the expected count
+
+
+@dataclass(frozen=True)
+class BrokerAccess:
+    """Who connects to the bench's broker as whom; all None/empty: an open broker."""
+
+    hub: tuple[str, str] | None = None
+    """(user, password) of the hub and the baseline"""
+    catch_all_user: str | None = None
+    enterprises: dict[str, tuple[str, str]] = field(default_factory=dict)
+    bench: tuple[str, str] | None = None
+    """(user, password) that may read and write everything: the benches' probes"""
+
+    def hub_env(self, broker: MosquittoProcess) -> dict[str, str]:
+        """The hub's broker settings."""
+        if self.hub is None:
+            return {"SAFETY_HUB_MQTT_URL": broker.url}
+        env = {"SAFETY_HUB_MQTT_URL": broker.url_with_credentials(self.hub[0])}
+        if self.catch_all_user:
+            env["SAFETY_HUB_MQTT_CATCH_ALL_USER"] = self.catch_all_user
+        return env
+
+
+BENCH_USER = "bench"
+"""the benches' own broker user on an ``acl_broker``: reads and writes everything (probes)"""
+
+
+def acl_broker(
+    tmp: Path, plant: Path | None = None, name: str = "broker"
+) -> tuple[MosquittoProcess, BrokerAccess]:
+    """A broker (not started) with the passwd and ACL ``safety-hub broker`` writes for the
+    plant (default: the sample park), plus :data:`BENCH_USER`, and the credentials to use."""
+    from connectors.mqtt.acl import catch_all_user_of, generate, hash_password
+    from safety_hub.registry import default_plant_path, load_plant
+
+    out = tmp / f"{name}-files"
+    registry = load_plant(plant or default_plant_path())
+    generate(registry, out, env={"MQTT_HUB_PASSWORD": uuid.uuid4().hex})
+    creds = dict(
+        line.split(":", 1)
+        for line in (out / "credentials").read_text().splitlines()
+        if line and not line.startswith("#")
+    )
+    bench_password = uuid.uuid4().hex
+    broker = MosquittoProcess(
+        tmp / name,
+        users={"hub": creds["hub"], BENCH_USER: bench_password},
+        password_file_text=(out / "passwd").read_text()
+        + f"{BENCH_USER}:{hash_password(bench_password)}\n",
+        acl_text=(out / "acl").read_text() + f"\nuser {BENCH_USER}\ntopic readwrite #\n",
+    )
+    access = BrokerAccess(
+        ("hub", creds["hub"]),
+        catch_all_user_of("hub"),
+        {code: (code, creds[code]) for code in registry.enterprises},
+        (BENCH_USER, bench_password),
+    )
+    return broker, access
 
 
 @dataclass
@@ -172,6 +236,7 @@ def publish_and_wait(
     expected: int,
     pid: int,
     label: str,
+    access: BrokerAccess | None = None,
 ) -> tuple[int, float, float]:
     """Start the publishers, wait until ``db`` holds ``expected`` readings (or stalls).
 
@@ -185,6 +250,9 @@ def publish_and_wait(
             cmd = [pub, "-h", broker.host, "-p", str(broker.port), "-V", "5", "-q", "1"]
             cmd += ["-t", f"hazard/v1/{enterprise}/telemetry", "-l"]
             cmd += ["-i", f"bench-pub-{enterprise}-{uuid.uuid4().hex[:6]}"]
+            if access is not None and enterprise in access.enterprises:
+                user, password = access.enterprises[enterprise]
+                cmd += ["-u", user, "-P", password]
             publishers.append(subprocess.Popen(cmd, stdin=stdin))
     stored, moved, shown = 0, started, started
     cpu1, done_at = cpu0, started
@@ -214,12 +282,20 @@ def publish_and_wait(
     return stored, done_at - started, cpu1 - cpu0
 
 
-def clear_hub_sessions(broker: MosquittoProcess, client_id: str, enterprises: list[str]) -> None:
-    """End the stopped hub's broker sessions: nothing queues for it during the next run."""
+def clear_hub_sessions(
+    broker: MosquittoProcess,
+    client_id: str,
+    enterprises: list[str],
+    hub: tuple[str, str] | None = None,
+) -> None:
+    """End the stopped hub's broker sessions: nothing queues for it during the next run.
+    ``hub``: the hub's (user, password) on a broker with access control."""
     for suffix in [*enterprises, "_unregistered", "_publisher"]:
         client = mqtt.Client(
             CallbackAPIVersion.VERSION2, client_id=f"{client_id}/{suffix}", protocol=mqtt.MQTTv5
         )
+        if hub is not None:
+            client.username_pw_set(*hub)
         props = Properties(PacketTypes.CONNECT)
         props.SessionExpiryInterval = 0
         client.connect(broker.host, broker.port, clean_start=True, properties=props)
@@ -240,15 +316,17 @@ def run_hub(
     rnd: int,
     contender: str = "hub",
     extra_env: dict[str, str] | None = None,
+    access: BrokerAccess | None = None,
 ) -> RunResult:
     slug = re.sub(r"[^A-Za-z0-9]+", "_", contender).strip("_")
     db = f"{slug}_{rnd}"
     influx.create_database(db)
     client_id = f"bench-hub-{rnd}-{uuid.uuid4().hex[:6]}"
+    access = access or BrokerAccess()
     hub = HubProcess(
         tmp / f"{slug}-{rnd}",  # its own: no contender may start on another's state
         {
-            "SAFETY_HUB_MQTT_URL": broker.url,
+            **access.hub_env(broker),
             "SAFETY_HUB_MQTT_CLIENT_ID": client_id,
             "SAFETY_HUB_INFLUX_URL": influx.url,
             "SAFETY_HUB_INFLUX_API": "v1",
@@ -260,12 +338,12 @@ def run_hub(
     hub.start()
     try:
         stored, seconds, cpu = publish_and_wait(
-            broker, influx, db, files, expected, hub.pid, f"{contender} #{rnd}"
+            broker, influx, db, files, expected, hub.pid, f"{contender} #{rnd}", access
         )
         rss = peak_rss_mib(hub.pid)
     finally:
         hub.stop()
-        clear_hub_sessions(broker, client_id, sorted(files))
+        clear_hub_sessions(broker, client_id, sorted(files), access.hub)
         influx.drop_database(db)
     return RunResult(contender, rnd, stored, seconds, stored / seconds, cpu / max(stored, 1), rss)
 
@@ -276,18 +354,23 @@ def run_baseline(
     files: dict[str, Path],
     expected: int,
     rnd: int,
+    access: BrokerAccess | None = None,
 ) -> RunResult:
     db = f"naive_{rnd}"
     influx.create_database(db)
     cmd = [sys.executable, "-m", "bench.naive_baseline", "--mqtt-port", str(broker.port)]
     cmd += ["--influx-url", influx.url, "--db", db]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
+    env = dict(os.environ)
+    if access is not None and access.hub is not None:
+        cmd += ["--mqtt-user", access.hub[0]]
+        env["NAIVE_MQTT_PASSWORD"] = access.hub[1]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env=env)
     try:
         assert proc.stdout is not None
         if proc.stdout.readline().strip() != "ready":
             raise RuntimeError(f"the naive baseline did not start (exit {proc.poll()})")
         stored, seconds, cpu = publish_and_wait(
-            broker, influx, db, files, expected, proc.pid, f"baseline #{rnd}"
+            broker, influx, db, files, expected, proc.pid, f"baseline #{rnd}", access
         )
         rss = peak_rss_mib(proc.pid)
     finally:
@@ -333,6 +416,7 @@ def run(
     rounds: int = 2,
     sink_process: bool = False,
     also: tuple[str, ...] = (),
+    broker_mode: str = "acl",
 ) -> dict[str, Any]:
     """Run the bench, print the figures, return the report (see ``--json``). With
     ``sink_process``, each round also runs the hub with its sink in a child process (and the
@@ -348,11 +432,16 @@ def run(
         print(
             f"end to end ingest: {readings:,} readings in messages of {batch}, QoS 1, "
             f"mosquitto_pub -l x {len(files)} enterprises -> Mosquitto -> InfluxDB 1.6; "
-            f"hub vs naive baseline, best of {rounds}; load {os.getloadavg()[0]:.2f}",
+            f"hub vs naive baseline, best of {rounds}; broker {broker_mode}; "
+            f"load {os.getloadavg()[0]:.2f}",
             flush=True,
         )
         results: list[RunResult] = []
-        with MosquittoProcess(tmp / "broker") as broker, InfluxDB1Process(tmp / "influx") as influx:
+        if broker_mode == "acl":
+            broker_proc, access = acl_broker(tmp)
+        else:
+            broker_proc, access = MosquittoProcess(tmp / "broker"), BrokerAccess()
+        with broker_proc as broker, InfluxDB1Process(tmp / "influx") as influx:
             for rnd in range(1, rounds + 1):
                 for contender in contenders:
                     if contender != "baseline":
@@ -360,9 +449,11 @@ def run(
                         if sink_process and contender in hubs:
                             on = contender == SINK_PROCESS
                             env["SAFETY_HUB_SINK_PROCESS"] = "on" if on else "off"
-                        result = run_hub(tmp, broker, influx, files, readings, rnd, contender, env)
+                        result = run_hub(
+                            tmp, broker, influx, files, readings, rnd, contender, env, access
+                        )
                     else:
-                        result = run_baseline(broker, influx, files, readings, rnd)
+                        result = run_baseline(broker, influx, files, readings, rnd, access)
                     results.append(result)
                     print(_line(result), flush=True)
     best = {
@@ -399,6 +490,7 @@ def run(
         "readings": readings,
         "batch": batch,
         "rounds": rounds,
+        "broker": broker_mode,
         "load_avg_1m": os.getloadavg()[0],
         "runs": [asdict(r) for r in results],
         "best": {name: asdict(r) for name, r in best.items()},
@@ -430,13 +522,22 @@ def main(argv: list[str] | None = None) -> int:
         help="also run the hub with these environment variables in every round, as a contender "
         "of its own (e.g. SAFETY_HUB_MQTT_PROCESS=off); may be given more than once",
     )
+    parser.add_argument(
+        "--broker",
+        choices=("acl", "open"),
+        default="acl",
+        help="acl (default): Mosquitto with the passwd and ACL of `safety-hub broker`, as "
+        "docker-compose runs it, the hub's catch-all as its own user; open: anonymous, no ACL",
+    )
     args = parser.parse_args(argv)
     for spec in args.also:
         try:
             parse_also(spec)
         except ValueError as exc:
             parser.error(str(exc))
-    report = run(args.readings, args.batch, args.rounds, args.sink_process, tuple(args.also))
+    report = run(
+        args.readings, args.batch, args.rounds, args.sink_process, tuple(args.also), args.broker
+    )
     if args.json:
         args.json.write_text(json.dumps(report, indent=2))
     return 0 if report["complete"] else 1

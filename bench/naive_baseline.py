@@ -13,6 +13,7 @@ It prints ``ready`` once subscribed and runs until SIGTERM or SIGINT.
 from __future__ import annotations
 
 import argparse
+import os
 import queue
 import signal
 import sys
@@ -81,6 +82,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mqtt-port", type=int, required=True)
     parser.add_argument("--influx-url", required=True)
     parser.add_argument("--db", required=True)
+    parser.add_argument(
+        "--mqtt-user", help="broker user (its password in NAIVE_MQTT_PASSWORD); default: none"
+    )
     args = parser.parse_args(argv)
 
     decoder = msgspec.json.Decoder(Message)
@@ -112,6 +116,8 @@ def main(argv: list[str] | None = None) -> int:
     client.on_message = on_message
     client.on_subscribe = lambda *a: subscribed.set()
     client.on_connect = lambda c, *a: c.subscribe("hazard/v1/+/telemetry", qos=1)
+    if args.mqtt_user:
+        client.username_pw_set(args.mqtt_user, os.environ.get("NAIVE_MQTT_PASSWORD", ""))
     client.connect("127.0.0.1", args.mqtt_port)
     client.loop_start()
     stop = threading.Event()

@@ -151,6 +151,13 @@ class HubMetrics:
             "(set_tcp_nodelay true is missing)",
             registry=r,
         )
+        self.mqtt_catch_all_copies = FunctionCounter(
+            "safety_hub_mqtt_catch_all_copies",
+            "Messages of registered enterprises that the catch-all session received and "
+            "dropped (their own sessions take them): copies the broker sends when the "
+            "catch-all's user is not fenced off their topics (docs/deploy.md); 0 when it is",
+        )
+        r.register(self.mqtt_catch_all_copies)
         self.mqtt_reconnects = Counter(
             "safety_hub_mqtt_connects", "Successful connections to the broker", registry=r
         )
@@ -185,6 +192,25 @@ class EngineCounters(Collector):
         for kind, value in sorted(self._counters().items()):
             family.add_metric([kind], value)
         yield family
+
+    def describe(self) -> Iterator[CounterMetricFamily]:
+        return iter(())
+
+
+class FunctionCounter(Collector):
+    """A counter read from a function at scrape time (``set_function``; 0 before one is set),
+    for counts kept where the hot path runs, e.g. in a child process."""
+
+    def __init__(self, name: str, documentation: str) -> None:
+        self._name = name
+        self._documentation = documentation
+        self._read: Callable[[], float] = lambda: 0
+
+    def set_function(self, read: Callable[[], float]) -> None:
+        self._read = read
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        yield CounterMetricFamily(self._name, self._documentation, value=self._read())
 
     def describe(self) -> Iterator[CounterMetricFamily]:
         return iter(())

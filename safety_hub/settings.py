@@ -214,6 +214,13 @@ class Settings(BaseSettings):
         description="on (default): the MQTT sessions that receive run in child processes "
         "(connectors/mqtt/README.md); off: threads of the hub",
     )
+    mqtt_catch_all_user: str | None = Field(
+        None,
+        min_length=1,
+        max_length=256,
+        description="MQTT user of the catch-all session (unregistered enterprises), with the "
+        "URL's password; unset: the URL's user (docs/deploy.md, 'Broker access control')",
+    )
     mqtt_probe_interval_s: float = Field(
         300.0,
         ge=0,

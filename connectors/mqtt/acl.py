@@ -8,11 +8,17 @@
 - ``acl``: the Mosquitto ACL file. Enterprise ``X`` may publish only under ``hazard/v1/X/``
   (its telemetry and its last-will status) and read only its own ``rejected`` and ``alarms``
   topics; the hub user reads every enterprise's telemetry and status and publishes rejections
-  and alarm events; an optional simulator user publishes for every enterprise (demo stacks);
+  and alarm events; the hub's catch-all user (``<hub user>-unregistered``, the hub's
+  ``SAFETY_HUB_MQTT_CATCH_ALL_USER``) reads every enterprise's telemetry and status *except*
+  the registered enterprises', so the broker sends the hub's catch-all session only what no
+  other session of the hub receives (without it, a second copy of every message); an optional
+  simulator user publishes for every enterprise (demo stacks);
 - ``credentials``: the clear-text passwords, ``user:password`` lines, mode 0600, to hand to
   each enterprise. It is how a rerun stays idempotent: an existing password is kept unless
   ``rotate`` is asked; a password given in the environment (``MQTT_<USER>_PASSWORD``, e.g.
-  ``MQTT_HUB_PASSWORD``, ``MQTT_E01_CHLORALKALI_PASSWORD``) always wins.
+  ``MQTT_HUB_PASSWORD``, ``MQTT_E01_CHLORALKALI_PASSWORD``) always wins. The catch-all user
+  always has the hub user's password: the hub connects both with the one password of
+  ``SAFETY_HUB_MQTT_URL``.
 
 A password file line is rewritten only when its password changed, so an unchanged rerun leaves
 all three files byte for byte as they were.
@@ -86,15 +92,25 @@ def env_name(user: str) -> str:
 class BrokerUser:
     name: str
     role: str
-    """``hub``, ``enterprise`` or ``simulator``"""
+    """``hub``, ``catch_all``, ``enterprise`` or ``simulator``"""
     enterprise: str | None = None
 
 
+def catch_all_user_of(hub_user: str) -> str:
+    """The default name of the hub's catch-all user: ``<hub user>-unregistered``."""
+    return f"{hub_user}-unregistered"
+
+
 def users_for(
-    plant: Plant, hub_user: str = "hub", simulator_user: str | None = None
+    plant: Plant,
+    hub_user: str = "hub",
+    simulator_user: str | None = None,
+    catch_all_user: str | None = None,
 ) -> list[BrokerUser]:
-    """The hub, one user per enterprise (named by its code), and the optional simulator."""
+    """The hub, its catch-all (``catch_all_user``, default ``<hub user>-unregistered``), one
+    user per enterprise (named by its code), and the optional simulator."""
     users = [BrokerUser(hub_user, "hub")]
+    users.append(BrokerUser(catch_all_user or catch_all_user_of(hub_user), "catch_all"))
     if simulator_user:
         users.append(BrokerUser(simulator_user, "simulator"))
     users += [BrokerUser(code, "enterprise", code) for code in plant.enterprises]
@@ -108,7 +124,7 @@ def users_for(
         if user.name in seen:
             raise BrokerConfigError(
                 f"broker user {user.name!r} is both the {seen[user.name].role} user and "
-                f"the {user.role} user: choose another --hub-user/--simulator-user"
+                f"the {user.role} user: choose another --hub-user/--catch-all-user/--simulator-user"
             )
         env = env_name(user.name)
         if env in envs:
@@ -141,6 +157,19 @@ def render_acl(plant: Plant, users: list[BrokerUser]) -> str:
                 "# its broker round trip probe (a Nagle check, docs/deploy.md)",
                 "topic readwrite safety-hub/probe/#",
             ]
+        elif user.role == "catch_all":
+            lines += [
+                "# the hub's catch-all session (SAFETY_HUB_MQTT_CATCH_ALL_USER): messages of",
+                "# enterprises the registry does not know, to reject and count them. Its own",
+                "# session receives each registered enterprise's messages; a copy is denied here.",
+                f"topic read {telemetry}",
+                "topic read hazard/v1/+/status",
+            ]
+            for code in sorted(plant.enterprises):
+                lines += [
+                    f"topic deny hazard/v1/{code}/telemetry/#",
+                    f"topic deny hazard/v1/{code}/status",
+                ]
         elif user.role == "simulator":
             lines += [
                 "# simulated gateways of every enterprise (demo and test stacks only)",
@@ -220,10 +249,11 @@ def generate(
     simulator_user: str | None = None,
     rotate: bool = False,
     env: Mapping[str, str] | None = None,
+    catch_all_user: str | None = None,
 ) -> BrokerFiles:
     """Write ``passwd``, ``acl`` and ``credentials`` for ``plant`` into ``out_dir``."""
     env = os.environ if env is None else env
-    users = users_for(plant, hub_user, simulator_user)
+    users = users_for(plant, hub_user, simulator_user, catch_all_user)
     out_dir.mkdir(parents=True, exist_ok=True)
     result = BrokerFiles(
         out_dir / PASSWD_FILE, out_dir / ACL_FILE, out_dir / CREDENTIALS_FILE, users
@@ -232,6 +262,8 @@ def generate(
     hashes = _read_pairs(result.passwd)
     passwords: dict[str, str] = {}
     for user in users:
+        if user.role == "catch_all":
+            continue  # the hub's password, below
         from_env = env.get(env_name(user.name))
         if from_env:
             password, source = from_env, "env"
@@ -244,6 +276,10 @@ def generate(
             raise BrokerConfigError(f"password of {user.name!r} contains a line break")
         passwords[user.name] = password
         result.source[user.name] = source
+    for user in users:
+        if user.role == "catch_all":
+            passwords[user.name] = passwords[hub_user]
+            result.source[user.name] = "hub"
     result.removed = sorted(set(known) - set(passwords))
 
     passwd_lines = []

@@ -61,6 +61,7 @@ def _child_main(
 
     ingest = MqttIngest(config, on_connection=lambda up, detail: send("conn", up, detail))
     ingest.start(handler)
+    copies = 0
     try:
         while True:
             try:
@@ -68,14 +69,17 @@ def _child_main(
                     break
             except (EOFError, OSError):
                 break  # the hub is gone
+            if ingest.ignored != copies:  # the registered enterprises' copies, dropped here
+                copies = ingest.ignored
+                send("copies", copies)
     finally:
         ingest.stop()
 
 
 class CatchAllProcess:
     """A clean QoS 0 session run by a child process; for :class:`MqttSessions` it stands where
-    an :class:`MqttIngest` would (``config``, ``connected``, ``unacked``, ``start``,
-    ``wait_connected``, ``ack``, ``stop``)."""
+    an :class:`MqttIngest` would (``config``, ``connected``, ``unacked``, ``ignored``,
+    ``start``, ``wait_connected``, ``ack``, ``stop``)."""
 
     def __init__(
         self,
@@ -91,6 +95,8 @@ class CatchAllProcess:
             raise ValueError("catch-all process: only a clean QoS 0 session (nothing to ack)")
         self.config = config
         self.unacked = 0  # QoS 0: never anything to acknowledge
+        self._copies_before = 0  # of children that have exited
+        self._copies_now = 0  # of the running child
         self._on_connection = on_connection
         self._connected = threading.Event()
         self._handler: Callable[[InboundMessage], None] | None = None
@@ -99,7 +105,7 @@ class CatchAllProcess:
             _child_main,
             (config, child_setup),
             lambda conn, _generation: self._relay_until_closed(conn),
-            on_exit=lambda: self._set_connected(False, "catch-all process exited"),
+            on_exit=self._exited,
             min_backoff_s=min_backoff_s,
             max_backoff_s=max_backoff_s,
         )
@@ -116,6 +122,12 @@ class CatchAllProcess:
     @property
     def restarts(self) -> int:
         return self._child.restarts
+
+    @property
+    def ignored(self) -> int:
+        """The registered enterprises' messages the child received and dropped (as
+        :attr:`MqttIngest.ignored`), over all its runs; reported about every 0.5 s."""
+        return self._copies_before + self._copies_now
 
     def start(self, handler: Callable[[InboundMessage], None]) -> None:
         self._handler = handler
@@ -161,6 +173,13 @@ class CatchAllProcess:
                 )
         elif kind == "conn":
             self._set_connected(bool(msg[1]), str(msg[2]))
+        elif kind == "copies":
+            self._copies_now = int(msg[1])
+
+    def _exited(self) -> None:
+        self._copies_before += self._copies_now
+        self._copies_now = 0
+        self._set_connected(False, "catch-all process exited")
 
     def _set_connected(self, up: bool, detail: str) -> None:
         if up:

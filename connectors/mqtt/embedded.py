@@ -95,7 +95,8 @@ class EmbeddedBroker:
             "/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None
         )
 
-    def start(self, timeout: float = 10.0) -> None:
+    def start(self, timeout: float = 10.0) -> EmbeddedBroker:
+        """Start the broker and wait until it takes connections; returns itself."""
         binary = self.binary()
         if binary is None:
             raise BrokerError(
@@ -145,6 +146,7 @@ class EmbeddedBroker:
             self.stop()
             raise BrokerError(f"embedded broker: no answer on {self.host}:{port} in {timeout} s")
         log.info("embedded broker started", extra={"url": self.url})
+        return self
 
     @property
     def url(self) -> str:

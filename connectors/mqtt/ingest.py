@@ -96,6 +96,8 @@ class MqttIngest:
         self._stopping = False
         self._lock = threading.Lock()
         self._room = threading.Condition(self._lock)  # notified when an ack frees a place
+        self.ignored = 0
+        """messages dropped by ``config.ignore_topic`` (another session of the hub takes them)"""
         v5 = config.protocol == "v5"
         self._client = mqtt.Client(
             CallbackAPIVersion.VERSION2,
@@ -353,6 +355,14 @@ class MqttIngest:
         if ignore is not None and ignore(msg.topic):
             if msg.qos:  # another session of the hub takes it; never leave it unacknowledged
                 client.ack(msg.mid, msg.qos)
+            self.ignored += 1
+            if self.ignored == 1:
+                log.info(
+                    "mqtt: this session receives a copy of messages another session of the hub "
+                    "takes, and drops it; a broker user whose ACL denies those topics spares the "
+                    "broker and the hub the copies (docs/deploy.md, 'Broker access control')",
+                    extra={"client_id": self.config.client_id, "topic": msg.topic[:200]},
+                )
             return
         handler = self._handler
         self.last_message_monotonic = time.monotonic()

@@ -9,7 +9,9 @@ enterprise's level-2 reading arrives on its own connection at once. Beside them:
 
 - a *catch-all* session (clean, QoS 0) subscribed to every enterprise's topics, which drops at
   once what a registered session receives, so that messages of unregistered enterprises are
-  still rejected and reported (they need no durability);
+  still rejected and reported (they need no durability). Connected as a broker user of its
+  own (``SAFETY_HUB_MQTT_CATCH_ALL_USER``) whose ACL denies the registered enterprises' topics
+  (acl.py), it gets from the broker only what no other session receives;
 - a *publisher* connection with no subscriptions for rejection reports and alarm events, so
   an incoming backlog never delays an outgoing acknowledgement;
 - the *retiring* session: the single session an earlier version used. Whatever it still holds
@@ -19,7 +21,8 @@ Each message carries its session in its ack token, so :meth:`ack` reaches the ri
 
 By default (``SAFETY_HUB_MQTT_PROCESS``) the receiving sessions run in child processes, off
 the hub's interpreter: the persistent ones in one (receiver.py), the catch-all, which receives
-every message a second time, in another (catch_all.py). The publisher stays in the hub.
+every message a second time unless its broker user is fenced as above, in another
+(catch_all.py). The publisher stays in the hub.
 """
 
 from __future__ import annotations
@@ -129,6 +132,12 @@ class MqttSessions:
         old = self._old
         return sum(s.unacked for s in self._sessions.values()) + (old.unacked if old else 0)
 
+    def catch_all_copies(self) -> int:
+        """Messages of registered enterprises the catch-all received and dropped: copies the
+        broker need not send (0 with a fenced catch-all user, acl.py)."""
+        session = self._sessions.get(CATCH_ALL)
+        return 0 if session is None or isinstance(session, RemoteSession) else session.ignored
+
     def in_flight_limit(self) -> int:
         """The sum of the Receive Maximum of the persistent sessions: the broker sends no more
         unacknowledged QoS 1 messages than this (the retiring session adds its own while it
@@ -224,12 +233,15 @@ def sessions_for(
     base: MqttConfig,
     lanes: Sequence[tuple[str, tuple[str, ...], tuple[str, ...]]],
     catch_all: tuple[tuple[str, ...], tuple[str, ...], Callable[[str], bool]] | None,
+    catch_all_user: str | None = None,
 ) -> tuple[dict[str, MqttConfig], MqttConfig]:
     """Configs for :class:`MqttSessions` from one base config: ``lanes`` are (name,
     subscriptions, no_retained) of persistent sessions; ``catch_all`` (subscriptions,
-    no_retained, ignore_topic) is the clean QoS 0 one. Client ids are ``<base id>/<name>``;
-    the receive maximum of the base is shared out among the persistent sessions, so the hub's
-    bound on unacknowledged messages stays what it was."""
+    no_retained, ignore_topic) is the clean QoS 0 one, connected as ``catch_all_user`` (with
+    the base's password) when given: a broker user whose ACL denies it the registered
+    enterprises' topics (acl.py) sends it no copy of what the other sessions receive. Client
+    ids are ``<base id>/<name>``; the receive maximum of the base is shared out among the
+    persistent sessions, so the hub's bound on unacknowledged messages stays what it was."""
     share = max(16, base.receive_maximum // max(1, len(lanes)))
     configs = {
         name: replace(
@@ -246,6 +258,7 @@ def sessions_for(
         configs[CATCH_ALL] = replace(
             base,
             client_id=f"{base.client_id}/{CATCH_ALL}",
+            username=catch_all_user or base.username,
             subscriptions=subs,
             no_retained=no_retained,
             persistent=False,

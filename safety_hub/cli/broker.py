@@ -17,8 +17,9 @@ def register(sub: Subparsers) -> None:
         help="write Mosquitto passwd, ACL and credentials from the plant registry",
         description="One MQTT user per enterprise (named by its code) that may publish only "
         "under hazard/v1/<code>/ and read only its own rejected and alarms topics; the hub "
-        "user reads all telemetry. Passwords: MQTT_<USER>_PASSWORD from the environment, else "
-        "kept from DIR/credentials, else generated (--rotate: new ones). See docs/deploy.md.",
+        "user reads all telemetry, its catch-all user only unregistered enterprises'. "
+        "Passwords: MQTT_<USER>_PASSWORD from the environment, else kept from "
+        "DIR/credentials, else generated (--rotate: new ones). See docs/deploy.md.",
     )
     broker.add_argument(
         "--plant", type=Path, default=None, help="plant registry (default: sample park)"
@@ -27,6 +28,13 @@ def register(sub: Subparsers) -> None:
         "--out", type=Path, required=True, help="folder for passwd, acl, credentials"
     )
     broker.add_argument("--hub-user", default="hub", help="the hub's MQTT user (default: hub)")
+    broker.add_argument(
+        "--catch-all-user",
+        default=None,
+        help="the hub's catch-all user, with the hub's password: reads what no registered "
+        "enterprise sends, so the broker sends the hub no second copy of each message "
+        "(default: <hub-user>-unregistered; the hub's SAFETY_HUB_MQTT_CATCH_ALL_USER)",
+    )
     broker.add_argument(
         "--simulator-user",
         default=None,
@@ -48,6 +56,7 @@ def cmd_broker(args: argparse.Namespace) -> int:
         hub_user=args.hub_user,
         simulator_user=args.simulator_user or None,
         rotate=args.rotate,
+        catch_all_user=args.catch_all_user or None,
     )
     counts: dict[str, int] = {}
     for source in result.source.values():

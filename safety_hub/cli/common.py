@@ -30,6 +30,8 @@ configuration (environment variables, all optional; see docs/configuration.md):
                            state only; docs/storage.md); off: from a thread of the hub
   SAFETY_HUB_MQTT_PROCESS  on (default): the MQTT sessions that receive run in child
                            processes (connectors/mqtt/README.md); off: in the hub's process
+  SAFETY_HUB_MQTT_CATCH_ALL_USER  broker user of the catch-all session, fenced off registered
+                           enterprises by the ACL of `safety-hub broker` (docs/deploy.md)
   SAFETY_HUB_PROVINCE      on: province mode, take the parks' federation records (docs/province.md)
   SAFETY_HUB_HA=on         one node of a redundant pair: acts only while it holds the lease in
                            SAFETY_HUB_STATE_URL (postgresql://...); SAFETY_HUB_NODE_ID (default:

@@ -405,13 +405,11 @@ class Hub:
 
         target = self.settings.mqtt_target()
         if target is None:
-            broker = EmbeddedBroker(
+            broker = self._embedded_broker = EmbeddedBroker(
                 self.settings.data_dir / "broker",
                 self.settings.embedded_mqtt_port,
                 max_payload_bytes=self.settings.max_payload_bytes,
-            )
-            broker.start()
-            self._embedded_broker = broker
+            ).start()
             host, port, user, password, tls = broker.host, broker.port, None, None, False
         else:
             host, port = target.host, target.port
@@ -447,6 +445,7 @@ class Hub:
             base,
             lanes,
             (everything, (TELEMETRY_SUBSCRIPTION,), of_enterprises(codes)),
+            self.settings.mqtt_catch_all_user,
         )
         source = MqttSessions(
             sessions,
@@ -459,6 +458,7 @@ class Hub:
         )
         self.metrics.mqtt_in_flight.set_function(source.in_flight)
         self.metrics.mqtt_in_flight_limit.set(source.in_flight_limit())
+        self.metrics.mqtt_catch_all_copies.set_function(source.catch_all_copies)
         if self.broker_probe is None:  # one probe for the hub's life, whichever term's source
             probe = RoundTripProbe(base)
             self.broker_probe = BrokerProbe(

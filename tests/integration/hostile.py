@@ -64,15 +64,25 @@ def reading(tag: str, v: float, ts: int | None = None) -> bytes:
 # -- MQTT clients ------------------------------------------------------------------------------
 
 
-def _client(client_id: str = "") -> mqtt.Client:
-    return mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
+def _client(client_id: str = "", auth: tuple[str, str] | None = None) -> mqtt.Client:
+    """A paho MQTT 5 client; ``auth``: (user, password) for a broker with access control."""
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
+    if auth is not None:
+        client.username_pw_set(*auth)
+    return client
 
 
 class Publisher:
     """A paho MQTT 5 publisher that counts the broker's PUBACKs, failures included."""
 
-    def __init__(self, port: int, client_id: str = "", inflight: int = 1000) -> None:
-        self.client = _client(client_id)
+    def __init__(
+        self,
+        port: int,
+        client_id: str = "",
+        inflight: int = 1000,
+        auth: tuple[str, str] | None = None,
+    ) -> None:
+        self.client = _client(client_id, auth)
         self.client.max_inflight_messages_set(inflight)
         self.client.max_queued_messages_set(0)
         self._lock = threading.Lock()
@@ -223,11 +233,11 @@ def flood_qos1(port: int, messages: Iterable[tuple[str, bytes]], window: int = 2
 class TopicCollector:
     """Every message on a topic filter, as (topic, payload bytes), in arrival order."""
 
-    def __init__(self, port: int, topic_filter: str) -> None:
+    def __init__(self, port: int, topic_filter: str, auth: tuple[str, str] | None = None) -> None:
         self.messages: list[tuple[str, bytes]] = []
         self._lock = threading.Lock()
         subscribed = threading.Event()
-        self.client = _client()
+        self.client = _client(auth=auth)
         self.client.max_inflight_messages_set(1000)
         self.client.on_message = self._on_message
         self.client.on_subscribe = lambda *args: subscribed.set()
@@ -264,8 +274,8 @@ class Mark:
 class AlarmWatcher(TopicCollector):
     """The hub's alarm events on ``hazard/v1/+/alarms``."""
 
-    def __init__(self, port: int) -> None:
-        super().__init__(port, "hazard/v1/+/alarms")
+    def __init__(self, port: int, auth: tuple[str, str] | None = None) -> None:
+        super().__init__(port, "hazard/v1/+/alarms", auth)
 
     def events(self, start: int = 0) -> list[dict[str, Any]]:
         return [json.loads(p) for p in self.payloads(start)]

@@ -1,7 +1,8 @@
 """Smoke test of bench/alarm_latency.py: every probed gas detector's level-2 alarm is matched,
 under both load shapes, with InfluxDB (the sink as a thread and as a process, the MQTT sessions
-as threads) and with the embedded store (the MQTT sessions in child processes); the report is whole. Its figures are not asserted (no timing
-assertions); its counts are."""
+as threads, the broker with the ACL of `safety-hub broker`) and with the embedded store (the
+MQTT sessions in child processes, an anonymous broker); the report is whole. Its figures are
+not asserted (no timing assertions); its counts are."""
 
 from __future__ import annotations
 
@@ -39,26 +40,28 @@ def _bench(tmp_path: Path, *args: str) -> list[dict[str, Any]]:
     ("args", "expected"),
     [
         # InfluxDB storage, the sink as a thread and in its own process, the MQTT sessions as
-        # threads of the hub
+        # threads of the hub; the broker with the ACL of `safety-hub broker` (the default)
         (
             ("--shapes", "burst", "--sink", "both", "--mqtt", "thread"),
             [
-                (1000, "burst", "influx", "thread", "thread"),
-                (1000, "burst", "influx", "process", "thread"),
+                (1000, "burst", "influx", "thread", "thread", "acl"),
+                (1000, "burst", "influx", "process", "thread", "acl"),
             ],
         ),
-        # the embedded store of make demo, the hub's defaults (MQTT sessions in child processes)
+        # the embedded store of make demo, the hub's defaults (MQTT sessions in child
+        # processes), an anonymous broker
         (
-            ("--shapes", "spread", "--storage", "embedded"),
-            [(1000, "spread", "embedded", "default", "default")],
+            ("--shapes", "spread", "--storage", "embedded", "--broker", "open"),
+            [(1000, "spread", "embedded", "default", "default", "open")],
         ),
     ],
 )
 def test_every_probe_gets_its_level_2_alarm(
-    tmp_path: Path, args: tuple[str, ...], expected: list[tuple[int, str, str, str, str]]
+    tmp_path: Path, args: tuple[str, ...], expected: list[tuple[int, str, str, str, str, str]]
 ) -> None:
     cases = _bench(tmp_path, *args)
-    assert [(c["rate"], c["shape"], c["storage"], c["sink"], c["mqtt"]) for c in cases] == expected
+    got = [(c["rate"], c["shape"], c["storage"], c["sink"], c["mqtt"], c["broker"]) for c in cases]
+    assert got == expected
     for case in cases:
         assert case["probes"] == case["answered"] == PROBES
         assert case["p50_ms"] is not None and case["p50_ms"] <= case["p99_ms"] <= case["max_ms"]

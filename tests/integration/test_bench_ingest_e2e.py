@@ -42,6 +42,7 @@ def test_both_contenders_store_every_reading_and_the_report_has_the_figures(
     report = json.loads(report_path.read_text())
     assert report["complete"] is True
     assert report["readings"] == READINGS and report["batch"] == 100
+    assert report["broker"] == "acl"  # as docker-compose runs it: a user per enterprise
     also = "hub[SAFETY_HUB_MQTT_PROCESS=off]"
     assert [(r["contender"], r["stored"]) for r in report["runs"]] == [
         ("hub", READINGS),

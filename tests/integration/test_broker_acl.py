@@ -151,6 +151,36 @@ def test_enterprises_are_fenced_and_the_hub_reads_all(
     assert not a.got(b"B-own") and not a.got(b"alarm-for-B")
 
 
+def test_the_catch_all_user_reads_only_what_no_registered_enterprise_sends(
+    clients: Callable[[str, str | None], Client], broker_files: tuple[Path, dict[str, str]]
+) -> None:
+    """The hub's catch-all user (the hub's password) gets an unregistered enterprise's
+    telemetry and status, and none of a registered one's, which the hub user gets."""
+    _, creds = broker_files
+    assert creds["hub-unregistered"] == creds["hub"]
+    hub, catch_all = clients("hub", None), clients("hub-unregistered", None)
+    simulator = clients("simulator", None)
+    for client in (hub, catch_all):
+        assert client.subscribe("hazard/v1/+/telemetry/#") < 128
+        assert client.subscribe("hazard/v1/+/status") < 128
+    stranger = "x9-not-registered"
+    simulator.publish(f"hazard/v1/{A}/telemetry", b"A-telemetry")
+    simulator.publish(f"hazard/v1/{A}/telemetry/unit-1", b"A-unit")
+    simulator.publish(f"hazard/v1/{B}/status", b"B-status")
+    simulator.publish(f"hazard/v1/{stranger}/telemetry", b"stranger-telemetry")
+    simulator.publish(f"hazard/v1/{stranger}/status", b"stranger-status")
+    wait_until(
+        lambda: (
+            all(hub.got(p) for p in (b"A-telemetry", b"A-unit", b"B-status", b"stranger-status"))
+            and catch_all.got(b"stranger-telemetry")
+            and catch_all.got(b"stranger-status")
+        ),
+        10,
+        message="the hub's and the catch-all's messages",
+    )
+    assert not any(catch_all.got(p) for p in (b"A-telemetry", b"A-unit", b"B-status"))
+
+
 def test_the_hub_may_probe_its_round_trip_and_an_enterprise_may_not(
     broker: MosquittoProcess, broker_files: tuple[Path, dict[str, str]]
 ) -> None:
@@ -254,5 +284,6 @@ def test_users_leave_with_their_enterprise(tmp_path: Path, plant: Plant) -> None
     assert set(result.removed) == set(plant.enterprises) - set(other.enterprises)
     assert result.source["hub"] == "kept"
     users = {line.split(":", 1)[0] for line in (out / "passwd").read_text().splitlines()}
-    assert users == {"hub", *other.enterprises}
+    assert users == {"hub", "hub-unregistered", *other.enterprises}
+    assert f"topic deny hazard/v1/{A}/telemetry/#" not in (out / "acl").read_text()
     assert f"user {A}\n" not in (out / "acl").read_text()

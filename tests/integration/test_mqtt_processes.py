@@ -7,16 +7,22 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from connectors.mqtt.acl import generate
 from connectors.mqtt.catch_all import CATCH_ALL_PROCESS_NAME
 from connectors.mqtt.receiver import RECEIVER_PROCESS_NAME
+from safety_hub.registry import default_plant_path, load_plant
 from tests.fixtures.processes import MosquittoProcess
 from tests.integration.hostile import (
     DETECTORS,
+    ENT,
+    TELEMETRY,
+    AlarmWatcher,
     Publisher,
     assert_alarm_still_fires,
     reading,
@@ -30,6 +36,7 @@ from tests.integration.test_sink_process import alive, named_children
 pytestmark = pytest.mark.integration
 
 STRANGER = "x9-not-registered"
+COPIES = "safety_hub_mqtt_catch_all_copies_total"
 
 
 def child_named(hub: HubProcess, name: str, other_than: int | None = None) -> int:
@@ -74,6 +81,11 @@ def test_catch_all_child_killed_is_restarted_and_the_park_still_alarms(
     try:
         first = catch_all_child(hub)
         wait_stranger_counted(hub, clients.pub)
+        # An open broker sends the catch-all a copy of each registered enterprise's message too:
+        # it drops and counts them (the fenced user of the next test gets none).
+        clients.pub.publish(TELEMETRY, reading("GT-1101", 0.0, now_ms()))
+        wait_for(lambda: hub.metric(COPIES) > 0, 10, "the catch-all's copies counted")
+        copies = hub.metric(COPIES)
 
         os.kill(first, signal.SIGKILL)
         # The registered enterprises' sessions are the hub's own: alarms go on meanwhile.
@@ -82,6 +94,7 @@ def test_catch_all_child_killed_is_restarted_and_the_park_still_alarms(
         )
         second = catch_all_child(hub, other_than=first)
         wait_stranger_counted(hub, clients.pub)
+        assert hub.metric(COPIES) >= copies  # the count survives the child's restart
         assert "catch-all process exited; restarting" in hub.log_tail(200)
         wait_for(lambda: hub.get("/readyz").status_code == 200, 30, "the hub ready again")
         assert_alarm_still_fires(
@@ -91,6 +104,60 @@ def test_catch_all_child_killed_is_restarted_and_the_park_still_alarms(
         clients.close()
     assert second is not None
     wait_for(lambda: not alive(second), 10, "the catch-all process to end with the hub's stop")
+
+
+def test_a_fenced_catch_all_user_gets_no_copies_and_strangers_are_still_counted(
+    mosquitto_factory: Any, tmp_path: Path
+) -> None:
+    """The broker as `safety-hub broker` configures it, the hub's catch-all connected as its
+    own user (SAFETY_HUB_MQTT_CATCH_ALL_USER): an unregistered enterprise's message is still
+    counted, a registered one's gas reading alarms, and the catch-all gets no copy of it."""
+    out = tmp_path / "broker-files"
+    generate(
+        load_plant(default_plant_path()),
+        out,
+        simulator_user="simulator",
+        env={"MQTT_HUB_PASSWORD": "hub-secret"},
+    )
+    creds = dict(
+        line.split(":", 1)
+        for line in (out / "credentials").read_text().splitlines()
+        if line and not line.startswith("#")
+    )
+    broker = mosquitto_factory(
+        users={"hub": creds["hub"]},
+        password_file_text=(out / "passwd").read_text(),
+        acl_text=(out / "acl").read_text(),
+    )
+    hub = start_hub(
+        tmp_path / "hub",
+        broker.url_with_credentials("hub"),
+        SAFETY_HUB_MQTT_CATCH_ALL_USER="hub-unregistered",
+    )
+    enterprise = (ENT, creds[ENT])
+    pub = Publisher(broker.port, auth=enterprise)
+    watcher = AlarmWatcher(broker.port, auth=enterprise)
+    stranger = Publisher(broker.port, auth=("simulator", creds["simulator"]))
+    try:
+        catch_all_child(hub)
+        wait_stranger_counted(hub, stranger)
+        accepted = hub.metric("safety_hub_readings_accepted_total")
+        for k in range(20):
+            pub.publish(TELEMETRY, reading("GT-1101", 0.0, now_ms() + k))
+        wait_for(
+            lambda: hub.metric("safety_hub_readings_accepted_total") >= accepted + 20,
+            30,
+            "the registered enterprise's readings taken in",
+        )
+        assert_alarm_still_fires(pub, watcher, hub, DETECTORS[0], "a fenced catch-all user")
+        wait_stranger_counted(hub, stranger)  # after the registered messages, and still up
+        time.sleep(1.5)  # the child reports its count every 0.5 s
+        assert hub.metric(COPIES) == 0
+        assert hub.metric("safety_hub_mqtt_connected") == 1
+    finally:
+        for client in (pub, watcher, stranger):
+            client.close()
+        hub.stop()
 
 
 def test_receiver_child_killed_mid_stream_is_restarted_and_loses_nothing(

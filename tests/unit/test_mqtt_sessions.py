@@ -66,3 +66,39 @@ def test_a_province_shares_a_bounded_number_of_sessions_and_a_new_enterprise_mov
     more = session_groups([*many, "g501"], 64)
     where = {c: name for name, group in groups.items() for c in group}
     assert all(where[c] == name for name, group in more.items() for c in group if c in where)
+
+
+def test_the_catch_all_connects_as_its_own_broker_user_with_the_base_password() -> None:
+    """SAFETY_HUB_MQTT_CATCH_ALL_USER: the catch-all alone changes user (the ACL of
+    `safety-hub broker` fences that user off the registered enterprises); unset, it is the
+    base's user like every other session."""
+    base = MqttConfig(host="h", port=1, client_id="hub", username="hub", password="pw")
+    lanes = [("e1", ("t/e1",), ())]
+    catch_all = (("t/+",), (), lambda topic: topic == "t/e1")
+    configs, publisher = sessions_for(base, lanes, catch_all, "hub-unregistered")
+    fenced = configs["_unregistered"]
+    assert (fenced.username, fenced.password) == ("hub-unregistered", "pw")
+    assert configs["e1"].username == "hub" and publisher.username == "hub"
+    configs, _ = sessions_for(base, lanes, catch_all, None)
+    assert configs["_unregistered"].username == "hub"
+
+
+def test_the_catch_all_copies_are_counted_in_the_hubs_process() -> None:
+    """With the sessions as threads of the hub, the catch-all's dropped copies are read from
+    its MqttIngest (the child process reports them otherwise)."""
+    from connectors.mqtt import MqttSessions
+
+    base = MqttConfig(host="127.0.0.1", port=1, client_id="hub")
+    configs, publisher = sessions_for(
+        base, [("e1", ("t/e1",), ())], (("t/+",), (), lambda topic: topic == "t/e1")
+    )
+    import paho.mqtt.client as mqtt
+
+    sessions = MqttSessions(configs, publisher)
+    assert sessions.catch_all_copies() == 0
+    catch_all = sessions._sessions["_unregistered"]
+    got: list[str] = []
+    catch_all._handler = lambda m: got.append(m.topic)  # type: ignore[union-attr]
+    for topic in (b"t/e1", b"t/e1", b"t/x9"):  # QoS 0: nothing to acknowledge
+        catch_all._handle_message(None, None, mqtt.MQTTMessage(topic=topic))  # type: ignore[union-attr,arg-type]
+    assert sessions.catch_all_copies() == 2 and got == ["t/x9"]
