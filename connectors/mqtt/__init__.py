@@ -2,18 +2,20 @@
 broker's users and ACL generated from the plant registry (``connectors.mqtt.acl``, the
 ``safety-hub broker`` command; not imported here)."""
 
-from connectors.mqtt.embedded import EmbeddedBroker, packet_limit
+from connectors.mqtt.embedded import EMBEDDED_CATCH_ALL_USER, EmbeddedBroker, packet_limit
 from connectors.mqtt.ingest import MqttConfig, MqttIngest
 from connectors.mqtt.probe import PROBE_PREFIX, RoundTripProbe
 from connectors.mqtt.sessions import (
     MqttSessions,
     Retiring,
+    enterprise_lanes,
     of_enterprises,
     session_groups,
     sessions_for,
 )
 
 __all__ = [
+    "EMBEDDED_CATCH_ALL_USER",
     "PROBE_PREFIX",
     "EmbeddedBroker",
     "MqttConfig",
@@ -21,6 +23,7 @@ __all__ = [
     "MqttSessions",
     "Retiring",
     "RoundTripProbe",
+    "enterprise_lanes",
     "of_enterprises",
     "packet_limit",
     "session_groups",

@@ -34,7 +34,7 @@ import os
 import re
 import secrets
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -136,6 +136,38 @@ def users_for(
     return users
 
 
+def catch_all_rules(enterprises: Collection[str]) -> list[str]:
+    """The ACL lines of the hub's catch-all user: every enterprise's telemetry and status but
+    the registered ones' (Mosquitto checks denies first, on every message it delivers)."""
+    lines = [
+        "# the hub's catch-all session (SAFETY_HUB_MQTT_CATCH_ALL_USER): messages of",
+        "# enterprises the registry does not know, to reject and count them. Its own",
+        "# session receives each registered enterprise's messages; a copy is denied here.",
+        f"topic read {TELEMETRY_SUBSCRIPTION}",
+        "topic read hazard/v1/+/status",
+    ]
+    for code in sorted(enterprises):
+        lines += [f"topic deny hazard/v1/{code}/telemetry/#", f"topic deny hazard/v1/{code}/status"]
+    return lines
+
+
+def render_open_acl(catch_all_user: str, enterprises: Collection[str]) -> str:
+    """The ACL of the embedded broker (local mode, anonymous): every client may read and write
+    everything, except that the hub's catch-all user is fenced off the registered enterprises."""
+    return "\n".join(
+        [
+            "# written by safety-hub: the embedded broker of local mode. Any client may read",
+            "# and write any topic; only the hub's catch-all user is fenced (below).",
+            "pattern readwrite #",
+            "pattern read $SYS/#",
+            "",
+            f"user {catch_all_user}",
+            *catch_all_rules(enterprises),
+            "",
+        ]
+    )
+
+
 def render_acl(plant: Plant, users: list[BrokerUser]) -> str:
     """The Mosquitto ACL text (topic tree: docs/mqtt-contract.md)."""
     telemetry = TELEMETRY_SUBSCRIPTION  # hazard/v1/+/telemetry/# (also matches .../telemetry)
@@ -158,18 +190,7 @@ def render_acl(plant: Plant, users: list[BrokerUser]) -> str:
                 "topic readwrite safety-hub/probe/#",
             ]
         elif user.role == "catch_all":
-            lines += [
-                "# the hub's catch-all session (SAFETY_HUB_MQTT_CATCH_ALL_USER): messages of",
-                "# enterprises the registry does not know, to reject and count them. Its own",
-                "# session receives each registered enterprise's messages; a copy is denied here.",
-                f"topic read {telemetry}",
-                "topic read hazard/v1/+/status",
-            ]
-            for code in sorted(plant.enterprises):
-                lines += [
-                    f"topic deny hazard/v1/{code}/telemetry/#",
-                    f"topic deny hazard/v1/{code}/status",
-                ]
+            lines += catch_all_rules(plant.enterprises)
         elif user.role == "simulator":
             lines += [
                 "# simulated gateways of every enterprise (demo and test stacks only)",

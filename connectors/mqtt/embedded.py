@@ -6,7 +6,11 @@ Persistence lives under the hub's data dir, so a restarted demo keeps its sessio
 limits are raised far above Mosquitto's default of 1000 messages, past which it would drop
 QoS 1 messages silently. ``message_size_limit`` refuses a payload over the hub's limit to its
 sender (an MQTT 5 publisher gets a failure reason code), and ``max_packet_size`` disconnects a
-client that sends a far larger packet before the broker holds it in memory.
+client that sends a far larger packet before the broker holds it in memory. Its ACL lets any
+client read and write anything, except that the hub's catch-all user (``EMBEDDED_CATCH_ALL_USER``)
+is denied the registered enterprises' topics (acl.py), so the broker sends the catch-all no copy
+of what their own sessions receive. Run as root, it keeps the user it was started as (Mosquitto
+would switch to ``mosquitto``, who may not write the hub's data dir).
 """
 
 from __future__ import annotations
@@ -14,16 +18,23 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import logging
+import os
+import pwd
 import shutil
 import signal
 import socket
 import subprocess
 import time
+from collections.abc import Collection
 from pathlib import Path
 
 from safety_hub.errors import BrokerError
 
 log = logging.getLogger("connectors.mqtt.embedded")
+
+EMBEDDED_CATCH_ALL_USER = "safety-hub-unregistered"
+"""the hub's catch-all user on the embedded broker, whose ACL fences it off the registered
+enterprises (unless ``SAFETY_HUB_MQTT_CATCH_ALL_USER`` names another)"""
 
 _CONFIG = """\
 # written by safety-hub: the embedded broker of local mode
@@ -43,7 +54,7 @@ log_dest file {data}/mosquitto.log
 log_type error
 log_type warning
 log_type notice
-"""
+{acl}"""
 
 
 def packet_limit(max_payload_bytes: int) -> int:
@@ -81,7 +92,12 @@ class EmbeddedBroker:
         preferred_port: int = 1883,
         host: str = "127.0.0.1",
         max_payload_bytes: int = 1_048_576,
+        fence: tuple[str, Collection[str]] | None = None,
     ) -> None:
+        """``fence``: (the hub's catch-all user, the registered enterprises): an ACL that lets
+        any client do anything but denies that user the registered enterprises' topics, so
+        the broker sends the catch-all no copy of what their own sessions receive (acl.py)."""
+        self.fence = fence
         self.data_dir = data_dir
         self.max_payload_bytes = max_payload_bytes
         self.host = host
@@ -113,6 +129,16 @@ class EmbeddedBroker:
                 )
             port = _free_port(self.host)
         self.port = port
+        acl = ""
+        if os.geteuid() == 0:
+            # As root, Mosquitto would switch to user "mosquitto", who may not read or write
+            # the hub's data dir: its persistence, log and ACL file.
+            acl += f"user {pwd.getpwuid(os.geteuid()).pw_name}\n"
+        if self.fence is not None:
+            from connectors.mqtt.acl import render_open_acl
+
+            (self.data_dir / "acl").write_text(render_open_acl(*self.fence))
+            acl += f"acl_file {self.data_dir}/acl\n"
         conf = self.data_dir / "mosquitto.conf"
         conf.write_text(
             _CONFIG.format(
@@ -121,6 +147,7 @@ class EmbeddedBroker:
                 data=self.data_dir,
                 max_payload=self.max_payload_bytes,
                 max_packet=packet_limit(self.max_payload_bytes),
+                acl=acl,
             )
         )
         self._proc = subprocess.Popen(

@@ -37,6 +37,7 @@ from dataclasses import dataclass, replace
 from connectors.mqtt.catch_all import CatchAllProcess
 from connectors.mqtt.ingest import ConnectionListener, MqttConfig, MqttIngest
 from connectors.mqtt.receiver import ReceiverProcess, RemoteSession, RemoteToken
+from safety_hub.ingest.telemetry import status_topic, telemetry_subscription
 from safety_hub.ports import InboundMessage
 
 log = logging.getLogger("connectors.mqtt.sessions")
@@ -227,6 +228,22 @@ def session_groups(codes: Sequence[str], max_sessions: int) -> dict[str, list[st
         k = zlib.crc32(code.encode()) % max_sessions
         groups.setdefault(f"_g{k:03d}", []).append(code)
     return dict(sorted(groups.items()))
+
+
+def enterprise_lanes(
+    codes: Collection[str], max_sessions: int
+) -> list[tuple[str, tuple[str, ...], tuple[str, ...]]]:
+    """The persistent sessions of :func:`sessions_for` for the registered ``codes``: (name,
+    subscriptions: each enterprise's telemetry and status, no_retained: its telemetry), one
+    session per enterprise up to ``max_sessions`` (:func:`session_groups`)."""
+    return [
+        (
+            name,
+            tuple(t for c in group for t in (telemetry_subscription(c), status_topic(c))),
+            tuple(telemetry_subscription(c) for c in group),
+        )
+        for name, group in session_groups(sorted(codes), max_sessions).items()
+    ]
 
 
 def sessions_for(

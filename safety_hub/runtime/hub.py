@@ -25,8 +25,6 @@ from safety_hub.ingest.telemetry import (
     TELEMETRY_SUBSCRIPTION,
     DecodeLimits,
     parse_status,
-    status_topic,
-    telemetry_subscription,
 )
 from safety_hub.ingest.triage import Triage
 from safety_hub.ingest.worker import IngestWorker, build_prefixes
@@ -392,23 +390,27 @@ class Hub:
 
     def _build_source(self) -> MessageSource:
         from connectors.mqtt import (
+            EMBEDDED_CATCH_ALL_USER,
             EmbeddedBroker,
             MqttConfig,
             MqttSessions,
             Retiring,
             RoundTripProbe,
+            enterprise_lanes,
             of_enterprises,
             packet_limit,
-            session_groups,
             sessions_for,
         )
 
         target = self.settings.mqtt_target()
+        catch_all_user = self.settings.mqtt_catch_all_user
         if target is None:
+            catch_all_user = catch_all_user or EMBEDDED_CATCH_ALL_USER  # its ACL fences it
             broker = self._embedded_broker = EmbeddedBroker(
                 self.settings.data_dir / "broker",
                 self.settings.embedded_mqtt_port,
                 max_payload_bytes=self.settings.max_payload_bytes,
+                fence=(catch_all_user, self.plant.enterprises),
             ).start()
             host, port, user, password, tls = broker.host, broker.port, None, None, False
         else:
@@ -431,21 +433,13 @@ class Hub:
         # queue), a catch-all for unregistered enterprises, a publisher (connectors/mqtt/
         # sessions.py); the single session of earlier versions is emptied and ended.
         codes = frozenset(self.plant.enterprises)
-        groups = session_groups(sorted(codes), self.settings.mqtt_max_sessions)
-        lanes = [
-            (
-                name,
-                tuple(t for c in group for t in (telemetry_subscription(c), status_topic(c))),
-                tuple(telemetry_subscription(c) for c in group),
-            )
-            for name, group in groups.items()
-        ]
+        lanes = enterprise_lanes(codes, self.settings.mqtt_max_sessions)
         everything = (TELEMETRY_SUBSCRIPTION, STATUS_SUBSCRIPTION)
         sessions, publisher = sessions_for(
             base,
             lanes,
             (everything, (TELEMETRY_SUBSCRIPTION,), of_enterprises(codes)),
-            self.settings.mqtt_catch_all_user,
+            catch_all_user,
         )
         source = MqttSessions(
             sessions,

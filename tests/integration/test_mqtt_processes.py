@@ -160,6 +160,30 @@ def test_a_fenced_catch_all_user_gets_no_copies_and_strangers_are_still_counted(
         hub.stop()
 
 
+def test_the_embedded_broker_fences_the_catch_all_too(tmp_path: Path) -> None:
+    """Local mode (make demo): the embedded broker lets any client do anything, except that the
+    hub's catch-all user gets no copy of a registered enterprise's messages."""
+    hub = start_hub(tmp_path / "hub", None, SAFETY_HUB_EMBEDDED_MQTT_PORT="0")
+    clients: Clients | None = None
+    try:
+        port = int(hub.get("/api/v1/system").json()["mqtt_url"].rsplit(":", 1)[1])
+        clients = Clients(hub, port)
+        catch_all_child(hub)
+        wait_stranger_counted(hub, clients.pub)
+        assert_alarm_still_fires(
+            clients.pub, clients.watcher, hub, DETECTORS[0], "the embedded broker's fence"
+        )
+        wait_stranger_counted(hub, clients.pub)  # after the registered messages, and still up
+        time.sleep(1.5)  # the child reports its count every 0.5 s
+        assert hub.metric(COPIES) == 0
+        assert (tmp_path / "hub" / "broker" / "acl").exists()
+    finally:
+        if clients is not None:
+            clients.close()
+        else:
+            hub.stop()
+
+
 def test_receiver_child_killed_mid_stream_is_restarted_and_loses_nothing(
     mosquitto: Any, influxdb1: Any, influx_db: str, tmp_path: Path
 ) -> None:
