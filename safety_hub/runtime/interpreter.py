@@ -28,9 +28,9 @@ from safety_hub.logs import setup_logging
 GC_YOUNG = 20_000
 """allocations between young-generation collections (Python's default: 700)"""
 SWITCH_INTERVAL_S = 0.001
+"""the longest a computing thread keeps the GIL while another waits (Python's default: 5 ms)"""
 SINK_PROCESS_NAME = "safety-hub-sink"
 """the sink's child process (runtime/sink_process.py), as ``top`` shows it"""
-"""the longest a computing thread keeps the GIL while another waits (Python's default: 5 ms)"""
 
 
 def tune_for_ingest() -> None:
