@@ -37,6 +37,7 @@ import json
 import multiprocessing
 import os
 import queue
+import statistics
 import sys
 import tempfile
 import time
@@ -163,6 +164,7 @@ class CaseResult:
     baseline_p50_ms: float | None
     baseline_p99_ms: float | None
     latencies_ms: list[float]
+    round: int = 1
 
 
 def _enterprises() -> list[str]:
@@ -447,7 +449,11 @@ def run(
     sinks: tuple[str, ...] = ("default",),
     mqtts: tuple[str, ...] = ("default",),
     brokers: tuple[str, ...] = ("acl",),
+    rounds: int = 1,
 ) -> list[CaseResult]:
+    """Every case (rate x shape x sink x mqtt x broker) ``rounds`` times, the cases taking turns
+    within each round; with more than one round a summary per case follows: the median of its
+    rounds' p50 and p99, and the p99 of all its probes pooled."""
     chosen = probe_detectors(probes)
     results: list[CaseResult] = []
     print(
@@ -468,28 +474,57 @@ def run(
         influx = None
         if storage == "influx":
             influx = stack.enter_context(InfluxDB1Process(tmp / "influx"))
-        for rate in rates:
-            for shape in shapes:
-                for sink, mqtt, kind in itertools.product(sinks, mqtts, brokers):
-                    broker, creds = access[kind]
-                    r = run_case(
-                        tmp, broker, rate, shape, chosen, gap_s, influx, sink, mqtt, creds, kind
-                    )
-                    results.append(r)
-                    label = "" if sink == "default" else f" sink {sink:<7}"
-                    label += "" if mqtt == "default" else f" mqtt {mqtt:<7}"
-                    label += "" if len(brokers) == 1 else f" broker {kind:<4}"
-                    print(
-                        f"  load {rate:>9,.0f}/s {shape:<6}{label} (offered "
-                        f"{r.offered_per_s:>9,.0f}/s, "
-                        f"hub ingested {r.ingested_per_s:>9,.0f}/s, queued at end "
-                        f"{r.queued_at_end:,.0f} msgs): {r.answered}/{r.probes} alarms, p50 "
-                        f"{_ms(r.p50_ms)} ms p99 {_ms(r.p99_ms)} ms max {_ms(r.max_ms)} ms | "
-                        f"MQTT round trip p50 {_ms(r.baseline_p50_ms)} ms p99 "
-                        f"{_ms(r.baseline_p99_ms)} ms",
-                        flush=True,
-                    )
+        cases = list(itertools.product(rates, shapes, sinks, mqtts, brokers))
+        for rnd, (rate, shape, sink, mqtt, kind) in itertools.product(range(1, rounds + 1), cases):
+            broker, creds = access[kind]
+            r = run_case(tmp, broker, rate, shape, chosen, gap_s, influx, sink, mqtt, creds, kind)
+            r.round = rnd
+            results.append(r)
+            label = _label(r, len(brokers) > 1) + ("" if rounds == 1 else f" #{rnd}")
+            print(
+                f"  load {rate:>9,.0f}/s {shape:<6}{label} (offered {r.offered_per_s:>9,.0f}/s, "
+                f"hub ingested {r.ingested_per_s:>9,.0f}/s, queued at end "
+                f"{r.queued_at_end:,.0f} msgs): {r.answered}/{r.probes} alarms, p50 "
+                f"{_ms(r.p50_ms)} ms p99 {_ms(r.p99_ms)} ms max {_ms(r.max_ms)} ms | "
+                f"MQTT round trip p50 {_ms(r.baseline_p50_ms)} ms p99 "
+                f"{_ms(r.baseline_p99_ms)} ms",
+                flush=True,
+            )
+    if rounds > 1:
+        print_summary(results, len(brokers) > 1)
     return results
+
+
+def _label(r: CaseResult, brokers: bool) -> str:
+    label = "" if r.sink == "default" else f" sink {r.sink:<7}"
+    label += "" if r.mqtt == "default" else f" mqtt {r.mqtt:<7}"
+    return label + (f" broker {r.broker:<4}" if brokers else "")
+
+
+def print_summary(results: list[CaseResult], brokers: bool) -> None:
+    """Per case over its rounds: the median of the rounds' p50 and p99 (and their range), and
+    the p99 of all its probes pooled, steadier than any one round's."""
+    print("  over the rounds (median of the rounds' p50 / p99 [their range]; pooled p99):")
+    by_case: dict[tuple[Any, ...], list[CaseResult]] = {}
+    for r in results:
+        by_case.setdefault((r.rate, r.shape, r.sink, r.mqtt, r.broker), []).append(r)
+    for runs in by_case.values():
+        answered = [r for r in runs if r.p99_ms is not None and r.p50_ms is not None]
+        first = runs[0]
+        head = f"  load {first.rate:>9,.0f}/s {first.shape:<6}{_label(first, brokers)}"
+        if not answered:
+            print(f"{head}: no alarm answered in any round")
+            continue
+        p50s = [r.p50_ms for r in answered if r.p50_ms is not None]
+        p99s = [r.p99_ms for r in answered if r.p99_ms is not None]
+        pooled = [v for r in answered for v in r.latencies_ms]
+        print(
+            f"{head}: p50 {statistics.median(p50s):6.1f} ms, p99 "
+            f"{statistics.median(p99s):6.1f} ms [{min(p99s):.1f}-{max(p99s):.1f}] over "
+            f"{len(answered)} rounds; pooled p99 {pct(pooled, 99):6.1f} ms "
+            f"({len(pooled)} probes)",
+            flush=True,
+        )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -544,6 +579,13 @@ def main(argv: list[str] | None = None) -> int:
         "docker-compose runs it (each enterprise's load with its own credentials, the hub's "
         "catch-all as its own fenced user); open: anonymous, no ACL; both: one case each",
     )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="run every case this many times, the cases taking turns, then summarise each "
+        "(median p99 over the rounds, pooled p99); one round's p99 moves by 10 ms and more",
+    )
     parser.add_argument("--json", type=Path, help="also write the results to this file")
     args = parser.parse_args(argv)
     brokers = ("acl", "open") if args.broker == "both" else (args.broker,)
@@ -558,7 +600,9 @@ def main(argv: list[str] | None = None) -> int:
     probes = args.probes
     if args.quick:
         rates, probes = (20_000.0,), 30
-    results = run(rates, shapes, probes, args.gap, args.storage, sinks, mqtts, brokers)
+    if args.rounds < 1:
+        parser.error("--rounds must be at least 1")
+    results = run(rates, shapes, probes, args.gap, args.storage, sinks, mqtts, brokers, args.rounds)
     if args.json:
         args.json.write_text(json.dumps([asdict(r) for r in results], indent=2))
     return 0 if all(r.answered == r.probes for r in results) else 1
