@@ -89,17 +89,13 @@ def acl_broker(
 ) -> tuple[MosquittoProcess, BrokerAccess]:
     """A broker (not started) with the passwd and ACL ``safety-hub broker`` writes for the
     plant (default: the sample park), plus :data:`BENCH_USER`, and the credentials to use."""
-    from connectors.mqtt.acl import catch_all_user_of, generate, hash_password
+    from connectors.mqtt.acl import catch_all_user_of, generate, hash_password, read_credentials
     from safety_hub.registry import default_plant_path, load_plant
 
     out = tmp / f"{name}-files"
     registry = load_plant(plant or default_plant_path())
     generate(registry, out, env={"MQTT_HUB_PASSWORD": uuid.uuid4().hex})
-    creds = dict(
-        line.split(":", 1)
-        for line in (out / "credentials").read_text().splitlines()
-        if line and not line.startswith("#")
-    )
+    creds = read_credentials(out)
     bench_password = uuid.uuid4().hex
     broker = MosquittoProcess(
         tmp / name,

@@ -227,6 +227,11 @@ def _read_pairs(path: Path) -> dict[str, str]:
     return out
 
 
+def read_credentials(out_dir: Path) -> dict[str, str]:
+    """user -> clear-text password, from the ``credentials`` file ``generate`` wrote."""
+    return _read_pairs(out_dir / CREDENTIALS_FILE)
+
+
 def _write_private(path: Path, text: str, mode: int) -> bool:
     """Write atomically with ``mode`` from the first byte on; False when already identical."""
     if path.exists() and path.read_text(encoding="utf-8") == text:

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from connectors.mqtt.acl import generate
+from connectors.mqtt.acl import generate, read_credentials
 from connectors.mqtt.catch_all import CATCH_ALL_PROCESS_NAME
 from connectors.mqtt.receiver import RECEIVER_PROCESS_NAME
 from safety_hub.registry import default_plant_path, load_plant
@@ -119,11 +119,7 @@ def test_a_fenced_catch_all_user_gets_no_copies_and_strangers_are_still_counted(
         simulator_user="simulator",
         env={"MQTT_HUB_PASSWORD": "hub-secret"},
     )
-    creds = dict(
-        line.split(":", 1)
-        for line in (out / "credentials").read_text().splitlines()
-        if line and not line.startswith("#")
-    )
+    creds = read_credentials(out)
     broker = mosquitto_factory(
         users={"hub": creds["hub"]},
         password_file_text=(out / "passwd").read_text(),
