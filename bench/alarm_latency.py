@@ -509,19 +509,18 @@ def print_summary(results: list[CaseResult], brokers: bool) -> None:
     for r in results:
         by_case.setdefault((r.rate, r.shape, r.sink, r.mqtt, r.broker), []).append(r)
     for runs in by_case.values():
-        answered = [r for r in runs if r.p99_ms is not None and r.p50_ms is not None]
-        first = runs[0]
-        head = f"  load {first.rate:>9,.0f}/s {first.shape:<6}{_label(first, brokers)}"
-        if not answered:
+        # a round's p50 and p99 are both set, or both None when no probe was answered
+        p50s = [r.p50_ms for r in runs if r.p50_ms is not None]
+        p99s = [r.p99_ms for r in runs if r.p99_ms is not None]
+        pooled = [v for r in runs for v in r.latencies_ms]
+        head = f"  load {runs[0].rate:>9,.0f}/s {runs[0].shape:<6}{_label(runs[0], brokers)}"
+        if not p99s:
             print(f"{head}: no alarm answered in any round")
             continue
-        p50s = [r.p50_ms for r in answered if r.p50_ms is not None]
-        p99s = [r.p99_ms for r in answered if r.p99_ms is not None]
-        pooled = [v for r in answered for v in r.latencies_ms]
         print(
             f"{head}: p50 {statistics.median(p50s):6.1f} ms, p99 "
             f"{statistics.median(p99s):6.1f} ms [{min(p99s):.1f}-{max(p99s):.1f}] over "
-            f"{len(answered)} rounds; pooled p99 {pct(pooled, 99):6.1f} ms "
+            f"{len(p99s)} rounds; pooled p99 {pct(pooled, 99):6.1f} ms "
             f"({len(pooled)} probes)",
             flush=True,
         )
