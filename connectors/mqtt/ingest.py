@@ -24,7 +24,6 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
-from connectors.mqtt.direct_write import DirectWriteClient
 from safety_hub.ports import InboundMessage
 
 log = logging.getLogger("connectors.mqtt")
@@ -100,15 +99,12 @@ class MqttIngest:
         self.ignored = 0
         """messages dropped by ``config.ignore_topic`` (another session of the hub takes them)"""
         v5 = config.protocol == "v5"
-        # Publishing threads write their own packets (alarm events reach the broker without
-        # waiting for this client's network thread), except over TLS: direct_write.py.
-        self._client = DirectWriteClient(
+        self._client = mqtt.Client(
             CallbackAPIVersion.VERSION2,
             client_id=config.client_id,
             protocol=mqtt.MQTTv5 if v5 else mqtt.MQTTv311,
             clean_session=None if v5 else not config.persistent,
             manual_ack=True,
-            direct=not config.tls,
         )
         self._client.max_queued_messages_set(0)  # outgoing publishes queue while offline
         self._client.max_inflight_messages_set(100)
@@ -181,7 +177,6 @@ class MqttIngest:
 
     def publish(self, topic: str, payload: bytes, *, qos: int = 1, retain: bool = False) -> None:
         info = self._client.publish(topic, payload, qos=qos, retain=retain)
-        self._client.write_queued()
         if info.rc not in (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_NO_CONN):
             raise RuntimeError(f"mqtt: publish to {topic!r} failed: {mqtt.error_string(info.rc)}")
 
@@ -192,7 +187,6 @@ class MqttIngest:
         info = self._client.publish(topic, payload, qos=1)
         if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
             return False
-        self._client.write_queued()
         try:
             info.wait_for_publish(timeout_s)
         except (RuntimeError, ValueError):
@@ -212,8 +206,6 @@ class MqttIngest:
             if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
                 break
             infos.append(info)
-        if infos:
-            self._client.write_queued()  # all at once: one write for the lot
         deadline = time.monotonic() + timeout_s
         for done, info in enumerate(infos):
             try:
