@@ -42,7 +42,7 @@ import sys
 import tempfile
 import time
 import uuid
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -165,6 +165,8 @@ class CaseResult:
     baseline_p99_ms: float | None
     latencies_ms: list[float]
     round: int = 1
+    # the plain QoS 1 round trips through the broker measured between the probes
+    baseline_ms: list[float] = field(default_factory=list)
 
 
 def _enterprises() -> list[str]:
@@ -433,6 +435,7 @@ def run_case(
         pct(echo, 50) if echo else None,
         pct(echo, 99) if echo else None,
         [round(v, 2) for v in latency],
+        baseline_ms=[round(v, 2) for v in echo],
     )
 
 
@@ -502,9 +505,13 @@ def _label(r: CaseResult, brokers: bool) -> str:
 
 
 def print_summary(results: list[CaseResult], brokers: bool) -> None:
-    """Per case over its rounds: the median of the rounds' p50 and p99 (and their range), and
-    the p99 of all its probes pooled, steadier than any one round's."""
-    print("  over the rounds (median of the rounds' p50 / p99 [their range]; pooled p99):")
+    """Per case over its rounds: the median of the rounds' p50 and p99 (and their range), the
+    p99 of all its probes pooled, steadier than any one round's, and beside it the p99 of the
+    plain broker round trips pooled the same way (what "at the speed of the broker" is)."""
+    print(
+        "  over the rounds (median of the rounds' p50 / p99 [their range]; pooled p99; "
+        "the broker's own round trip, pooled p99):"
+    )
     by_case: dict[tuple[Any, ...], list[CaseResult]] = {}
     for r in results:
         by_case.setdefault((r.rate, r.shape, r.sink, r.mqtt, r.broker), []).append(r)
@@ -513,6 +520,7 @@ def print_summary(results: list[CaseResult], brokers: bool) -> None:
         p50s = [r.p50_ms for r in runs if r.p50_ms is not None]
         p99s = [r.p99_ms for r in runs if r.p99_ms is not None]
         pooled = [v for r in runs for v in r.latencies_ms]
+        trips = [v for r in runs for v in r.baseline_ms]
         head = f"  load {runs[0].rate:>9,.0f}/s {runs[0].shape:<6}{_label(runs[0], brokers)}"
         if not p99s:
             print(f"{head}: no alarm answered in any round")
@@ -521,7 +529,8 @@ def print_summary(results: list[CaseResult], brokers: bool) -> None:
             f"{head}: p50 {statistics.median(p50s):6.1f} ms, p99 "
             f"{statistics.median(p99s):6.1f} ms [{min(p99s):.1f}-{max(p99s):.1f}] over "
             f"{len(p99s)} rounds; pooled p99 {pct(pooled, 99):6.1f} ms "
-            f"({len(pooled)} probes)",
+            f"({len(pooled)} probes); broker round trip p99 "
+            + (f"{pct(trips, 99):.1f} ms ({len(trips)})" if trips else "-"),
             flush=True,
         )
 

@@ -65,6 +65,9 @@ def test_every_probe_gets_its_level_2_alarm(
     cases, out = _bench(tmp_path, *args)
     if "--rounds" in args:  # the summary over the rounds pools every probe
         assert "pooled p99" in out and f"({2 * PROBES} probes)" in out, out
+        # beside it the broker's own round trips of both rounds, pooled (one every 2nd probe)
+        trips = sum(len(c["baseline_ms"]) for c in cases)
+        assert "broker round trip p99 " in out and f"({trips})" in out, out
     keys = ("rate", "shape", "storage", "sink", "mqtt", "broker", "round")
     assert [tuple(c[k] for k in keys) for c in cases] == expected
     for case in cases:
@@ -72,6 +75,7 @@ def test_every_probe_gets_its_level_2_alarm(
         assert case["p50_ms"] is not None and case["p50_ms"] <= case["p99_ms"] <= case["max_ms"]
         assert case["offered_per_s"] > 0 and case["ingested_per_s"] > 0
         assert case["baseline_p50_ms"] is not None
+        assert len(case["baseline_ms"]) == PROBES // 2  # a round trip between two probes
 
 
 def test_help_describes_the_probes_and_runs_nothing() -> None:
