@@ -124,6 +124,28 @@ class HubMetrics:
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
             registry=r,
         )
+        self.alarm_event_delay = Histogram(
+            "safety_hub_alarm_event_delay_seconds",
+            "From an alarm event's outbox commit (right after the rule engine's decision and "
+            "the journal) to the broker's acknowledgement of it",
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5, 30, 300),
+            registry=r,
+        )
+        self.alarm_events_published = Counter(
+            "safety_hub_alarm_events_published",
+            "Alarm events the broker acknowledged (hazard/v1/<enterprise>/alarms)",
+            registry=r,
+        )
+        self.alarm_outbox_events = Gauge(
+            "safety_hub_alarm_outbox_events",
+            "Alarm events committed and not yet acknowledged by the broker",
+            registry=r,
+        )
+        self.alarm_outbox_age = Gauge(
+            "safety_hub_alarm_outbox_age_seconds",
+            "Age of the oldest alarm event waiting for the broker (0 when none waits)",
+            registry=r,
+        )
         self.mqtt_connected = Gauge(
             "safety_hub_mqtt_connected", "1 while connected to the broker", registry=r
         )

@@ -10,6 +10,7 @@ from collections.abc import Mapping, Sequence
 import msgspec
 
 from connectors.postgres.store import Fence, PgConnection, StateHealth
+from safety_hub.runtime.outbox import PENDING_BATCH, PendingEvent
 
 _SET_MARKER = (
     "INSERT INTO alarm_outbox_marker (id, seq) VALUES (1, %s) "
@@ -52,12 +53,15 @@ class PgOutbox:
         with self._db.transaction() as cur:
             cur.execute(_SET_MARKER, (seq,))
 
-    def pending(self, limit: int = 100) -> list[tuple[int, str, bytes]]:
+    def pending(self, limit: int = PENDING_BATCH) -> list[PendingEvent]:
         with self._db.cursor() as cur:
             cur.execute(
-                "SELECT id, topic, payload FROM alarm_outbox ORDER BY id LIMIT %s", (limit,)
+                "SELECT id, topic, payload, created_ms FROM alarm_outbox ORDER BY id LIMIT %s",
+                (limit,),
             )
-            return [(int(r[0]), str(r[1]), bytes(r[2])) for r in cur.fetchall()]
+            return [
+                PendingEvent(int(r[0]), str(r[1]), bytes(r[2]), int(r[3])) for r in cur.fetchall()
+            ]
 
     def done(self, row_id: int) -> None:
         self.done_many([row_id])

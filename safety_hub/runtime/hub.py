@@ -516,6 +516,8 @@ class Hub:
             self.outbox,
             self._source.publish_confirmed,
             publish_many=getattr(self._source, "publish_confirmed_many", None),
+            metrics=self.metrics,
+            now_ms=self.clock.now_ms,
         )
         self._outbox_publisher.start()
         self.alarms.start()

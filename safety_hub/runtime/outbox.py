@@ -11,11 +11,15 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 from safety_hub.statefile import StateFile, StateFileKind
+
+if TYPE_CHECKING:
+    from safety_hub.metrics import HubMetrics
 
 log = logging.getLogger("safety_hub.outbox")
 
@@ -68,6 +72,21 @@ CREATE TABLE IF NOT EXISTS marker (id INTEGER PRIMARY KEY CHECK (id = 1), seq IN
 )
 
 
+PENDING_BATCH = 100
+"""rows the publisher reads (and sends) at a time"""
+
+
+class PendingEvent(NamedTuple):
+    """A row of the outbox: sent in ``id`` order; ``created_ms`` is when it was put (the
+    alarm runtime puts an event right after the rule engine's decision and its journal
+    commit)."""
+
+    id: int
+    topic: str
+    payload: bytes
+    created_ms: int
+
+
 class OutboxStore(Protocol):
     """The alarm-event outbox: this SQLite file, or the PostgreSQL outbox of
     connectors/postgres (``SAFETY_HUB_STATE_URL``)."""
@@ -78,7 +97,7 @@ class OutboxStore(Protocol):
 
     def set_marker(self, seq: int) -> None: ...
 
-    def pending(self, limit: int = 100) -> list[tuple[int, str, bytes]]: ...
+    def pending(self, limit: int = PENDING_BATCH) -> list[PendingEvent]: ...
 
     def done(self, row_id: int) -> None: ...
 
@@ -133,12 +152,12 @@ class Outbox:
             (seq,),
         )
 
-    def pending(self, limit: int = 100) -> list[tuple[int, str, bytes]]:
+    def pending(self, limit: int = PENDING_BATCH) -> list[PendingEvent]:
         with self._lock:
             rows = self._conn.execute(
-                "SELECT id, topic, payload FROM outbox ORDER BY id LIMIT ?", (limit,)
+                "SELECT id, topic, payload, created_ms FROM outbox ORDER BY id LIMIT ?", (limit,)
             ).fetchall()
-        return [(int(r[0]), str(r[1]), bytes(r[2])) for r in rows]
+        return [PendingEvent(int(r[0]), str(r[1]), bytes(r[2]), int(r[3])) for r in rows]
 
     def done(self, row_id: int) -> None:
         self.done_many([row_id])
@@ -173,7 +192,12 @@ class OutboxPublisher:
 
     The pending rows go out together (``publish_many``: a level-1 and a level-2 event of one
     reading take one round trip to the broker, not one each) and are deleted together once
-    acknowledged; what was not acknowledged is sent again from the first such row."""
+    acknowledged; what was not acknowledged is sent again from the first such row.
+
+    With ``metrics``: each acknowledged event's delay from its row's ``created_ms`` to the
+    broker's acknowledgement (by ``now_ms``, the clock the rows were stamped with), the events
+    published, and after every read of the outbox the events waiting and the oldest one's
+    age (docs/api.md, "Metrics")."""
 
     def __init__(
         self,
@@ -182,8 +206,12 @@ class OutboxPublisher:
         *,
         timeout_s: float = 5.0,
         publish_many: ConfirmedPublishMany | None = None,
+        metrics: HubMetrics | None = None,
+        now_ms: Callable[[], int] = lambda: time.time_ns() // 1_000_000,
     ) -> None:
         self._outbox = outbox
+        self._metrics = metrics
+        self._now_ms = now_ms
         self._publish_many = publish_many or one_at_a_time(publish)
         self._timeout = timeout_s
         self._stopping = threading.Event()
@@ -210,19 +238,21 @@ class OutboxPublisher:
                 log.warning("outbox: cannot read pending events: %s", exc)
                 self._stopping.wait(1.0)
                 continue
+            self._show_waiting(rows)
             if not rows:
                 self._outbox.wait(1.0)
                 continue
             earlier = set(self._sent_not_done)
-            todo = [row for row in rows if row[0] not in earlier]
+            todo = [row for row in rows if row.id not in earlier]
             acked = 0
             if todo:
                 try:
-                    acked = self._publish_many([(t, p) for _, t, p in todo], self._timeout)
+                    acked = self._publish_many([(r.topic, r.payload) for r in todo], self._timeout)
                 except Exception:
                     log.exception("outbox: publishing %d events failed", len(todo))
                 self.sent += acked
-            sent = self._sent_not_done + [row[0] for row in todo[:acked]]
+                self._count_published(todo[:acked])
+            sent = self._sent_not_done + [row.id for row in todo[:acked]]
             if sent:
                 try:
                     self._outbox.done_many(sent)
@@ -234,3 +264,22 @@ class OutboxPublisher:
                     continue
             if acked < len(todo):
                 self._stopping.wait(1.0)  # broker away: retry from the first unsent row, in order
+
+    def _show_waiting(self, rows: Sequence[PendingEvent]) -> None:
+        if self._metrics is None:
+            return
+        try:
+            waiting = len(rows) if len(rows) < PENDING_BATCH else self._outbox.depth()
+        except Exception:  # the state database away: the gauges keep their last values
+            return
+        self._metrics.alarm_outbox_events.set(waiting)
+        oldest = (self._now_ms() - rows[0].created_ms) / 1000 if rows else 0.0
+        self._metrics.alarm_outbox_age.set(max(0.0, oldest))
+
+    def _count_published(self, rows: Sequence[PendingEvent]) -> None:
+        if self._metrics is None or not rows:
+            return
+        now = self._now_ms()
+        for row in rows:
+            self._metrics.alarm_event_delay.observe(max(0, now - row.created_ms) / 1000)
+        self._metrics.alarm_events_published.inc(len(rows))

@@ -13,7 +13,7 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from tests.integration.hubproc import HubProcess, wait_for
+from tests.integration.hubproc import HubProcess, metric_sum, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -74,6 +74,13 @@ def test_readings_raise_alarms_on_mqtt_and_api_and_survive_kill_9(
                 raised.add(event["alarm"]["alert"])
                 assert event["alarm"]["tag"] == "GT-1101"
         assert {"ToxicGasLevel1", "ToxicGasLevel2"} <= raised
+        # /metrics counts the events the broker acknowledged and each one's delay from its
+        # commit; nothing is left waiting once they are out (the gauge follows within 1 s).
+        exposition = hub.metrics_text()
+        published = metric_sum(exposition, "safety_hub_alarm_events_published_total")
+        assert published >= 2
+        assert metric_sum(exposition, "safety_hub_alarm_event_delay_seconds_count") == published
+        wait_for(lambda: hub.metric("safety_hub_alarm_outbox_events") == 0, 10, "an empty outbox")
         before = alarms(hub)
         assert before["ToxicGasLevel2"]["state"] == "unacknowledged"
         assert "GasVoteDiscrepancy" not in before  # its 30 s on-delay is pending

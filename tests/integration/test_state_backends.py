@@ -293,7 +293,7 @@ def test_outbox_contract_and_publisher(backend: Backend) -> None:
     box.set_marker(2)  # never backwards
     again = backend.outbox()
     assert again.marker() == 3
-    assert [(t, p) for _, t, p in again.pending()] == [("a/1", b"one"), ("a/2", b"two")]
+    assert [(r.topic, r.payload) for r in again.pending()] == [("a/1", b"one"), ("a/2", b"two")]
     sent: list[bytes] = []
     publisher = OutboxPublisher(again, lambda topic, payload, timeout: sent.append(payload) or True)
     publisher.start()

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from safety_hub.errors import DiskFullError
+from safety_hub.metrics import HubMetrics
 from safety_hub.runtime.outbox import Outbox, OutboxPublisher
 from tests.fixtures.tmpfs import SmallFs, small_tmpfs_fixture  # noqa: F401
 
@@ -27,7 +28,10 @@ def test_unsent_messages_survive_a_restart(tmp_path: Path) -> None:
     box.put("a/2", b"two", 2)
     box.close()
     again = Outbox(tmp_path / "o.sqlite")
-    assert [(t, p) for _, t, p in again.pending()] == [("a/1", b"one"), ("a/2", b"two")]
+    assert [(r.topic, r.payload, r.created_ms) for r in again.pending()] == [
+        ("a/1", b"one", 1),
+        ("a/2", b"two", 2),
+    ]
 
 
 def test_publisher_keeps_order_and_retries_until_acknowledged(tmp_path: Path) -> None:
@@ -107,3 +111,44 @@ def test_pending_events_go_out_together_and_a_partial_ack_resumes_in_order(
     assert calls[0] == [b"1", b"2", b"3"]  # all pending rows in one call
     assert calls[1] == [b"2", b"3"]  # resumed at the first unacknowledged row
     assert acked == [b"1", b"2", b"3"] and publisher.sent == 3
+
+
+def _sample(metrics: HubMetrics, name: str, **labels: str) -> float:
+    value = metrics.registry.get_sample_value(name, labels or None)
+    assert value is not None, name
+    return value
+
+
+def test_metrics_show_events_waiting_while_the_broker_refuses_then_their_delay(
+    tmp_path: Path,
+) -> None:
+    """While the broker refuses, /metrics shows the events waiting and the oldest one's age;
+    once it acknowledges, each event's delay from its commit lands in the histogram (here
+    5 s and 7 s on the publisher's clock), the count of published events grows, and the
+    gauges fall back to 0."""
+    box = Outbox(tmp_path / "o.sqlite")
+    metrics = HubMetrics()
+    clock = {"now": 10_000}
+    broker_up = {"up": False}
+
+    def publish(topic: str, payload: bytes, timeout: float) -> bool:
+        return broker_up["up"]
+
+    box.put("t", b"a", 3_000)
+    box.put("t", b"b", 5_000)
+    publisher = OutboxPublisher(box, publish, metrics=metrics, now_ms=lambda: clock["now"])
+    publisher.start()
+    try:
+        wait(lambda: _sample(metrics, "safety_hub_alarm_outbox_events") == 2)
+        assert _sample(metrics, "safety_hub_alarm_outbox_age_seconds") == 7.0
+        assert _sample(metrics, "safety_hub_alarm_events_published_total") == 0
+        broker_up["up"] = True
+        wait(lambda: box.depth() == 0)
+        wait(lambda: _sample(metrics, "safety_hub_alarm_outbox_events") == 0)
+    finally:
+        publisher.stop()
+    assert _sample(metrics, "safety_hub_alarm_events_published_total") == 2
+    assert _sample(metrics, "safety_hub_alarm_event_delay_seconds_count") == 2
+    assert _sample(metrics, "safety_hub_alarm_event_delay_seconds_sum") == 12.0
+    assert _sample(metrics, "safety_hub_alarm_event_delay_seconds_bucket", le="5.0") == 1
+    assert _sample(metrics, "safety_hub_alarm_outbox_age_seconds") == 0

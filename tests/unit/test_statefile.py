@@ -248,7 +248,7 @@ def test_an_outbox_from_before_the_marker_gets_it(tmp_path: Path) -> None:
         )
         raw.execute("INSERT INTO outbox (topic, payload, created_ms) VALUES ('t', x'01', 5)")
     box = store_class("outbox.sqlite")(path)
-    assert box.pending() == [(1, "t", b"\x01")]
+    assert box.pending() == [(1, "t", b"\x01", 5)]
     assert box.marker() is None
     box.set_marker(3)
     assert box.marker() == 3
