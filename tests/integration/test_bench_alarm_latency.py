@@ -76,6 +76,9 @@ def test_every_probe_gets_its_level_2_alarm(
         assert case["offered_per_s"] > 0 and case["ingested_per_s"] > 0
         assert case["baseline_p50_ms"] is not None
         assert len(case["baseline_ms"]) == PROBES // 2  # a round trip between two probes
+        # the hub's own histogram of its way out counted at least the probes' level-2 events
+        assert case["way_out_events"] >= PROBES
+        assert 0 <= case["way_out_within_5ms"] <= case["way_out_within_10ms"] <= 1
 
 
 def test_help_describes_the_probes_and_runs_nothing() -> None:
