@@ -37,7 +37,7 @@ def _runtime(plant: Plant, data: Path, clock: VirtualClock) -> tuple[AlarmRuntim
 
 
 def _events(outbox: Outbox) -> list[dict[str, object]]:
-    return [json.loads(payload) for _, _, payload in outbox.pending(1000)]
+    return [json.loads(row.payload) for row in outbox.pending(1000)]
 
 
 def _alarm_lines(spool: Spool) -> list[str]:

@@ -63,7 +63,7 @@ def mqtt_events_of(hub: Hub, alarm_id: int, until_action: str) -> list[dict[str,
     deadline = time.monotonic() + 10
     while True:
         payloads = [p for _, p in list(source.published)]
-        payloads += [p for _, _, p in hub.outbox.pending(1000)]
+        payloads += [row.payload for row in hub.outbox.pending(1000)]
         events = sorted((json.loads(p) for p in payloads), key=lambda e: e["seq"])
         mine = list({e["seq"]: e for e in events if e["alarm"]["id"] == alarm_id}.values())
         if any(e["action"] == until_action for e in mine) or time.monotonic() > deadline:
