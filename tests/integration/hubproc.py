@@ -15,6 +15,8 @@ from typing import Any
 
 import httpx
 
+from tests.fixtures.processes import die_with_parent
+
 
 def free_port() -> int:
     with socket.socket() as sock:
@@ -93,6 +95,8 @@ class HubProcess:
             env=self.env,
             stdout=log,
             stderr=subprocess.STDOUT,
+            # a bench or test killed before it could stop the hub does not leave it running
+            preexec_fn=die_with_parent(signal.SIGTERM),
         )
         ready, what = (self._standby, "standby") if standby else (self._ready, "ready")
         try:

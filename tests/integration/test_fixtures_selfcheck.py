@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import queue
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -25,6 +28,7 @@ from tests.fixtures.processes import (
 )
 
 pytestmark = pytest.mark.integration
+ROOT = Path(__file__).resolve().parents[2]
 
 TIMEOUT = 10.0
 SYSTEM_BROKER_PORT = 1883
@@ -227,3 +231,47 @@ def test_victoria_metrics_accepts_v2_write_and_counts(
     assert victoria_metrics.wait_for_samples(30, metric) == 30
     assert victoria_metrics.count_series(metric) == 3
     assert victoria_metrics.count_samples() == 30  # nothing else was written
+
+
+def test_a_hub_outlives_no_bench_killed_before_its_cleanup(tmp_path: Path) -> None:
+    """A process that started a hub (HubProcess) and is then killed -9, with no chance to
+    stop it, takes the hub with it: the kernel sends the hub SIGTERM (and the hub's own
+    children follow their hub)."""
+    script = (
+        "import sys, time\n"
+        "from pathlib import Path\n"
+        "from tests.integration.hubproc import HubProcess\n"
+        "hub = HubProcess(Path(sys.argv[1]), {'SAFETY_HUB_LOG_LEVEL': 'warning'})\n"
+        "hub.start()\n"
+        "print(hub.proc.pid, flush=True)\n"
+        "time.sleep(600)\n"
+    )
+    parent = subprocess.Popen(
+        [sys.executable, "-c", script, str(tmp_path / "hub")],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert parent.stdout is not None
+        line = parent.stdout.readline()
+        assert line.strip().isdigit(), f"the parent did not start a hub: {line!r}"
+        hub_pid = int(line)
+        assert _alive(hub_pid)
+        parent.kill()
+        parent.wait(10)
+        deadline = time.monotonic() + 30
+        while _alive(hub_pid) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not _alive(hub_pid), "the hub outlived the process that started it"
+    finally:
+        parent.kill()
+
+
+def _alive(pid: int) -> bool:
+    """Running (a zombie left for init to reap counts as gone)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
