@@ -174,6 +174,32 @@ def build(plant: Plant, pack: RulePack) -> Dashboard:
             description="Spooled batches the database refused as bad data (GET /api/v1/system "
             "lists them).",
         ),
+        timeseries(
+            "告警待发 Alarm events waiting for the broker",
+            [
+                Target(
+                    f"SELECT max({ident('alarm_outbox_events')}) FROM {ident(HUB_STATS)} "
+                    f"WHERE {TIME_FILTER} GROUP BY time({INTERVAL}) fill(none)",
+                    alias="events waiting",
+                )
+            ],
+            description="Alarm events the hub has committed and the MQTT broker has not "
+            "acknowledged yet (hazard/v1/<enterprise>/alarms). Zero but for moments; it grows "
+            "while the broker is away, and the events go out in order once it is back.",
+            width=12,
+        ),
+        timeseries(
+            "告警待发时长 Age of the oldest waiting alarm event",
+            [
+                Target(
+                    f"SELECT max({ident('alarm_outbox_age_s')}) FROM {ident(HUB_STATS)} "
+                    f"WHERE {TIME_FILTER} GROUP BY time({INTERVAL}) fill(none)",
+                    alias="age",
+                )
+            ],
+            unit="s",
+            width=12,
+        ),
     ]
     return Dashboard(
         uid=UID,

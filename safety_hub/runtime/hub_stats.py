@@ -5,7 +5,8 @@ readings by reason, spool depth, gateway links, stale tags, which alarms are sho
 ``interval_s`` (10 s) the hub writes one point per measurement and series (schema in
 docs/storage.md, "Hub statistics"):
 
-- ``hub_stats``: spool depth and age, dead letters, sink and broker state, readings received /
+- ``hub_stats``: spool depth and age, dead letters, sink and broker state, alarm events waiting
+  for the broker and the oldest one's age, readings received /
   accepted / rejected since the previous point, alarms shown and those waiting for an
   acknowledgement, standing alarms (condition active for more than 24 h), annunciations
   in the last 10 minutes and whether the alarm system is in flood (ISA-18.2: more than 10 in
@@ -339,7 +340,7 @@ class HubStatsWriter:
 
     def _hub_line(self, deltas: _Deltas, alarms: list[Alarm], online: int, now_ms: int) -> str:
         """The ``hub_stats`` point: the hub as a whole."""
-        m = self._metrics
+        sample = self._metrics.registry.get_sample_value
         depth = self._spool.depth()
         age_s = 0.0 if depth.oldest_ms is None else max(0.0, (now_ms - depth.oldest_ms) / 1000)
         annunciations = self.flood.count(now_ms)
@@ -349,8 +350,10 @@ class HubStatsWriter:
             "spool_bytes": depth.bytes,
             "spool_age_s": float(age_s),
             "dead_letters": depth.dead_letters,
-            "sink_up": int(m.registry.get_sample_value("safety_hub_sink_up") or 0),
-            "mqtt_connected": int(m.registry.get_sample_value("safety_hub_mqtt_connected") or 0),
+            "sink_up": int(sample("safety_hub_sink_up") or 0),
+            "mqtt_connected": int(sample("safety_hub_mqtt_connected") or 0),
+            "alarm_outbox_events": int(sample("safety_hub_alarm_outbox_events") or 0),
+            "alarm_outbox_age_s": float(sample("safety_hub_alarm_outbox_age_seconds") or 0.0),
             "readings_received": sum(deltas.received.values()),
             "readings_accepted": sum(deltas.accepted.values()),
             "readings_rejected": sum(deltas.rejected.values()),

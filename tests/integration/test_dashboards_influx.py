@@ -613,6 +613,11 @@ def test_data_quality_shows_stale_rejected_and_spool(incident: Incident) -> None
     assert all(not math.isnan(v) for v in age.column("max") if v is not None)
     dead, _, _ = r.panel("Dead letters")
     assert _last(dead) == 0
+    # No broker went away in the incident: no alarm event ever waited, every point says so.
+    waiting, _, _ = r.panel("Alarm events waiting for the broker")
+    assert waiting.column("max") and set(waiting.column("max")) - {None} == {0}
+    waited, _, _ = r.panel("Age of the oldest waiting alarm event")
+    assert waited.column("max") and set(waited.column("max")) - {None} == {0.0}
     _every_target_answers(r)
 
 

@@ -186,3 +186,15 @@ def test_the_closed_loop_counts_and_the_disposal_point(tmp_path: Path) -> None:
     assert points[0].tags["category"] == "false_alarm" and points[0].tags["tag"] == "GT-1101"
     third = _by_measurement(hub.stats.lines(NOW + 2 * 3_600_000 + 30_000))[HUB_STATS][0][1]
     assert (third["disposals"], third["alarms_disposal_overdue"]) == (1, 0)
+
+
+def test_alarm_events_waiting_for_the_broker_are_in_hub_stats(tmp_path: Path) -> None:
+    """hub_stats carries the alarm outbox's gauges (what the outbox publisher last saw), so the
+    data-quality board shows alarm events stuck behind a broker outage."""
+    hub, _ = _hub(tmp_path)
+    fields = _by_measurement(hub.stats.lines(NOW))[HUB_STATS][0][1]
+    assert (fields["alarm_outbox_events"], fields["alarm_outbox_age_s"]) == (0, 0.0)
+    hub.metrics.alarm_outbox_events.set(3)
+    hub.metrics.alarm_outbox_age.set(42.5)
+    fields = _by_measurement(hub.stats.lines(NOW + 10_000))[HUB_STATS][0][1]
+    assert (fields["alarm_outbox_events"], fields["alarm_outbox_age_s"]) == (3, 42.5)
