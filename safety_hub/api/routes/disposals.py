@@ -62,7 +62,7 @@ class DisposalRecordOut(DisposalOut):
 
 
 @router.post(
-    "/api/v1/alarms/{alarm_id}/dispose",
+    "/api/v1/alarms/{alarm_id:int}/dispose",
     response_model=AlarmOut,
     summary="Record how a warning (tier yellow or above) was dealt with, once per episode",
     responses=_DISPOSE_RESPONSES,
