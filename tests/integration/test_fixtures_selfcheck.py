@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import queue
+import socket
 import subprocess
 import sys
 import time
@@ -20,9 +21,11 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from tests.fixtures.processes import (
+    LOCALHOST,
     InfluxDB1Process,
     MosquittoProcess,
     VictoriaMetricsProcess,
+    free_port,
     mqtt_connect_ok,
     port_accepts,
 )
@@ -275,3 +278,14 @@ def _alive(pid: int) -> bool:
     except OSError:
         return False
     return state != "Z"
+
+
+def test_free_ports_are_outside_the_kernels_ephemeral_range() -> None:
+    """No outgoing connection can take a test server's port as its local end while the server
+    is down for a restart: free_port picks outside ip_local_port_range, and the port binds."""
+    low, high = (int(v) for v in Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
+    for _ in range(50):
+        port = free_port()
+        assert not low <= port <= high, port
+        with socket.socket() as sock:
+            sock.bind((LOCALHOST, port))
