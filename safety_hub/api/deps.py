@@ -9,6 +9,7 @@ system views), and each route asks for exactly the parts it needs.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from typing import Annotated, Any, Protocol
 
@@ -109,6 +110,27 @@ def bounded_errors(errors: Any) -> list[dict[str, Any]]:
                 bounded[key] = _bounded(value)
         out.append(bounded)
     return out
+
+
+_DECIMAL = re.compile(r"-?[0-9]+")  # a negative id is well-formed, and no alarm (404)
+
+
+def decimal_alarm_id(request: Request) -> None:
+    """A route dependency: the ``alarm_id`` in the path is a decimal integer and nothing else.
+    Pydantic alone reads "1\x0b", " 1", "+1" (and other scripts' digits) as alarm 1, and the
+    route would act on it; such an id is a 422 naming the parameter, as "abc" is."""
+    raw = request.path_params.get("alarm_id")
+    if raw is not None and not _DECIMAL.fullmatch(str(raw)):
+        raise RequestValidationError(
+            [
+                {
+                    "type": "int_parsing",
+                    "loc": ("path", "alarm_id"),
+                    "msg": "Input should be an alarm id in decimal digits",
+                    "input": str(raw),
+                }
+            ]
+        )
 
 
 async def validation_error_handler(request: Request, exc: Exception) -> Response:

@@ -11,7 +11,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, HTTPException, Query, Response
+from fastapi import APIRouter, Depends, HTTPException, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from safety_hub.alarms import Alarm, AlarmNotFound, AlarmService, IllegalTransition, InvalidAction
@@ -25,12 +25,18 @@ from safety_hub.api.deps import (
     OperatorDep,
     ParkWideDep,
     PrincipalDep,
+    decimal_alarm_id,
     error,
     scoped_enterprise,
 )
 from safety_hub.api.disposal_models import DisposalKpisOut, DisposalOut
 
-router = APIRouter(prefix="/api/v1/alarms", tags=["alarms"], responses=AUTH_RESPONSES)
+router = APIRouter(
+    prefix="/api/v1/alarms",
+    tags=["alarms"],
+    responses=AUTH_RESPONSES,
+    dependencies=[Depends(decimal_alarm_id)],  # the routes with an {alarm_id}
+)
 
 MAX_MS = 2**53 - 1  # the largest integer a JavaScript client holds exactly
 MAX_SHELVE_S = DEFAULT_MAX_SHELVE_MS // 1000
@@ -476,14 +482,14 @@ def journal(
     return [JournalEntryOut.model_validate(e.as_json()) for e in rows]
 
 
-@router.get("/{alarm_id:int}", response_model=AlarmOut, responses={404: error("no such alarm")})
+@router.get("/{alarm_id}", response_model=AlarmOut, responses={404: error("no such alarm")})
 def get_alarm(service: AlarmServiceDep, principal: PrincipalDep, alarm_id: int) -> AlarmOut:
     alarm = _visible(service, principal, alarm_id)
     return alarm_out(alarm, first_outs(service, [alarm]), service)
 
 
 @router.get(
-    "/{alarm_id:int}/children",
+    "/{alarm_id}/children",
     response_model=list[AlarmOut],
     summary="The alarms grouped under this one (its root-cause consequences), any state, by id",
     responses={404: error("no such alarm")},
@@ -498,7 +504,7 @@ def alarm_children(
 
 
 @router.get(
-    "/{alarm_id:int}/journal",
+    "/{alarm_id}/journal",
     response_model=list[JournalEntryOut],
     summary="Every transition of one alarm: who, when, why",
     responses={404: error("no such alarm")},
@@ -525,7 +531,7 @@ _ACTION_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
-@router.post("/{alarm_id:int}/acknowledge", response_model=AlarmOut, responses=_ACTION_RESPONSES)
+@router.post("/{alarm_id}/acknowledge", response_model=AlarmOut, responses=_ACTION_RESPONSES)
 def acknowledge(
     service: AlarmServiceDep, user: OperatorDep, alarm_id: int, body: ActionIn
 ) -> AlarmOut:
@@ -534,12 +540,12 @@ def acknowledge(
     )
 
 
-@router.post("/{alarm_id:int}/reset", response_model=AlarmOut, responses=_ACTION_RESPONSES)
+@router.post("/{alarm_id}/reset", response_model=AlarmOut, responses=_ACTION_RESPONSES)
 def reset(service: AlarmServiceDep, user: OperatorDep, alarm_id: int, body: ActionIn) -> AlarmOut:
     return _act(service, user, alarm_id, lambda: service.reset(alarm_id, user.user, body.comment))
 
 
-@router.post("/{alarm_id:int}/shelve", response_model=AlarmOut, responses=_ACTION_RESPONSES)
+@router.post("/{alarm_id}/shelve", response_model=AlarmOut, responses=_ACTION_RESPONSES)
 def shelve(
     service: AlarmServiceDep, clock: ClockDep, user: OperatorDep, alarm_id: int, body: ShelveIn
 ) -> AlarmOut:
@@ -558,7 +564,7 @@ def shelve(
     )
 
 
-@router.post("/{alarm_id:int}/unshelve", response_model=AlarmOut, responses=_ACTION_RESPONSES)
+@router.post("/{alarm_id}/unshelve", response_model=AlarmOut, responses=_ACTION_RESPONSES)
 def unshelve(
     service: AlarmServiceDep, user: OperatorDep, alarm_id: int, body: ActionIn
 ) -> AlarmOut:
@@ -567,7 +573,7 @@ def unshelve(
     )
 
 
-@router.post("/{alarm_id:int}/out-of-service", response_model=AlarmOut, responses=_ACTION_RESPONSES)
+@router.post("/{alarm_id}/out-of-service", response_model=AlarmOut, responses=_ACTION_RESPONSES)
 def out_of_service(
     service: AlarmServiceDep, user: OperatorDep, alarm_id: int, body: OutOfServiceIn
 ) -> AlarmOut:
@@ -579,9 +585,7 @@ def out_of_service(
     )
 
 
-@router.post(
-    "/{alarm_id:int}/return-to-service", response_model=AlarmOut, responses=_ACTION_RESPONSES
-)
+@router.post("/{alarm_id}/return-to-service", response_model=AlarmOut, responses=_ACTION_RESPONSES)
 def return_to_service(
     service: AlarmServiceDep, user: OperatorDep, alarm_id: int, body: ActionIn
 ) -> AlarmOut:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, Depends, HTTPException, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from safety_hub.alarms import AlarmNotFound, IllegalTransition, InvalidAction
@@ -20,6 +20,7 @@ from safety_hub.api.deps import (
     AlarmServiceDep,
     OperatorDep,
     PrincipalDep,
+    decimal_alarm_id,
     error,
     scoped_enterprise,
 )
@@ -62,8 +63,9 @@ class DisposalRecordOut(DisposalOut):
 
 
 @router.post(
-    "/api/v1/alarms/{alarm_id:int}/dispose",
+    "/api/v1/alarms/{alarm_id}/dispose",
     response_model=AlarmOut,
+    dependencies=[Depends(decimal_alarm_id)],
     summary="Record how a warning (tier yellow or above) was dealt with, once per episode",
     responses=_DISPOSE_RESPONSES,
 )
