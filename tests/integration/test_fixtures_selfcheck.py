@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import queue
+import signal
 import socket
 import subprocess
 import sys
@@ -255,6 +257,7 @@ def test_a_hub_outlives_no_bench_killed_before_its_cleanup(tmp_path: Path) -> No
         stdout=subprocess.PIPE,
         text=True,
     )
+    hub_pid = 0
     try:
         assert parent.stdout is not None
         line = parent.stdout.readline()
@@ -269,6 +272,8 @@ def test_a_hub_outlives_no_bench_killed_before_its_cleanup(tmp_path: Path) -> No
         assert not _alive(hub_pid), "the hub outlived the process that started it"
     finally:
         parent.kill()
+        if hub_pid and _alive(hub_pid):  # the test failed: leave no hub behind either
+            os.kill(hub_pid, signal.SIGKILL)
 
 
 def _alive(pid: int) -> bool:
