@@ -19,7 +19,10 @@ sessions as ``thread``s of the hub or in child ``process``es (``SAFETY_HUB_MQTT_
 ``--broker acl`` (the default) runs Mosquitto as docker-compose deploys it: the passwd and ACL of
 ``safety-hub broker`` (each enterprise's load published with its own credentials, the hub's
 catch-all session as its own user, fenced off the registered enterprises' topics); ``open`` an
-anonymous broker with no ACL; ``both`` one case each. Everything shares the machine.
+anonymous broker with no ACL; ``both`` one case each. ``--topic critical`` (the default) publishes
+the probes on their enterprise's ``critical`` topic, as contract v1.1 asks gateways to send gas
+and SIS readings (the hub reads it on sessions of their own); ``telemetry`` beside the process
+data, as a v1.0 gateway sends them; ``both`` one case each. Everything shares the machine.
 
 Printed per case: the probes' p50/p99/max, the load offered and what the hub ingested meanwhile,
 the readings still queued in the hub at the end, and, as a baseline in the same run, a plain
@@ -173,6 +176,9 @@ class CaseResult:
     way_out_events: int = 0
     way_out_within_5ms: float | None = None
     way_out_within_10ms: float | None = None
+    # where the probes were published: the enterprise's ``critical`` topic (contract v1.1, read
+    # on sessions of their own) or its ``telemetry`` topic, beside the process data
+    topic: str = "critical"
 
 
 def _enterprises() -> list[str]:
@@ -306,10 +312,15 @@ PHI_FRACTION = 0.6180339887498949  # the golden ratio's fractional part
 
 
 def operator_probes(
-    port: int, probes: list[Probe], gap_s: float, auth: tuple[str, str] | None = None
+    port: int,
+    probes: list[Probe],
+    gap_s: float,
+    auth: tuple[str, str] | None = None,
+    topic: str = "critical",
 ) -> tuple[list[float], list[float]]:
     """Each detector past level 2 once, ``gap_s`` apart on average, at phases spread over the
-    load's second; (alarm latencies, echo round trips) ms."""
+    load's second, published on its enterprise's ``topic`` (``critical`` or ``telemetry``);
+    (alarm latencies, echo round trips) ms."""
     client, got = _probe_client(port, auth)
     sent_at: dict[tuple[str, int], float] = {}
     echo_sent: dict[bytes, float] = {}
@@ -345,7 +356,7 @@ def operator_probes(
         ts = time.time_ns() // 1_000_000
         body = json.dumps({"readings": [{"tag": p.tag, "v": p.value, "ts": ts}]}).encode()
         sent_at[(p.tag, ts)] = time.perf_counter()
-        client.publish(f"hazard/v1/{p.enterprise}/telemetry", body, qos=1)
+        client.publish(f"hazard/v1/{p.enterprise}/{topic}", body, qos=1)
         if n % 2:  # the baseline: a plain round trip through the broker, between probes
             token = f"echo-{n}".encode()
             echo_sent[token] = time.perf_counter()
@@ -372,8 +383,9 @@ def run_case(
     mqtt: str = "default",
     access: BrokerAccess | None = None,
     broker_name: str = "open",
+    topic: str = "critical",
 ) -> CaseResult:
-    name = f"{int(rate)}-{shape}-{sink}-{mqtt}-{broker_name}-{uuid.uuid4().hex[:6]}"
+    name = f"{int(rate)}-{shape}-{sink}-{mqtt}-{broker_name}-{topic}-{uuid.uuid4().hex[:6]}"
     client_id = f"bench-hub-{name}"
     access = access or BrokerAccess()
     env = {
@@ -410,7 +422,7 @@ def run_case(
             sent.value,
             time.monotonic(),
         )
-        latency, echo = operator_probes(broker.port, probes, gap_s, access.bench)
+        latency, echo = operator_probes(broker.port, probes, gap_s, access.bench, topic)
         elapsed = time.monotonic() - started
         ingested = (
             hub.metric("safety_hub_readings_accepted_total") - before - len(latency)
@@ -446,6 +458,7 @@ def run_case(
         way_out_events=way_out[0],
         way_out_within_5ms=way_out[1],
         way_out_within_10ms=way_out[2],
+        topic=topic,
     )
 
 
@@ -478,8 +491,9 @@ def run(
     mqtts: tuple[str, ...] = ("default",),
     brokers: tuple[str, ...] = ("acl",),
     rounds: int = 1,
+    topics: tuple[str, ...] = ("critical",),
 ) -> list[CaseResult]:
-    """Every case (rate x shape x sink x mqtt x broker) ``rounds`` times, the cases taking turns
+    """Every case (rate x shape x sink x mqtt x broker x probe topic) ``rounds`` times, the cases taking turns
     within each round; with more than one round a summary per case follows: the median of its
     rounds' p50 and p99, and the p99 of all its probes pooled."""
     chosen = probe_detectors(probes)
@@ -502,13 +516,17 @@ def run(
         influx = None
         if storage == "influx":
             influx = stack.enter_context(InfluxDB1Process(tmp / "influx"))
-        cases = list(itertools.product(rates, shapes, sinks, mqtts, brokers))
-        for rnd, (rate, shape, sink, mqtt, kind) in itertools.product(range(1, rounds + 1), cases):
+        cases = list(itertools.product(rates, shapes, sinks, mqtts, brokers, topics))
+        for rnd, case in itertools.product(range(1, rounds + 1), cases):
+            rate, shape, sink, mqtt, kind, topic = case
             broker, creds = access[kind]
-            r = run_case(tmp, broker, rate, shape, chosen, gap_s, influx, sink, mqtt, creds, kind)
+            r = run_case(
+                tmp, broker, rate, shape, chosen, gap_s, influx, sink, mqtt, creds, kind, topic
+            )
             r.round = rnd
             results.append(r)
-            label = _label(r, len(brokers) > 1) + ("" if rounds == 1 else f" #{rnd}")
+            label = _label(r, len(brokers) > 1, len(topics) > 1)
+            label += "" if rounds == 1 else f" #{rnd}"
             print(
                 f"  load {rate:>9,.0f}/s {shape:<6}{label} (offered {r.offered_per_s:>9,.0f}/s, "
                 f"hub ingested {r.ingested_per_s:>9,.0f}/s, queued at end "
@@ -520,17 +538,18 @@ def run(
                 flush=True,
             )
     if rounds > 1:
-        print_summary(results, len(brokers) > 1)
+        print_summary(results, len(brokers) > 1, len(topics) > 1)
     return results
 
 
-def _label(r: CaseResult, brokers: bool) -> str:
+def _label(r: CaseResult, brokers: bool, topics: bool = False) -> str:
     label = "" if r.sink == "default" else f" sink {r.sink:<7}"
     label += "" if r.mqtt == "default" else f" mqtt {r.mqtt:<7}"
-    return label + (f" broker {r.broker:<4}" if brokers else "")
+    label += f" broker {r.broker:<4}" if brokers else ""
+    return label + (f" probes on {r.topic:<9}" if topics else "")
 
 
-def print_summary(results: list[CaseResult], brokers: bool) -> None:
+def print_summary(results: list[CaseResult], brokers: bool, topics: bool = False) -> None:
     """Per case over its rounds: the median of the rounds' p50 and p99 (and their range), the
     p99 of all its probes pooled, steadier than any one round's, and beside it the p99 of the
     plain broker round trips pooled the same way (what "at the speed of the broker" is)."""
@@ -540,14 +559,15 @@ def print_summary(results: list[CaseResult], brokers: bool) -> None:
     )
     by_case: dict[tuple[Any, ...], list[CaseResult]] = {}
     for r in results:
-        by_case.setdefault((r.rate, r.shape, r.sink, r.mqtt, r.broker), []).append(r)
+        by_case.setdefault((r.rate, r.shape, r.sink, r.mqtt, r.broker, r.topic), []).append(r)
     for runs in by_case.values():
         # a round's p50 and p99 are both set, or both None when no probe was answered
         p50s = [r.p50_ms for r in runs if r.p50_ms is not None]
         p99s = [r.p99_ms for r in runs if r.p99_ms is not None]
         pooled = [v for r in runs for v in r.latencies_ms]
         trips = [v for r in runs for v in r.baseline_ms]
-        head = f"  load {runs[0].rate:>9,.0f}/s {runs[0].shape:<6}{_label(runs[0], brokers)}"
+        head = f"  load {runs[0].rate:>9,.0f}/s {runs[0].shape:<6}"
+        head += _label(runs[0], brokers, topics)
         if not p99s:
             print(f"{head}: no alarm answered in any round")
             continue
@@ -620,6 +640,14 @@ def main(argv: list[str] | None = None) -> int:
         help="run every case this many times, the cases taking turns, then summarise each "
         "(median p99 over the rounds, pooled p99); one round's p99 moves by 10 ms and more",
     )
+    parser.add_argument(
+        "--topic",
+        choices=("critical", "telemetry", "both"),
+        default="critical",
+        help="where the probes are published: critical (default), the enterprise's topic for "
+        "gas and SIS readings (contract v1.1, read on sessions of their own); telemetry, "
+        "beside the process data, as gateways of contract v1.0 send them; both: one case each",
+    )
     parser.add_argument("--json", type=Path, help="also write the results to this file")
     args = parser.parse_args(argv)
     brokers = ("acl", "open") if args.broker == "both" else (args.broker,)
@@ -636,7 +664,10 @@ def main(argv: list[str] | None = None) -> int:
         rates, probes = (20_000.0,), 30
     if args.rounds < 1:
         parser.error("--rounds must be at least 1")
-    results = run(rates, shapes, probes, args.gap, args.storage, sinks, mqtts, brokers, args.rounds)
+    topics = ("critical", "telemetry") if args.topic == "both" else (args.topic,)
+    results = run(
+        rates, shapes, probes, args.gap, args.storage, sinks, mqtts, brokers, args.rounds, topics
+    )
     if args.json:
         args.json.write_text(json.dumps([asdict(r) for r in results], indent=2))
     return 0 if all(r.answered == r.probes for r in results) else 1

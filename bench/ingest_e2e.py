@@ -286,7 +286,8 @@ def clear_hub_sessions(
 ) -> None:
     """End the stopped hub's broker sessions: nothing queues for it during the next run.
     ``hub``: the hub's (user, password) on a broker with access control."""
-    for suffix in [*enterprises, "_unregistered", "_publisher"]:
+    critical = [f"_critical-{e}" for e in enterprises]  # connectors/mqtt/sessions.py
+    for suffix in [*enterprises, *critical, "_unregistered", "_publisher"]:
         client = mqtt.Client(
             CallbackAPIVersion.VERSION2, client_id=f"{client_id}/{suffix}", protocol=mqtt.MQTTv5
         )

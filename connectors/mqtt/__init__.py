@@ -8,6 +8,7 @@ from connectors.mqtt.probe import PROBE_PREFIX, RoundTripProbe
 from connectors.mqtt.sessions import (
     MqttSessions,
     Retiring,
+    critical_lanes,
     enterprise_lanes,
     of_enterprises,
     session_groups,
@@ -23,6 +24,7 @@ __all__ = [
     "MqttSessions",
     "Retiring",
     "RoundTripProbe",
+    "critical_lanes",
     "enterprise_lanes",
     "of_enterprises",
     "packet_limit",

@@ -38,7 +38,7 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from safety_hub.ingest.telemetry import TELEMETRY_SUBSCRIPTION
+from safety_hub.ingest.telemetry import CRITICAL_SUBSCRIPTION, TELEMETRY_SUBSCRIPTION
 from safety_hub.registry import Plant
 
 log = logging.getLogger("safety_hub.broker")
@@ -137,17 +137,23 @@ def users_for(
 
 
 def catch_all_rules(enterprises: Collection[str]) -> list[str]:
-    """The ACL lines of the hub's catch-all user: every enterprise's telemetry and status but
-    the registered ones' (Mosquitto checks denies first, on every message it delivers)."""
+    """The ACL lines of the hub's catch-all user: every enterprise's telemetry (both topics) and
+    status but the registered ones' (Mosquitto checks denies first, on every message it
+    delivers)."""
     lines = [
         "# the hub's catch-all session (SAFETY_HUB_MQTT_CATCH_ALL_USER): messages of",
         "# enterprises the registry does not know, to reject and count them. Its own",
         "# session receives each registered enterprise's messages; a copy is denied here.",
         f"topic read {TELEMETRY_SUBSCRIPTION}",
+        f"topic read {CRITICAL_SUBSCRIPTION}",
         "topic read hazard/v1/+/status",
     ]
     for code in sorted(enterprises):
-        lines += [f"topic deny hazard/v1/{code}/telemetry/#", f"topic deny hazard/v1/{code}/status"]
+        lines += [
+            f"topic deny hazard/v1/{code}/telemetry/#",
+            f"topic deny hazard/v1/{code}/critical/#",
+            f"topic deny hazard/v1/{code}/status",
+        ]
     return lines
 
 
@@ -182,6 +188,7 @@ def render_acl(plant: Plant, users: list[BrokerUser]) -> str:
             lines += [
                 "# the hub: every enterprise's telemetry and status in, rejections and alarms out",
                 f"topic read {telemetry}",
+                f"topic read {CRITICAL_SUBSCRIPTION}",
                 "topic read hazard/v1/+/status",
                 "topic write hazard/v1/+/rejected",
                 "topic write hazard/v1/+/alarms/#",
@@ -195,6 +202,7 @@ def render_acl(plant: Plant, users: list[BrokerUser]) -> str:
             lines += [
                 "# simulated gateways of every enterprise (demo and test stacks only)",
                 "topic write hazard/v1/+/telemetry/#",
+                "topic write hazard/v1/+/critical/#",
                 "topic readwrite hazard/v1/+/status",
                 "topic read hazard/v1/+/rejected",
             ]
@@ -203,6 +211,7 @@ def render_acl(plant: Plant, users: list[BrokerUser]) -> str:
             lines += [
                 f"# {name}: publishes only under hazard/v1/{user.name}/",
                 f"topic write hazard/v1/{user.name}/telemetry/#",
+                f"topic write hazard/v1/{user.name}/critical/#",
                 f"topic readwrite hazard/v1/{user.name}/status",
                 f"topic read hazard/v1/{user.name}/rejected",
                 f"topic read hazard/v1/{user.name}/alarms/#",

@@ -41,6 +41,8 @@ log = logging.getLogger("connectors.mqtt.receiver")
 
 RECEIVER_PROCESS_NAME = "safety-hub-mqtt"
 """the child's name, as ``top`` shows it"""
+CRITICAL_RECEIVER_PROCESS_NAME = "safety-hub-crit"
+"""the child that holds the sessions of the ``critical`` topics (at most 15 characters)"""
 # The child's queue of messages not yet sent to the hub: past either bound the network thread
 # that brings the next one waits, paho stops reading, and TCP holds the broker back (QoS 1
 # messages are bounded by the Receive Maximum anyway; this bounds a flood of QoS 0 ones).
@@ -119,12 +121,13 @@ def _child_main(
     configs: dict[str, MqttConfig],
     child_setup: Callable[[str], None] | None,
     priority: Callable[[str, bytes], bool] | None,
+    process_name: str = RECEIVER_PROCESS_NAME,
 ) -> None:
     """The child: one MqttIngest per session config, relaying to the hub until told to stop or
     the hub's end of the pipe closes."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the hub's: it stops us
     if child_setup is not None:
-        child_setup(RECEIVER_PROCESS_NAME)
+        child_setup(process_name)
     outbox = ChildOutbox(conn)
     pending: dict[int, InboundMessage] = {}  # QoS 1 messages handed over, not acked yet
     ids = itertools.count(1)
@@ -197,11 +200,13 @@ class ReceiverProcess:
         *,
         child_setup: Callable[[str], None] | None = None,
         priority: Callable[[str, bytes], bool] | None = None,
+        process_name: str = RECEIVER_PROCESS_NAME,
         min_backoff_s: float = 0.5,
         max_backoff_s: float = 15.0,
     ) -> None:
-        """``child_setup(name)`` runs first in the child; ``priority(topic, payload)``, True for
-        a message to send the hub ahead of others (both picklable)."""
+        """``child_setup(name)`` runs first in the child, given ``process_name``;
+        ``priority(topic, payload)``, True for a message to send the hub ahead of others (both
+        picklable)."""
         for config in configs.values():
             config.validate()
         self.configs = configs
@@ -214,10 +219,11 @@ class ReceiverProcess:
         self._acks_ready = threading.Condition()
         self._stopped = False
         self._ack_thread: threading.Thread | None = None
+        self.process_name = process_name
         self._child = ChildSupervisor(
-            "receiver",
+            "receiver" if process_name == RECEIVER_PROCESS_NAME else process_name,
             _child_main,
-            (configs, child_setup, priority),
+            (configs, child_setup, priority, process_name),
             self._relay_until_closed,
             on_spawn=self._spawned,
             on_exit=self._exited,

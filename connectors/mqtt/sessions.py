@@ -7,6 +7,10 @@ So the hub opens one persistent session per registered enterprise, subscribed to
 enterprise's topics only: a flood backs up in the flooder's own queue, and another
 enterprise's level-2 reading arrives on its own connection at once. Beside them:
 
+- one persistent session per registered enterprise for its ``critical`` topic (the readings of
+  gas detectors and SIS, contract v1.1), with a small Receive Maximum of its own: the broker
+  queues them apart from the enterprise's process data, so a backlog of that (a burst, or a
+  gateway emptying its buffer after an outage) never holds a gas reading back;
 - a *catch-all* session (clean, QoS 0) subscribed to every enterprise's topics, which drops at
   once what a registered session receives, so that messages of unregistered enterprises are
   still rejected and reported (they need no durability). Connected as a broker user of its
@@ -20,9 +24,11 @@ enterprise's level-2 reading arrives on its own connection at once. Beside them:
 Each message carries its session in its ack token, so :meth:`ack` reaches the right one.
 
 By default (``SAFETY_HUB_MQTT_PROCESS``) the receiving sessions run in child processes, off
-the hub's interpreter: the persistent ones in one (receiver.py), the catch-all, which receives
-every message a second time unless its broker user is fenced as above, in another
-(catch_all.py). The publisher stays in the hub.
+the hub's interpreter: the persistent telemetry ones in one (receiver.py), the critical ones
+in another of their own (the same code), so that their socket and interpreter are never busy
+with a burst of process data; the catch-all, which receives every message a second time
+unless its broker user is fenced as above, in a third (catch_all.py). The publisher stays in
+the hub.
 """
 
 from __future__ import annotations
@@ -36,8 +42,13 @@ from dataclasses import dataclass, replace
 
 from connectors.mqtt.catch_all import CatchAllProcess
 from connectors.mqtt.ingest import ConnectionListener, MqttConfig, MqttIngest
-from connectors.mqtt.receiver import ReceiverProcess, RemoteSession, RemoteToken
-from safety_hub.ingest.telemetry import status_topic, telemetry_subscription
+from connectors.mqtt.receiver import (
+    CRITICAL_RECEIVER_PROCESS_NAME,
+    ReceiverProcess,
+    RemoteSession,
+    RemoteToken,
+)
+from safety_hub.ingest.telemetry import critical_subscription, status_topic, telemetry_subscription
 from safety_hub.ports import InboundMessage
 
 log = logging.getLogger("connectors.mqtt.sessions")
@@ -46,6 +57,14 @@ RETIRE_IDLE_S = 5.0
 # Session names that no enterprise code can be (codes start with a letter or digit).
 CATCH_ALL = "_unregistered"
 PUBLISHER = "_publisher"
+CRITICAL_PREFIX = "_critical-"
+"""session names of the critical topics: ``_critical-<enterprise>`` (or ``_critical-_g<k>``)"""
+CRITICAL_RECEIVE_MAXIMUM = 16
+"""unacknowledged messages per critical session: gas detectors report about once a second"""
+
+
+def is_critical_session(name: str) -> bool:
+    return name.startswith(CRITICAL_PREFIX)
 
 
 @dataclass(frozen=True)
@@ -71,9 +90,10 @@ class MqttSessions:
         priority: Callable[[str, bytes], bool] | None = None,
     ) -> None:
         """``in_processes``: the receiving sessions run in child processes, the persistent ones
-        in one (receiver.py), the catch-all (:data:`CATCH_ALL`) in another (catch_all.py); each
-        child first calls the picklable ``child_setup`` with its process name. ``priority``
-        (picklable): the messages the persistent sessions' child sends the hub first."""
+        in one (receiver.py), the critical ones (:func:`is_critical_session`) in another, the
+        catch-all (:data:`CATCH_ALL`) in a third (catch_all.py); each child first calls the
+        picklable ``child_setup`` with its process name. ``priority`` (picklable): the
+        messages the persistent sessions' child sends the hub first."""
         if not sessions:
             raise ValueError("mqtt sessions: none configured")
         self._on_connection = on_connection
@@ -81,13 +101,21 @@ class MqttSessions:
         # name -> (connected: None while it has not connected yet, detail)
         self._state: dict[str, tuple[bool | None, str]] = {}
         remote = {n: c for n, c in sessions.items() if in_processes and n != CATCH_ALL}
-        self._receiver = (
-            ReceiverProcess(remote, child_setup=child_setup, priority=priority) if remote else None
-        )
+        critical = {n: c for n, c in remote.items() if is_critical_session(n)}
+        bulk = {n: c for n, c in remote.items() if n not in critical}
+        self._receivers = [
+            ReceiverProcess(bulk, child_setup=child_setup, priority=priority) if bulk else None,
+            ReceiverProcess(
+                critical, child_setup=child_setup, process_name=CRITICAL_RECEIVER_PROCESS_NAME
+            )
+            if critical
+            else None,
+        ]
         self._sessions: dict[str, MqttIngest | CatchAllProcess | RemoteSession] = {}
         for name, config in sessions.items():
-            if self._receiver is not None and name in remote:
-                self._sessions[name] = self._receiver.session(name, self._listener(name))
+            receiver = self._receivers[name in critical]
+            if receiver is not None and name in remote:
+                self._sessions[name] = receiver.session(name, self._listener(name))
             elif in_processes and name == CATCH_ALL:
                 self._sessions[name] = CatchAllProcess(
                     config, self._listener(name), child_setup=child_setup
@@ -246,6 +274,19 @@ def enterprise_lanes(
     ]
 
 
+def critical_lanes(
+    codes: Collection[str], max_sessions: int
+) -> list[tuple[str, tuple[str, ...], tuple[str, ...]]]:
+    """The persistent sessions of the registered ``codes``' critical topics, in the shape of
+    :func:`enterprise_lanes` and grouped as it groups them, each name with
+    :data:`CRITICAL_PREFIX`."""
+    out = []
+    for name, group in session_groups(sorted(codes), max_sessions).items():
+        subs = tuple(critical_subscription(c) for c in group)
+        out.append((f"{CRITICAL_PREFIX}{name}", subs, subs))
+    return out
+
+
 def sessions_for(
     base: MqttConfig,
     lanes: Sequence[tuple[str, tuple[str, ...], tuple[str, ...]]],
@@ -258,15 +299,17 @@ def sessions_for(
     the base's password) when given: a broker user whose ACL denies it the registered
     enterprises' topics (acl.py) sends it no copy of what the other sessions receive. Client
     ids are ``<base id>/<name>``; the receive maximum of the base is shared out among the
-    persistent sessions, so the hub's bound on unacknowledged messages stays what it was."""
-    share = max(16, base.receive_maximum // max(1, len(lanes)))
+    persistent telemetry sessions, so the hub's bound on unacknowledged messages stays what it
+    was; each critical session (:func:`critical_lanes`) adds :data:`CRITICAL_RECEIVE_MAXIMUM`."""
+    bulk = [lane for lane in lanes if not is_critical_session(lane[0])]
+    share = max(16, base.receive_maximum // max(1, len(bulk)))
     configs = {
         name: replace(
             base,
             client_id=f"{base.client_id}/{name}",
             subscriptions=subs,
             no_retained=no_retained,
-            receive_maximum=share,
+            receive_maximum=CRITICAL_RECEIVE_MAXIMUM if is_critical_session(name) else share,
         )
         for name, subs, no_retained in lanes
     }

@@ -156,7 +156,7 @@ class TelemetryDecoder:
             msg.reject(
                 Rejection(
                     RejectReason.BAD_TOPIC,
-                    f"topic {quote(topic, 80)} is not hazard/v1/<enterprise>/telemetry",
+                    f"topic {quote(topic, 80)} is not hazard/v1/<enterprise>/telemetry or .../critical",
                 )
             )
             return msg

@@ -1,7 +1,10 @@
 """MQTT telemetry contract v1: topics, reason codes, what a decoded message gives, and gateway
 status.
 
-Topic  ``hazard/v1/{enterprise}/telemetry`` (sub-topics allowed).
+Topics ``hazard/v1/{enterprise}/telemetry`` and, for the readings of gas detectors and
+safety-instrumented systems, ``hazard/v1/{enterprise}/critical`` (the same payload; the hub
+reads it on sessions of their own, so that process data never queues in front of it); sub-topics
+allowed under both.
 Payload ``{"ts": <epoch ms, optional>, "seq": <int, optional>,
            "readings": [{"tag": "GT-1101", "v": 12.5, "ts": <optional>,
                          "q": "good|bad|uncertain" (optional)}]}``
@@ -34,7 +37,12 @@ log = logging.getLogger("safety_hub.telemetry")
 
 TOPIC_ROOT = "hazard"
 CONTRACT_VERSION = "v1"
+TELEMETRY = "telemetry"
+CRITICAL = "critical"
+"""the topic level of safety-critical readings (gas detectors, SIS): contract v1, revision 1.1"""
+TELEMETRY_KINDS = (TELEMETRY, CRITICAL)
 TELEMETRY_SUBSCRIPTION = "hazard/v1/+/telemetry/#"
+CRITICAL_SUBSCRIPTION = "hazard/v1/+/critical/#"
 STATUS_SUBSCRIPTION = "hazard/v1/+/status"
 
 QUALITIES = ("good", "bad", "uncertain")
@@ -60,6 +68,27 @@ def telemetry_subscription(enterprise: str) -> str:
 
 def telemetry_topic(enterprise: str) -> str:
     return f"{TOPIC_ROOT}/{CONTRACT_VERSION}/{enterprise}/telemetry"
+
+
+def critical_subscription(enterprise: str) -> str:
+    """The topic filter of one enterprise's safety-critical readings (sub-topics included)."""
+    return f"{TOPIC_ROOT}/{CONTRACT_VERSION}/{enterprise}/{CRITICAL}/#"
+
+
+def critical_topic(enterprise: str) -> str:
+    return f"{TOPIC_ROOT}/{CONTRACT_VERSION}/{enterprise}/{CRITICAL}"
+
+
+def is_critical_topic(topic: str) -> bool:
+    """True for ``hazard/v1/<enterprise>/critical`` and its sub-topics."""
+    parts = topic.split("/", 4)
+    return (
+        len(parts) >= 4
+        and parts[3] == CRITICAL
+        and parts[0] == TOPIC_ROOT
+        and parts[1] == CONTRACT_VERSION
+        and parts[2] != ""
+    )
 
 
 def rejected_topic(enterprise: str) -> str:
@@ -172,11 +201,12 @@ class DecodedMessage:
 
 
 def enterprise_of_topic(topic: str) -> str | None:
-    """The enterprise of a v1 telemetry topic, or None when the topic is not one."""
+    """The enterprise of a v1 telemetry topic (``telemetry`` or ``critical``, sub-topics
+    included), or None when the topic is not one."""
     parts = topic.split("/")
     if len(parts) < 4 or parts[0] != TOPIC_ROOT or parts[1] != CONTRACT_VERSION:
         return None
-    if parts[3] != "telemetry" or parts[2] == "":
+    if parts[3] not in TELEMETRY_KINDS or parts[2] == "":
         return None
     return parts[2]
 

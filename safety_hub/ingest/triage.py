@@ -1,7 +1,8 @@
 """Telling safety-critical telemetry apart on arrival, before it queues.
 
-A message that carries at least one reading of a safety-critical tag (the hub passes the gas
-detectors and SIS tags of the plant registry) is *urgent*: the ingest worker takes it ahead of
+A message on an enterprise's ``critical`` topic, and a ``telemetry`` message that carries at least
+one reading of a safety-critical tag (the hub passes the gas detectors and SIS tags of the plant
+registry), is *urgent*: the ingest worker takes it ahead of
 bulk process data (:mod:`safety_hub.ingest.intake`). Triage runs on the transport's thread, so
 it reads only the tags (msgspec, a schema of nothing but ``readings[].tag``) and only for
 enterprises that have critical tags; what it cannot read is not urgent and gets the full
@@ -16,7 +17,7 @@ from operator import attrgetter
 
 import msgspec
 
-from safety_hub.ingest.telemetry import CONTRACT_VERSION, TOPIC_ROOT
+from safety_hub.ingest.telemetry import CONTRACT_VERSION, CRITICAL, TELEMETRY, TOPIC_ROOT
 
 
 class _Tag(msgspec.Struct, gc=False):  # strings only: nothing for the GC to track
@@ -32,7 +33,8 @@ _tag_of = attrgetter("tag")
 
 
 class Triage:
-    """``urgent(topic, payload)``: True when the message carries a critical tag's reading."""
+    """``urgent(topic, payload)``: True for a message on a ``critical`` topic, and for one on a
+    ``telemetry`` topic (sub-topics too) that carries a critical tag's reading."""
 
     def __init__(self, critical: Iterable[tuple[str, str]], max_payload_bytes: int) -> None:
         by_enterprise: dict[str, set[str]] = {}
@@ -42,14 +44,11 @@ class Triage:
         self._max_bytes = max_payload_bytes
 
     def urgent(self, topic: str, payload: bytes) -> bool:
-        parts = topic.split("/")
-        if (
-            len(parts) != 4
-            or parts[3] != "telemetry"
-            or parts[0] != TOPIC_ROOT
-            or parts[1] != CONTRACT_VERSION
-        ):
+        parts = topic.split("/", 4)
+        if len(parts) < 4 or parts[0] != TOPIC_ROOT or parts[1] != CONTRACT_VERSION:
             return False
+        if parts[3] != TELEMETRY:
+            return parts[3] == CRITICAL and parts[2] != ""
         tags = self._critical.get(parts[2])
         if tags is None or len(payload) > self._max_bytes:
             return False

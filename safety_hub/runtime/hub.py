@@ -21,6 +21,7 @@ from safety_hub.ingest.live import LiveTable
 from safety_hub.ingest.sink import SinkWorker
 from safety_hub.ingest.spool import Spool
 from safety_hub.ingest.telemetry import (
+    CRITICAL_SUBSCRIPTION,
     STATUS_SUBSCRIPTION,
     TELEMETRY_SUBSCRIPTION,
     DecodeLimits,
@@ -396,6 +397,7 @@ class Hub:
             MqttSessions,
             Retiring,
             RoundTripProbe,
+            critical_lanes,
             enterprise_lanes,
             of_enterprises,
             packet_limit,
@@ -430,15 +432,17 @@ class Hub:
             max_packet_bytes=packet_limit(self.settings.max_payload_bytes),
         )
         # One persistent session per enterprise (a flood backs up in the flooder's own broker
-        # queue), a catch-all for unregistered enterprises, a publisher (connectors/mqtt/
-        # sessions.py); the single session of earlier versions is emptied and ended.
-        codes = frozenset(self.plant.enterprises)
-        lanes = enterprise_lanes(codes, self.settings.mqtt_max_sessions)
+        # queue) and one per enterprise's critical topic, a catch-all for unregistered
+        # enterprises, a publisher (connectors/mqtt/sessions.py); the single session of earlier
+        # versions is emptied and ended.
+        codes, most = frozenset(self.plant.enterprises), self.settings.mqtt_max_sessions
+        lanes = [*enterprise_lanes(codes, most), *critical_lanes(codes, most)]
         everything = (TELEMETRY_SUBSCRIPTION, STATUS_SUBSCRIPTION)
+        no_retained = (TELEMETRY_SUBSCRIPTION, CRITICAL_SUBSCRIPTION)
         sessions, publisher = sessions_for(
             base,
             lanes,
-            (everything, (TELEMETRY_SUBSCRIPTION,), of_enterprises(codes)),
+            ((*everything, CRITICAL_SUBSCRIPTION), no_retained, of_enterprises(codes)),
             catch_all_user,
         )
         source = MqttSessions(
