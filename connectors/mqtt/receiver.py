@@ -201,12 +201,13 @@ class ReceiverProcess:
         child_setup: Callable[[str], None] | None = None,
         priority: Callable[[str, bytes], bool] | None = None,
         process_name: str = RECEIVER_PROCESS_NAME,
+        label: str = "receiver",
         min_backoff_s: float = 0.5,
         max_backoff_s: float = 15.0,
     ) -> None:
-        """``child_setup(name)`` runs first in the child, given ``process_name``;
-        ``priority(topic, payload)``, True for a message to send the hub ahead of others (both
-        picklable)."""
+        """``child_setup(name)`` runs first in the child, given ``process_name``; ``label``
+        names the child in the hub's logs; ``priority(topic, payload)``, True for a message to
+        send the hub ahead of others (both picklable)."""
         for config in configs.values():
             config.validate()
         self.configs = configs
@@ -221,7 +222,7 @@ class ReceiverProcess:
         self._ack_thread: threading.Thread | None = None
         self.process_name = process_name
         self._child = ChildSupervisor(
-            "receiver" if process_name == RECEIVER_PROCESS_NAME else process_name,
+            label,
             _child_main,
             (configs, child_setup, priority, process_name),
             self._relay_until_closed,

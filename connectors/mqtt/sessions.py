@@ -106,7 +106,10 @@ class MqttSessions:
         self._receivers = [
             ReceiverProcess(bulk, child_setup=child_setup, priority=priority) if bulk else None,
             ReceiverProcess(
-                critical, child_setup=child_setup, process_name=CRITICAL_RECEIVER_PROCESS_NAME
+                critical,
+                child_setup=child_setup,
+                process_name=CRITICAL_RECEIVER_PROCESS_NAME,
+                label="critical receiver",
             )
             if critical
             else None,

@@ -124,6 +124,7 @@ def test_enterprises_are_fenced_and_the_hub_reads_all(
     hub, a, b = clients("hub", None), clients(A, None), clients(B, None)
     assert hub.connected and a.connected and b.connected  # Python-computed $7$ hashes accepted
     assert hub.subscribe("hazard/v1/+/telemetry/#") < 128
+    assert hub.subscribe("hazard/v1/+/critical/#") < 128
     assert hub.subscribe("hazard/v1/+/status") < 128
     assert a.subscribe(f"hazard/v1/{A}/rejected") < 128
     assert a.subscribe(f"hazard/v1/{A}/alarms") < 128
@@ -133,14 +134,17 @@ def test_enterprises_are_fenced_and_the_hub_reads_all(
     a.subscribe(f"hazard/v1/{B}/telemetry/#")
     a.subscribe(f"hazard/v1/{B}/alarms")
     a.subscribe("hazard/v1/+/telemetry/#")
+    a.subscribe("hazard/v1/+/critical/#")
 
     a.publish(f"hazard/v1/{B}/telemetry", b"forged-by-A")
+    a.publish(f"hazard/v1/{B}/critical", b"forged-critical-by-A")
+    a.publish(f"hazard/v1/{A}/critical", b"A-critical")
     a.publish(f"hazard/v1/{B}/status", b"forged-status-by-A")
     a.publish(f"hazard/v1/{A}/telemetry/unit-1", b"A-own")
     a.publish(f"hazard/v1/{A}/status", b"A-online")
     b.publish(f"hazard/v1/{B}/telemetry", b"B-own")
     wait_until(
-        lambda: hub.got(b"A-own") and hub.got(b"B-own") and hub.got(b"A-online"),
+        lambda: all(hub.got(p) for p in (b"A-own", b"B-own", b"A-online", b"A-critical")),
         10,
         message="the hub to get A's and B's telemetry",
     )
@@ -148,6 +152,7 @@ def test_enterprises_are_fenced_and_the_hub_reads_all(
     hub.publish(f"hazard/v1/{A}/rejected", b"sync-A")
     wait_until(lambda: a.got(b"sync-A") and b.got(b"alarm-for-B"), 10, message="sync messages")
     assert not hub.got(b"forged-by-A") and not hub.got(b"forged-status-by-A")
+    assert not hub.got(b"forged-critical-by-A")
     assert not a.got(b"B-own") and not a.got(b"alarm-for-B")
 
 
@@ -162,23 +167,32 @@ def test_the_catch_all_user_reads_only_what_no_registered_enterprise_sends(
     simulator = clients("simulator", None)
     for client in (hub, catch_all):
         assert client.subscribe("hazard/v1/+/telemetry/#") < 128
+        assert client.subscribe("hazard/v1/+/critical/#") < 128
         assert client.subscribe("hazard/v1/+/status") < 128
     stranger = "x9-not-registered"
     simulator.publish(f"hazard/v1/{A}/telemetry", b"A-telemetry")
+    simulator.publish(f"hazard/v1/{A}/critical", b"A-critical")
+    simulator.publish(f"hazard/v1/{stranger}/critical", b"stranger-critical")
     simulator.publish(f"hazard/v1/{A}/telemetry/unit-1", b"A-unit")
     simulator.publish(f"hazard/v1/{B}/status", b"B-status")
     simulator.publish(f"hazard/v1/{stranger}/telemetry", b"stranger-telemetry")
     simulator.publish(f"hazard/v1/{stranger}/status", b"stranger-status")
     wait_until(
         lambda: (
-            all(hub.got(p) for p in (b"A-telemetry", b"A-unit", b"B-status", b"stranger-status"))
+            all(
+                hub.got(p)
+                for p in (b"A-telemetry", b"A-unit", b"A-critical", b"B-status", b"stranger-status")
+            )
             and catch_all.got(b"stranger-telemetry")
+            and catch_all.got(b"stranger-critical")
             and catch_all.got(b"stranger-status")
         ),
         10,
         message="the hub's and the catch-all's messages",
     )
-    assert not any(catch_all.got(p) for p in (b"A-telemetry", b"A-unit", b"B-status"))
+    assert not any(
+        catch_all.got(p) for p in (b"A-telemetry", b"A-unit", b"A-critical", b"B-status")
+    )
 
 
 def test_the_hub_may_probe_its_round_trip_and_an_enterprise_may_not(

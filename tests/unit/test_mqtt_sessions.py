@@ -102,3 +102,29 @@ def test_the_catch_all_copies_are_counted_in_the_hubs_process() -> None:
     for topic in (b"t/e1", b"t/e1", b"t/x9"):  # QoS 0: nothing to acknowledge
         catch_all._handle_message(None, None, mqtt.MQTTMessage(topic=topic))  # type: ignore[union-attr,arg-type]
     assert sessions.catch_all_copies() == 2 and got == ["t/x9"]
+
+
+def test_critical_lanes_have_sessions_and_a_receive_maximum_of_their_own() -> None:
+    """Each enterprise's critical topic gets a persistent session of its own, named apart from
+    any enterprise code, with a small Receive Maximum that does not shrink the telemetry
+    sessions' share; with a province's registry they are grouped as the telemetry ones are."""
+    from connectors.mqtt import critical_lanes, enterprise_lanes
+    from connectors.mqtt.sessions import CRITICAL_RECEIVE_MAXIMUM, is_critical_session
+
+    codes = ["e01", "e02"]
+    lanes = critical_lanes(codes, 64)
+    assert lanes == [
+        ("_critical-e01", ("hazard/v1/e01/critical/#",), ("hazard/v1/e01/critical/#",)),
+        ("_critical-e02", ("hazard/v1/e02/critical/#",), ("hazard/v1/e02/critical/#",)),
+    ]
+    base = MqttConfig(host="h", port=1, client_id="hub", receive_maximum=1000)
+    configs, _ = sessions_for(base, [*enterprise_lanes(codes, 64), *lanes], None)
+    assert configs["e01"].receive_maximum == 500  # shared out among the telemetry sessions only
+    critical = configs["_critical-e02"]
+    assert critical.receive_maximum == CRITICAL_RECEIVE_MAXIMUM
+    assert critical.persistent and critical.client_id == "hub/_critical-e02"
+    assert is_critical_session("_critical-e02") and not is_critical_session("e02")
+    many = [f"g{k:03d}" for k in range(1, 501)]
+    grouped = critical_lanes(many, 64)
+    assert len(grouped) <= 64 and all(name.startswith("_critical-_g") for name, _, _ in grouped)
+    assert sum(len(subs) for _, subs, _ in grouped) == 500

@@ -72,6 +72,19 @@ def test_valid_batch_is_accepted_with_timestamps(decoder: TelemetryDecoder) -> N
     ]
 
 
+def test_the_critical_topic_takes_the_same_payload(decoder: TelemetryDecoder) -> None:
+    """Contract v1.1: ``.../critical`` (and its sub-topics) is decoded as telemetry is, for the
+    enterprise it names; an unregistered enterprise there is rejected as on telemetry."""
+    body = payload({"tag": "GT-1101", "v": 0.7, "ts": NOW - 5}, seq=3)
+    for topic in ("hazard/v1/e1/critical", "hazard/v1/e1/critical/unit-3"):
+        result = decoder.decode(topic, body)
+        assert result.rejections == [] and result.enterprise == "e1" and result.seq == 3
+        assert [(r.tag, r.value) for r in result.readings] == [("GT-1101", 0.7)]
+    assert reasons(decoder.decode("hazard/v1/nobody/critical", body)) == [
+        (None, "unknown_enterprise")
+    ]
+
+
 def test_reading_without_any_ts_gets_hub_time(decoder: TelemetryDecoder) -> None:
     """With no ts at all the hub's receive time is the event time."""
     result = decoder.decode(TOPIC, payload({"tag": "GT-1101", "v": 1}))
@@ -160,9 +173,13 @@ def test_unknown_enterprise_and_bad_topic(decoder: TelemetryDecoder) -> None:
 
 
 def test_topic_parsing() -> None:
-    """Sub-topics under telemetry are allowed; status topics are recognised."""
+    """Sub-topics under telemetry and critical are allowed; status topics are recognised."""
     assert enterprise_of_topic("hazard/v1/e1/telemetry") == "e1"
     assert enterprise_of_topic("hazard/v1/e1/telemetry/unit-3") == "e1"
+    assert enterprise_of_topic("hazard/v1/e1/critical") == "e1"
+    assert enterprise_of_topic("hazard/v1/e1/critical/unit-3") == "e1"
+    assert enterprise_of_topic("hazard/v1//critical") is None
+    assert enterprise_of_topic("hazard/v1/e1/criticality") is None
     assert enterprise_of_topic("hazard/v1/e1/status") is None
     assert enterprise_of_status_topic("hazard/v1/e1/status") == "e1"
     assert parse_status(b'{"state":"offline"}') == (False, "offline")

@@ -48,6 +48,15 @@ def message(enterprise: str, payload: bytes, token: object = None) -> InboundMes
         ("hazard/v1/e1/telemetry", b'{"readings":[{"tag":7}]}', False),
         ("hazard/v1/e1/telemetry", b"\xff\xfe", False),
         ("hazard/v1/e1/telemetry", body("GT-1") + b" " * 64 * 1024, False),  # too large
+        ("hazard/v1/e1/telemetry/unit-3", body("GT-1"), True),  # a sub-topic
+        ("hazard/v1/e1/telemetry/unit-3", body("PT-1"), False),
+        # the critical topic (contract v1.1) is urgent by its name, whatever it carries
+        ("hazard/v1/e1/critical", body("GT-1"), True),
+        ("hazard/v1/e3/critical", body("PT-1"), True),
+        ("hazard/v1/e1/critical/unit-3", b"not json", True),
+        ("hazard/v1//critical", body("GT-1"), False),
+        ("hazard/v2/e1/critical", body("GT-1"), False),
+        ("hazard/v1/e1/criticals", body("GT-1"), False),
     ],
 )
 def test_triage_finds_critical_tags_and_never_raises(
