@@ -47,6 +47,20 @@ class HubMetrics:
             ["enterprise", "reason"],
             registry=r,
         )
+        self.critical_topic_messages = Counter(
+            "safety_hub_critical_topic_messages",
+            "Telemetry messages received on an enterprise's critical topic (contract v1.1: gas "
+            "detectors and SIS, read on sessions of their own)",
+            ["enterprise"],
+            registry=r,
+        )
+        self.critical_topic_other_readings = Counter(
+            "safety_hub_critical_topic_other_readings",
+            "Readings accepted from an enterprise's critical topic whose tag is neither a gas "
+            "detector nor SIS: they belong on its telemetry topic",
+            ["enterprise"],
+            registry=r,
+        )
         self.unknown_enterprise_messages = Counter(
             "safety_hub_unknown_enterprise_messages",
             "Messages (telemetry or status) on topics of enterprises the plant registry does not "

@@ -58,3 +58,9 @@ class Triage:
             return False
         # In C: no Python step per reading on the transport's thread.
         return not tags.isdisjoint(map(_tag_of, readings))
+
+    def non_critical(self, enterprise: str, tags: Iterable[str]) -> int:
+        """How many of ``tags`` are not safety-critical tags of ``enterprise`` (readings sent
+        on its critical topic that belong on telemetry)."""
+        critical = self._critical.get(enterprise, frozenset())
+        return sum(1 for tag in tags if tag not in critical)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -38,6 +38,7 @@ from safety_hub.ingest.telemetry import (
     RejectReason,
     enterprise_of_status_topic,
     enterprise_of_topic,
+    is_critical_topic,
     rejected_topic,
 )
 from safety_hub.metrics import HubMetrics
@@ -133,9 +134,14 @@ class IngestWorker:
         report_rate_per_s: float = 20.0,
         report_burst: int = 100,
         urgent: Urgency | None = None,
+        non_critical: Callable[[str, Iterable[str]], int] | None = None,
     ) -> None:
+        """``urgent(topic, payload)``: the messages to serve ahead of others;
+        ``non_critical(enterprise, tags)``: how many of a critical topic's tags are not
+        safety-critical (counted, not refused)."""
         self._on_status = on_status
         self._urgent = urgent
+        self._non_critical = non_critical
         self._serving_urgent = False
         self._decoder = decoder
         self._prefixes = prefixes
@@ -501,6 +507,8 @@ class IngestWorker:
             if d.is_status:
                 continue
             m.messages_received.inc()
+            if label != UNKNOWN_LABEL and is_critical_topic(d.message.topic):
+                self._count_critical(d, label)
             accepted = len(result.readings)
             counts = result.rejected_by_reason
             if result.skewed:
@@ -519,6 +527,14 @@ class IngestWorker:
             for reason, n in counts.items():
                 counter.labels(label, reason.value).inc(n)
             self._report(d, label, now)
+
+    def _count_critical(self, d: _Decoded, label: str) -> None:
+        self._metrics.critical_topic_messages.labels(label).inc()
+        if self._non_critical is None or not d.decoded.readings:
+            return
+        others = self._non_critical(d.decoded.enterprise, (r.tag for r in d.decoded.readings))
+        if others:
+            self._metrics.critical_topic_other_readings.labels(label).inc(others)
 
     def _report(self, d: _Decoded, label: str, now: int) -> None:
         result = d.decoded

@@ -304,6 +304,7 @@ class Hub:
             enterprises=self.plant.enterprises,
             disk_reserve=self.disk_reserve,
             urgent=self.triage.urgent if self._prioritise else None,
+            non_critical=self.triage.non_critical,
         )
 
     def _build_alarms(self, durable_engine: bool) -> AlarmRuntime:

@@ -51,6 +51,7 @@ pytestmark = pytest.mark.integration
 
 CRITICAL = f"hazard/v1/{ENT}/critical"
 ACCEPTED = "safety_hub_readings_accepted_total"
+OTHERS = "safety_hub_critical_topic_other_readings_total"
 BACKLOG_MESSAGES = 4_000  # of 100 readings: a gateway's buffer after an outage
 PER_MESSAGE = 100
 
@@ -227,6 +228,13 @@ def test_poison_and_strangers_on_the_critical_topic_are_reported_and_the_park_st
         assert flood_qos1(broker.port, flood) == 3_000
         raise_on(CRITICAL, pub, watcher, hub, DETECTORS[3])
         raise_on(TELEMETRY, pub, watcher, hub, DETECTORS[4])
+        # process data on the critical topic is taken (never lost) and counted as misplaced
+        assert hub.metric(OTHERS) == 0
+        tag = process_tags()[0]
+        value = normal_value(tag, time.time(), random.Random(1))
+        pub.publish(CRITICAL, reading(tag.tag, value, now_ms()))
+        wait_for(lambda: hub.metric(OTHERS) == 1, 30, "a misplaced reading counted")
+        assert hub.metric("safety_hub_critical_topic_messages_total") >= 3_000 + 5
         assert hub.get("/readyz").status_code == 200
     finally:
         for client in (pub, watcher, reports):
