@@ -1,7 +1,8 @@
 """Overload, small: publishers faster than a hub with a tiny spool and Receive Maximum.
 
 The hub (``safety-hub run`` as a process) gets a Receive Maximum of 40 (16 per enterprise
-session, the floor, so 80 over the sample park's 5 enterprises) and a spool of 3,000 readings,
+session, the floor, so 80 over the sample park's 5 enterprises, and 16 more for each
+enterprise's critical-topic session) and a spool of 3,000 readings,
 while 5 ``mosquitto_pub -l`` send 40,000 readings as fast as they can. While they do, /metrics
 is read again and again: the messages in flight never exceed the bound the hub announces, nor
 do the messages queued in its intake lanes plus those held for the spool. At the end InfluxDB
@@ -16,6 +17,7 @@ import uuid
 from pathlib import Path
 
 from bench.ingest_e2e import generate
+from connectors.mqtt.sessions import CRITICAL_RECEIVE_MAXIMUM
 from tests.fixtures.processes import InfluxDB1Process, MosquittoProcess, find_binary
 from tests.integration.hubproc import HubProcess, metric_sum, wait_for
 
@@ -44,7 +46,9 @@ def test_overload_stays_within_receive_maximum_and_loses_nothing(
     hub.start()
     try:
         limit = metric_sum(hub.metrics_text(), "safety_hub_mqtt_in_flight_limit")
-        assert limit == len(files) * max(SESSION_FLOOR, RECEIVE_MAXIMUM // len(files))
+        # each enterprise: its telemetry session's share, and 16 on its critical topic's session
+        share = max(SESSION_FLOOR, RECEIVE_MAXIMUM // len(files))
+        assert limit == len(files) * (share + CRITICAL_RECEIVE_MAXIMUM)
 
         seen: list[tuple[float, float, float]] = []  # (in flight, lanes, held)
         done = threading.Event()
