@@ -77,6 +77,7 @@ class StateHealth:
         self._problem: str | None = None
         self._since: float | None = None
         self._fenced_listeners: list[Callable[[str], None]] = []
+        self._failures = 0
 
     def on_fenced(self, listener: Callable[[str], None]) -> None:
         """``listener(detail)`` is called (in the writing thread) each time a store's write was
@@ -93,6 +94,7 @@ class StateHealth:
 
     def failed(self, detail: str) -> None:
         with self._lock:
+            self._failures += 1
             if self._problem is None:
                 self._since = time.monotonic()
                 log.error("state database unreachable", extra={"error": detail})
@@ -104,6 +106,13 @@ class StateHealth:
                 log.info("state database reachable again")
             self._problem = None
             self._since = None
+
+    @property
+    def failures(self) -> int:
+        """How many times a store found the database failing: a connection opened before the
+        latest may have been closed by the server (a restart) without knowing it yet."""
+        with self._lock:
+            return self._failures
 
     @property
     def problem(self) -> str | None:
@@ -127,11 +136,22 @@ class PgConnection:
         self.health = health or StateHealth()
         self.fence = fence
         self._conn: psycopg.Connection | None = None
+        self._opened_after = 0  # the health's failure count when the connection was opened
         self.lock = threading.RLock()
 
     def _connection(self) -> psycopg.Connection:
+        """The connection, opened again when it is closed or broken, or when any store found
+        the database failing since it was opened: a connection idle through a database
+        restart does not know yet that the server closed it, and would fail its next
+        statement (an API read after the database came back was a 500)."""
         conn = self._conn
-        if conn is not None and not conn.closed and not conn.broken:
+        failures = self.health.failures
+        if (
+            conn is not None
+            and not conn.closed
+            and not conn.broken
+            and self._opened_after == failures
+        ):
             return conn
         self._drop()
         conn = psycopg.connect(
@@ -146,7 +166,7 @@ class PgConnection:
             keepalives_interval=KEEPALIVE_INTERVAL_S,
             keepalives_count=KEEPALIVE_COUNT,
         )
-        self._conn = conn
+        self._conn, self._opened_after = conn, failures
         return conn
 
     def _drop(self) -> None:

@@ -17,10 +17,11 @@ from contextlib import asynccontextmanager
 from fastapi import Depends, FastAPI
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import RedirectResponse
+from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from safety_hub import __version__
@@ -48,6 +49,7 @@ from safety_hub.api.routes import (
     users,
 )
 from safety_hub.console import STATIC_DIR
+from safety_hub.errors import StateDatabaseError
 from safety_hub.ingest.spool import SpoolDepth
 from safety_hub.runtime.ha import HaStatus
 from safety_hub.runtime.hub import Hub
@@ -234,6 +236,13 @@ class HubStatusView:
         return None if self._hub.ha is None else self._hub.ha.status()
 
 
+async def state_database_handler(request: Request, exc: Exception) -> Response:
+    """503 naming the state database's problem, not a 500: the hub's PostgreSQL is away (or
+    was restarted); the request may be retried, and the store reconnects by itself."""
+    detail = str(exc) if isinstance(exc, StateDatabaseError) else "state database unreachable"
+    return JSONResponse({"detail": detail}, status_code=503, headers={"Retry-After": "2"})
+
+
 def hub_parts(hub: Hub) -> HubParts:
     """The parts of ``hub`` the routes may use."""
     return HubParts(
@@ -313,6 +322,7 @@ def create_app(
     app.add_exception_handler(RequestValidationError, validation_error_handler)
     app.add_exception_handler(StarletteHTTPException, http_error_handler)
     app.add_exception_handler(NotActiveError, not_active_handler)
+    app.add_exception_handler(StateDatabaseError, state_database_handler)
     # Middlewares added later wrap the earlier ones: the 413 gets the CORS and security headers.
     app.add_middleware(BodyLimit, max_bytes=settings.api_max_body_bytes)
     origins = settings.cors_origin_list

@@ -469,6 +469,29 @@ def test_a_lost_database_is_a_clear_error_and_the_store_reconnects(
     assert rig.alarm(PRESSURE).state == AlarmState.UNACKNOWLEDGED
 
 
+def test_a_store_idle_through_a_database_restart_reads_at_once_when_it_is_back(
+    postgres_private: PostgresProcess,
+) -> None:
+    """The journal's connection sits idle while the database restarts; the spool's next write
+    finds the restart. The journal's next read then succeeds at the first try, on a new
+    connection: it does not use the one the server closed (the API answered 500 so)."""
+    url = postgres_private.create_database()
+    migrate(url)
+    health = StateHealth()
+    spool = PgSpool(url, health=health)
+    journal = PgAlarmJournal(url, health=health)
+    spool.append([("a", 1)], 1)
+    assert journal.entries(limit=10) == []  # its connection is open now, and then idle
+    postgres_private.stop()
+    postgres_private.start()
+    with pytest.raises(StateDatabaseError, match="spool"):
+        spool.append([("b", 1)], 2)  # the first to find out
+    assert journal.entries(limit=10) == []
+    spool.append([("b", 1)], 2)
+    assert health.problem is None
+    assert [b.lines for b in spool.peek(10)] == ["a", "b"]
+
+
 # -- the composition root's choice ----------------------------------------------------------------
 
 

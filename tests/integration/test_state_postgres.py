@@ -200,6 +200,9 @@ def test_postgres_restart_under_load_loses_nothing(
             return r.status_code == 503 and "state database unreachable" in r.text
 
         wait_for(unready, 30, "/readyz 503 naming the state database")
+        away = httpx.get(f"{hub.url}/api/v1/alarms/journal", headers=hub.auth, timeout=10)
+        assert away.status_code == 503, away.text  # not a 500: retry later
+        assert "state database unreachable" in away.json()["detail"]
         time.sleep(2.0)  # readings go on arriving while the database is away
         postgres_private.start()
         wait_for(
