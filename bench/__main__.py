@@ -6,6 +6,7 @@ import argparse
 
 from bench import (
     alarm_latency,
+    backlog,
     decode,
     failover,
     fairness,
@@ -28,7 +29,8 @@ def main(argv: list[str] | None = None) -> None:
         "--quick",
         action="store_true",
         help="a short pass: priority with one backlog, alarm latency at 20,000 readings/s only "
-        "(30 probes per load shape), end-to-end ingest with 200,000 readings; the others as always",
+        "(30 probes per load shape), end-to-end ingest with 200,000 readings, the gas reading behind "
+        "a backlog in one round; the others as always",
     )
     args = parser.parse_args(argv)
     decode.run()
@@ -49,6 +51,8 @@ def main(argv: list[str] | None = None) -> None:
     fairness.run()
     print()
     ingest_e2e.run(readings=200_000 if args.quick else 600_000)
+    print()
+    backlog.run(readings=300_000, rounds=1 if args.quick else 2)
     print()
     uplink_drain.run()
     print()
