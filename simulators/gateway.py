@@ -1,7 +1,12 @@
-"""An enterprise gateway stand-in: publishes readings by the telemetry contract v1.
+"""An enterprise gateway stand-in: publishes readings by the telemetry contract v1, revision 1.1.
 
 One MQTT v5 client per enterprise, QoS 1, a retained ``online`` status and a last-will
 ``offline`` on ``hazard/v1/{enterprise}/status``, batches of readings with ``seq`` numbers.
+Revision 1.1 (the default): the readings of the enterprise's safety-critical tags (gas
+detectors and SIS tags, ``CRITICAL_KINDS``) go in messages of their own on
+``hazard/v1/{enterprise}/critical``, sent before the rest of the same sample, which goes on
+``.../telemetry``; one ``seq`` counter for both. ``critical_topic=False`` makes a revision 1.0
+gateway: everything on ``.../telemetry``.
 """
 
 from __future__ import annotations
@@ -12,16 +17,25 @@ import random
 import threading
 import time
 import zlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
+from safety_hub.ingest.telemetry import critical_topic as critical_topic_of
 from safety_hub.ingest.telemetry import status_topic, telemetry_topic
+from safety_hub.registry import Plant
+from safety_hub.registry.checks import GAS_KINDS, SIS_KINDS
+
+CRITICAL_KINDS = GAS_KINDS | SIS_KINDS
+"""tag kinds whose readings a revision 1.1 gateway sends on the critical topic: gas detectors and
+SIS tags, the kinds the hub's triage takes as safety-critical (``safety_hub.runtime.hub``)"""
+
+R = TypeVar("R")
 
 
 @dataclass(frozen=True)
@@ -35,6 +49,26 @@ class SimTag:
     # values stay inside it, so a pressure with a negative normal band never reads as high.
     normal_lo: float | None = None
     normal_hi: float | None = None
+
+
+def critical_tags(plant: Plant, enterprise: str) -> frozenset[str]:
+    """The enterprise's tags whose readings go on its critical topic (``CRITICAL_KINDS``)."""
+    return frozenset(t.tag for t in plant.tags_of(enterprise) if t.kind in CRITICAL_KINDS)
+
+
+def by_topic(
+    enterprise: str, readings: Sequence[R], tag_of: Callable[[R], str], critical: Collection[str]
+) -> list[tuple[str, list[R]]]:
+    """The readings of one sample as a gateway sends them, ``(topic, readings)`` in sending
+    order: those of the ``critical`` tags on the critical topic first, then the rest on the
+    telemetry topic, each in their sampled order; a topic without readings is left out. With no
+    critical tags (a revision 1.0 gateway) everything is on the telemetry topic."""
+    urgent = [r for r in readings if tag_of(r) in critical] if critical else []
+    rest = [r for r in readings if tag_of(r) not in critical] if urgent else list(readings)
+    out = [(critical_topic_of(enterprise), urgent)] if urgent else []
+    if rest:
+        out.append((telemetry_topic(enterprise), rest))
+    return out
 
 
 def normal_band(lo: float, hi: float, setpoints: Mapping[str, float]) -> tuple[float, float]:
@@ -115,7 +149,14 @@ class _AckCountingClient(mqtt.Client):
 
 
 class Gateway:
-    """A connected gateway for one enterprise."""
+    """A connected gateway for one enterprise.
+
+    :meth:`publish` sends one sample. By revision 1.1 (``critical_topic``, the default) the
+    readings of ``critical_tags`` (give the enterprise's gas and SIS tags: :func:`critical_tags`)
+    go first, in messages on the critical topic, the rest on the telemetry topic; with
+    ``critical_topic=False`` (revision 1.0) everything goes on the telemetry topic. At most
+    ``batch`` readings per message (None: one message per topic).
+    """
 
     def __init__(
         self,
@@ -126,9 +167,17 @@ class Gateway:
         client_id: str | None = None,
         username: str | None = None,
         password: str | None = None,
+        critical_tags: Collection[str] = (),
+        critical_topic: bool = True,
+        batch: int | None = None,
     ) -> None:
+        if batch is not None and batch < 1:
+            raise ValueError(f"gateway {enterprise}: batch must be >= 1, got {batch}")
         self.enterprise = enterprise
         self.seq = 0
+        self.critical_topic = critical_topic
+        self.critical_tags = frozenset(critical_tags)
+        self.batch = batch
         self._client = _AckCountingClient(
             CallbackAPIVersion.VERSION2,
             client_id=client_id or f"gw-{enterprise}-{random.randrange(1 << 30):x}",
@@ -170,14 +219,23 @@ class Gateway:
 
     def publish(
         self, readings: Sequence[dict[str, object]], ts_ms: int | None = None
-    ) -> mqtt.MQTTMessageInfo:
-        self.seq += 1
-        body: dict[str, object] = {"seq": self.seq, "readings": list(readings)}
-        if ts_ms is not None:
-            body["ts"] = ts_ms
-        return self._client.publish(
-            telemetry_topic(self.enterprise), json.dumps(body, ensure_ascii=False), qos=1
-        )
+    ) -> list[mqtt.MQTTMessageInfo]:
+        """Publish one sample (``{"tag", "v", "ts"?, "q"?}`` each), split by topic and batched
+        (class doc), each message with the next ``seq`` and ``ts_ms`` when given; an empty
+        sample is one empty message on the telemetry topic. One info per message, in order."""
+        critical = self.critical_tags if self.critical_topic else ()
+        groups = by_topic(self.enterprise, readings, lambda r: str(r.get("tag")), critical)
+        out: list[mqtt.MQTTMessageInfo] = []
+        for topic, group in groups or [(telemetry_topic(self.enterprise), [])]:
+            step = self.batch or max(1, len(group))
+            for start in range(0, max(1, len(group)), step):
+                self.seq += 1
+                body: dict[str, object] = {"seq": self.seq, "readings": group[start : start + step]}
+                if ts_ms is not None:
+                    body["ts"] = ts_ms
+                payload = json.dumps(body, ensure_ascii=False)
+                out.append(self._client.publish(topic, payload, qos=1))
+        return out
 
     def publish_raw(
         self, topic: str, payload: bytes, *, retain: bool = False, qos: int = 1
@@ -231,17 +289,24 @@ class SampledReading:
 
 
 class GatewayModel:
-    """An enterprise gateway by the telemetry contract v1, without a network.
+    """An enterprise gateway by the telemetry contract v1 (revision 1.1), without a network.
 
     - Readings go out in messages of at most ``batch`` readings, each message with ``ts`` and an
       increasing ``seq`` (1, 2, ... for the life of the gateway, continuing after an outage).
+    - Revision 1.1 (``critical_topic``, the default): of each sample, the readings of
+      ``critical_tags`` (the enterprise's gas and SIS tags: :func:`critical_tags`) go first, in
+      messages on ``hazard/v1/{enterprise}/critical``, the rest then on ``.../telemetry``; one
+      ``seq`` counter for both topics. ``critical_topic=False``: revision 1.0, everything on
+      ``.../telemetry``.
     - Timestamps carry the gateway's clock error: ``clock_skew_ms`` > 0 is a clock ahead.
     - On connect it publishes the retained ``{"state":"online"}``; the broker holds its last-will
       ``{"state":"offline"}``, published when the connection dies without a DISCONNECT: by
       MQTT, once 1.5 × the keepalive passed without a packet (``will_delay_ms``).
     - During an outage nothing is sent. With ``store_and_forward`` the readings of the outage
-      are buffered (up to ``buffer_limit``, oldest dropped first) and sent after reconnecting,
-      with their original timestamps.
+      are buffered (up to ``buffer_limit``, oldest dropped first, whatever the tag) and sent
+      after reconnecting, with their original timestamps: all the buffered critical readings
+      first (in order of sampling), then the rest, as a gateway that knows which of its data
+      are urgent does.
     """
 
     def __init__(
@@ -253,6 +318,8 @@ class GatewayModel:
         clock_skew_ms: int = 0,
         store_and_forward: bool = False,
         buffer_limit: int = 100_000,
+        critical_tags: Collection[str] = (),
+        critical_topic: bool = True,
     ) -> None:
         if batch < 1:
             raise ValueError(f"gateway {enterprise}: batch must be >= 1, got {batch}")
@@ -262,11 +329,12 @@ class GatewayModel:
         self.clock_skew_ms = clock_skew_ms
         self.store_and_forward = store_and_forward
         self.buffer_limit = buffer_limit
+        self.critical_tags = frozenset(critical_tags)
+        self.critical_topic = critical_topic
         self.seq = 0
         self.online = False
         self.buffer: list[SampledReading] = []
         self.dropped = 0
-        self._topic = telemetry_topic(enterprise)
         self._status = status_topic(enterprise)
 
     @property
@@ -274,7 +342,8 @@ class GatewayModel:
         return round(1.5 * self.keepalive_s * 1000)
 
     def connect(self, at_ms: int) -> list[Publication]:
-        """Connect (or reconnect): the retained online status, then any buffered readings."""
+        """Connect (or reconnect): the retained online status, then any buffered readings
+        (the critical ones first)."""
         self.online = True
         out = [Publication(at_ms, self._status, b'{"state":"online"}', retain=True)]
         buffered, self.buffer = self.buffer, []
@@ -312,22 +381,29 @@ class GatewayModel:
 
     def send_reading(self, at_ms: int, reading: SampledReading) -> Publication:
         """One reading with its own timestamp, in a message of its own (next ``seq``, message
-        ``ts`` = the reading's): a scenario's injected reading, sent whatever the link state."""
+        ``ts`` = the reading's, on the topic of its tag): a scenario's injected reading, sent
+        whatever the link state."""
         return self._messages(at_ms, [reading])[0]
 
     def _messages(self, at_ms: int, readings: list[SampledReading]) -> list[Publication]:
         out: list[Publication] = []
-        for start in range(0, len(readings), self.batch):
-            chunk = readings[start : start + self.batch]
-            self.seq += 1
-            body = {
-                "ts": max(r.ts_ms for r in chunk),
-                "seq": self.seq,
-                "readings": [_reading_json(r) for r in chunk],
-            }
-            payload = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
-            out.append(Publication(at_ms, self._topic, payload))
+        critical = self.critical_tags if self.critical_topic else ()
+        for topic, group in by_topic(self.enterprise, readings, _tag_of, critical):
+            for start in range(0, len(group), self.batch):
+                chunk = group[start : start + self.batch]
+                self.seq += 1
+                body = {
+                    "ts": max(r.ts_ms for r in chunk),
+                    "seq": self.seq,
+                    "readings": [_reading_json(r) for r in chunk],
+                }
+                payload = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+                out.append(Publication(at_ms, topic, payload))
         return out
+
+
+def _tag_of(r: SampledReading) -> str:
+    return r.tag
 
 
 def _reading_json(r: SampledReading) -> dict[str, object]:

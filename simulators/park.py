@@ -4,6 +4,9 @@ Two modes: ``interval`` (each tag at its expected publishing interval, what the 
 and ``rate`` (a fixed total of readings per second, for load and benchmarks). Tags can be paused
 while something else publishes them (a scenario played into the demo): two sources for one tag
 would make its alarms flap between their values.
+
+The gateways speak contract revision 1.1 unless ``critical_topic=False``: the readings of gas
+detectors and SIS tags go on each enterprise's critical topic (``simulators.gateway.Gateway``).
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from safety_hub.registry import Plant
-from simulators.gateway import Gateway, SimTag, normal_band, normal_value
+from simulators.gateway import CRITICAL_KINDS, Gateway, SimTag, normal_band, normal_value
 
 log = logging.getLogger("simulators.park")
 
@@ -68,8 +71,10 @@ class ParkSimulator:
         seed: int = 1,
         username: str | None = None,
         password: str | None = None,
+        critical_topic: bool = True,
     ) -> None:
         self.tags = sim_tags(plant, enterprises, tags)
+        self.critical_topic = critical_topic
         self.host, self.port = host, port
         self.rate = rate
         self.batch = batch
@@ -103,9 +108,16 @@ class ParkSimulator:
                 gateway.announce_online()
 
     def connect(self, timeout: float = 10.0) -> None:
-        for code in self.tags:
+        for code, tags in self.tags.items():
             self._gateways[code] = Gateway(
-                self.host, self.port, code, username=self._username, password=self._password
+                self.host,
+                self.port,
+                code,
+                username=self._username,
+                password=self._password,
+                critical_tags=[t.tag for t in tags if t.kind in CRITICAL_KINDS],
+                critical_topic=self.critical_topic,
+                batch=self.batch,
             )
         for code, gw in self._gateways.items():
             if not gw.wait_connected(timeout):
@@ -140,7 +152,8 @@ class ParkSimulator:
 
     def _tick(self) -> None:
         """One second: every tag due at this second publishes (each at its own interval,
-        spread over the interval so that a gateway does not publish everything at once)."""
+        spread over the interval so that a gateway does not publish everything at once); the
+        due readings of an enterprise are one sample, which its gateway splits and batches."""
         now_ms = time.time_ns() // 1_000_000
         second = int(now_ms / 1000)
         paused = self._paused
@@ -151,15 +164,14 @@ class ParkSimulator:
                 if second % max(1, round(t.interval_s)) == i % max(1, round(t.interval_s))
                 and (code, t.tag) not in paused
             ]
-            for start in range(0, len(due), self.batch):
-                chunk = due[start : start + self.batch]
-                readings = [
-                    {"tag": t.tag, "v": normal_value(t, now_ms / 1000, self.rng), "ts": now_ms}
-                    for t in chunk
-                ]
-                self._gateways[code].publish(readings)
-                self.stats.messages += 1
-                self.stats.readings += len(readings)
+            if not due:
+                continue
+            readings: list[dict[str, object]] = [
+                {"tag": t.tag, "v": normal_value(t, now_ms / 1000, self.rng), "ts": now_ms}
+                for t in due
+            ]
+            self.stats.messages += len(self._gateways[code].publish(readings))
+            self.stats.readings += len(readings)
 
     def _run_rate(
         self,
@@ -196,8 +208,7 @@ class ParkSimulator:
                     }
                 )
             for code, readings in by_code.items():
-                self._gateways[code].publish(readings)
-                self.stats.messages += 1
+                self.stats.messages += len(self._gateways[code].publish(readings))
                 self.stats.readings += len(readings)
             if progress and time.monotonic() >= next_progress:
                 progress(self.stats)

@@ -9,6 +9,10 @@ hub times by its own clock (stale and silence watchdogs, the broker's keepalive)
 up: those alarms come ``speed`` times later in scenario terms. The broker's last-will after a
 link loss is published by the player at the modelled instant (keepalive × 1.5 of scenario time);
 a real will stays registered on every connection in case the simulator itself dies.
+
+The messages are the scenario's, topics included: its gateways speak contract revision 1.1 (gas
+and SIS readings on ``hazard/v1/{enterprise}/critical``) unless the file's ``gateways:`` says
+``critical_topic: false`` for one, or ``critical_topic`` here overrides that for all of them.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from safety_hub.ingest.telemetry import enterprise_of_topic
 from safety_hub.scenarios.loader import Scenario
 from safety_hub.scenarios.report import format_clock
 from simulators.gateway import Gateway, Publication
@@ -59,13 +64,17 @@ class ScenarioPlayer:
         username: str | None = None,
         password: str | None = None,
         stay_online: bool = False,
+        critical_topic: bool | None = None,
     ) -> None:
+        """``critical_topic``: True (revision 1.1) or False (1.0) for every gateway of the
+        scenario; None: as the scenario says (``World``)."""
         if not speed > 0:
             raise ValueError(f"speed must be > 0, got {speed}")
         self.scenario = scenario
         self.host, self.port = host, port
         self.speed = speed
         self.stay_online = stay_online
+        self.critical_topic = critical_topic
         self.stats = PlayStats()
         self._stop = threading.Event()
         self._gateways = {
@@ -102,7 +111,7 @@ class ScenarioPlayer:
 
         next_progress = time.monotonic() + progress_every_s
         try:
-            for item in World(self.scenario).stream():
+            for item in World(self.scenario, critical_topic=self.critical_topic).stream():
                 if self._stop.is_set():
                     break
                 due = t0_mono + (item.at_ms - start) / 1000 / self.speed
@@ -130,7 +139,7 @@ class ScenarioPlayer:
     def _publish(self, pub: Publication, wall_ms: Callable[[int], int]) -> None:
         code = pub.topic.split("/")[2]
         payload = pub.payload
-        if pub.topic.endswith("/telemetry"):
+        if enterprise_of_topic(pub.topic) is not None:  # telemetry or critical
             payload = remap_payload(payload, wall_ms)
             self.stats.readings += payload.count(b'"tag"')
         self._gateways[code].publish_raw(pub.topic, payload, retain=pub.retain, qos=pub.qos)

@@ -1,8 +1,9 @@
 """Record a live MQTT telemetry stream into a file that ``safety-hub replay`` plays back.
 
-Subscribes (MQTT v5, QoS 1, a clean session of its own) to every enterprise's telemetry and
-status topics and writes each message with its receive time as JSON Lines; the format is in
-``safety_hub/scenarios/recording.py`` and docs/scenarios.md.
+Subscribes (MQTT v5, QoS 1, a clean session of its own) to every enterprise's telemetry,
+critical (contract revision 1.1: gas and SIS readings) and status topics and writes each message
+with its receive time as JSON Lines; the format is in ``safety_hub/scenarios/recording.py`` and
+docs/scenarios.md.
 """
 
 from __future__ import annotations
@@ -17,10 +18,14 @@ from typing import IO
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from safety_hub.ingest.telemetry import STATUS_SUBSCRIPTION, TELEMETRY_SUBSCRIPTION
+from safety_hub.ingest.telemetry import (
+    CRITICAL_SUBSCRIPTION,
+    STATUS_SUBSCRIPTION,
+    TELEMETRY_SUBSCRIPTION,
+)
 from safety_hub.scenarios.recording import RecordedMessage, header
 
-TOPICS = [TELEMETRY_SUBSCRIPTION, STATUS_SUBSCRIPTION]
+TOPICS = [TELEMETRY_SUBSCRIPTION, CRITICAL_SUBSCRIPTION, STATUS_SUBSCRIPTION]
 
 
 class Recorder:

@@ -7,6 +7,10 @@ broker, for a last-will) send (``Publication``) and every operator action of the
 ``safety-hub simulate`` (``simulators.player``) publishes the messages to a broker. The same
 scenario and seed always give the same stream. ``World(scenario).messages()`` and
 ``readings_of(scenario)`` give a scenario's messages and its decoded readings.
+
+The gateways speak contract revision 1.1 (gas and SIS readings on the critical topic) unless
+the scenario's ``gateways:`` says ``critical_topic: false`` for one, or ``critical_topic`` given
+to ``World`` overrides that for all of them (``safety-hub simulate --no-critical-topic``).
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from dataclasses import dataclass, field
 
 from safety_hub.clock import VirtualClock
 from safety_hub.ingest.decoder import TelemetryDecoder
-from safety_hub.ingest.telemetry import Reading
+from safety_hub.ingest.telemetry import Reading, enterprise_of_topic
 from safety_hub.registry import TagInfo
 from safety_hub.scenarios import schema as s
 from safety_hub.scenarios.loader import GAS_KINDS, Scenario, parse_voting
@@ -42,7 +46,7 @@ from simulators.dispersion import (
     plume_coordinates,
     ppm_to_percent_lel,
 )
-from simulators.gateway import GatewayModel, Publication, SampledReading
+from simulators.gateway import GatewayModel, Publication, SampledReading, critical_tags
 
 AIR_O2_PCT = 20.9
 
@@ -88,8 +92,11 @@ def _safe_band(info: TagInfo) -> tuple[float, float]:
 
 
 class World:
-    def __init__(self, scenario: Scenario) -> None:
+    def __init__(self, scenario: Scenario, *, critical_topic: bool | None = None) -> None:
+        """``critical_topic``: True or False for every gateway (revision 1.1 or 1.0); None:
+        each as the scenario's ``gateways:`` says (default 1.1)."""
         self.sc = scenario
+        self._critical_topic = critical_topic
         m = scenario.model
         self.start = scenario.start_ms
         self.step_ms = m.step
@@ -243,7 +250,7 @@ class World:
 
     def _schedule(self) -> None:
         """Each enterprise's gateway model, and when each tag is sampled first."""
-        m, plant = self.sc.model, self.sc.plant
+        m, plant, override = self.sc.model, self.sc.plant, self._critical_topic
         for code in plant.enterprises:
             gw_spec = m.gateways.get(code, s.GatewayModelSpec())
             self.gateways[code] = GatewayModel(
@@ -252,6 +259,8 @@ class World:
                 keepalive_s=gw_spec.keepalive / 1000,
                 clock_skew_ms=gw_spec.clock_skew,
                 store_and_forward=gw_spec.store_and_forward,
+                critical_tags=critical_tags(plant, code),
+                critical_topic=gw_spec.critical_topic if override is None else override,
             )
         order = 0
         for code in plant.enterprises:
@@ -546,7 +555,7 @@ def readings_of(scenario: Scenario) -> Iterator[tuple[int, Reading]]:
     clock = VirtualClock(scenario.start_ms)
     decoder = TelemetryDecoder(scenario.plant.tags, set(scenario.plant.enterprises), clock.now_ms)
     for pub in World(scenario).messages():
-        if not pub.topic.endswith("/telemetry"):
+        if enterprise_of_topic(pub.topic) is None:  # status
             continue
         clock.set(max(clock.now_ms(), pub.at_ms))
         for reading in decoder.decode(pub.topic, pub.payload).readings:

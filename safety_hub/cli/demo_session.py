@@ -106,7 +106,8 @@ class DemoSession:
             "",
             f"safety-hub demo: park {hub.plant.park_code}, {len(hub.plant.enterprises)} "
             f"enterprises, {len(hub.plant.tags)} tags",
-            f"  broker   {hub.mqtt_url}   (topics hazard/v1/<enterprise>/telemetry and /critical)",
+            f"  broker   {hub.mqtt_url}   "
+            "(topics hazard/v1/<enterprise>/telemetry and .../critical)",
             f"  storage  {hub.storage.description}",
             notify_line(hub),
             f"  console  {self.console}{self.taken}",

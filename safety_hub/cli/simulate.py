@@ -22,9 +22,11 @@ def register(sub: Subparsers) -> None:
         "simulate",
         help="publish a scenario, or simulated load, to a broker as the enterprises' gateways",
         description="Publish by the telemetry contract v1, one gateway per enterprise (QoS 1, "
-        "retained online status, last-will offline). With SCENARIO: play the scenario's field "
-        "devices at --speed (docs/scenarios.md). Without: every tag of the plant at its "
-        "interval, or --rate readings/s in total (load mode).",
+        "retained online status, last-will offline), revision 1.1 unless --no-critical-topic: "
+        "gas-detector and SIS readings on hazard/v1/<enterprise>/critical, the rest on "
+        "hazard/v1/<enterprise>/telemetry. With SCENARIO: play the scenario's field devices at "
+        "--speed (docs/scenarios.md). Without: every tag of the plant at its interval, or --rate "
+        "readings/s in total (load mode).",
     )
     sim.add_argument(
         "scenario", nargs="?", type=Path, default=None, help="scenario file (scenarios/*.yaml)"
@@ -36,6 +38,13 @@ def register(sub: Subparsers) -> None:
         "--stay-online",
         action="store_true",
         help="at the end disconnect cleanly without publishing the offline status",
+    )
+    sim.add_argument(
+        "--no-critical-topic",
+        action="store_true",
+        help="act as contract v1.0 gateways: every reading on hazard/v1/<enterprise>/telemetry, "
+        "none on .../critical (default: v1.1, gas and SIS readings on .../critical; with "
+        "SCENARIO, each gateway as the file's gateways: critical_topic says)",
     )
     sim.add_argument(
         "--url", default="mqtt://127.0.0.1:1883", help="broker URL (mqtt://user:pass@host:port)"
@@ -60,8 +69,19 @@ def cmd_simulate(args: argparse.Namespace) -> int:
             speed=args.speed,
             stay_online=args.stay_online,
             progress_every_s=args.progress,
+            critical_topic=False if args.no_critical_topic else None,
         )
     return simulate_load(args)
+
+
+def contract_text(v1_0: list[str], gateways: int) -> str:
+    """The contract revision the gateways speak (``v1_0``: the enterprises of those that act as
+    revision 1.0 gateways), for the start line."""
+    if not v1_0:
+        return "contract v1.1 (gas and SIS readings on .../critical)"
+    if len(v1_0) == gateways:
+        return "contract v1.0 (every reading on .../telemetry)"
+    return f"contract v1.1, v1.0 for {', '.join(v1_0)}"
 
 
 def simulate_load(args: argparse.Namespace) -> int:
@@ -82,11 +102,14 @@ def simulate_load(args: argparse.Namespace) -> int:
         batch=args.batch,
         username=target.username,
         password=target.password,
+        critical_topic=not args.no_critical_topic,
     )
     total_tags = sum(len(v) for v in sim.tags.values())
+    v1_0 = list(sim.tags) if args.no_critical_topic else []
     print(
         f"simulate: {len(sim.tags)} enterprise gateways, {total_tags} tags -> {target.redacted()}"
-        + (f" at {args.rate:g} readings/s" if args.rate else " at each tag's interval"),
+        + (f" at {args.rate:g} readings/s" if args.rate else " at each tag's interval")
+        + f", {contract_text(v1_0, len(sim.tags))}",
         file=sys.stderr,
         flush=True,
     )
@@ -116,8 +139,10 @@ def simulate_scenario(
     speed: float,
     stay_online: bool = False,
     progress_every_s: float = 5.0,
+    critical_topic: bool | None = None,
 ) -> int:
-    """The scenario's field devices at ``speed`` (its operator actions are not played)."""
+    """The scenario's field devices at ``speed`` (its operator actions are not played);
+    ``critical_topic`` True or False for every gateway, None: as the scenario's ``gateways:``."""
     from safety_hub.scenarios.loader import load_scenario
     from safety_hub.scenarios.report import format_clock
     from safety_hub.settings import MqttTarget
@@ -133,12 +158,21 @@ def simulate_scenario(
         username=target.username,
         password=target.password,
         stay_online=stay_online,
+        critical_topic=critical_topic,
     )
     total = scenario.duration_ms
+    gateways = scenario.model.gateways
+    v1_0 = [
+        code
+        for code in scenario.enterprises
+        if critical_topic is False
+        or (critical_topic is None and code in gateways and not gateways[code].critical_topic)
+    ]
     print(
         f"simulate: {scenario.name}: {len(scenario.enterprises)} gateway(s) -> "
         f"{target.redacted()}, {format_clock(total)} of scenario time at {speed:g}x "
-        f"(about {total / 1000 / speed:.0f} s)",
+        f"(about {total / 1000 / speed:.0f} s), "
+        f"{contract_text(v1_0, len(scenario.enterprises))}",
         file=sys.stderr,
         flush=True,
     )

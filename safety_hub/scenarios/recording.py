@@ -3,7 +3,8 @@
 A recording is JSON Lines (UTF-8), one object per line:
 
 - line 1, the header: ``{"format": "safety-hub/mqtt-recording/v1", "url": "mqtt://host:1883",
-  "topics": ["hazard/v1/+/telemetry/#", "hazard/v1/+/status"], "started_ms": 1790000000000}``
+  "topics": ["hazard/v1/+/telemetry/#", "hazard/v1/+/critical/#", "hazard/v1/+/status"],
+  "started_ms": 1790000000000}``
 - then one line per message, in the order received: ``{"t_ms": 1790000000123, "topic":
   "hazard/v1/e01-chloralkali/telemetry", "retain": false, "payload": "{\"ts\":...}"}``; a payload
   that is not UTF-8 is stored as ``"payload_b64"`` instead of ``"payload"``.

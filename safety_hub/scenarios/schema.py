@@ -103,6 +103,8 @@ class GatewayModelSpec(_Model):
     keepalive: Duration = 30_000
     clock_skew: SignedDuration = 0
     store_and_forward: bool = False
+    critical_topic: bool = True
+    """contract revision 1.1: gas and SIS readings on the critical topic; false: 1.0"""
 
 
 # -- devices -----------------------------------------------------------------------------------

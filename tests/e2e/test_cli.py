@@ -40,7 +40,9 @@ def test_help_lists_the_commands_and_the_environment() -> None:
     demo = cli("demo", "--help").stdout
     for option in ("--api-port", "--scenario", "--speed", "--duration"):
         assert option in demo
-    assert "--rate" in cli("simulate", "--help").stdout
+    simulate = cli("simulate", "--help").stdout
+    for option in ("--rate", "--no-critical-topic"):
+        assert option in simulate
 
 
 def test_no_command_prints_help_and_exits_2() -> None:
