@@ -61,6 +61,9 @@ CRITICAL_PREFIX = "_critical-"
 """session names of the critical topics: ``_critical-<enterprise>`` (or ``_critical-_g<k>``)"""
 CRITICAL_RECEIVE_MAXIMUM = 16
 """unacknowledged messages per critical session: gas detectors report about once a second"""
+CRITICAL_HEAD_START_S = 2.0
+"""at start, the critical sessions connect first, for up to this long, before the others: what
+the broker queued on them while the hub was away comes in before the telemetry backlog"""
 
 
 def is_critical_session(name: str) -> bool:
@@ -179,8 +182,15 @@ class MqttSessions:
     def start(self, handler: Callable[[InboundMessage], None]) -> None:
         self._stopping.clear()
         self._publisher.start(handler)
-        for session in self._sessions.values():
+        critical = [s for name, s in self._sessions.items() if is_critical_session(name)]
+        for session in critical:
             session.start(handler)
+        deadline = time.monotonic() + CRITICAL_HEAD_START_S
+        for session in critical:
+            session.wait_connected(max(0.0, deadline - time.monotonic()))
+        for session in self._sessions.values():
+            if session not in critical:
+                session.start(handler)
         if self._retiring is not None:
             self._old = MqttIngest(self._retiring.config)
             self._old.start(handler)
