@@ -127,6 +127,29 @@ def build(plant: Plant, pack: RulePack) -> Dashboard:
             stack=True,
         ),
         timeseries(
+            "关键主题 Messages on the critical topic (gas and SIS, contract v1.1)",
+            [
+                Target(
+                    f"SELECT sum({ident('critical_messages')}) FROM {ident(ENTERPRISE_STATS)} "
+                    f"WHERE {ENT} AND {TIME_FILTER} "
+                    f"GROUP BY time({INTERVAL}), {ident('enterprise')} fill(none)",
+                    alias="$tag_enterprise",
+                ),
+                Target(
+                    f"SELECT sum({ident('critical_other_readings')}) "
+                    f"FROM {ident(ENTERPRISE_STATS)} WHERE {ENT} AND {TIME_FILTER} "
+                    f"GROUP BY time({INTERVAL}), {ident('enterprise')} fill(none)",
+                    ref_id="B",
+                    alias="$tag_enterprise misplaced readings",
+                ),
+            ],
+            description="Messages each enterprise sends on hazard/v1/<enterprise>/critical, "
+            "which the hub reads apart from process data so that no backlog delays a gas "
+            "reading (an enterprise with none still sends everything on telemetry, as a v1.0 "
+            "gateway does), and readings there that are neither gas detectors nor SIS: taken, "
+            "but they belong on telemetry (docs/mqtt-contract.md).",
+        ),
+        timeseries(
             "质量异常读数 Readings of bad or uncertain quality",
             [
                 Target(

@@ -93,6 +93,8 @@ class _Deltas:
     accepted: dict[tuple[str, ...], int]
     rejected: dict[tuple[str, ...], int]
     messages: dict[tuple[str, ...], int]
+    critical: dict[tuple[str, ...], int]  # messages on the critical topic (contract v1.1)
+    critical_other: dict[tuple[str, ...], int]  # readings there that belong on telemetry
 
 
 class FloodTracker:
@@ -257,6 +259,10 @@ class HubStatsWriter:
             accepted=self._deltas("accepted", _counter_values(m.readings_accepted.collect())),
             rejected=self._deltas("rejected", _counter_values(m.readings_rejected.collect())),
             messages=self._deltas("messages", _counter_values(m.messages_rejected.collect())),
+            critical=self._deltas("critical", _counter_values(m.critical_topic_messages.collect())),
+            critical_other=self._deltas(
+                "critical_other", _counter_values(m.critical_topic_other_readings.collect())
+            ),
         )
         alarms: list[Alarm] = [
             a for a in self._alarms.list(limit=1_000_000) if a.state in SHOWN_STATES
@@ -297,6 +303,8 @@ class HubStatsWriter:
                 "readings_received": per_enterprise(deltas.received, code),
                 "readings_accepted": per_enterprise(deltas.accepted, code),
                 "readings_rejected": per_enterprise(deltas.rejected, code),
+                "critical_messages": per_enterprise(deltas.critical, code),
+                "critical_other_readings": per_enterprise(deltas.critical_other, code),
                 "tags": len(tags),
                 "tags_stale": sum(t.in_service and (code, t.tag) in stale_keys for t in tags),
                 "alarms_shown": len(mine),

@@ -34,6 +34,7 @@ from safety_hub.alarms.kpis import flood_episodes
 from safety_hub.clock import VirtualClock
 from safety_hub.ports import InboundMessage
 from safety_hub.registry import Plant, TagInfo, default_plant_path, load_plant
+from safety_hub.registry import checks as registry_checks
 from safety_hub.rules import default_rules_path, load_rules
 from safety_hub.runtime.hub import Hub
 from safety_hub.settings import load_settings
@@ -46,6 +47,7 @@ T0 = 1_795_651_200_000  # 2026-11-27T08:00:00+08:00
 STEP_MS = 5_000
 DURATION_MS = 30 * 60_000
 E01, E05, HS = "e01-chloralkali", "e05-tankfarm", "HS-E01-01"
+MISPLACED = "LT-1101"  # a level reading E01's gateway once sends on its critical topic
 E02 = "e02-sodium"
 GAS_KINDS = ("combustible_gas", "toxic_gas", "open_path_gas")
 CHATTERER = "GT-1208"
@@ -139,6 +141,27 @@ def _drain(hub: Hub) -> None:
         hub.sink_worker._write(batches)
 
 
+def _topics_of(
+    plant: Any, code: str, readings: list[dict[str, Any]], t: int
+) -> list[tuple[str, list[dict[str, Any]]]]:
+    """E01's gateway speaks contract v1.1: gas and SIS readings on its critical topic (and,
+    once, a level reading misplaced there); the other gateways send all on telemetry."""
+    if code != E01:
+        return [("telemetry", readings)]
+    critical = registry_checks.GAS_KINDS | registry_checks.SIS_KINDS
+    misplaced = t == T0 + 5 * 60_000
+
+    def on_critical(r: dict[str, Any]) -> bool:
+        tag = plant.tags.get((code, r["tag"]))
+        return (tag is not None and tag.kind in critical) or (misplaced and r["tag"] == MISPLACED)
+
+    parts = [
+        ("critical", [r for r in readings if on_critical(r)]),
+        ("telemetry", [r for r in readings if not on_critical(r)]),
+    ]
+    return [(topic, part) for topic, part in parts if part]
+
+
 @pytest.fixture(scope="module")
 def incident(
     influxdb1: InfluxDB1Process, tmp_path_factory: pytest.TempPathFactory
@@ -183,8 +206,9 @@ def incident(
         if t == T0 + 3 * 60_000:
             by_enterprise[E01].append({"tag": "GT-9999", "v": 1.0})
         for code, readings in by_enterprise.items():
-            payload = json.dumps({"ts": t, "readings": readings}).encode()
-            messages.append(InboundMessage(f"hazard/v1/{code}/telemetry", payload, t))
+            for topic, part in _topics_of(plant, code, readings, t):
+                payload = json.dumps({"ts": t, "readings": part}).encode()
+                messages.append(InboundMessage(f"hazard/v1/{code}/{topic}", payload, t))
         hub.ingest.process(messages)
         hub.alarms.tick()
         level2 = svc.find(f"ToxicGasLevel2|{E01}|GT-1101")
@@ -603,6 +627,18 @@ def test_data_quality_shows_stale_rejected_and_spool(incident: Incident) -> None
     ]
     accepted, _, target = r.panel("Readings accepted per enterprise")
     assert set(accepted.by_name(target["alias"])) == set(incident.plant.enterprises)
+
+    # E01 alone speaks contract v1.1: its gas and SIS readings on its critical topic, and once
+    # a level reading misplaced there
+    def sums(title: str, ref: str) -> dict[str, float]:
+        answer, _, target = r.panel(title, ref)
+        named = answer.by_name(target["alias"])
+        return {k: sum(v[1] for v in s["values"] if v[1]) for k, s in named.items()}
+
+    critical = sums("Messages on the critical topic", "A")
+    assert critical[E01] > 0 and all(v == 0 for k, v in critical.items() if k != E01), critical
+    misplaced = sums("Messages on the critical topic", "B")
+    assert {k: v for k, v in misplaced.items() if v} == {f"{E01} misplaced readings": 1}
     bad, _, target = r.panel("bad or uncertain quality")
     assert {
         k: sum(v[1] for v in s["values"] if v[1]) for k, s in bad.by_name(target["alias"]).items()

@@ -198,3 +198,26 @@ def test_alarm_events_waiting_for_the_broker_are_in_hub_stats(tmp_path: Path) ->
     hub.metrics.alarm_outbox_age.set(42.5)
     fields = _by_measurement(hub.stats.lines(NOW + 10_000))[HUB_STATS][0][1]
     assert (fields["alarm_outbox_events"], fields["alarm_outbox_age_s"]) == (3, 42.5)
+
+
+def test_the_critical_topic_and_readings_misplaced_there_are_counted_per_enterprise(
+    tmp_path: Path,
+) -> None:
+    """Messages on an enterprise's critical topic (contract v1.1) are counted in its
+    statistics, and so are readings there that are neither gas detectors nor SIS."""
+    hub, clock = _hub(tmp_path)
+    body = json.dumps(
+        {"ts": NOW, "readings": [{"tag": "GT-1101", "v": 0.01}, {"tag": "LT-1101", "v": 1.2}]}
+    ).encode()
+    hub.ingest.process([InboundMessage(f"hazard/v1/{E01}/critical", body, NOW)])
+    _send(hub, NOW, [{"tag": "GT-1102", "v": 0.01}])  # telemetry: not counted as critical
+    lines = _by_measurement(hub.stats.lines(NOW))
+    e01 = next(f for t, f in lines[ENTERPRISE_STATS] if t["enterprise"] == E01)
+    assert (e01["critical_messages"], e01["critical_other_readings"]) == (1, 1)
+    assert e01["readings_accepted"] == 3
+    others = [f for t, f in lines[ENTERPRISE_STATS] if t["enterprise"] != E01]
+    assert all(f["critical_messages"] == 0 for f in others)
+    clock.advance(10_000)
+    later = _by_measurement(hub.stats.lines(NOW + 10_000))
+    e01 = next(f for t, f in later[ENTERPRISE_STATS] if t["enterprise"] == E01)
+    assert (e01["critical_messages"], e01["critical_other_readings"]) == (0, 0)
