@@ -58,7 +58,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from bench.alarm_latency import CRITICAL_PREFIXES
-from bench.ingest_e2e import clear_hub_sessions
+from bench.ingest_e2e import clear_hub_sessions, influx_hub_env
 from tests.fixtures.processes import InfluxDB1Process, MosquittoProcess
 from tests.integration.hostile import Publisher, flood_qos1, now_ms, reading
 from tests.integration.hubproc import HubProcess, metric_sum, wait_for
@@ -334,14 +334,7 @@ def run_case(
     client_id = f"bench-backlog-{name}"
     db = "backlog_" + name.replace("-", "_")
     influx.create_database(db)
-    env = {
-        "SAFETY_HUB_MQTT_URL": broker.url,
-        "SAFETY_HUB_MQTT_CLIENT_ID": client_id,
-        "SAFETY_HUB_INFLUX_URL": influx.url,
-        "SAFETY_HUB_INFLUX_API": "v1",
-        "SAFETY_HUB_INFLUX_BUCKET": db,
-        "SAFETY_HUB_LOG_LEVEL": "warning",
-    }
+    env = influx_hub_env(broker.url, client_id, influx.url, db)
     hub = HubProcess(tmp / f"hub-{name}", env)
     label = f"{topic} #{rnd}"
     alarms: AlarmClock | None = None

@@ -278,6 +278,19 @@ def publish_and_wait(
     return stored, done_at - started, cpu1 - cpu0
 
 
+def influx_hub_env(broker_url: str, client_id: str, influx_url: str, db: str) -> dict[str, str]:
+    """The environment of a bench's hub: this broker and client id, InfluxDB 1.x database
+    ``db``, warnings only in its log."""
+    return {
+        "SAFETY_HUB_MQTT_URL": broker_url,
+        "SAFETY_HUB_MQTT_CLIENT_ID": client_id,
+        "SAFETY_HUB_INFLUX_URL": influx_url,
+        "SAFETY_HUB_INFLUX_API": "v1",
+        "SAFETY_HUB_INFLUX_BUCKET": db,
+        "SAFETY_HUB_LOG_LEVEL": "warning",
+    }
+
+
 def clear_hub_sessions(
     broker: MosquittoProcess,
     client_id: str,

@@ -43,7 +43,13 @@ from typing import IO, Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from bench.ingest_e2e import clear_hub_sessions, generate, process_tree, publish_and_wait
+from bench.ingest_e2e import (
+    clear_hub_sessions,
+    generate,
+    influx_hub_env,
+    process_tree,
+    publish_and_wait,
+)
 from tests.fixtures.processes import InfluxDB1Process, MosquittoProcess, find_binary
 from tests.integration.hubproc import HubProcess, metric_sum
 
@@ -175,12 +181,7 @@ def start_hub(
     hub = HubProcess(
         tmp / db,
         {
-            "SAFETY_HUB_MQTT_URL": broker.url,
-            "SAFETY_HUB_MQTT_CLIENT_ID": client_id,
-            "SAFETY_HUB_INFLUX_URL": influx.url,
-            "SAFETY_HUB_INFLUX_API": "v1",
-            "SAFETY_HUB_INFLUX_BUCKET": db,
-            "SAFETY_HUB_LOG_LEVEL": "warning",
+            **influx_hub_env(broker.url, client_id, influx.url, db),
             **env,
         },
     )

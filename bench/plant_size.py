@@ -37,7 +37,13 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from bench.ingest_e2e import clear_hub_sessions, cpu_seconds, generate, peak_rss_mib
+from bench.ingest_e2e import (
+    clear_hub_sessions,
+    cpu_seconds,
+    generate,
+    influx_hub_env,
+    peak_rss_mib,
+)
 from bench.overload import rss_mib
 from tests.fixtures.processes import InfluxDB1Process, MosquittoProcess
 from tests.integration.hubproc import HubProcess
@@ -132,12 +138,7 @@ def one_size(
         tmp / f"hub-{size}",
         {
             "SAFETY_HUB_PLANT": str(path),
-            "SAFETY_HUB_MQTT_URL": broker.url,
-            "SAFETY_HUB_MQTT_CLIENT_ID": client_id,
-            "SAFETY_HUB_INFLUX_URL": influx.url,
-            "SAFETY_HUB_INFLUX_API": "v1",
-            "SAFETY_HUB_INFLUX_BUCKET": db,
-            "SAFETY_HUB_LOG_LEVEL": "warning",
+            **influx_hub_env(broker.url, client_id, influx.url, db),
         },
     )
     started = time.monotonic()

@@ -40,6 +40,7 @@ from bench.ingest_e2e import (
     clear_hub_sessions,
     cpu_seconds,
     generate,
+    influx_hub_env,
     peak_rss_mib,
     publish_and_wait,
 )
@@ -76,14 +77,7 @@ def run_hub(
     db = f"{state}_{rnd}"
     influx.create_database(db)
     client_id = f"bench-state-{rnd}-{uuid.uuid4().hex[:6]}"
-    env = {
-        "SAFETY_HUB_MQTT_URL": broker.url,
-        "SAFETY_HUB_MQTT_CLIENT_ID": client_id,
-        "SAFETY_HUB_INFLUX_URL": influx.url,
-        "SAFETY_HUB_INFLUX_API": "v1",
-        "SAFETY_HUB_INFLUX_BUCKET": db,
-        "SAFETY_HUB_LOG_LEVEL": "warning",
-    }
+    env = influx_hub_env(broker.url, client_id, influx.url, db)
     if state == "postgresql":
         env["SAFETY_HUB_STATE_URL"] = postgres.create_database()
     hub = HubProcess(tmp / f"hub-{state}-{rnd}", env)
