@@ -249,8 +249,9 @@ class Gateway:
 
     def close(self, graceful: bool = True, *, announce_offline: bool = True) -> None:
         """Stop. ``graceful``: wait for the broker's acks and DISCONNECT (no last-will), after
-        publishing the retained ``offline`` status unless ``announce_offline`` is False."""
-        if graceful:
+        publishing the retained ``offline`` status unless ``announce_offline`` is False. A
+        gateway that never connected (no broker there) just stops."""
+        if graceful and self._client.is_connected():
             deadline = time.monotonic() + 10
             while self.pending() and time.monotonic() < deadline:
                 time.sleep(0.02)

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from safety_hub.cli.common import EXIT_OK, Subparsers
+from safety_hub.cli.common import EXIT_FAILED, EXIT_OK, Subparsers
 
 if TYPE_CHECKING:
     from simulators.park import SimStats
@@ -128,8 +128,17 @@ def simulate_load(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         sim.stop()
         stats = sim.stats
+    except ConnectionError as exc:  # the broker is not there: say so, no traceback
+        return unreachable(exc)
     progress(stats)
     return EXIT_OK
+
+
+def unreachable(exc: ConnectionError) -> int:
+    """A gateway could not connect: one line naming it and the broker, exit 1."""
+    text = str(exc).removeprefix("simulate: ").removeprefix("simulator: ")
+    print(f"simulate: {text}", file=sys.stderr)
+    return EXIT_FAILED
 
 
 def simulate_scenario(
@@ -191,6 +200,8 @@ def simulate_scenario(
     except KeyboardInterrupt:
         player.stop()
         stats = player.stats
+    except ConnectionError as exc:  # the broker is not there: say so, no traceback
+        return unreachable(exc)
     progress(stats)
     for text in stats.skipped_actions:
         print(

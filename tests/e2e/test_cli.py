@@ -74,6 +74,22 @@ def test_bad_setting_exits_2_naming_variable_and_value(
     assert expect in result.stderr
 
 
+@pytest.mark.parametrize("scenario", [None, "scenarios/chlorine_tank_leak.yaml"])
+def test_simulate_without_a_broker_says_so_in_one_line(scenario: str | None) -> None:
+    """No broker at the URL: exit 1 and a line naming the gateway and the address, no
+    traceback (load mode and a scenario alike)."""
+    from tests.fixtures.processes import free_port
+
+    port = free_port()
+    args = ["simulate", "--url", f"mqtt://127.0.0.1:{port}"]
+    args += [str(Path(__file__).parents[2] / scenario)] if scenario else ["--duration", "1"]
+    result = cli(*args)
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr, result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("simulate: gateway ") and f"127.0.0.1:{port}" in last, last
+
+
 def test_v2_without_token_is_refused(tmp_path: Path) -> None:
     """No default secrets outside local mode: InfluxDB v2 needs a token."""
     result = cli(
