@@ -302,7 +302,12 @@ class AlarmWatcher(TopicCollector):
 
 
 def raise_level2(
-    pub: Publisher, watcher: AlarmWatcher, hub: HubProcess, tag: str, after: str
+    pub: Publisher,
+    watcher: AlarmWatcher,
+    hub: HubProcess,
+    tag: str,
+    after: str,
+    topic: str = TELEMETRY,
 ) -> dict[str, Any]:
     """Publish a current reading of ``tag`` at 8x its level-2 setpoint; its ToxicGasLevel2
     raise event must arrive within 10 s (``reactivate`` when the alarm is still latched from an
@@ -310,7 +315,7 @@ def raise_level2(
     before, for the message."""
     since = watcher.mark()
     sent = time.monotonic()
-    pub.publish(TELEMETRY, reading(tag, HIGH, now_ms()))
+    pub.publish(topic, reading(tag, HIGH, now_ms()))
     deadline = sent + ALARM_DEADLINE_S
     while time.monotonic() < deadline:
         found = watcher.matching(since, ("raise", "reactivate"), tag)
@@ -324,11 +329,13 @@ def raise_level2(
     )
 
 
-def back_to_normal(pub: Publisher, watcher: AlarmWatcher, hub: HubProcess, tag: str) -> None:
+def back_to_normal(
+    pub: Publisher, watcher: AlarmWatcher, hub: HubProcess, tag: str, topic: str = TELEMETRY
+) -> None:
     """A current normal reading of ``tag``: its level-2 condition clears (the alarm may stay
     latched; a new activation after the clear raises again)."""
     since = watcher.mark()
-    pub.publish(TELEMETRY, reading(tag, NORMAL, now_ms()))
+    pub.publish(topic, reading(tag, NORMAL, now_ms()))
     wait_for(
         lambda: bool(watcher.matching(since, "clear", tag)),
         ALARM_DEADLINE_S,

@@ -25,7 +25,6 @@ from simulators.gateway import normal_value
 from simulators.park import sim_tags
 from tests.fixtures.processes import MosquittoProcess
 from tests.integration.hostile import (
-    ALARM_DEADLINE_S,
     DETECTORS,
     ENT,
     HIGH,
@@ -35,8 +34,10 @@ from tests.integration.hostile import (
     AlarmWatcher,
     Publisher,
     TopicCollector,
+    back_to_normal,
     flood_qos1,
     now_ms,
+    raise_level2,
     reading,
     rejection_total,
     shipped_size_limits,
@@ -101,16 +102,8 @@ def raised(watcher: AlarmWatcher, since: Any, tag: str) -> bool:
 def raise_on(topic: str, pub: Publisher, watcher: AlarmWatcher, hub: HubProcess, tag: str) -> None:
     """A level-2 reading of ``tag`` on ``topic`` raises its alarm within 10 s (GB 16808), and a
     normal one clears it again."""
-    since = watcher.mark()
-    pub.publish(topic, reading(tag, HIGH, now_ms()))
-    wait_for(lambda: raised(watcher, since, tag), ALARM_DEADLINE_S, f"{tag} raised via {topic}")
-    since = watcher.mark()
-    pub.publish(topic, reading(tag, NORMAL, now_ms()))
-    wait_for(
-        lambda: bool(watcher.matching(since, "clear", tag)),
-        ALARM_DEADLINE_S,
-        f"{tag} cleared\n{hub.log_tail(15)}",
-    )
+    raise_level2(pub, watcher, hub, tag, f"readings on {topic}", topic)
+    back_to_normal(pub, watcher, hub, tag, topic)
 
 
 @pytest.mark.parametrize("topic", ["critical", "telemetry"])
