@@ -252,38 +252,56 @@ def _process_load(
     last_ts = dict.fromkeys(codes, 0)
     encode = msgspec.json.encode
     per_second = max(1, round(rate / batch))
+    slot = 1.0 / per_second
+    wall_minus_mono = time.time() - time.monotonic()
     i = 0
 
-    def one() -> None:
+    def build(planned_ms: int) -> tuple[str, bytes]:
         nonlocal i
         code = codes[i % len(codes)]
         i += 1
         ts_tags = tags[code]
-        base = max(time.time_ns() // 1_000_000, last_ts[code] + 1)
+        base = max(planned_ms, last_ts[code] + 1)
         readings = []
         for k in range(batch):
             t = ts_tags[k % len(ts_tags)]
             ts = base + k // len(ts_tags)  # a tag twice in one message: 1 ms later
             readings.append({"tag": t.tag, "v": normal_value(t, ts / 1000, rng), "ts": ts})
         last_ts[code] = base + (batch - 1) // len(ts_tags)
-        clients[code].publish(f"hazard/v1/{code}/telemetry", encode({"readings": readings}), qos=1)
+        return code, encode({"readings": readings})
+
+    def plan(second: float) -> list[tuple[str, bytes]]:
+        # A second's messages are built before it starts, stamped with the time they are due:
+        # the park's gateways are other machines, and building 20,000 readings here takes tens
+        # of ms of CPU that would otherwise fall inside the burst the hub is measured in.
+        start_ms = int((second + wall_minus_mono) * 1000)
+        if shape == "burst":
+            return [build(start_ms) for _ in range(per_second)]
+        return [build(start_ms + int(n * slot * 1000)) for n in range(per_second)]
+
+    def send(code: str, payload: bytes) -> None:
+        clients[code].publish(f"hazard/v1/{code}/telemetry", payload, qos=1)
         sent.value += batch
 
     next_second = time.monotonic()
+    planned = plan(next_second)
     while not stop.is_set():
         if shape == "burst":
-            for _ in range(per_second):
-                one()
+            pause = next_second - time.monotonic()
+            if pause > 0 and stop.wait(pause):
+                break
+            for code, payload in planned:
+                send(code, payload)
         else:
-            slot = 1.0 / per_second
-            for n in range(per_second):
+            for n, (code, payload) in enumerate(planned):
                 pause = next_second + n * slot - time.monotonic()
                 if pause > 0:
                     time.sleep(pause)
-                one()
+                send(code, payload)
         next_second += 1.0
+        planned = plan(next_second)
         pause = next_second - time.monotonic()
-        if pause > 0:
+        if shape != "burst" and pause > 0:
             stop.wait(pause)
     for c in clients.values():
         c.loop_stop()
