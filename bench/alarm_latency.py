@@ -384,6 +384,7 @@ def run_case(
     access: BrokerAccess | None = None,
     broker_name: str = "open",
     topic: str = "critical",
+    settle_s: float = 3.0,
 ) -> CaseResult:
     name = f"{int(rate)}-{shape}-{sink}-{mqtt}-{broker_name}-{topic}-{uuid.uuid4().hex[:6]}"
     client_id = f"bench-hub-{name}"
@@ -416,7 +417,7 @@ def run_case(
     )
     try:
         load.start()
-        time.sleep(3)  # let the load settle
+        time.sleep(settle_s)  # let the load settle
         before, sent0, started = (
             hub.metric("safety_hub_readings_accepted_total"),
             sent.value,
@@ -492,6 +493,7 @@ def run(
     brokers: tuple[str, ...] = ("acl",),
     rounds: int = 1,
     topics: tuple[str, ...] = ("critical",),
+    settle_s: float = 3.0,
 ) -> list[CaseResult]:
     """Every case (rate x shape x sink x mqtt x broker x probe topic) ``rounds`` times, the cases taking turns
     within each round; with more than one round a summary per case follows: the median of its
@@ -521,7 +523,19 @@ def run(
             rate, shape, sink, mqtt, kind, topic = case
             broker, creds = access[kind]
             r = run_case(
-                tmp, broker, rate, shape, chosen, gap_s, influx, sink, mqtt, creds, kind, topic
+                tmp,
+                broker,
+                rate,
+                shape,
+                chosen,
+                gap_s,
+                influx,
+                sink,
+                mqtt,
+                creds,
+                kind,
+                topic,
+                settle_s=settle_s,
             )
             r.round = rnd
             results.append(r)
@@ -648,6 +662,12 @@ def main(argv: list[str] | None = None) -> int:
         "gas and SIS readings (contract v1.1, read on sessions of their own); telemetry, "
         "beside the process data, as gateways of contract v1.0 send them; both: one case each",
     )
+    parser.add_argument(
+        "--settle",
+        type=float,
+        default=3.0,
+        help="seconds of load before the first probe of a case (default 3)",
+    )
     parser.add_argument("--json", type=Path, help="also write the results to this file")
     args = parser.parse_args(argv)
     brokers = ("acl", "open") if args.broker == "both" else (args.broker,)
@@ -666,7 +686,17 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--rounds must be at least 1")
     topics = ("critical", "telemetry") if args.topic == "both" else (args.topic,)
     results = run(
-        rates, shapes, probes, args.gap, args.storage, sinks, mqtts, brokers, args.rounds, topics
+        rates,
+        shapes,
+        probes,
+        args.gap,
+        args.storage,
+        sinks,
+        mqtts,
+        brokers,
+        args.rounds,
+        topics,
+        settle_s=args.settle,
     )
     if args.json:
         args.json.write_text(json.dumps([asdict(r) for r in results], indent=2))
