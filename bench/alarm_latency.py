@@ -384,7 +384,6 @@ def run_case(
     access: BrokerAccess | None = None,
     broker_name: str = "open",
     topic: str = "critical",
-    settle_s: float = 3.0,
 ) -> CaseResult:
     name = f"{int(rate)}-{shape}-{sink}-{mqtt}-{broker_name}-{topic}-{uuid.uuid4().hex[:6]}"
     client_id = f"bench-hub-{name}"
@@ -417,7 +416,7 @@ def run_case(
     )
     try:
         load.start()
-        time.sleep(settle_s)  # let the load settle
+        time.sleep(3)  # let the load settle
         before, sent0, started = (
             hub.metric("safety_hub_readings_accepted_total"),
             sent.value,
@@ -493,7 +492,6 @@ def run(
     brokers: tuple[str, ...] = ("acl",),
     rounds: int = 1,
     topics: tuple[str, ...] = ("critical",),
-    settle_s: float = 3.0,
 ) -> list[CaseResult]:
     """Every case (rate x shape x sink x mqtt x broker x probe topic) ``rounds`` times, the cases taking turns
     within each round; with more than one round a summary per case follows: the median of its
@@ -523,19 +521,7 @@ def run(
             rate, shape, sink, mqtt, kind, topic = case
             broker, creds = access[kind]
             r = run_case(
-                tmp,
-                broker,
-                rate,
-                shape,
-                chosen,
-                gap_s,
-                influx,
-                sink,
-                mqtt,
-                creds,
-                kind,
-                topic,
-                settle_s=settle_s,
+                tmp, broker, rate, shape, chosen, gap_s, influx, sink, mqtt, creds, kind, topic
             )
             r.round = rnd
             results.append(r)
@@ -662,12 +648,6 @@ def main(argv: list[str] | None = None) -> int:
         "gas and SIS readings (contract v1.1, read on sessions of their own); telemetry, "
         "beside the process data, as gateways of contract v1.0 send them; both: one case each",
     )
-    parser.add_argument(
-        "--settle",
-        type=float,
-        default=3.0,
-        help="seconds of load before the first probe of a case (default 3)",
-    )
     parser.add_argument("--json", type=Path, help="also write the results to this file")
     args = parser.parse_args(argv)
     brokers = ("acl", "open") if args.broker == "both" else (args.broker,)
@@ -686,17 +666,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--rounds must be at least 1")
     topics = ("critical", "telemetry") if args.topic == "both" else (args.topic,)
     results = run(
-        rates,
-        shapes,
-        probes,
-        args.gap,
-        args.storage,
-        sinks,
-        mqtts,
-        brokers,
-        args.rounds,
-        topics,
-        settle_s=args.settle,
+        rates, shapes, probes, args.gap, args.storage, sinks, mqtts, brokers, args.rounds, topics
     )
     if args.json:
         args.json.write_text(json.dumps([asdict(r) for r in results], indent=2))

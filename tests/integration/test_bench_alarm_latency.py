@@ -24,7 +24,6 @@ def _bench(tmp_path: Path, *args: str) -> tuple[list[dict[str, Any]], str]:
         [
             *(sys.executable, "-m", "bench.alarm_latency", "--rates", "1000", *args),
             *("--probes", str(PROBES), "--gap", "0.05", "--json", str(report_path)),
-            *("--settle", "0.5"),  # figures are not asserted: a short settling of the load
         ],
         cwd=ROOT,
         capture_output=True,
