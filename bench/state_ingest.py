@@ -119,6 +119,7 @@ def alarm_latency(
     state: str,
     probes: int,
     rate: float,
+    settle_s: float = 3.0,
 ) -> dict[str, float] | None:
     """p50/p99 of the hub's alarm latency and of the plain MQTT round trip, in ms."""
     env = {
@@ -136,7 +137,7 @@ def alarm_latency(
     load = multiprocessing.Process(target=park_load, args=(broker.port, rate, stop), daemon=True)
     load.start()
     try:
-        time.sleep(3)  # let the load settle
+        time.sleep(settle_s)  # let the load settle
         baseline, latency = measure(broker.port, hub, probes)
     finally:
         stop.set()
@@ -166,7 +167,12 @@ def _total_cpu(r: RunResult) -> float:
 
 
 def run(
-    readings: int, batch: int, rounds: int, probes: int = 0, load: float = 1_000
+    readings: int,
+    batch: int,
+    rounds: int,
+    probes: int = 0,
+    load: float = 1_000,
+    settle_s: float = 3.0,
 ) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="state-ingest-") as tmpdir:
         tmp = Path(tmpdir)
@@ -190,7 +196,9 @@ def run(
                     print(_line(result), flush=True)
             latencies: dict[str, dict[str, float] | None] = {}
             for state in CONTENDERS if probes else ():
-                got = latencies[state] = alarm_latency(tmp, broker, postgres, state, probes, load)
+                got = latencies[state] = alarm_latency(
+                    tmp, broker, postgres, state, probes, load, settle_s
+                )
                 print(
                     f"  alarm latency {state:<10} ({probes} probes, load {load:,.0f}/s): "
                     + (
@@ -250,9 +258,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--alarm-load", type=float, default=1_000, help="readings/s of load while probing"
     )
+    parser.add_argument(
+        "--settle",
+        type=float,
+        default=3.0,
+        help="seconds of load before the alarm latency probes (default 3)",
+    )
     parser.add_argument("--json", type=Path, help="also write the report to this file")
     args = parser.parse_args(argv)
-    report = run(args.readings, args.batch, args.rounds, args.alarm_probes, args.alarm_load)
+    report = run(
+        args.readings,
+        args.batch,
+        args.rounds,
+        args.alarm_probes,
+        args.alarm_load,
+        args.settle,
+    )
     if args.json:
         args.json.write_text(json.dumps(report, indent=2))
     return 0 if report["complete"] else 1

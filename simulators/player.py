@@ -65,9 +65,11 @@ class ScenarioPlayer:
         password: str | None = None,
         stay_online: bool = False,
         critical_topic: bool | None = None,
+        connect_timeout_s: float = 10.0,
     ) -> None:
         """``critical_topic``: True (revision 1.1) or False (1.0) for every gateway of the
-        scenario; None: as the scenario says (``World``)."""
+        scenario; None: as the scenario says (``World``). ``run`` gives up (ConnectionError)
+        when a gateway is not connected within ``connect_timeout_s``."""
         if not speed > 0:
             raise ValueError(f"speed must be > 0, got {speed}")
         self.scenario = scenario
@@ -75,6 +77,7 @@ class ScenarioPlayer:
         self.speed = speed
         self.stay_online = stay_online
         self.critical_topic = critical_topic
+        self.connect_timeout_s = connect_timeout_s
         self.stats = PlayStats()
         self._stop = threading.Event()
         self._gateways = {
@@ -96,7 +99,7 @@ class ScenarioPlayer:
         ``t0``, the wall-clock time (epoch ms) of the scenario's start, just before the first
         message (the gateways' connect at the start) goes out."""
         for code, gw in self._gateways.items():
-            if not gw.wait_connected(10):
+            if not gw.wait_connected(self.connect_timeout_s):
                 self.close()
                 raise ConnectionError(
                     f"simulate: gateway {code} cannot reach {self.host}:{self.port}"

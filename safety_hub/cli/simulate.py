@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from safety_hub.cli.common import EXIT_FAILED, EXIT_OK, Subparsers
+from safety_hub.cli.common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, Subparsers
 
 if TYPE_CHECKING:
     from simulators.park import SimStats
@@ -58,10 +58,23 @@ def register(sub: Subparsers) -> None:
     sim.add_argument("--batch", type=int, default=100, help="readings per message (load mode)")
     sim.add_argument("--duration", type=float, default=None, help="stop after N seconds")
     sim.add_argument("--progress", type=float, default=5.0, help="progress every N seconds")
+    sim.add_argument(
+        "--connect-timeout",
+        type=float,
+        default=10.0,
+        help="seconds each gateway waits for the broker to accept its connection before the "
+        "command gives up with exit 1 (default 10)",
+    )
     sim.set_defaults(func=cmd_simulate)
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
+    if not args.connect_timeout > 0:
+        print(
+            f"simulate: --connect-timeout must be > 0, got {args.connect_timeout:g}",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
     if args.scenario is not None:
         return simulate_scenario(
             args.scenario,
@@ -70,6 +83,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
             stay_online=args.stay_online,
             progress_every_s=args.progress,
             critical_topic=False if args.no_critical_topic else None,
+            connect_timeout_s=args.connect_timeout,
         )
     return simulate_load(args)
 
@@ -124,6 +138,7 @@ def simulate_load(args: argparse.Namespace) -> int:
         )
 
     try:
+        sim.connect(args.connect_timeout)
         stats = sim.run(args.duration, progress=progress, progress_every_s=args.progress)
     except KeyboardInterrupt:
         sim.stop()
@@ -149,6 +164,7 @@ def simulate_scenario(
     stay_online: bool = False,
     progress_every_s: float = 5.0,
     critical_topic: bool | None = None,
+    connect_timeout_s: float = 10.0,
 ) -> int:
     """The scenario's field devices at ``speed`` (its operator actions are not played);
     ``critical_topic`` True or False for every gateway, None: as the scenario's ``gateways:``."""
@@ -168,6 +184,7 @@ def simulate_scenario(
         password=target.password,
         stay_online=stay_online,
         critical_topic=critical_topic,
+        connect_timeout_s=connect_timeout_s,
     )
     total = scenario.duration_ms
     gateways = scenario.model.gateways

@@ -77,11 +77,11 @@ def test_bad_setting_exits_2_naming_variable_and_value(
 @pytest.mark.parametrize("scenario", [None, "scenarios/chlorine_tank_leak.yaml"])
 def test_simulate_without_a_broker_says_so_in_one_line(scenario: str | None) -> None:
     """No broker at the URL: exit 1 and a line naming the gateway and the address, no
-    traceback (load mode and a scenario alike)."""
+    traceback (load mode and a scenario alike), once --connect-timeout has passed."""
     from tests.fixtures.processes import free_port
 
     port = free_port()
-    args = ["simulate", "--url", f"mqtt://127.0.0.1:{port}"]
+    args = ["simulate", "--url", f"mqtt://127.0.0.1:{port}", "--connect-timeout", "1"]
     args += [str(Path(__file__).parents[2] / scenario)] if scenario else ["--duration", "1"]
     result = cli(*args)
     assert result.returncode == 1, result.stderr

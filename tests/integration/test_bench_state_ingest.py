@@ -28,6 +28,8 @@ def test_both_state_backends_store_every_reading_and_the_report_has_the_figures(
             "1",
             "--alarm-probes",
             "2",
+            "--settle",  # figures are not asserted: a short settling of the load
+            "0.5",
             "--json",
             str(report_path),
         ],

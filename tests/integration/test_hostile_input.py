@@ -217,7 +217,7 @@ def test_100k_unknown_enterprises_leave_memory_and_metrics_flat(
                 break
             if UNKNOWN_COUNTER not in text and clients.watcher.matching(since, "raise", marker):
                 break
-            time.sleep(1)
+            time.sleep(0.5)
         return text
 
     try:

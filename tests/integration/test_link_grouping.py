@@ -29,6 +29,12 @@ pytestmark = pytest.mark.integration
 KILLED = "e02-sodium"  # kill -9: its last-will fires
 QUIET = "e04-finechem"  # stays connected, stops publishing
 BUDGET = 3
+# Both gateways report every PERIOD_S; the hub trusts the interval it learns from the gaps
+# between messages after 8 gaps (rules/slots.py LEARN_GAPS, gaps of 200 ms and more), and until
+# then waits its rule's full 60 s of silence before the link is down. LEARNED messages of each
+# enterprise give it more gaps than it needs.
+PERIOD_S = 0.3
+LEARNED = 12
 
 GATEWAY = textwrap.dedent(
     """\
@@ -47,7 +53,7 @@ GATEWAY = textwrap.dedent(
         ts = int(time.time() * 1000)
         readings = [{"tag": tag, "v": v, "ts": ts} for tag, v in values]
         client.publish(f"hazard/v1/{ent}/telemetry", json.dumps({"readings": readings}), qos=1)
-        time.sleep(1)
+        time.sleep(float(sys.argv[4]))
     """
 )
 
@@ -113,7 +119,7 @@ class Watcher:
 
 def start_killable(port: int, enterprise: str, values: list[tuple[str, float]]) -> Any:
     return subprocess.Popen(
-        [sys.executable, "-c", GATEWAY, str(port), enterprise, json.dumps(values)],
+        [sys.executable, "-c", GATEWAY, str(port), enterprise, json.dumps(values), str(PERIOD_S)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -143,7 +149,7 @@ class QuietGateway:
                 readings = [{"tag": t, "v": v, "ts": ts} for t, v in self.values]
                 topic = f"hazard/v1/{self.enterprise}/telemetry"
                 self.client.publish(topic, json.dumps({"readings": readings}), qos=1)
-            self.stopped.wait(1)
+            self.stopped.wait(PERIOD_S)
 
     def close(self) -> None:
         self.stopped.set()
@@ -180,6 +186,15 @@ def ours_raised(watcher: Watcher) -> set[int]:
     }
 
 
+def wait_learned(hub: HubProcess, plant: Plant) -> None:
+    """Until the hub has received ``LEARNED`` messages of each gateway (a message carries every
+    tag of its enterprise)."""
+    for ent in (KILLED, QUIET):
+        metric = f'safety_hub_readings_received_total{{enterprise="{ent}"}}'
+        wanted = LEARNED * len(values_of(plant, ent))
+        wait_for(lambda m=metric, n=wanted: hub.metric(m) >= n, 60, f"{LEARNED} messages of {ent}")
+
+
 def test_killed_and_quiet_gateways_annunciate_only_their_link_alarms(
     mosquitto: Any, tmp_path: Path
 ) -> None:
@@ -190,8 +205,7 @@ def test_killed_and_quiet_gateways_annunciate_only_their_link_alarms(
     killable = start_killable(mosquitto.port, KILLED, values_of(plant, KILLED))
     quiet = QuietGateway(mosquitto.port, QUIET, values_of(plant, QUIET))
     try:
-        # Both report every second; the hub learns their interval from 8 gaps.
-        time.sleep(12)
+        wait_learned(hub, plant)
         t_out = int(time.time() * 1000)
         killable.kill()  # SIGKILL: no DISCONNECT, the broker publishes the last-will
         killable.wait(10)

@@ -28,7 +28,7 @@ def live_alarm_keys(hub: HubProcess) -> list[str]:
 
 
 def test_simulate_into_mosquitto_raises_what_replay_raises(mosquitto: Any, tmp_path: Path) -> None:
-    """simulate --speed 40 against a running hub gives replay's alarm keys, in replay's order."""
+    """simulate --speed 80 against a running hub gives replay's alarm keys, in replay's order."""
     replayed = run_scenario(SCENARIO)
     assert_passed(replayed)
     expected = replayed.keys_raised()
@@ -47,7 +47,7 @@ def test_simulate_into_mosquitto_raises_what_replay_raises(mosquitto: Any, tmp_p
                 "--url",
                 mosquitto.url,
                 "--speed",
-                "40",
+                "80",
                 "--stay-online",
                 "--progress",
                 "2",
