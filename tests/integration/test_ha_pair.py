@@ -391,7 +391,7 @@ def test_active_node_cut_off_from_postgres_steps_down_and_rejoins_as_standby(
         client.loop_start()
         k = 0
         while not stop.wait(0.5):
-            value = 50.0 if k % 4 < 2 else 0.0
+            value = 5.0 if k % 4 < 2 else 0.0  # past l2 (0.6 ppm), in the range (0 to 10)
             body = {"ts": now_ms(), "readings": [{"tag": "GT-1105", "v": value}]}
             client.publish(f"hazard/v1/{E1}/telemetry", json.dumps(body), qos=1)
             k += 1
