@@ -42,11 +42,10 @@ CHLORINE_LEAK = Path(__file__).parent.parent.parent / "scenarios" / "chlorine_ta
 CL2 = "GT-1101"  # Cl2 detector, l1 0.3 ppm, l2 0.6 ppm
 TAGS = ["LT-1101", "PT-1101", "TT-1101"]
 # The issue asks for a 60 s cut. The suite publishes the same 60 steps (180 readings) as the
-# issue's cut at a step a second, but as fast as the uplink queues them: a cut of 20 s at least
-# (about 24 s at the 0.3 s readings interval). SAFETY_HUB_TEST_PROVINCE_OUTAGE_S=60 runs the
-# issue's figure.
+# issue's cut at a step a second, spread over 20 s (the uplink taking readings every 0.1 s).
+# SAFETY_HUB_TEST_PROVINCE_OUTAGE_S=60 runs the issue's figure.
 OUTAGE_S = float(os.environ.get("SAFETY_HUB_TEST_PROVINCE_OUTAGE_S", "20"))
-CUT_STEPS = 60  # gateway steps during the cut, spread over OUTAGE_S at most
+CUT_STEPS = 60  # gateway steps during the cut, spread over it
 
 
 def bridge_yaml(port: int, readings_interval_s: float = 0.3) -> str:
@@ -229,7 +228,8 @@ def federation_quick_readings(
     tmp_path: Path, mosquitto_factory: Callable[..., MosquittoProcess]
 ) -> Any:
     """The federation with the parks' uplinks taking readings every 0.1 s (the least allowed),
-    for a test that publishes many steps, each waiting for its readings in the queue."""
+    for a test that publishes many steps, each waiting for its readings in the queue (two steps
+    within one interval would go up as one)."""
     with running_federation(tmp_path, mosquitto_factory, readings_interval_s=0.1) as running:
         yield running
 
@@ -338,8 +338,10 @@ def confirmed(park: ParkHub) -> dict[str, Any] | None:
     return next((x for x in alarms if x["alert"] == "GasLeakConfirmed"), None)
 
 
-def test_a_bridge_cut_then_restored_delivers_every_record_exactly_once(federation: Any) -> None:
-    prov_broker, province, listener, a, _ = federation
+def test_a_bridge_cut_then_restored_delivers_every_record_exactly_once(
+    federation_quick_readings: Any,
+) -> None:
+    prov_broker, province, listener, a, _ = federation_quick_readings
     wait_for(lambda: "alxa-hitech" in parks(province), 60, "park A at the province")
     wait_for(lambda: a.uplink()["backlog"] == 0, 30, "park A's base data sent")
     base_ts = int(time.time() * 1000) - 300_000
@@ -359,7 +361,7 @@ def test_a_bridge_cut_then_restored_delivers_every_record_exactly_once(federatio
     prov_broker.stop()
     down_at = time.monotonic()
     for k in range(1, CUT_STEPS + 1):
-        publish_step()  # each waits for its readings in the queue (the 0.3 s readings interval)
+        publish_step()  # each waits for its readings in the queue (the readings interval)
         # pacing, not an assertion: the steps span the whole cut
         time.sleep(max(0.0, down_at + k * OUTAGE_S / CUT_STEPS - time.monotonic()))
     state = a.uplink()
