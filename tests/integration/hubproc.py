@@ -72,6 +72,7 @@ class HubProcess:
         self.token = self.env["SAFETY_HUB_ADMIN_TOKEN"]
         self.auth = {"Authorization": f"Bearer {self.token}"}
         self.proc: subprocess.Popen[bytes] | None = None
+        self._terminated: subprocess.Popen[bytes] | None = None  # sent SIGTERM by terminate()
         self.log_path = data_dir / "hub.log"
         self.url = f"http://{host}:{self.port}"
 
@@ -79,6 +80,12 @@ class HubProcess:
         """Start and wait until ``/readyz`` answers 200; with ``standby`` (a redundant pair's
         second node, never ready while the other acts) until it serves the API as a standby
         that has read the lease and names the active node."""
+        self.spawn()
+        self.wait_started(timeout, standby=standby)
+
+    def spawn(self) -> None:
+        """Start the process without waiting for it (several hubs start side by side; then
+        :meth:`wait_started` for each)."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("ab")
         argv = [sys.executable, "-m", "safety_hub.cli", "run"]
@@ -90,6 +97,9 @@ class HubProcess:
             # a bench or test killed before it could stop the hub does not leave it running
             preexec_fn=die_with_parent(signal.SIGTERM),
         )
+
+    def wait_started(self, timeout: float = 60.0, *, standby: bool = False) -> None:
+        """Wait until the spawned hub is ready (or, with ``standby``, serves as a standby)."""
         ready, what = (self._standby, "standby") if standby else (self._ready, "ready")
         try:
             wait_for(ready, timeout, f"the hub to be {what} at {self.url}")
@@ -188,10 +198,18 @@ class HubProcess:
         self.proc.send_signal(signal.SIGKILL)
         self.proc.wait(10)
 
+    def terminate(self) -> None:
+        """Send SIGTERM without waiting (:meth:`stop` then waits), so that several hubs shut
+        down side by side."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            self._terminated = self.proc
+
     def stop(self) -> int:
         if self.proc is None or self.proc.poll() is not None:
             return self.proc.returncode if self.proc else 0
-        self.proc.send_signal(signal.SIGTERM)
+        if self._terminated is not self.proc:  # one SIGTERM per process
+            self.proc.send_signal(signal.SIGTERM)
         try:
             return self.proc.wait(30)
         except subprocess.TimeoutExpired:
@@ -203,3 +221,11 @@ class HubProcess:
             return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
         except OSError:
             return ""
+
+
+def stop_all(*hubs: HubProcess) -> None:
+    """SIGTERM to every hub at once, then wait for each (as :meth:`HubProcess.stop`)."""
+    for hub in hubs:
+        hub.terminate()
+    for hub in hubs:
+        hub.stop()
