@@ -28,7 +28,7 @@ from safety_hub.uplink.province import TIER_RANK
 from tests.fixtures.processes import InfluxDB1Process, MosquittoProcess
 from tests.integration.hubproc import HubProcess, wait_for
 from tests.integration.test_dashboards_influx import Answer, Incident, Runner
-from tests.integration.test_province_e2e import CL2, ENTERPRISE, SOURCE, ParkHub
+from tests.integration.test_province_e2e import CL2, ENTERPRISE, SOURCE, ParkHub, start_parks
 
 pytestmark = pytest.mark.integration
 
@@ -106,9 +106,11 @@ def province(
     bridge = Bridge(broker.port)
     park_a = ParkHub(tmp_path / "a", mosquitto_factory(), broker.port, default_plant_path())
     try:
+        start_parks(park_a)
         yield hub, park_a, bridge, started_ms
     finally:
         park_a.close()
+        park_a.hub.stop()
         bridge.close()
         hub.stop()
 
@@ -128,7 +130,7 @@ def test_the_province_board_shows_each_parks_tier_link_and_readings(
     wait_for(lambda: PARK_A in parks_of(hub), 60, "park A at the province")
     wait_for(lambda: park_a.uplink()["backlog"] == 0, 90, "park A's base data sent")
     cl2_ts = int(time.time() * 1000)
-    park_a.gateway.publish([{"tag": CL2, "v": CL2_PEAK}], ts_ms=cl2_ts)
+    park_a.publish([{"tag": CL2, "v": CL2_PEAK}], ts_ms=cl2_ts)
     expected_b = send_park_b(bridge, cl2_ts)
     wait_for(
         lambda: TIER_RANK.get(str(parks_of(hub).get(PARK_A, {}).get("worst_tier")), 0) >= 3,
