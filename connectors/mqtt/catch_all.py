@@ -139,6 +139,10 @@ class CatchAllProcess:
     def ack(self, message: InboundMessage) -> None:
         """QoS 0 messages: nothing to acknowledge."""
 
+    def request_stop(self) -> None:
+        """Tell the child to stop, without waiting for it (:meth:`stop` waits)."""
+        self._child.request_stop()
+
     def stop(self) -> None:
         self._child.stop()
         self._connected.clear()

@@ -44,6 +44,7 @@ class ChildSupervisor:
         self._stop_timeout = stop_timeout_s
         self._ctx = multiprocessing.get_context("spawn")
         self._stopping = threading.Event()
+        self._stop_sent = False  # "stop" went to the running child
         self._thread: threading.Thread | None = None
         self._proc: multiprocessing.process.BaseProcess | None = None
         self._conn: Connection | None = None
@@ -69,12 +70,18 @@ class ChildSupervisor:
         )
         self._thread.start()
 
-    def stop(self) -> None:
+    def request_stop(self) -> None:
+        """Tell the child to stop, without waiting for it (:meth:`stop` waits)."""
         self._stopping.set()
-        conn, proc = self._conn, self._proc
-        if conn is not None:
+        conn = self._conn
+        if conn is not None and not self._stop_sent:
+            self._stop_sent = True
             with contextlib.suppress(BrokenPipeError, EOFError, OSError):
                 conn.send("stop")
+
+    def stop(self) -> None:
+        self.request_stop()
+        proc = self._proc
         if proc is not None:
             proc.join(self._stop_timeout)
             if proc.is_alive():
@@ -113,6 +120,9 @@ class ChildSupervisor:
             if self._on_spawn is not None:
                 self._on_spawn(conn, self.generation)
             self._proc, self._conn = proc, conn
+            self._stop_sent = False
+            if self._stopping.is_set():  # asked to stop while this one was starting
+                self.request_stop()
             started = time.monotonic()
             self._relay(conn, self.generation)
             proc.join(5)

@@ -265,6 +265,10 @@ class ReceiverProcess:
             self._acks.append((session.name, token.key))
             self._acks_ready.notify()
 
+    def request_stop(self) -> None:
+        """Tell the child to stop, without waiting for it (:meth:`stop` waits)."""
+        self._child.request_stop()
+
     def stop(self) -> None:
         """Stop the child (it hands over what it had read first); once for all sessions."""
         with self._acks_ready:
@@ -372,6 +376,9 @@ class RemoteSession:
         token = message.token
         if isinstance(token, RemoteToken) and token.qos:
             self.process.ack(self, token)
+
+    def request_stop(self) -> None:
+        self.process.request_stop()
 
     def stop(self) -> None:
         self.process.stop()

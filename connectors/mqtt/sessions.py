@@ -223,6 +223,13 @@ class MqttSessions:
 
     def stop(self) -> None:
         self._stopping.set()
+        # Every child is told before any is waited for, so that all the sessions close at once.
+        # One after another, a child still connected after its node stepped down would see the
+        # node taking over connect under the same client ids, reconnect, and take the sessions
+        # back from it (tests/integration/test_ha_pair.py).
+        for session in self._sessions.values():
+            if not isinstance(session, MqttIngest):
+                session.request_stop()
         for session in self._sessions.values():
             session.stop()
         if self._old is not None:
