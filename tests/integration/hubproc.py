@@ -29,6 +29,15 @@ def wait_for(
         time.sleep(interval)
 
 
+def process_alive(pid: int) -> bool:
+    """Running (a zombie left for init to reap counts as gone)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
 def metric_sum(exposition: str, name: str) -> float:
     """Sum of a metric's samples (all label sets, or the one ``name{...}`` spells) in a
     Prometheus text exposition; 0 when there is none."""

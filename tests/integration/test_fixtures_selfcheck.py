@@ -31,6 +31,7 @@ from tests.fixtures.processes import (
     mqtt_connect_ok,
     port_accepts,
 )
+from tests.integration.hubproc import process_alive
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
@@ -263,26 +264,17 @@ def test_a_hub_outlives_no_bench_killed_before_its_cleanup(tmp_path: Path) -> No
         line = parent.stdout.readline()
         assert line.strip().isdigit(), f"the parent did not start a hub: {line!r}"
         hub_pid = int(line)
-        assert _alive(hub_pid)
+        assert process_alive(hub_pid)
         parent.kill()
         parent.wait(10)
         deadline = time.monotonic() + 30
-        while _alive(hub_pid) and time.monotonic() < deadline:
+        while process_alive(hub_pid) and time.monotonic() < deadline:
             time.sleep(0.2)
-        assert not _alive(hub_pid), "the hub outlived the process that started it"
+        assert not process_alive(hub_pid), "the hub outlived the process that started it"
     finally:
         parent.kill()
-        if hub_pid and _alive(hub_pid):  # the test failed: leave no hub behind either
+        if hub_pid and process_alive(hub_pid):  # the test failed: leave no hub behind either
             os.kill(hub_pid, signal.SIGKILL)
-
-
-def _alive(pid: int) -> bool:
-    """Running (a zombie left for init to reap counts as gone)."""
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
 
 
 def test_free_ports_are_outside_the_kernels_ephemeral_range() -> None:

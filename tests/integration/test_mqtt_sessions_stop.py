@@ -13,7 +13,6 @@ import contextlib
 import os
 import signal
 import threading
-from pathlib import Path
 
 import pytest
 
@@ -21,19 +20,11 @@ from connectors.mqtt import MqttConfig, MqttSessions, sessions_for
 from connectors.mqtt.sessions import critical_lanes
 from safety_hub.ingest.telemetry import status_topic, telemetry_subscription
 from tests.fixtures.processes import MosquittoProcess
-from tests.integration.hubproc import wait_for
+from tests.integration.hubproc import process_alive, wait_for
 
 pytestmark = pytest.mark.integration
 
 CODES = ("e1", "e2")
-
-
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except FileNotFoundError:
-        return False
-    return state != "Z"
 
 
 def test_a_frozen_child_does_not_keep_the_others_sessions_open(
@@ -53,12 +44,16 @@ def test_a_frozen_child_does_not_keep_the_others_sessions_open(
     stopper = threading.Thread(target=sessions.stop, daemon=True)
     try:
         stopper.start()
-        wait_for(lambda: not _alive(critical_pid), 30, "the critical sessions' child to stop")
+        wait_for(
+            lambda: not process_alive(critical_pid), 30, "the critical sessions' child to stop"
+        )
         # one after another, the critical child was only told once the frozen one was killed
-        assert _alive(bulk_pid), "the critical child stopped only after the frozen one was gone"
+        assert process_alive(bulk_pid), (
+            "the critical child stopped only after the frozen one was gone"
+        )
     finally:
         with contextlib.suppress(ProcessLookupError):  # killed by the stop's timeout
             os.kill(bulk_pid, signal.SIGCONT)
         stopper.join(30)
     assert not stopper.is_alive()
-    assert not _alive(bulk_pid)
+    assert not process_alive(bulk_pid)
