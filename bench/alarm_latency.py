@@ -25,8 +25,10 @@ and SIS readings (the hub reads it on sessions of their own); ``telemetry`` besi
 data, as a v1.0 gateway sends them; ``both`` one case each. Everything shares the machine.
 
 Printed per case: the probes' p50/p99/max, the load offered and what the hub ingested meanwhile,
-the readings still queued in the hub at the end, and, as a baseline in the same run, a plain
-MQTT round trip through the same broker under the same load. ``--json`` writes the report.
+the readings still queued in the hub at the end, and, as baselines in the same run: the same
+probes answered by bench/naive_alarm.py (a bare relay beside the hub: decode, compare with the
+level-2 setpoint, publish an event; no journal, no rules; ``--no-naive`` leaves it out), and a
+plain MQTT round trip through the same broker under the same load. ``--json`` writes the report.
 ``--quick`` is one rate (20,000/s), both shapes, 30 probes. ``measure`` (one Cl2 detector probed
 again and again, acknowledged and reset over the API) is what bench/fairness.py uses.
 """
@@ -53,6 +55,7 @@ import httpx
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
+from bench import naive_alarm
 from bench.ingest_e2e import BrokerAccess, acl_broker, clear_hub_sessions
 from tests.fixtures.processes import InfluxDB1Process, MosquittoProcess
 from tests.integration.hubproc import HubProcess, metric_sum, wait_for
@@ -179,6 +182,9 @@ class CaseResult:
     # where the probes were published: the enterprise's ``critical`` topic (contract v1.1, read
     # on sessions of their own) or its ``telemetry`` topic, beside the process data
     topic: str = "critical"
+    # the same probes' latencies through bench/naive_alarm.py, a bare relay beside the hub
+    # (empty when it did not run): the floor, "the speed of the broker" for an alarm
+    naive_ms: list[float] = field(default_factory=list)
 
 
 def _enterprises() -> list[str]:
@@ -310,15 +316,17 @@ def _process_load(
 
 def _probe_client(
     port: int, auth: tuple[str, str] | None = None
-) -> tuple[mqtt.Client, queue.Queue[tuple[float, bytes]]]:
-    got: queue.Queue[tuple[float, bytes]] = queue.Queue()
+) -> tuple[mqtt.Client, queue.Queue[tuple[float, str, bytes]]]:
+    got: queue.Queue[tuple[float, str, bytes]] = queue.Queue()
     ready: queue.Queue[int] = queue.Queue()
     c = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
     if auth is not None:
         c.username_pw_set(*auth)
-    c.on_message = lambda cl, u, m: got.put((time.perf_counter(), m.payload))
+    c.on_message = lambda cl, u, m: got.put((time.perf_counter(), m.topic, m.payload))
     c.on_subscribe = lambda *a: ready.put(1)
-    c.on_connect = lambda cl, *a: cl.subscribe([("hazard/v1/+/alarms", 1), ("bench/echo", 1)])
+    c.on_connect = lambda cl, *a: cl.subscribe(
+        [("hazard/v1/+/alarms", 1), ("bench/echo", 1), (naive_alarm.TOPIC_PREFIX + "+", 1)]
+    )
     c.on_socket_open = lambda cl, u, s: s.setsockopt(6, 1, 1)  # TCP_NODELAY
     c.connect("127.0.0.1", port)
     c.loop_start()
@@ -335,20 +343,24 @@ def operator_probes(
     gap_s: float,
     auth: tuple[str, str] | None = None,
     topic: str = "critical",
-) -> tuple[list[float], list[float]]:
+    relay: bool = False,
+) -> tuple[list[float], list[float], list[float]]:
     """Each detector past level 2 once, ``gap_s`` apart on average, at phases spread over the
     load's second, published on its enterprise's ``topic`` (``critical`` or ``telemetry``);
-    (alarm latencies, echo round trips) ms."""
+    (the hub's alarm latencies, echo round trips, the naive relay's alarm latencies) ms (the
+    last empty unless ``relay``: bench/naive_alarm.py runs beside the hub)."""
     client, got = _probe_client(port, auth)
     sent_at: dict[tuple[str, int], float] = {}
+    naive_sent_at: dict[tuple[str, int], float] = {}
     echo_sent: dict[bytes, float] = {}
     latency: list[float] = []
     echo: list[float] = []
+    naive: list[float] = []
     wanted = {(p.tag, p.alert) for p in probes}
 
     def drain(timeout: float) -> None:
         try:
-            received, payload = got.get(timeout=timeout)
+            received, where, payload = got.get(timeout=timeout)
         except queue.Empty:
             return
         if payload in echo_sent:
@@ -358,9 +370,10 @@ def operator_probes(
         alarm = event.get("alarm", {})
         key = (alarm.get("tag"), alarm.get("event_ts_ms"))
         if event.get("action") == "raise" and (alarm.get("tag"), alarm.get("alert")) in wanted:
-            started = sent_at.pop(key, None)
+            is_naive = where.startswith(naive_alarm.TOPIC_PREFIX)
+            started = (naive_sent_at if is_naive else sent_at).pop(key, None)
             if started is not None:
-                latency.append((received - started) * 1000)
+                (naive if is_naive else latency).append((received - started) * 1000)
 
     start = time.monotonic()
     for n, p in enumerate(probes):
@@ -374,19 +387,23 @@ def operator_probes(
         ts = time.time_ns() // 1_000_000
         body = json.dumps({"readings": [{"tag": p.tag, "v": p.value, "ts": ts}]}).encode()
         sent_at[(p.tag, ts)] = time.perf_counter()
+        if relay:
+            naive_sent_at[(p.tag, ts)] = sent_at[(p.tag, ts)]
         client.publish(f"hazard/v1/{p.enterprise}/{topic}", body, qos=1)
         if n % 2:  # the baseline: a plain round trip through the broker, between probes
             token = f"echo-{n}".encode()
             echo_sent[token] = time.perf_counter()
             client.publish("bench/echo", token, qos=1)
     deadline = time.monotonic() + 30
-    while sent_at and time.monotonic() < deadline:
+    while (sent_at or naive_sent_at) and time.monotonic() < deadline:
         drain(0.2)
     for tag, _ in sent_at:
         print(f"    no level-2 alarm for {tag} within 30 s")
+    for tag, _ in naive_sent_at:
+        print(f"    no event of the naive relay for {tag} within 30 s")
     client.loop_stop()
     client.disconnect()
-    return latency, echo
+    return latency, echo, naive
 
 
 def run_case(
@@ -402,6 +419,7 @@ def run_case(
     access: BrokerAccess | None = None,
     broker_name: str = "open",
     topic: str = "critical",
+    relay: bool = True,
 ) -> CaseResult:
     name = f"{int(rate)}-{shape}-{sink}-{mqtt}-{broker_name}-{topic}-{uuid.uuid4().hex[:6]}"
     client_id = f"bench-hub-{name}"
@@ -432,6 +450,7 @@ def run_case(
         args=(broker.port, rate, shape, stop, sent, 100, access.enterprises),
         daemon=True,
     )
+    naive = naive_alarm.start(broker.port, topic, access.bench) if relay else None
     try:
         load.start()
         time.sleep(3)  # let the load settle
@@ -440,7 +459,9 @@ def run_case(
             sent.value,
             time.monotonic(),
         )
-        latency, echo = operator_probes(broker.port, probes, gap_s, access.bench, topic)
+        latency, echo, naive_ms = operator_probes(
+            broker.port, probes, gap_s, access.bench, topic, relay
+        )
         elapsed = time.monotonic() - started
         ingested = (
             hub.metric("safety_hub_readings_accepted_total") - before - len(latency)
@@ -451,6 +472,8 @@ def run_case(
     finally:
         stop.set()
         load.join(10)
+        if naive is not None:
+            naive_alarm.stop(naive)
         hub.stop()
         # A stopped hub's persistent sessions would go on queueing the next cases' load.
         clear_hub_sessions(broker, client_id, _enterprises(), access.hub)
@@ -477,6 +500,7 @@ def run_case(
         way_out_within_5ms=way_out[1],
         way_out_within_10ms=way_out[2],
         topic=topic,
+        naive_ms=[round(v, 2) for v in naive_ms],
     )
 
 
@@ -489,6 +513,18 @@ def _way_out(exposition: str) -> tuple[int, float | None, float | None]:
         return 0, None, None
     within = [metric_sum(exposition, f'{name}_bucket{{le="{le}"}}') for le in ("0.005", "0.01")]
     return int(total), within[0] / total, within[1] / total
+
+
+def _naive(latencies: list[float], relay: bool) -> str:
+    """The naive relay's figures for the same probes, as the case line shows them."""
+    if not relay:
+        return ""
+    if not latencies:
+        return "naive relay: no event | "
+    return (
+        f"naive relay p50 {_ms(pct(latencies, 50))} ms p99 {_ms(pct(latencies, 99))} ms "
+        f"({len(latencies)}) | "
+    )
 
 
 def _share(share: float | None, events: int) -> str:
@@ -510,6 +546,7 @@ def run(
     brokers: tuple[str, ...] = ("acl",),
     rounds: int = 1,
     topics: tuple[str, ...] = ("critical",),
+    relay: bool = True,
 ) -> list[CaseResult]:
     """Every case (rate x shape x sink x mqtt x broker x probe topic) ``rounds`` times, the cases taking turns
     within each round; with more than one round a summary per case follows: the median of its
@@ -539,7 +576,19 @@ def run(
             rate, shape, sink, mqtt, kind, topic = case
             broker, creds = access[kind]
             r = run_case(
-                tmp, broker, rate, shape, chosen, gap_s, influx, sink, mqtt, creds, kind, topic
+                tmp,
+                broker,
+                rate,
+                shape,
+                chosen,
+                gap_s,
+                influx,
+                sink,
+                mqtt,
+                creds,
+                kind,
+                topic,
+                relay,
             )
             r.round = rnd
             results.append(r)
@@ -550,7 +599,8 @@ def run(
                 f"hub ingested {r.ingested_per_s:>9,.0f}/s, queued at end "
                 f"{r.queued_at_end:,.0f} msgs): {r.answered}/{r.probes} alarms, p50 "
                 f"{_ms(r.p50_ms)} ms p99 {_ms(r.p99_ms)} ms max {_ms(r.max_ms)} ms | "
-                f"MQTT round trip p50 {_ms(r.baseline_p50_ms)} ms p99 "
+                + _naive(r.naive_ms, relay)
+                + f"MQTT round trip p50 {_ms(r.baseline_p50_ms)} ms p99 "
                 f"{_ms(r.baseline_p99_ms)} ms | hub's way out (commit to PUBACK) within 10 ms: "
                 + _share(r.way_out_within_10ms, r.way_out_events),
                 flush=True,
@@ -584,6 +634,7 @@ def print_summary(results: list[CaseResult], brokers: bool, topics: bool = False
         p99s = [r.p99_ms for r in runs if r.p99_ms is not None]
         pooled = [v for r in runs for v in r.latencies_ms]
         trips = [v for r in runs for v in r.baseline_ms]
+        naive = [v for r in runs for v in r.naive_ms]
         head = f"  load {runs[0].rate:>9,.0f}/s {runs[0].shape:<6}"
         head += _label(runs[0], brokers, topics)
         if not p99s:
@@ -593,7 +644,9 @@ def print_summary(results: list[CaseResult], brokers: bool, topics: bool = False
             f"{head}: p50 {statistics.median(p50s):6.1f} ms, p99 "
             f"{statistics.median(p99s):6.1f} ms [{min(p99s):.1f}-{max(p99s):.1f}] over "
             f"{len(p99s)} rounds; pooled p99 {pct(pooled, 99):6.1f} ms "
-            f"({len(pooled)} probes); broker round trip p99 "
+            f"({len(pooled)} probes); naive relay pooled p50 / p99 "
+            + (f"{pct(naive, 50):.1f} / {pct(naive, 99):.1f} ms; " if naive else "-; ")
+            + "broker round trip p99 "
             + (f"{pct(trips, 99):.1f} ms ({len(trips)})" if trips else "-"),
             flush=True,
         )
@@ -666,6 +719,12 @@ def main(argv: list[str] | None = None) -> int:
         "gas and SIS readings (contract v1.1, read on sessions of their own); telemetry, "
         "beside the process data, as gateways of contract v1.0 send them; both: one case each",
     )
+    parser.add_argument(
+        "--no-naive",
+        action="store_true",
+        help="do not run bench/naive_alarm.py beside the hub (by default it answers the same "
+        "probes, a bare relay with no journal or rules: the floor for this broker and load)",
+    )
     parser.add_argument("--json", type=Path, help="also write the results to this file")
     args = parser.parse_args(argv)
     brokers = ("acl", "open") if args.broker == "both" else (args.broker,)
@@ -684,7 +743,17 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--rounds must be at least 1")
     topics = ("critical", "telemetry") if args.topic == "both" else (args.topic,)
     results = run(
-        rates, shapes, probes, args.gap, args.storage, sinks, mqtts, brokers, args.rounds, topics
+        rates,
+        shapes,
+        probes,
+        args.gap,
+        args.storage,
+        sinks,
+        mqtts,
+        brokers,
+        args.rounds,
+        topics,
+        not args.no_naive,
     )
     if args.json:
         args.json.write_text(json.dumps([asdict(r) for r in results], indent=2))

@@ -1,5 +1,5 @@
-"""Smoke test of bench/alarm_latency.py: every probed gas detector's level-2 alarm is matched,
-under both load shapes, with InfluxDB (the sink as a thread and as a process, the MQTT sessions
+"""Smoke test of bench/alarm_latency.py: every probed gas detector's level-2 alarm is matched
+(and so is the naive relay's event for it, bench/naive_alarm.py), under both load shapes, with InfluxDB (the sink as a thread and as a process, the MQTT sessions
 as threads, the broker with the ACL of `safety-hub broker`) and with the embedded store (the
 MQTT sessions in child processes, an anonymous broker); the report is whole. Its figures are
 not asserted (no timing assertions); its counts are."""
@@ -51,7 +51,10 @@ def _bench(tmp_path: Path, *args: str) -> tuple[list[dict[str, Any]], str]:
         # the embedded store of make demo, the hub's defaults (MQTT sessions in child
         # processes), an anonymous broker; two rounds
         (
-            ("--shapes", "spread", "--storage", "embedded", "--broker", "open", "--rounds", "2"),
+            (
+                *("--shapes", "spread", "--storage", "embedded", "--broker", "open"),
+                *("--rounds", "2", "--no-naive"),
+            ),
             [
                 (1000, "spread", "embedded", "default", "default", "open", 1),
                 (1000, "spread", "embedded", "default", "default", "open", 2),
@@ -68,6 +71,10 @@ def test_every_probe_gets_its_level_2_alarm(
         # beside it the broker's own round trips of both rounds, pooled (one every 2nd probe)
         trips = sum(len(c["baseline_ms"]) for c in cases)
         assert "broker round trip p99 " in out and f"({trips})" in out, out
+    # the naive relay (bench/naive_alarm.py) answers every probe too, unless left out
+    naive = 0 if "--no-naive" in args else PROBES
+    assert [len(c["naive_ms"]) for c in cases] == [naive] * len(cases)
+    assert ("naive relay p50" in out) is bool(naive), out
     keys = ("rate", "shape", "storage", "sink", "mqtt", "broker", "round")
     assert [tuple(c[k] for k in keys) for c in cases] == expected
     for case in cases:
@@ -92,6 +99,7 @@ def test_help_describes_the_probes_and_runs_nothing() -> None:
     )
     assert "--quick" in done.stdout and "gas detectors" in done.stdout
     assert "--storage" in done.stdout and "--sink" in done.stdout
+    assert "--no-naive" in done.stdout and "naive_alarm" in done.stdout
 
 
 def test_a_sink_process_without_influxdb_is_refused() -> None:

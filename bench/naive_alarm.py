@@ -1,0 +1,134 @@
+"""The naive alarm relay bench/alarm_latency.py measures the hub's alarm latency against.
+
+What the speed of the broker means for an alarm: a bare paho subscriber (MQTT 5, QoS 1, clean
+session, TCP_NODELAY) to the probes' topic (``hazard/v1/+/critical`` by default) that decodes
+each message with msgspec, compares every reading with its gas detector's level-2 setpoint from
+the sample park, and for each one past it publishes a ``raise`` event at QoS 1 on
+``bench/naive-alarms/{enterprise}``, in the shape of the hub's (``action``, ``alarm.tag``,
+``alarm.alert``, ``alarm.event_ts_ms``). Nothing durable, no journal, no rule engine, no on-delay,
+no acknowledgement: the least any alarm path through this broker has to do. Its latency, taken
+on the same probes as the hub's and at the same time, is the floor the hub is measured against.
+
+Run as its own process, as a relay beside the hub would be:
+``python -m bench.naive_alarm --mqtt-port P [--topic critical] [--mqtt-user U]`` (the password in
+``NAIVE_MQTT_PASSWORD``). It prints ``ready`` once subscribed and runs until SIGTERM or SIGINT.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import threading
+import uuid
+
+import msgspec
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
+from bench.naive_baseline import Message
+
+TOPIC_PREFIX = "bench/naive-alarms/"
+GAS_LEVEL2 = {"toxic_gas": "ToxicGasLevel2", "combustible_gas": "CombustibleGasLevel2"}
+
+
+def level2_setpoints() -> dict[tuple[str, str], tuple[str, float]]:
+    """(enterprise, tag) -> (alert, level-2 setpoint) of every in-service gas detector of the
+    sample park that has a level 2."""
+    from safety_hub.registry import default_plant_path, load_plant
+
+    plant = load_plant(default_plant_path())
+    return {
+        (t.enterprise, t.tag): (GAS_LEVEL2[t.kind], dict(t.setpoints)["l2"])
+        for t in plant.tags.values()
+        if t.kind in GAS_LEVEL2 and t.in_service
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.naive_alarm", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument("--mqtt-port", type=int, required=True)
+    parser.add_argument(
+        "--topic", default="critical", help="the enterprises' topic to read (default critical)"
+    )
+    parser.add_argument(
+        "--mqtt-user", help="broker user (its password in NAIVE_MQTT_PASSWORD); default: none"
+    )
+    args = parser.parse_args(argv)
+
+    setpoints = level2_setpoints()
+    decode = msgspec.json.Decoder(Message).decode
+    encode = msgspec.json.encode
+    subscribed = threading.Event()
+
+    def on_message(client: mqtt.Client, _u: object, msg: mqtt.MQTTMessage) -> None:
+        enterprise = msg.topic.split("/")[2]
+        try:
+            message = decode(msg.payload)
+        except msgspec.DecodeError:
+            return
+        for r in message.readings:
+            found = setpoints.get((enterprise, r.tag))
+            if found is not None and r.v >= found[1]:
+                alarm = {"tag": r.tag, "alert": found[0], "event_ts_ms": r.ts or message.ts}
+                event = encode({"action": "raise", "alarm": alarm})
+                client.publish(TOPIC_PREFIX + enterprise, event, qos=1)
+
+    client = mqtt.Client(
+        CallbackAPIVersion.VERSION2,
+        client_id=f"naive-alarm-{uuid.uuid4().hex[:8]}",
+        protocol=mqtt.MQTTv5,
+    )
+    client.on_message = on_message
+    client.on_subscribe = lambda *a: subscribed.set()
+    client.on_connect = lambda c, *a: c.subscribe(f"hazard/v1/+/{args.topic}", qos=1)
+    client.on_socket_open = lambda c, u, s: s.setsockopt(6, 1, 1)  # TCP_NODELAY
+    client.max_inflight_messages_set(1000)
+    if args.mqtt_user:
+        client.username_pw_set(args.mqtt_user, os.environ.get("NAIVE_MQTT_PASSWORD", ""))
+    client.connect("127.0.0.1", args.mqtt_port)
+    client.loop_start()
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *a: stop.set())
+    signal.signal(signal.SIGINT, lambda *a: stop.set())
+    if not subscribed.wait(10):
+        print("not subscribed after 10 s", file=sys.stderr)
+        return 1
+    print("ready", flush=True)
+    stop.wait()
+    client.loop_stop()
+    client.disconnect()
+    return 0
+
+
+def start(port: int, topic: str, auth: tuple[str, str] | None) -> subprocess.Popen[str]:
+    """The relay as a process of its own, subscribed (``ready`` read) when this returns."""
+    cmd = [sys.executable, "-m", "bench.naive_alarm", "--mqtt-port", str(port), "--topic", topic]
+    env = dict(os.environ)
+    if auth is not None:
+        cmd += ["--mqtt-user", auth[0]]
+        env["NAIVE_MQTT_PASSWORD"] = auth[1]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env=env)
+    assert proc.stdout is not None
+    line = proc.stdout.readline().strip()
+    if line != "ready":
+        proc.kill()
+        raise RuntimeError(f"the naive alarm relay did not start (it said {line!r})")
+    return proc
+
+
+def stop(proc: subprocess.Popen[str]) -> None:
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(10)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
