@@ -185,6 +185,11 @@ class CaseResult:
     # the same probes' latencies through bench/naive_alarm.py, a bare relay beside the hub
     # (empty when it did not run): the floor, "the speed of the broker" for an alarm
     naive_ms: list[float] = field(default_factory=list)
+    # each hub answer split at the hub's decision (the transition's ts_ms, wall clock, whole
+    # ms): from the probe's publish to it (broker, receiving child, pipe, queue, decode and
+    # rules) and from it to the event's arrival (journal, outbox, broker): where the time went
+    to_decision_ms: list[int] = field(default_factory=list)
+    after_decision_ms: list[float] = field(default_factory=list)
 
 
 def _enterprises() -> list[str]:
@@ -322,7 +327,7 @@ def _probe_client(
     c = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
     if auth is not None:
         c.username_pw_set(*auth)
-    c.on_message = lambda cl, u, m: got.put((time.perf_counter(), m.topic, m.payload))
+    c.on_message = lambda cl, u, m: got.put((time.perf_counter(), m.topic, bytes(m.payload)))
     c.on_subscribe = lambda *a: ready.put(1)
     c.on_connect = lambda cl, *a: cl.subscribe(
         [("hazard/v1/+/alarms", 1), ("bench/echo", 1), (naive_alarm.TOPIC_PREFIX + "+", 1)]
@@ -344,11 +349,13 @@ def operator_probes(
     auth: tuple[str, str] | None = None,
     topic: str = "critical",
     relay: bool = False,
-) -> tuple[list[float], list[float], list[float]]:
+) -> tuple[list[float], list[float], list[float], list[tuple[int, float]]]:
     """Each detector past level 2 once, ``gap_s`` apart on average, at phases spread over the
     load's second, published on its enterprise's ``topic`` (``critical`` or ``telemetry``);
     (the hub's alarm latencies, echo round trips, the naive relay's alarm latencies) ms (the
-    last empty unless ``relay``: bench/naive_alarm.py runs beside the hub)."""
+    last empty unless ``relay``: bench/naive_alarm.py runs beside the hub), and for each of the
+    hub's answers the ms from the probe's publish to the hub's decision (the transition's
+    ``ts_ms``; whole ms, wall clock) and from the decision to the event's arrival."""
     client, got = _probe_client(port, auth)
     sent_at: dict[tuple[str, int], float] = {}
     naive_sent_at: dict[tuple[str, int], float] = {}
@@ -356,7 +363,9 @@ def operator_probes(
     latency: list[float] = []
     echo: list[float] = []
     naive: list[float] = []
+    split: list[tuple[int, float]] = []  # per hub answer: (to its decision, after it) ms
     wanted = {(p.tag, p.alert) for p in probes}
+    wall_minus_perf = time.time() - time.perf_counter()
 
     def drain(timeout: float) -> None:
         try:
@@ -374,6 +383,10 @@ def operator_probes(
             started = (naive_sent_at if is_naive else sent_at).pop(key, None)
             if started is not None:
                 (naive if is_naive else latency).append((received - started) * 1000)
+                if not is_naive:  # the transition's time is the hub's decision, in wall ms
+                    decided = event["ts_ms"]
+                    after = (received + wall_minus_perf) * 1000 - decided
+                    split.append((decided - alarm["event_ts_ms"], after))
 
     start = time.monotonic()
     for n, p in enumerate(probes):
@@ -403,7 +416,7 @@ def operator_probes(
         print(f"    no event of the naive relay for {tag} within 30 s")
     client.loop_stop()
     client.disconnect()
-    return latency, echo, naive
+    return latency, echo, naive, split
 
 
 def run_case(
@@ -459,7 +472,7 @@ def run_case(
             sent.value,
             time.monotonic(),
         )
-        latency, echo, naive_ms = operator_probes(
+        latency, echo, naive_ms, split = operator_probes(
             broker.port, probes, gap_s, access.bench, topic, relay
         )
         elapsed = time.monotonic() - started
@@ -501,6 +514,8 @@ def run_case(
         way_out_within_10ms=way_out[2],
         topic=topic,
         naive_ms=[round(v, 2) for v in naive_ms],
+        to_decision_ms=[d for d, _ in split],
+        after_decision_ms=[round(a, 2) for _, a in split],
     )
 
 
@@ -524,6 +539,16 @@ def _naive(latencies: list[float], relay: bool) -> str:
     return (
         f"naive relay p50 {_ms(pct(latencies, 50))} ms p99 {_ms(pct(latencies, 99))} ms "
         f"({len(latencies)}) | "
+    )
+
+
+def _split(r: CaseResult) -> str:
+    """The hub's answers split at its decision, as the case line shows them."""
+    if not r.to_decision_ms:
+        return ""
+    return (
+        f"hub to its decision p99 {pct(r.to_decision_ms, 99):.0f} ms, decision to the probe "
+        f"p99 {pct(r.after_decision_ms, 99):.1f} ms | "
     )
 
 
@@ -600,6 +625,7 @@ def run(
                 f"{r.queued_at_end:,.0f} msgs): {r.answered}/{r.probes} alarms, p50 "
                 f"{_ms(r.p50_ms)} ms p99 {_ms(r.p99_ms)} ms max {_ms(r.max_ms)} ms | "
                 + _naive(r.naive_ms, relay)
+                + _split(r)
                 + f"MQTT round trip p50 {_ms(r.baseline_p50_ms)} ms p99 "
                 f"{_ms(r.baseline_p99_ms)} ms | hub's way out (commit to PUBACK) within 10 ms: "
                 + _share(r.way_out_within_10ms, r.way_out_events),

@@ -83,6 +83,16 @@ def test_every_probe_gets_its_level_2_alarm(
         assert case["offered_per_s"] > 0 and case["ingested_per_s"] > 0
         assert case["baseline_p50_ms"] is not None
         assert len(case["baseline_ms"]) == PROBES // 2  # a round trip between two probes
+        # each hub answer split at the hub's decision: both parts of every probe, neither
+        # negative beyond the whole-ms rounding of the hub's timestamp
+        assert len(case["to_decision_ms"]) == len(case["after_decision_ms"]) == PROBES
+        assert all(v >= -1 for v in case["to_decision_ms"] + case["after_decision_ms"])
+        assert all(
+            d + a <= total + 2
+            for d, a, total in zip(
+                case["to_decision_ms"], case["after_decision_ms"], case["latencies_ms"], strict=True
+            )
+        )
         # the hub's own histogram of its way out counted at least the probes' level-2 events
         assert case["way_out_events"] >= PROBES
         assert 0 <= case["way_out_within_5ms"] <= case["way_out_within_10ms"] <= 1
