@@ -48,6 +48,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from bench import naive_baseline
 from tests.fixtures.processes import InfluxDB1Process, MosquittoProcess, find_binary
 from tests.integration.hubproc import HubProcess
 
@@ -368,28 +369,17 @@ def run_baseline(
 ) -> RunResult:
     db = f"naive_{rnd}"
     influx.create_database(db)
-    cmd = [sys.executable, "-m", "bench.naive_baseline", "--mqtt-port", str(broker.port)]
-    cmd += ["--influx-url", influx.url, "--db", db]
-    env = dict(os.environ)
-    if access is not None and access.hub is not None:
-        cmd += ["--mqtt-user", access.hub[0]]
-        env["NAIVE_MQTT_PASSWORD"] = access.hub[1]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env=env)
+    args = ["--mqtt-port", str(broker.port), "--influx-url", influx.url, "--db", db]
+    proc = naive_baseline.start(
+        "bench.naive_baseline", args, access.hub if access is not None else None
+    )
     try:
-        assert proc.stdout is not None
-        if proc.stdout.readline().strip() != "ready":
-            raise RuntimeError(f"the naive baseline did not start (exit {proc.poll()})")
         stored, seconds, cpu = publish_and_wait(
             broker, influx, db, files, expected, proc.pid, f"baseline #{rnd}", access
         )
         rss = peak_rss_mib(proc.pid)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        naive_baseline.stop(proc)
         influx.drop_database(db)
     return RunResult("baseline", rnd, stored, seconds, stored / seconds, cpu / max(stored, 1), rss)
 

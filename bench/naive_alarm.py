@@ -17,18 +17,14 @@ Run as its own process, as a relay beside the hub would be:
 from __future__ import annotations
 
 import argparse
-import os
-import signal
 import subprocess
 import sys
-import threading
-import uuid
 
 import msgspec
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
 
-from bench.naive_baseline import Message
+from bench import naive_baseline
+from bench.naive_baseline import Message, serve
 
 TOPIC_PREFIX = "bench/naive-alarms/"
 GAS_LEVEL2 = {"toxic_gas": "ToxicGasLevel2", "combustible_gas": "CombustibleGasLevel2"}
@@ -63,7 +59,6 @@ def main(argv: list[str] | None = None) -> int:
     setpoints = level2_setpoints()
     decode = msgspec.json.Decoder(Message).decode
     encode = msgspec.json.encode
-    subscribed = threading.Event()
 
     def on_message(client: mqtt.Client, _u: object, msg: mqtt.MQTTMessage) -> None:
         enterprise = msg.topic.split("/")[2]
@@ -78,56 +73,18 @@ def main(argv: list[str] | None = None) -> int:
                 event = encode({"action": "raise", "alarm": alarm})
                 client.publish(TOPIC_PREFIX + enterprise, event, qos=1)
 
-    client = mqtt.Client(
-        CallbackAPIVersion.VERSION2,
-        client_id=f"naive-alarm-{uuid.uuid4().hex[:8]}",
-        protocol=mqtt.MQTTv5,
-    )
-    client.on_message = on_message
-    client.on_subscribe = lambda *a: subscribed.set()
-    client.on_connect = lambda c, *a: c.subscribe(f"hazard/v1/+/{args.topic}", qos=1)
-    client.on_socket_open = lambda c, u, s: s.setsockopt(6, 1, 1)  # TCP_NODELAY
-    client.max_inflight_messages_set(1000)
-    if args.mqtt_user:
-        client.username_pw_set(args.mqtt_user, os.environ.get("NAIVE_MQTT_PASSWORD", ""))
-    client.connect("127.0.0.1", args.mqtt_port)
-    client.loop_start()
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *a: stop.set())
-    signal.signal(signal.SIGINT, lambda *a: stop.set())
-    if not subscribed.wait(10):
-        print("not subscribed after 10 s", file=sys.stderr)
-        return 1
-    print("ready", flush=True)
-    stop.wait()
-    client.loop_stop()
-    client.disconnect()
-    return 0
+    topic = f"hazard/v1/+/{args.topic}"
+    return serve("naive-alarm", on_message, args.mqtt_port, topic, args.mqtt_user, nodelay=True)
 
 
 def start(port: int, topic: str, auth: tuple[str, str] | None) -> subprocess.Popen[str]:
     """The relay as a process of its own, subscribed (``ready`` read) when this returns."""
-    cmd = [sys.executable, "-m", "bench.naive_alarm", "--mqtt-port", str(port), "--topic", topic]
-    env = dict(os.environ)
-    if auth is not None:
-        cmd += ["--mqtt-user", auth[0]]
-        env["NAIVE_MQTT_PASSWORD"] = auth[1]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env=env)
-    assert proc.stdout is not None
-    line = proc.stdout.readline().strip()
-    if line != "ready":
-        proc.kill()
-        raise RuntimeError(f"the naive alarm relay did not start (it said {line!r})")
-    return proc
+    args = ["--mqtt-port", str(port), "--topic", topic]
+    return naive_baseline.start("bench.naive_alarm", args, auth)
 
 
 def stop(proc: subprocess.Popen[str]) -> None:
-    proc.terminate()
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(10)
+    naive_baseline.stop(proc, 10)
 
 
 if __name__ == "__main__":

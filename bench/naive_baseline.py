@@ -16,10 +16,12 @@ import argparse
 import os
 import queue
 import signal
+import subprocess
 import sys
 import threading
 import time
 import uuid
+from collections.abc import Callable
 
 import httpx
 import msgspec
@@ -91,7 +93,6 @@ def main(argv: list[str] | None = None) -> int:
     lines: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
     writer = threading.Thread(target=_writer, args=(args.influx_url, args.db, lines), daemon=True)
     writer.start()
-    subscribed = threading.Event()
 
     def on_message(_c: mqtt.Client, _u: object, msg: mqtt.MQTTMessage) -> None:
         enterprise = msg.topic.split("/")[2]
@@ -108,17 +109,41 @@ def main(argv: list[str] | None = None) -> int:
         ]
         lines.put("".join(out).encode())
 
+    status = serve(
+        "naive-baseline", on_message, args.mqtt_port, "hazard/v1/+/telemetry", args.mqtt_user
+    )
+    lines.put(None)
+    writer.join(30)
+    return status
+
+
+def serve(
+    name: str,
+    on_message: Callable[[mqtt.Client, object, mqtt.MQTTMessage], None],
+    port: int,
+    topic: str,
+    user: str | None,
+    *,
+    nodelay: bool = False,
+) -> int:
+    """Run a naive program's subscriber: MQTT 5, clean session, ``topic`` at QoS 1 (the user's
+    password in ``NAIVE_MQTT_PASSWORD``); print ``ready`` once subscribed and return at SIGTERM
+    or SIGINT (0), or 1 when not subscribed within 10 s."""
+    subscribed = threading.Event()
     client = mqtt.Client(
         CallbackAPIVersion.VERSION2,
-        client_id=f"naive-baseline-{uuid.uuid4().hex[:8]}",
+        client_id=f"{name}-{uuid.uuid4().hex[:8]}",
         protocol=mqtt.MQTTv5,
     )
     client.on_message = on_message
     client.on_subscribe = lambda *a: subscribed.set()
-    client.on_connect = lambda c, *a: c.subscribe("hazard/v1/+/telemetry", qos=1)
-    if args.mqtt_user:
-        client.username_pw_set(args.mqtt_user, os.environ.get("NAIVE_MQTT_PASSWORD", ""))
-    client.connect("127.0.0.1", args.mqtt_port)
+    client.on_connect = lambda c, *a: c.subscribe(topic, qos=1)
+    if nodelay:
+        client.on_socket_open = lambda c, u, s: s.setsockopt(6, 1, 1)  # TCP_NODELAY
+        client.max_inflight_messages_set(1000)
+    if user:
+        client.username_pw_set(user, os.environ.get("NAIVE_MQTT_PASSWORD", ""))
+    client.connect("127.0.0.1", port)
     client.loop_start()
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *a: stop.set())
@@ -130,9 +155,32 @@ def main(argv: list[str] | None = None) -> int:
     stop.wait()
     client.loop_stop()
     client.disconnect()
-    lines.put(None)
-    writer.join(30)
     return 0
+
+
+def start(module: str, args: list[str], auth: tuple[str, str] | None) -> subprocess.Popen[str]:
+    """A naive program (``python -m <module> <args>``) as a process of its own, as ``auth``'s
+    user if given; subscribed (its ``ready`` read) when this returns."""
+    cmd = [sys.executable, "-m", module, *args]
+    env = dict(os.environ)
+    if auth is not None:
+        cmd += ["--mqtt-user", auth[0]]
+        env["NAIVE_MQTT_PASSWORD"] = auth[1]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env=env)
+    assert proc.stdout is not None
+    if proc.stdout.readline().strip() != "ready":
+        proc.kill()
+        raise RuntimeError(f"{module} did not start (exit {proc.wait(10)})")
+    return proc
+
+
+def stop(proc: subprocess.Popen[str], timeout: float = 30) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 if __name__ == "__main__":
