@@ -27,7 +27,8 @@ data, as a v1.0 gateway sends them; ``both`` one case each. Everything shares th
 Printed per case: the probes' p50/p99/max, the load offered and what the hub ingested meanwhile,
 the readings still queued in the hub at the end, and, as baselines in the same run: the same
 probes answered by bench/naive_alarm.py (a bare relay beside the hub: decode, compare with the
-level-2 setpoint, publish an event; no journal, no rules; ``--no-naive`` leaves it out), and a
+level-2 setpoint, publish an event; no rules; ``--naive journal`` has it commit each event to a
+synced SQLite journal first, as the hub does; ``--naive off`` leaves it out), and a
 plain MQTT round trip through the same broker under the same load. ``--json`` writes the report.
 ``--quick`` is one rate (20,000/s), both shapes, 30 probes. ``measure`` (one Cl2 detector probed
 again and again, acknowledged and reset over the API) is what bench/fairness.py uses.
@@ -185,6 +186,9 @@ class CaseResult:
     # the same probes' latencies through bench/naive_alarm.py, a bare relay beside the hub
     # (empty when it did not run): the floor, "the speed of the broker" for an alarm
     naive_ms: list[float] = field(default_factory=list)
+    # which relay that was: ``plain`` (nothing durable), ``journal`` (each event committed to a
+    # synced SQLite journal before it is published), ``off`` (none ran)
+    naive: str = "plain"
     # each hub answer split at the hub's decision (the transition's ts_ms, wall clock, whole
     # ms): from the probe's publish to it (broker, receiving child, pipe, queue, decode and
     # rules) and from it to the event's arrival (journal, outbox, broker): where the time went
@@ -432,7 +436,7 @@ def run_case(
     access: BrokerAccess | None = None,
     broker_name: str = "open",
     topic: str = "critical",
-    relay: bool = True,
+    relay: str = "plain",
 ) -> CaseResult:
     name = f"{int(rate)}-{shape}-{sink}-{mqtt}-{broker_name}-{topic}-{uuid.uuid4().hex[:6]}"
     client_id = f"bench-hub-{name}"
@@ -463,7 +467,8 @@ def run_case(
         args=(broker.port, rate, shape, stop, sent, 100, access.enterprises),
         daemon=True,
     )
-    naive = naive_alarm.start(broker.port, topic, access.bench) if relay else None
+    journal = tmp / f"naive-journal-{name}.db" if relay == "journal" else None
+    naive = None if relay == "off" else naive_alarm.start(broker.port, topic, access.bench, journal)
     try:
         load.start()
         time.sleep(3)  # let the load settle
@@ -473,7 +478,7 @@ def run_case(
             time.monotonic(),
         )
         latency, echo, naive_ms, split = operator_probes(
-            broker.port, probes, gap_s, access.bench, topic, relay
+            broker.port, probes, gap_s, access.bench, topic, naive is not None
         )
         elapsed = time.monotonic() - started
         ingested = (
@@ -514,6 +519,7 @@ def run_case(
         way_out_within_10ms=way_out[2],
         topic=topic,
         naive_ms=[round(v, 2) for v in naive_ms],
+        naive=relay,
         to_decision_ms=[d for d, _ in split],
         after_decision_ms=[round(a, 2) for _, a in split],
     )
@@ -530,14 +536,19 @@ def _way_out(exposition: str) -> tuple[int, float | None, float | None]:
     return int(total), within[0] / total, within[1] / total
 
 
-def _naive(latencies: list[float], relay: bool) -> str:
+def _relay_name(relay: str) -> str:
+    return "naive relay" + (" with journal" if relay == "journal" else "")
+
+
+def _naive(latencies: list[float], relay: str) -> str:
     """The naive relay's figures for the same probes, as the case line shows them."""
-    if not relay:
+    if relay == "off":
         return ""
     if not latencies:
-        return "naive relay: no event | "
+        return f"{_relay_name(relay)}: no event | "
     return (
-        f"naive relay p50 {_ms(pct(latencies, 50))} ms p99 {_ms(pct(latencies, 99))} ms "
+        f"{_relay_name(relay)} p50 {_ms(pct(latencies, 50))} ms p99 "
+        f"{_ms(pct(latencies, 99))} ms "
         f"({len(latencies)}) | "
     )
 
@@ -571,7 +582,7 @@ def run(
     brokers: tuple[str, ...] = ("acl",),
     rounds: int = 1,
     topics: tuple[str, ...] = ("critical",),
-    relay: bool = True,
+    relay: str = "plain",
 ) -> list[CaseResult]:
     """Every case (rate x shape x sink x mqtt x broker x probe topic) ``rounds`` times, the cases taking turns
     within each round; with more than one round a summary per case follows: the median of its
@@ -670,7 +681,7 @@ def print_summary(results: list[CaseResult], brokers: bool, topics: bool = False
             f"{head}: p50 {statistics.median(p50s):6.1f} ms, p99 "
             f"{statistics.median(p99s):6.1f} ms [{min(p99s):.1f}-{max(p99s):.1f}] over "
             f"{len(p99s)} rounds; pooled p99 {pct(pooled, 99):6.1f} ms "
-            f"({len(pooled)} probes); naive relay pooled p50 / p99 "
+            f"({len(pooled)} probes); {_relay_name(runs[0].naive)} pooled p50 / p99 "
             + (f"{pct(naive, 50):.1f} / {pct(naive, 99):.1f} ms; " if naive else "-; ")
             + "broker round trip p99 "
             + (f"{pct(trips, 99):.1f} ms ({len(trips)})" if trips else "-"),
@@ -746,11 +757,15 @@ def main(argv: list[str] | None = None) -> int:
         "beside the process data, as gateways of contract v1.0 send them; both: one case each",
     )
     parser.add_argument(
-        "--no-naive",
-        action="store_true",
-        help="do not run bench/naive_alarm.py beside the hub (by default it answers the same "
-        "probes, a bare relay with no journal or rules: the floor for this broker and load)",
+        "--naive",
+        choices=("plain", "journal", "off"),
+        default="plain",
+        help="the relay (bench/naive_alarm.py) that answers the same probes beside the hub: "
+        "plain (default; no journal, no rules: the floor for this broker and load), journal "
+        "(each event committed to a synced SQLite journal before it is published, as the hub "
+        "does: the floor for a light alarm process of its own), off",
     )
+    parser.add_argument("--no-naive", action="store_true", help="the same as --naive off")
     parser.add_argument("--json", type=Path, help="also write the results to this file")
     args = parser.parse_args(argv)
     brokers = ("acl", "open") if args.broker == "both" else (args.broker,)
@@ -779,7 +794,7 @@ def main(argv: list[str] | None = None) -> int:
         brokers,
         args.rounds,
         topics,
-        not args.no_naive,
+        "off" if args.no_naive else args.naive,
     )
     if args.json:
         args.json.write_text(json.dumps([asdict(r) for r in results], indent=2))

@@ -9,16 +9,24 @@ the sample park, and for each one past it publishes a ``raise`` event at QoS 1 o
 no acknowledgement: the least any alarm path through this broker has to do. Its latency, taken
 on the same probes as the hub's and at the same time, is the floor the hub is measured against.
 
+With ``--journal PATH`` the relay first commits the message's events to a SQLite journal in WAL
+mode with ``synchronous=FULL`` (as the hub's alarm journal, whose synced commit comes before any
+output sees a transition), one transaction per message, and publishes after the commit: the
+floor of a separate, light alarm process that keeps the hub's durability contract.
+
 Run as its own process, as a relay beside the hub would be:
-``python -m bench.naive_alarm --mqtt-port P [--topic critical] [--mqtt-user U]`` (the password in
+``python -m bench.naive_alarm --mqtt-port P [--topic critical] [--mqtt-user U] [--journal F]`` (the password in
 ``NAIVE_MQTT_PASSWORD``). It prints ``ready`` once subscribed and runs until SIGTERM or SIGINT.
 """
 
 from __future__ import annotations
 
 import argparse
+import sqlite3
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 import msgspec
 import paho.mqtt.client as mqtt
@@ -54,11 +62,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--mqtt-user", help="broker user (its password in NAIVE_MQTT_PASSWORD); default: none"
     )
+    parser.add_argument(
+        "--journal",
+        type=Path,
+        help="commit each message's events to this SQLite file (WAL, synchronous=FULL) before "
+        "publishing them; default: nothing durable",
+    )
     args = parser.parse_args(argv)
 
     setpoints = level2_setpoints()
     decode = msgspec.json.Decoder(Message).decode
     encode = msgspec.json.encode
+    journal = None if args.journal is None else open_journal(args.journal)
 
     def on_message(client: mqtt.Client, _u: object, msg: mqtt.MQTTMessage) -> None:
         enterprise = msg.topic.split("/")[2]
@@ -66,20 +81,46 @@ def main(argv: list[str] | None = None) -> int:
             message = decode(msg.payload)
         except msgspec.DecodeError:
             return
+        events = []
         for r in message.readings:
             found = setpoints.get((enterprise, r.tag))
             if found is not None and r.v >= found[1]:
                 alarm = {"tag": r.tag, "alert": found[0], "event_ts_ms": r.ts or message.ts}
-                event = encode({"action": "raise", "alarm": alarm})
-                client.publish(TOPIC_PREFIX + enterprise, event, qos=1)
+                events.append(encode({"action": "raise", "alarm": alarm}))
+        if journal is not None and events:
+            with journal:  # one synced transaction for the message's events
+                journal.executemany(
+                    "INSERT INTO journal (ts_ms, event) VALUES (?, ?)",
+                    [(time.time_ns() // 1_000_000, e) for e in events],
+                )
+        for event in events:
+            client.publish(TOPIC_PREFIX + enterprise, event, qos=1)
 
     topic = f"hazard/v1/+/{args.topic}"
     return serve("naive-alarm", on_message, args.mqtt_port, topic, args.mqtt_user, nodelay=True)
 
 
-def start(port: int, topic: str, auth: tuple[str, str] | None) -> subprocess.Popen[str]:
-    """The relay as a process of its own, subscribed (``ready`` read) when this returns."""
+def open_journal(path: Path) -> sqlite3.Connection:
+    """The relay's journal: SQLite in WAL mode, every commit synced (``synchronous=FULL``)."""
+    conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=FULL")
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS journal "
+        "(seq INTEGER PRIMARY KEY AUTOINCREMENT, ts_ms INTEGER NOT NULL, event BLOB NOT NULL)"
+    )
+    conn.isolation_level = "DEFERRED"  # ``with conn``: one transaction, committed at its end
+    return conn
+
+
+def start(
+    port: int, topic: str, auth: tuple[str, str] | None, journal: Path | None = None
+) -> subprocess.Popen[str]:
+    """The relay as a process of its own, subscribed (``ready`` read) when this returns; with
+    ``journal``, committing its events there (synced) before publishing them."""
     args = ["--mqtt-port", str(port), "--topic", topic]
+    if journal is not None:
+        args += ["--journal", str(journal)]
     return naive_baseline.start("bench.naive_alarm", args, auth)
 
 
