@@ -48,6 +48,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -58,6 +59,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from bench import naive_alarm
 from bench.ingest_e2e import BrokerAccess, acl_broker, clear_hub_sessions
+from bench.naive_baseline import set_nodelay
 from tests.fixtures.processes import InfluxDB1Process, MosquittoProcess
 from tests.integration.hubproc import HubProcess, metric_sum, wait_for
 
@@ -69,17 +71,17 @@ def _client(port: int, topic: str) -> tuple[mqtt.Client, queue.Queue[tuple[float
     got: queue.Queue[tuple[float, bytes]] = queue.Queue()
     ready: queue.Queue[int] = queue.Queue()
     c = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
-    c.on_message = lambda cl, u, m: got.put((time.perf_counter(), m.payload))
+    c.on_message = lambda cl, u, m: got.put((time.perf_counter(), bytes(m.payload)))
     c.on_subscribe = lambda *a: ready.put(1)
     c.on_connect = lambda cl, *a: cl.subscribe(topic, qos=1)
-    c.on_socket_open = lambda cl, u, s: s.setsockopt(6, 1, 1)  # TCP_NODELAY
+    c.on_socket_open = set_nodelay
     c.connect("127.0.0.1", port)
     c.loop_start()
     ready.get(timeout=10)
     return c, got
 
 
-def pct(values: list[float], p: float) -> float:
+def pct(values: Sequence[float], p: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
@@ -124,12 +126,12 @@ def measure(port: int, hub: HubProcess, probes: int) -> tuple[list[float], list[
         back = {"readings": [{"tag": tag, "v": 0.0, "ts": int(time.time() * 1000) + 1}]}
         alarm_client.publish(f"hazard/v1/{ENT}/telemetry", json.dumps(back), qos=1)
         api.post(f"/api/v1/alarms/{alarm_id}/acknowledge", json={}).raise_for_status()
+
+        def cleared(aid: str = str(alarm_id)) -> bool:
+            return not api.get(f"/api/v1/alarms/{aid}").json()["active"]
+
         try:
-            wait_for(
-                lambda aid=alarm_id: not api.get(f"/api/v1/alarms/{aid}").json()["active"],
-                30,
-                "clear",
-            )
+            wait_for(cleared, 30, "clear")
         except AssertionError:
             print(f"    probe {i}: the return to normal was not processed within 30 s")
             break
@@ -254,7 +256,7 @@ def _process_load(
         c = mqtt.Client(
             CallbackAPIVersion.VERSION2, client_id=f"bench-load-{code}", protocol=mqtt.MQTTv5
         )
-        c.on_socket_open = lambda cl, u, s: s.setsockopt(6, 1, 1)  # TCP_NODELAY
+        c.on_socket_open = set_nodelay
         c.max_inflight_messages_set(1000)
         c.max_queued_messages_set(0)
         if auth and code in auth:
@@ -336,7 +338,7 @@ def _probe_client(
     c.on_connect = lambda cl, *a: cl.subscribe(
         [("hazard/v1/+/alarms", 1), ("bench/echo", 1), (naive_alarm.TOPIC_PREFIX + "+", 1)]
     )
-    c.on_socket_open = lambda cl, u, s: s.setsockopt(6, 1, 1)  # TCP_NODELAY
+    c.on_socket_open = set_nodelay
     c.connect("127.0.0.1", port)
     c.loop_start()
     ready.get(timeout=10)

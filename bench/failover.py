@@ -86,7 +86,7 @@ def failover_rounds(hubs: list[HubProcess], rounds: int, *, clean: bool) -> list
     for _ in range(rounds):
         active = next(h for h in hubs if _ready(h))
         other = hubs[1] if active is hubs[0] else hubs[0]
-        wait_for(lambda other=other: other.ha()["role"] == "standby", 30, "a hot standby")
+        wait_for(lambda: other.ha()["role"] == "standby", 30, "a hot standby")  # noqa: B023
         started = time.monotonic()
         if clean:
             stopper = threading.Thread(target=active.stop)

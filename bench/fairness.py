@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+import multiprocessing.sharedctypes
+import multiprocessing.synchronize
 import tempfile
 import time
 from pathlib import Path
@@ -32,8 +34,8 @@ FLOODER = "e02-sodium"
 def _flood(
     port: int,
     qos: int,
-    stop: multiprocessing.synchronize.Event,  # type: ignore[name-defined]
-    sent: multiprocessing.sharedctypes.Synchronized,  # type: ignore[name-defined]
+    stop: multiprocessing.synchronize.Event,
+    sent: multiprocessing.sharedctypes.Synchronized[int],
 ) -> None:
     from safety_hub.registry import default_plant_path, load_plant
 

@@ -307,7 +307,7 @@ def clear_hub_sessions(
         )
         if hub is not None:
             client.username_pw_set(*hub)
-        props = Properties(PacketTypes.CONNECT)
+        props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
         props.SessionExpiryInterval = 0
         client.connect(broker.host, broker.port, clean_start=True, properties=props)
         client.loop_start()

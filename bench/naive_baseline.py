@@ -16,6 +16,7 @@ import argparse
 import os
 import queue
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -117,6 +118,13 @@ def main(argv: list[str] | None = None) -> int:
     return status
 
 
+def set_nodelay(_client: mqtt.Client, _userdata: object, sock: object) -> None:
+    """paho's ``on_socket_open``: TCP_NODELAY on the client's socket (paho never sets it, and
+    Nagle's algorithm holds small packets back for tens of ms)."""
+    if isinstance(sock, socket.socket):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
 def serve(
     name: str,
     on_message: Callable[[mqtt.Client, object, mqtt.MQTTMessage], None],
@@ -128,7 +136,8 @@ def serve(
 ) -> int:
     """Run a naive program's subscriber: MQTT 5, clean session, ``topic`` at QoS 1 (the user's
     password in ``NAIVE_MQTT_PASSWORD``); print ``ready`` once subscribed and return at SIGTERM
-    or SIGINT (0), or 1 when not subscribed within 10 s."""
+    or SIGINT (0), or 1 (a line on stderr) when no broker answers or it is not subscribed
+    within 10 s."""
     subscribed = threading.Event()
     client = mqtt.Client(
         CallbackAPIVersion.VERSION2,
@@ -139,11 +148,15 @@ def serve(
     client.on_subscribe = lambda *a: subscribed.set()
     client.on_connect = lambda c, *a: c.subscribe(topic, qos=1)
     if nodelay:
-        client.on_socket_open = lambda c, u, s: s.setsockopt(6, 1, 1)  # TCP_NODELAY
+        client.on_socket_open = set_nodelay
         client.max_inflight_messages_set(1000)
     if user:
         client.username_pw_set(user, os.environ.get("NAIVE_MQTT_PASSWORD", ""))
-    client.connect("127.0.0.1", port)
+    try:
+        client.connect("127.0.0.1", port)
+    except OSError as exc:
+        print(f"{name}: no broker on 127.0.0.1:{port}: {exc}", file=sys.stderr)
+        return 1
     client.loop_start()
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *a: stop.set())

@@ -69,7 +69,7 @@ def run(messages: int = 2000, per_message: int = 100) -> dict[str, float]:
             worker = IngestWorker(
                 decoder=decoder,
                 prefixes=build_prefixes(plant.tags),
-                spool=Spool(Path(tmp) / "spool.sqlite", sync=sync),  # type: ignore[arg-type]
+                spool=Spool(Path(tmp) / "spool.sqlite", sync=sync),
                 live=LiveTable(),
                 metrics=metrics,
                 system_alarms=SystemAlarms(clock, metrics),

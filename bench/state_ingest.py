@@ -108,7 +108,12 @@ def park_load(port: int, rate: float, stop: Any) -> None:
 
     sim = ParkSimulator(load_plant(default_plant_path()), "127.0.0.1", port, rate=rate)
     sim.tags[ENT] = [t for t in sim.tags[ENT] if t.tag not in PROBE_TAGS]
-    threading.Thread(target=lambda: (stop.wait(), sim.stop()), daemon=True).start()
+
+    def stop_when_told() -> None:
+        stop.wait()
+        sim.stop()
+
+    threading.Thread(target=stop_when_told, daemon=True).start()
     sim.run()
 
 

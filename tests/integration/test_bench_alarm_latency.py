@@ -7,12 +7,19 @@ not asserted (no timing assertions); its counts are."""
 from __future__ import annotations
 
 import json
+import queue
+import sqlite3
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
+import paho.mqtt.client as mqtt
 import pytest
+from paho.mqtt.enums import CallbackAPIVersion
+
+from tests.fixtures.processes import MosquittoProcess, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 PROBES = 6
@@ -42,7 +49,7 @@ def _bench(tmp_path: Path, *args: str) -> tuple[list[dict[str, Any]], str]:
         # InfluxDB storage, the sink as a thread and in its own process, the MQTT sessions as
         # threads of the hub; the broker with the ACL of `safety-hub broker` (the default)
         (
-            ("--shapes", "burst", "--sink", "both", "--mqtt", "thread"),
+            ("--shapes", "burst", "--sink", "both", "--mqtt", "thread", "--naive", "journal"),
             [
                 (1000, "burst", "influx", "thread", "thread", "acl", 1),
                 (1000, "burst", "influx", "process", "thread", "acl", 1),
@@ -71,10 +78,13 @@ def test_every_probe_gets_its_level_2_alarm(
         # beside it the broker's own round trips of both rounds, pooled (one every 2nd probe)
         trips = sum(len(c["baseline_ms"]) for c in cases)
         assert "broker round trip p99 " in out and f"({trips})" in out, out
-    # the naive relay (bench/naive_alarm.py) answers every probe too, unless left out
-    naive = 0 if "--no-naive" in args else PROBES
-    assert [len(c["naive_ms"]) for c in cases] == [naive] * len(cases)
-    assert ("naive relay p50" in out) is bool(naive), out
+    # the naive relay (bench/naive_alarm.py) answers every probe too, unless left out; with
+    # --naive journal it is the relay that commits each event to its journal first
+    relay = "off" if "--no-naive" in args else "journal" if "journal" in args else "plain"
+    naive = 0 if relay == "off" else PROBES
+    assert [(len(c["naive_ms"]), c["naive"]) for c in cases] == [(naive, relay)] * len(cases)
+    assert ("naive relay p50" in out) is (relay == "plain"), out
+    assert ("naive relay with journal p50" in out) is (relay == "journal"), out
     keys = ("rate", "shape", "storage", "sink", "mqtt", "broker", "round")
     assert [tuple(c[k] for k in keys) for c in cases] == expected
     for case in cases:
@@ -110,6 +120,56 @@ def test_help_describes_the_probes_and_runs_nothing() -> None:
     assert "--quick" in done.stdout and "gas detectors" in done.stdout
     assert "--storage" in done.stdout and "--sink" in done.stdout
     assert "--no-naive" in done.stdout and "naive_alarm" in done.stdout
+    assert "--naive {plain,journal,off}" in done.stdout
+
+
+def test_the_relay_journals_each_event_before_it_publishes_it(
+    tmp_path: Path, mosquitto: MosquittoProcess
+) -> None:
+    """bench/naive_alarm.py --journal against a real broker: a detector past level 2 gets its
+    event, and the event is in the relay's SQLite journal (synced WAL) by then."""
+    from bench import naive_alarm
+
+    (enterprise, tag), (alert, level2) = next(iter(naive_alarm.level2_setpoints().items()))
+    journal = tmp_path / "relay.db"
+    relay = naive_alarm.start(mosquitto.port, "critical", None, journal)
+    got: queue.Queue[bytes] = queue.Queue()
+    subscribed = threading.Event()
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+    client.on_message = lambda c, u, m: got.put(bytes(m.payload))
+    client.on_subscribe = lambda *a: subscribed.set()
+    client.connect("127.0.0.1", mosquitto.port)
+    client.subscribe(naive_alarm.TOPIC_PREFIX + "+", qos=1)
+    client.loop_start()
+    try:
+        assert subscribed.wait(10)
+        below = {"readings": [{"tag": tag, "v": level2 / 2, "ts": 1}]}
+        past = {"readings": [{"tag": tag, "v": level2 * 1.1, "ts": 2}]}
+        for body in (below, past):
+            client.publish(f"hazard/v1/{enterprise}/critical", json.dumps(body), qos=1)
+        event = json.loads(got.get(timeout=10))
+        assert event["alarm"] == {"tag": tag, "alert": alert, "event_ts_ms": 2}
+        rows = sqlite3.connect(journal).execute("SELECT event FROM journal").fetchall()
+        assert [json.loads(r[0]) for r in rows] == [event]
+        assert sqlite3.connect(journal).execute("PRAGMA journal_mode").fetchone() == ("wal",)
+    finally:
+        client.loop_stop()
+        client.disconnect()
+        naive_alarm.stop(relay)
+
+
+def test_the_relay_without_a_broker_says_so_in_a_line() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.naive_alarm", "--mqtt-port", str(free_port())],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 1
+    assert done.stderr.startswith("naive-alarm: no broker on 127.0.0.1:"), done.stderr
+    assert "Traceback" not in done.stderr
 
 
 def test_a_sink_process_without_influxdb_is_refused() -> None:
