@@ -6,6 +6,7 @@ work: parse a 100-reading message and check each reading's shape and types.
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 import time
@@ -121,5 +122,15 @@ def run(seconds: float = 1.0) -> dict[str, float]:
     return results
 
 
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.decode", description=(__doc__ or "").split("\n\n")[0]
+    )
+    parser.add_argument(
+        "--seconds", type=float, default=1.0, help="time per decoder, s (default 1)"
+    )
+    run(parser.parse_args(argv).seconds)
+
+
 if __name__ == "__main__":
-    run()
+    main()

@@ -13,6 +13,7 @@ accounted for: accepted by the hub or counted as dropped (nothing silent).
 
 from __future__ import annotations
 
+import argparse
 import json
 import multiprocessing
 import multiprocessing.sharedctypes
@@ -121,5 +122,17 @@ def run(probes: int = 20) -> None:
             broker.stop()
 
 
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.fairness",
+        description=(__doc__ or "").split("\n\n")[0],
+        epilog=(__doc__ or "").split("\n\n", 1)[1],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--probes", type=int, default=20, help="probes per case (default 20)")
+    args = parser.parse_args(argv)
+    run(args.probes)
+
+
 if __name__ == "__main__":
-    run()
+    main()

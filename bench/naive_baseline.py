@@ -81,7 +81,9 @@ def _writer(url: str, db: str, lines: queue.SimpleQueue[bytes | None]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.naive_baseline", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("--mqtt-port", type=int, required=True)
     parser.add_argument("--influx-url", required=True)
     parser.add_argument("--db", required=True)

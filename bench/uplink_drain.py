@@ -164,6 +164,8 @@ def run(state_url: str | None = None) -> None:
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.uplink_drain", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("--state-url", help="also a PostgreSQL queue (postgresql://...)")
     run(parser.parse_args().state_url)
