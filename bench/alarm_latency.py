@@ -28,7 +28,8 @@ Printed per case: the probes' p50/p99/max, the load offered and what the hub ing
 the readings still queued in the hub at the end, and, as baselines in the same run: the same
 probes answered by bench/naive_alarm.py (a bare relay beside the hub: decode, compare with the
 level-2 setpoint, publish an event; no rules; ``--naive journal`` has it commit each event to a
-synced SQLite journal first, as the hub does; ``--naive off`` leaves it out), and a
+synced SQLite journal first, as the hub does; ``--naive engine`` also decides with the hub's
+rule engine, fed the process data too; ``--naive off`` leaves it out), and a
 plain MQTT round trip through the same broker under the same load. ``--json`` writes the report.
 ``--quick`` is one rate (20,000/s), both shapes, 30 probes. ``measure`` (one Cl2 detector probed
 again and again, acknowledged and reset over the API) is what bench/fairness.py uses.
@@ -189,7 +190,8 @@ class CaseResult:
     # (empty when it did not run): the floor, "the speed of the broker" for an alarm
     naive_ms: list[float] = field(default_factory=list)
     # which relay that was: ``plain`` (nothing durable), ``journal`` (each event committed to a
-    # synced SQLite journal before it is published), ``off`` (none ran)
+    # synced SQLite journal before it is published), ``engine`` (the journal, and the hub's
+    # rule engine deciding, fed the telemetry topic too), ``off`` (none ran)
     naive: str = "plain"
     # each hub answer split at the hub's decision (the transition's ts_ms, wall clock, whole
     # ms): from the probe's publish to it (broker, receiving child, pipe, queue, decode and
@@ -469,8 +471,12 @@ def run_case(
         args=(broker.port, rate, shape, stop, sent, 100, access.enterprises),
         daemon=True,
     )
-    journal = tmp / f"naive-journal-{name}.db" if relay == "journal" else None
-    naive = None if relay == "off" else naive_alarm.start(broker.port, topic, access.bench, journal)
+    journal = tmp / f"naive-journal-{name}.db" if relay in ("journal", "engine") else None
+    naive = (
+        None
+        if relay == "off"
+        else naive_alarm.start(broker.port, topic, access.bench, journal, engine=relay == "engine")
+    )
     try:
         load.start()
         time.sleep(3)  # let the load settle
@@ -539,7 +545,8 @@ def _way_out(exposition: str) -> tuple[int, float | None, float | None]:
 
 
 def _relay_name(relay: str) -> str:
-    return "naive relay" + (" with journal" if relay == "journal" else "")
+    extra = {"journal": " with journal", "engine": " with engine and journal"}
+    return "naive relay" + extra.get(relay, "")
 
 
 def _naive(latencies: list[float], relay: str) -> str:
@@ -760,12 +767,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--naive",
-        choices=("plain", "journal", "off"),
+        choices=("plain", "journal", "engine", "off"),
         default="plain",
         help="the relay (bench/naive_alarm.py) that answers the same probes beside the hub: "
         "plain (default; no journal, no rules: the floor for this broker and load), journal "
         "(each event committed to a synced SQLite journal before it is published, as the hub "
-        "does: the floor for a light alarm process of its own), off",
+        "does: the floor for a light alarm process of its own), engine (the journal, and "
+        "the hub's rule engine deciding, fed every reading of the telemetry topic too: the "
+        "floor for an alarm process that runs the whole engine), off",
     )
     parser.add_argument("--no-naive", action="store_true", help="the same as --naive off")
     parser.add_argument("--json", type=Path, help="also write the results to this file")

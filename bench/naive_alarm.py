@@ -14,6 +14,13 @@ mode with ``synchronous=FULL`` (as the hub's alarm journal, whose synced commit 
 output sees a transition), one transaction per message, and publishes after the commit: the
 floor of a separate, light alarm process that keeps the hub's durability contract.
 
+With ``--engine`` the decision is the hub's own rule engine's (the sample park, the shipped rule
+packs, the hub's decoder), and the engine also gets every process reading: a second session
+reads ``hazard/v1/+/telemetry`` and hands its readings to the engine in chunks of 500 on its own
+thread, taking turns with the probes' thread on the engine's lock and the GIL. A ``raise`` is
+published for every level-2 gas condition the engine raises: the floor of an alarm process that
+runs the whole rule engine, the bulk data's included.
+
 Run as its own process, as a relay beside the hub would be:
 ``python -m bench.naive_alarm --mqtt-port P [--topic critical] [--mqtt-user U] [--journal F]`` (the password in
 ``NAIVE_MQTT_PASSWORD``). It prints ``ready`` once subscribed and runs until SIGTERM or SIGINT.
@@ -22,17 +29,21 @@ Run as its own process, as a relay beside the hub would be:
 from __future__ import annotations
 
 import argparse
+import os
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
+import uuid
 from pathlib import Path
 
 import msgspec
 import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
 
 from bench import naive_baseline
-from bench.naive_baseline import Message, serve
+from bench.naive_baseline import Message, serve, set_nodelay
 
 TOPIC_PREFIX = "bench/naive-alarms/"
 GAS_LEVEL2 = {"toxic_gas": "ToxicGasLevel2", "combustible_gas": "CombustibleGasLevel2"}
@@ -68,12 +79,21 @@ def main(argv: list[str] | None = None) -> int:
         help="commit each message's events to this SQLite file (WAL, synchronous=FULL) before "
         "publishing them; default: nothing durable",
     )
+    parser.add_argument(
+        "--engine",
+        action="store_true",
+        help="decide with the hub's rule engine, which also gets every reading of the "
+        "enterprises' telemetry topic (a second session); default: compare with the setpoint",
+    )
     args = parser.parse_args(argv)
 
     setpoints = level2_setpoints()
     decode = msgspec.json.Decoder(Message).decode
     encode = msgspec.json.encode
     journal = None if args.journal is None else open_journal(args.journal)
+    topic = f"hazard/v1/+/{args.topic}"
+    if args.engine:
+        return _serve_engine(args.mqtt_port, topic, args.mqtt_user, journal)
 
     def on_message(client: mqtt.Client, _u: object, msg: mqtt.MQTTMessage) -> None:
         enterprise = msg.topic.split("/")[2]
@@ -87,17 +107,84 @@ def main(argv: list[str] | None = None) -> int:
             if found is not None and r.v >= found[1]:
                 alarm = {"tag": r.tag, "alert": found[0], "event_ts_ms": r.ts or message.ts}
                 events.append(encode({"action": "raise", "alarm": alarm}))
-        if journal is not None and events:
-            with journal:  # one synced transaction for the message's events
-                journal.executemany(
-                    "INSERT INTO journal (ts_ms, event) VALUES (?, ?)",
-                    [(time.time_ns() // 1_000_000, e) for e in events],
-                )
-        for event in events:
-            client.publish(TOPIC_PREFIX + enterprise, event, qos=1)
+        _journal_and_publish(client, enterprise, events, journal)
 
-    topic = f"hazard/v1/+/{args.topic}"
     return serve("naive-alarm", on_message, args.mqtt_port, topic, args.mqtt_user, nodelay=True)
+
+
+def _journal_and_publish(
+    client: mqtt.Client, enterprise: str, events: list[bytes], journal: sqlite3.Connection | None
+) -> None:
+    if journal is not None and events:
+        with journal:  # one synced transaction for the message's events
+            journal.executemany(
+                "INSERT INTO journal (ts_ms, event) VALUES (?, ?)",
+                [(time.time_ns() // 1_000_000, e) for e in events],
+            )
+    for event in events:
+        client.publish(TOPIC_PREFIX + enterprise, event, qos=1)
+
+
+ENGINE_CHUNK = 500  # readings per engine call from the bulk session, as the hub's worker
+
+
+def _serve_engine(
+    port: int, topic: str, user: str | None, journal: sqlite3.Connection | None
+) -> int:
+    """``--engine``: the probes' topic and the telemetry topic through the hub's rule engine."""
+    from safety_hub.clock import WallClock
+    from safety_hub.ingest.decoder import TelemetryDecoder
+    from safety_hub.registry import default_plant_path, load_plant
+    from safety_hub.rules.engine import RuleEngine
+    from safety_hub.rules.loader import load_rules
+    from safety_hub.rules.paths import default_rules_path
+
+    plant = load_plant(default_plant_path())
+    clock = WallClock()
+    engine = RuleEngine(load_rules(default_rules_path(), plant), plant, clock)
+    decoder = TelemetryDecoder(plant.tags, set(plant.enterprises), clock.now_ms)
+    lock = threading.Lock()
+    encode = msgspec.json.encode
+
+    def on_probe(client: mqtt.Client, _u: object, msg: mqtt.MQTTMessage) -> None:
+        readings = decoder.decode(msg.topic, bytes(msg.payload)).readings
+        with lock:
+            conditions = engine.on_readings(readings, clock.now_ms())
+        events = [
+            encode(
+                {
+                    "action": "raise",
+                    "alarm": {"tag": c.tag, "alert": c.alert, "event_ts_ms": c.ts_ms},
+                }
+            )
+            for c in conditions
+            if c.active and c.level == 2
+        ]
+        _journal_and_publish(client, msg.topic.split("/")[2], events, journal)
+
+    def on_bulk(_c: mqtt.Client, _u: object, msg: mqtt.MQTTMessage) -> None:
+        readings = decoder.decode(msg.topic, bytes(msg.payload)).readings
+        for start in range(0, len(readings), ENGINE_CHUNK):
+            with lock:
+                engine.on_readings(readings[start : start + ENGINE_CHUNK], clock.now_ms())
+
+    bulk = mqtt.Client(
+        CallbackAPIVersion.VERSION2,
+        client_id=f"naive-alarm-bulk-{uuid.uuid4().hex[:8]}",
+        protocol=mqtt.MQTTv5,
+    )
+    bulk.on_message = on_bulk
+    bulk.on_connect = lambda c, *a: c.subscribe("hazard/v1/+/telemetry", qos=1)
+    bulk.on_socket_open = set_nodelay
+    if user:
+        bulk.username_pw_set(user, os.environ.get("NAIVE_MQTT_PASSWORD", ""))
+    bulk.connect("127.0.0.1", port)
+    bulk.loop_start()
+    try:
+        return serve("naive-alarm", on_probe, port, topic, user, nodelay=True)
+    finally:
+        bulk.loop_stop()
+        bulk.disconnect()
 
 
 def open_journal(path: Path) -> sqlite3.Connection:
@@ -114,13 +201,21 @@ def open_journal(path: Path) -> sqlite3.Connection:
 
 
 def start(
-    port: int, topic: str, auth: tuple[str, str] | None, journal: Path | None = None
+    port: int,
+    topic: str,
+    auth: tuple[str, str] | None,
+    journal: Path | None = None,
+    *,
+    engine: bool = False,
 ) -> subprocess.Popen[str]:
     """The relay as a process of its own, subscribed (``ready`` read) when this returns; with
-    ``journal``, committing its events there (synced) before publishing them."""
+    ``journal``, committing its events there (synced) before publishing them; with ``engine``,
+    deciding with the hub's rule engine, fed the telemetry topic too."""
     args = ["--mqtt-port", str(port), "--topic", topic]
     if journal is not None:
         args += ["--journal", str(journal)]
+    if engine:
+        args.append("--engine")
     return naive_baseline.start("bench.naive_alarm", args, auth)
 
 

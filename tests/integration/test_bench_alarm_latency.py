@@ -12,6 +12,7 @@ import sqlite3
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -120,19 +121,21 @@ def test_help_describes_the_probes_and_runs_nothing() -> None:
     assert "--quick" in done.stdout and "gas detectors" in done.stdout
     assert "--storage" in done.stdout and "--sink" in done.stdout
     assert "--no-naive" in done.stdout and "naive_alarm" in done.stdout
-    assert "--naive {plain,journal,off}" in done.stdout
+    assert "--naive {plain,journal,engine,off}" in done.stdout
 
 
+@pytest.mark.parametrize("engine", [False, True], ids=["setpoint", "engine"])
 def test_the_relay_journals_each_event_before_it_publishes_it(
-    tmp_path: Path, mosquitto: MosquittoProcess
+    tmp_path: Path, mosquitto: MosquittoProcess, engine: bool
 ) -> None:
     """bench/naive_alarm.py --journal against a real broker: a detector past level 2 gets its
-    event, and the event is in the relay's SQLite journal (synced WAL) by then."""
+    event, and the event is in the relay's SQLite journal (synced WAL) by then; with --engine
+    the hub's rule engine decides (level 2 only: its level-1 raise is not published)."""
     from bench import naive_alarm
 
     (enterprise, tag), (alert, level2) = next(iter(naive_alarm.level2_setpoints().items()))
     journal = tmp_path / "relay.db"
-    relay = naive_alarm.start(mosquitto.port, "critical", None, journal)
+    relay = naive_alarm.start(mosquitto.port, "critical", None, journal, engine=engine)
     got: queue.Queue[bytes] = queue.Queue()
     subscribed = threading.Event()
     client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
@@ -143,15 +146,18 @@ def test_the_relay_journals_each_event_before_it_publishes_it(
     client.loop_start()
     try:
         assert subscribed.wait(10)
-        below = {"readings": [{"tag": tag, "v": level2 / 2, "ts": 1}]}
-        past = {"readings": [{"tag": tag, "v": level2 * 1.1, "ts": 2}]}
+        now = time.time_ns() // 1_000_000
+        below = {"readings": [{"tag": tag, "v": 0.0, "ts": now - 1}]}
+        past = {"readings": [{"tag": tag, "v": level2 * 1.1, "ts": now}]}
         for body in (below, past):
             client.publish(f"hazard/v1/{enterprise}/critical", json.dumps(body), qos=1)
         event = json.loads(got.get(timeout=10))
-        assert event["alarm"] == {"tag": tag, "alert": alert, "event_ts_ms": 2}
+        assert event["alarm"] == {"tag": tag, "alert": alert, "event_ts_ms": now}
         rows = sqlite3.connect(journal).execute("SELECT event FROM journal").fetchall()
         assert [json.loads(r[0]) for r in rows] == [event]
         assert sqlite3.connect(journal).execute("PRAGMA journal_mode").fetchone() == ("wal",)
+        with pytest.raises(queue.Empty):  # one event only: no level 1, nothing for "below"
+            got.get(timeout=0.5)
     finally:
         client.loop_stop()
         client.disconnect()
