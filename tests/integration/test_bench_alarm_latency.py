@@ -44,6 +44,18 @@ def _bench(tmp_path: Path, *args: str) -> tuple[list[dict[str, Any]], str]:
     return cases, done.stdout
 
 
+def _module(module: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """``python -m module args`` from the repository, its output captured."""
+    return subprocess.run(
+        [sys.executable, "-m", module, *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
 @pytest.mark.parametrize(
     ("args", "expected"),
     [
@@ -110,14 +122,8 @@ def test_every_probe_gets_its_level_2_alarm(
 
 
 def test_help_describes_the_probes_and_runs_nothing() -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "bench.alarm_latency", "--help"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
+    done = _module("bench.alarm_latency", "--help")
+    assert done.returncode == 0, done.stderr
     assert "--quick" in done.stdout and "gas detectors" in done.stdout
     assert "--storage" in done.stdout and "--sink" in done.stdout
     assert "--no-naive" in done.stdout and "naive_alarm" in done.stdout
@@ -165,27 +171,13 @@ def test_the_relay_journals_each_event_before_it_publishes_it(
 
 
 def test_the_relay_without_a_broker_says_so_in_a_line() -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "bench.naive_alarm", "--mqtt-port", str(free_port())],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    done = _module("bench.naive_alarm", "--mqtt-port", str(free_port()))
     assert done.returncode == 1
     assert done.stderr.startswith("naive-alarm: no broker on 127.0.0.1:"), done.stderr
     assert "Traceback" not in done.stderr
 
 
 def test_a_sink_process_without_influxdb_is_refused() -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "bench.alarm_latency", "--storage", "embedded", "--sink", "both"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    done = _module("bench.alarm_latency", "--storage", "embedded", "--sink", "both")
     assert done.returncode == 2
     assert "--sink process needs --storage influx" in done.stderr
