@@ -22,8 +22,9 @@ published for every level-2 gas condition the engine raises: the floor of an ala
 runs the whole rule engine, the bulk data's included.
 
 Run as its own process, as a relay beside the hub would be:
-``python -m bench.naive_alarm --mqtt-port P [--topic critical] [--mqtt-user U] [--journal F]`` (the password in
-``NAIVE_MQTT_PASSWORD``). It prints ``ready`` once subscribed and runs until SIGTERM or SIGINT.
+``python -m bench.naive_alarm --mqtt-port P [--topic critical] [--mqtt-user U] [--journal F]
+[--engine]`` (the password in ``NAIVE_MQTT_PASSWORD``). It prints ``ready`` once subscribed and
+runs until SIGTERM or SIGINT.
 """
 
 from __future__ import annotations
