@@ -30,21 +30,18 @@ runs until SIGTERM or SIGINT.
 from __future__ import annotations
 
 import argparse
-import os
 import sqlite3
 import subprocess
 import sys
 import threading
 import time
-import uuid
 from pathlib import Path
 
 import msgspec
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
 
 from bench import naive_baseline
-from bench.naive_baseline import Message, serve, set_nodelay
+from bench.naive_baseline import Message, serve, subscriber
 
 TOPIC_PREFIX = "bench/naive-alarms/"
 GAS_LEVEL2 = {"toxic_gas": "ToxicGasLevel2", "combustible_gas": "CombustibleGasLevel2"}
@@ -88,13 +85,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
 
-    setpoints = level2_setpoints()
-    decode = msgspec.json.Decoder(Message).decode
-    encode = msgspec.json.encode
     journal = None if args.journal is None else open_journal(args.journal)
     topic = f"hazard/v1/+/{args.topic}"
     if args.engine:
         return _serve_engine(args.mqtt_port, topic, args.mqtt_user, journal)
+    setpoints = level2_setpoints()
+    decode = msgspec.json.Decoder(Message).decode
+    encode = msgspec.json.encode
 
     def on_message(client: mqtt.Client, _u: object, msg: mqtt.MQTTMessage) -> None:
         enterprise = msg.topic.split("/")[2]
@@ -169,18 +166,13 @@ def _serve_engine(
             with lock:
                 engine.on_readings(readings[start : start + ENGINE_CHUNK], clock.now_ms())
 
-    bulk = mqtt.Client(
-        CallbackAPIVersion.VERSION2,
-        client_id=f"naive-alarm-bulk-{uuid.uuid4().hex[:8]}",
-        protocol=mqtt.MQTTv5,
-    )
-    bulk.on_message = on_bulk
-    bulk.on_connect = lambda c, *a: c.subscribe("hazard/v1/+/telemetry", qos=1)
-    bulk.on_socket_open = set_nodelay
-    if user:
-        bulk.username_pw_set(user, os.environ.get("NAIVE_MQTT_PASSWORD", ""))
-    bulk.connect("127.0.0.1", port)
-    bulk.loop_start()
+    try:
+        bulk = subscriber(
+            "naive-alarm-bulk", on_bulk, port, "hazard/v1/+/telemetry", user, nodelay=True
+        )
+    except OSError as exc:
+        print(f"naive-alarm: no broker on 127.0.0.1:{port}: {exc}", file=sys.stderr)
+        return 1
     try:
         return serve("naive-alarm", on_probe, port, topic, user, nodelay=True)
     finally:

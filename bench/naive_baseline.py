@@ -127,6 +127,38 @@ def set_nodelay(_client: mqtt.Client, _userdata: object, sock: object) -> None:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
+def subscriber(
+    name: str,
+    on_message: Callable[[mqtt.Client, object, mqtt.MQTTMessage], None],
+    port: int,
+    topic: str,
+    user: str | None,
+    *,
+    nodelay: bool = False,
+    subscribed: threading.Event | None = None,
+) -> mqtt.Client:
+    """A naive program's MQTT 5 session (clean, a client id of its own) subscribing to ``topic``
+    at QoS 1 once connected (``subscribed`` set when the broker granted it), its network thread
+    started; OSError when no broker answers."""
+    client = mqtt.Client(
+        CallbackAPIVersion.VERSION2,
+        client_id=f"{name}-{uuid.uuid4().hex[:8]}",
+        protocol=mqtt.MQTTv5,
+    )
+    client.on_message = on_message
+    client.on_connect = lambda c, *a: c.subscribe(topic, qos=1)
+    if subscribed is not None:
+        client.on_subscribe = lambda *a: subscribed.set()
+    if nodelay:
+        client.on_socket_open = set_nodelay
+        client.max_inflight_messages_set(1000)
+    if user:
+        client.username_pw_set(user, os.environ.get("NAIVE_MQTT_PASSWORD", ""))
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    return client
+
+
 def serve(
     name: str,
     on_message: Callable[[mqtt.Client, object, mqtt.MQTTMessage], None],
@@ -141,25 +173,13 @@ def serve(
     or SIGINT (0), or 1 (a line on stderr) when no broker answers or it is not subscribed
     within 10 s."""
     subscribed = threading.Event()
-    client = mqtt.Client(
-        CallbackAPIVersion.VERSION2,
-        client_id=f"{name}-{uuid.uuid4().hex[:8]}",
-        protocol=mqtt.MQTTv5,
-    )
-    client.on_message = on_message
-    client.on_subscribe = lambda *a: subscribed.set()
-    client.on_connect = lambda c, *a: c.subscribe(topic, qos=1)
-    if nodelay:
-        client.on_socket_open = set_nodelay
-        client.max_inflight_messages_set(1000)
-    if user:
-        client.username_pw_set(user, os.environ.get("NAIVE_MQTT_PASSWORD", ""))
     try:
-        client.connect("127.0.0.1", port)
+        client = subscriber(
+            name, on_message, port, topic, user, nodelay=nodelay, subscribed=subscribed
+        )
     except OSError as exc:
         print(f"{name}: no broker on 127.0.0.1:{port}: {exc}", file=sys.stderr)
         return 1
-    client.loop_start()
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *a: stop.set())
     signal.signal(signal.SIGINT, lambda *a: stop.set())
